@@ -1,0 +1,341 @@
+"""batchpay's one error hierarchy.
+
+Every error a user can meet is a :class:`BatchpayError`: it carries a one-line
+``message``, a ``hint`` saying what to do, the documented ``exit_code`` the CLI
+turns it into, and whether retrying the same operation is safe (``retryable``).
+
+::
+
+    BatchpayError
+    ├── ConfigError              bad or missing configuration, credentials, environment
+    ├── InputError               the file cannot be read as a payout file
+    ├── ValidationFailed         rows failed validation (carries every RowIssue)
+    ├── DuplicateFileError       the file (or a re-saved copy) was already run
+    ├── ControlTotalsMismatch    declared row count / totals disagree with the file
+    ├── PreflightError           e.g. the balance cannot cover the run
+    ├── RunLockedError           another batchpay process holds this run
+    ├── JournalError             the journal database is unusable
+    ├── TransportError           could not reach the API: outcome of a POST unknown (retryable)
+    └── ApiError                 the API answered with an error envelope
+        ├── InvalidRequestError          400
+        ├── AuthenticationError          401 (stops the run)
+        ├── PermissionDeniedError        403 (velocity_blocked, key_environment_mismatch, ...)
+        ├── NotFoundError                404
+        ├── ConflictError                409
+        │   ├── IdempotencyConflictError     409 idempotency_conflict (a data problem)
+        │   └── IdempotencyInFlightError     409 idempotency_in_flight (retryable)
+        ├── UnprocessableError           422 (business refusals; validation_error)
+        ├── RateLimitedError             429 (retryable, honours Retry-After)
+        └── ServerError                  5xx (retryable)
+
+"Could not reach the API" (:class:`TransportError`) is kept apart from "the API
+said no" (:class:`ApiError`): only the second tells us the request was refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the ``batchpay`` command, documented in the README."""
+
+    OK = 0
+    ROWS_FAILED = 1
+    USAGE = 2
+    INPUT_UNREADABLE = 3
+    VALIDATION_FAILED = 4
+    DUPLICATE_FILE = 5
+    CONFIG = 6
+    AUTHENTICATION = 7
+    LOCKED = 8
+    PREFLIGHT = 9
+    INCOMPLETE = 10
+    API_ERROR = 11
+    INTERNAL = 70
+
+
+class BatchpayError(Exception):
+    """Base of every error batchpay raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+    retryable: bool = False
+    default_hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(BatchpayError):
+    """Configuration, credentials or environment are missing or inconsistent."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class InputError(BatchpayError):
+    """The input file cannot be read as a payout file (encoding, format, limits)."""
+
+    exit_code = ExitCode.INPUT_UNREADABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        code: str = "unreadable",
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.row = row
+        self.column = column
+
+
+@dataclass(frozen=True, slots=True)
+class RowIssue:
+    """One problem with one cell or row of the input file.
+
+    ``row`` is the row number as the user sees it in Excel (header is row 1).
+    """
+
+    row: int
+    column: str | None
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+class ValidationFailed(BatchpayError):
+    """One or more rows failed validation; nothing was sent."""
+
+    exit_code = ExitCode.VALIDATION_FAILED
+    default_hint = (
+        "fix the listed cells and run again, or pass --skip-invalid to pay only the valid rows"
+    )
+
+    def __init__(self, issues: list[RowIssue], *, rows_checked: int = 0) -> None:
+        n_rows = len({i.row for i in issues})
+        super().__init__(
+            f"{len(issues)} problem(s) in {n_rows} row(s) of {rows_checked}; nothing was sent"
+        )
+        self.issues = issues
+        self.rows_checked = rows_checked
+
+
+class DuplicateFileError(BatchpayError):
+    """The file, or a re-saved copy of it, was already run."""
+
+    exit_code = ExitCode.DUPLICATE_FILE
+    default_hint = (
+        "nothing was sent; if you really mean to pay these rows again, "
+        "change their references in a new file"
+    )
+
+    def __init__(self, message: str, *, run_id: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.run_id = run_id
+
+
+class ControlTotalsMismatch(BatchpayError):
+    """Declared control totals (row count, totals per currency) disagree with the file."""
+
+    exit_code = ExitCode.VALIDATION_FAILED
+    default_hint = "check the file is complete and the declared totals are right; nothing was sent"
+
+
+class PreflightError(BatchpayError):
+    """A check before submission refused the run (e.g. insufficient balance)."""
+
+    exit_code = ExitCode.PREFLIGHT
+
+
+class RunLockedError(BatchpayError):
+    """Another batchpay process is working on the same run or file."""
+
+    exit_code = ExitCode.LOCKED
+    default_hint = "wait for the other process to finish, then run the same command again"
+
+
+class JournalError(BatchpayError):
+    """The journal database cannot be opened or is inconsistent."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class TransportError(BatchpayError):
+    """The API could not be reached, or the connection broke before an answer.
+
+    For a POST the outcome is unknown: the request may have been applied. It is
+    retried with the same idempotency key, never with a new one.
+    """
+
+    exit_code = ExitCode.API_ERROR
+    retryable = True
+    default_hint = "check the network and the API URL; batchpay retries with the same key"
+
+    def __init__(self, message: str, *, timeout: bool = False, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.timeout = timeout
+
+
+class ApiError(BatchpayError):
+    """The API answered with an error envelope."""
+
+    exit_code = ExitCode.API_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str,
+        request_id: str | None = None,
+        details: Any = None,
+        body: Any = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.details = details
+        self.body = body
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.status}): {self.message}"
+
+
+class InvalidRequestError(ApiError):
+    """400: the request could not be parsed or had unknown fields."""
+
+
+class AuthenticationError(ApiError):
+    """401: the credential was refused. The run stops; looping would not help."""
+
+    exit_code = ExitCode.AUTHENTICATION
+    default_hint = "check BATCHPAY_API_KEY (or BATCHPAY_API_KEY_FILE) and the API URL"
+
+
+class PermissionDeniedError(ApiError):
+    """403: authenticated but not permitted (velocity block, wrong environment, ...)."""
+
+
+class NotFoundError(ApiError):
+    """404: the resource does not exist under this merchant."""
+
+
+class ConflictError(ApiError):
+    """409: the resource's state disallows the request."""
+
+
+class IdempotencyConflictError(ConflictError):
+    """409 idempotency_conflict: the key was used before with a different body.
+
+    A data problem, never retried: batchpay fixes a row's body before its first send.
+    """
+
+    default_hint = (
+        "the provider holds this idempotency key with a different request body; "
+        "the row's data changed after it was first sent"
+    )
+
+
+class IdempotencyInFlightError(ConflictError):
+    """409 idempotency_in_flight: the first request with this key is still running."""
+
+    retryable = True
+
+
+class UnprocessableError(ApiError):
+    """422: syntactically valid but refused (validation, balance, business rule)."""
+
+
+class RateLimitedError(ApiError):
+    """429: the per-merchant rate limit was exceeded."""
+
+    retryable = True
+
+
+class ServerError(ApiError):
+    """5xx: the provider failed; safe to retry with the same idempotency key."""
+
+    retryable = True
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableError,
+    429: RateLimitedError,
+}
+
+_BY_CODE: dict[str, type[ApiError]] = {
+    "idempotency_conflict": IdempotencyConflictError,
+    "idempotency_in_flight": IdempotencyInFlightError,
+    "idempotency_unavailable": ServerError,
+    "rate_limit_exceeded": RateLimitedError,
+}
+
+
+def api_error_from_response(
+    status: int,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+) -> ApiError:
+    """Map an HTTP error answer (status, decoded body, headers) to the right ApiError."""
+    headers = headers or {}
+    code = f"http_{status}"
+    message = f"HTTP {status}"
+    details: Any = None
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            code = str(err.get("code") or code)
+            message = str(err.get("message") or message)
+            details = err.get("details")
+        elif isinstance(err, str):  # OAuth-style flat envelope
+            code = err
+            message = str(body.get("error_description") or message)
+    retry_after: float | None = None
+    raw_retry = _header(headers, "retry-after")
+    if raw_retry is not None:
+        try:
+            retry_after = max(0.0, float(raw_retry))
+        except ValueError:
+            retry_after = None
+    cls = _BY_CODE.get(code) or _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else ApiError
+    return cls(
+        message,
+        status=status,
+        code=code,
+        request_id=_header(headers, "x-request-id"),
+        details=details,
+        body=body,
+        retry_after=retry_after,
+    )
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None

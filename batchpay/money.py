@@ -1,0 +1,78 @@
+"""Money: decimal strings in, Decimal inside, decimal strings out. Never floats."""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+
+# ISO 4217 minor units for the currencies batchpay knows. Unknown codes are refused
+# by validation, so every amount is held at its currency's real scale.
+CURRENCY_SCALE: dict[str, int] = {
+    "AED": 2, "AUD": 2, "BGN": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0,
+    "CNY": 2, "COP": 2, "CZK": 2, "DKK": 2, "EGP": 2, "EUR": 2, "GBP": 2, "GHS": 2,
+    "HKD": 2, "HUF": 2, "IDR": 2, "ILS": 2, "INR": 2, "ISK": 0, "JOD": 3, "JPY": 0,
+    "KES": 2, "KRW": 0, "KWD": 3, "MAD": 2, "MXN": 2, "MYR": 2, "NGN": 2, "NOK": 2,
+    "NZD": 2, "OMR": 3, "PEN": 2, "PHP": 2, "PKR": 2, "PLN": 2, "QAR": 2, "RON": 2,
+    "SAR": 2, "SEK": 2, "SGD": 2, "THB": 2, "TND": 3, "TRY": 2, "TWD": 2, "UAH": 2,
+    "UGX": 0, "USD": 2, "VND": 0, "XAF": 0, "XOF": 0, "ZAR": 2,
+}  # fmt: skip
+
+# Up to 12 whole digits, as the API's Money pattern allows.
+MAX_WHOLE_DIGITS = 12
+_AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d+)?$")
+
+
+def currency_scale(currency: str) -> int:
+    """Number of minor-unit digits of ``currency`` (2 when unknown)."""
+    return CURRENCY_SCALE.get(currency.upper(), 2)
+
+
+def is_known_currency(currency: str) -> bool:
+    """Whether ``currency`` is an ISO 4217 code batchpay can pay in."""
+    return currency in CURRENCY_SCALE
+
+
+def parse_amount(text: str) -> Decimal:
+    """Parse a plain decimal string (``1234.50``) exactly; raise ValueError otherwise.
+
+    No thousands separators, no exponent, no sign: those are refused upstream with
+    a message; this function is the strict last step.
+    """
+    if not _AMOUNT_RE.match(text):
+        raise ValueError(f"not a plain decimal amount: {text!r}")
+    try:
+        return Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - regex already guards
+        raise ValueError(f"not a decimal amount: {text!r}") from exc
+
+
+def quantize(amount: Decimal, currency: str, *, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """Round ``amount`` to the currency's scale."""
+    return amount.quantize(Decimal(1).scaleb(-currency_scale(currency)), rounding=rounding)
+
+
+def quantize_up(amount: Decimal, currency: str) -> Decimal:
+    """Round half-up to the currency's scale (fees, debits)."""
+    return quantize(amount, currency, rounding=ROUND_HALF_UP)
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    """Render ``amount`` as the API's decimal string at the currency's scale."""
+    return f"{quantize(amount, currency):f}"
+
+
+def fits_scale(amount: Decimal, currency: str) -> bool:
+    """Whether ``amount`` has no more decimals than ``currency`` allows."""
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return -exponent <= currency_scale(currency) or amount == quantize(amount, currency)
+
+
+def mask_account(value: str | None) -> str:
+    """Mask an account number or IBAN, keeping only the last 4 characters."""
+    if not value:
+        return ""
+    compact = re.sub(r"\s+", "", value)
+    if len(compact) <= 4:
+        return "*" * len(compact)
+    return "****" + compact[-4:]

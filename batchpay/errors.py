@@ -185,9 +185,23 @@ class TransportError(BatchpayError):
     retryable = True
     default_hint = "check the network and the API URL; batchpay retries with the same key"
 
-    def __init__(self, message: str, *, timeout: bool = False, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        timeout: bool = False,
+        hint: str | None = None,
+        sent: bool | None = None,
+        request_id: str | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.timeout = timeout
+        # False only when the request provably never left (connection refused,
+        # connect timeout): then even a write without an idempotency key is safe
+        # to repeat. None/True: the server may have acted on it.
+        self.sent = sent
+        # The X-Request-ID batchpay sent, so even a lost answer can be traced.
+        self.request_id = request_id
 
 
 class ApiError(BatchpayError):

@@ -1,0 +1,227 @@
+"""Configuration: the only place batchpay reads the environment.
+
+Where the API key comes from (never the command line):
+
+1. ``BATCHPAY_API_KEY`` — the key itself;
+2. ``BATCHPAY_API_KEY_FILE`` — a file holding the key (Docker/Kubernetes secrets);
+3. an Airflow connection, passed in by the Airflow integration as a value.
+
+With no key and no URL configured, batchpay runs against the embedded sandbox,
+in-process, and says so loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from batchpay.errors import ConfigError
+
+PRODUCTION_URL = "https://api.antonpayments.com"
+SANDBOX_URL = "https://api.antonpayments.dev"
+EMBEDDED_SANDBOX_KEY = "ak_test_batchpay_sandbox"
+
+_KEY_RE = re.compile(r"^ak_(test|live)_[A-Za-z0-9_]{8,}$")
+
+
+class Mode(str, Enum):
+    """Which world a run talks to."""
+
+    EMBEDDED = "embedded-sandbox"
+    SANDBOX = "sandbox"
+    LIVE = "live"
+
+    @property
+    def moves_money(self) -> bool:
+        """Only live runs move real money."""
+        return self is Mode.LIVE
+
+
+class Secret:
+    """A credential whose repr never shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself; call only where it is sent (the Authorization header)."""
+        return self._value
+
+    @property
+    def kind(self) -> str:
+        """``test`` or ``live`` from the key's prefix, else ``unknown``."""
+        m = _KEY_RE.match(self._value)
+        return m.group(1) if m else "unknown"
+
+    def masked(self) -> str:
+        """Prefix and last four characters only."""
+        v = self._value
+        prefix = v[: v.index("_", 3) + 1] if v.startswith("ak_") and v.count("_") >= 2 else ""
+        return f"{prefix}…{v[-4:]}" if len(v) > 8 else "…"
+
+    def __repr__(self) -> str:
+        return f"Secret({self.masked()!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know about where it talks and where it writes."""
+
+    mode: Mode
+    api_url: str
+    api_key: Secret
+    home: Path
+    journal_path: Path
+    sandbox_state_path: Path | None = None
+    confirm_live: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def environment(self) -> str:
+        """Identity of the provider world, used to scope caches and idempotency keys."""
+        if self.mode is Mode.EMBEDDED:
+            return f"embedded:{self.sandbox_state_path}"
+        return f"{self.mode.value}:{self.api_url.rstrip('/')}"
+
+    def banner(self) -> str:
+        """One line saying loudly which world this run talks to."""
+        if self.mode is Mode.EMBEDDED:
+            return (
+                "SANDBOX (embedded, in-process): no money moves. Set BATCHPAY_API_KEY to go live."
+            )
+        if self.mode is Mode.SANDBOX:
+            return f"SANDBOX at {self.api_url}: no money moves."
+        return f"LIVE at {self.api_url}: REAL MONEY WILL MOVE."
+
+
+def _is_local(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def classify_url(url: str) -> Mode:
+    """Whether ``url`` is a sandbox or the production API; refuse anything else."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(
+            f"API URL {url!r} is not an http(s) URL",
+            hint=f"use {SANDBOX_URL}, {PRODUCTION_URL} or a local sandbox such as "
+            "http://127.0.0.1:8080",
+        )
+    base = f"{parts.scheme}://{parts.hostname}"
+    if base == PRODUCTION_URL:
+        return Mode.LIVE
+    if base == SANDBOX_URL or _is_local(url):
+        return Mode.SANDBOX
+    raise ConfigError(
+        f"API URL {url!r} is neither the Anton sandbox nor production",
+        hint=f"use {SANDBOX_URL} (sandbox), {PRODUCTION_URL} (live) or a local sandbox",
+    )
+
+
+def read_api_key(env: Mapping[str, str]) -> Secret | None:
+    """The API key from ``BATCHPAY_API_KEY`` or ``BATCHPAY_API_KEY_FILE``, if configured."""
+    direct = env.get("BATCHPAY_API_KEY", "").strip()
+    path = env.get("BATCHPAY_API_KEY_FILE", "").strip()
+    if direct and path:
+        raise ConfigError(
+            "both BATCHPAY_API_KEY and BATCHPAY_API_KEY_FILE are set",
+            hint="set only one of them",
+        )
+    if path:
+        try:
+            direct = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the API key file named by BATCHPAY_API_KEY_FILE ({exc.strerror})",
+                hint="check the path and its permissions",
+            ) from None
+        if not direct:
+            raise ConfigError("the API key file is empty", hint="put the key in the file")
+    return Secret(direct) if direct else None
+
+
+def resolve_settings(
+    *,
+    api_url: str | None = None,
+    api_key: Secret | None = None,
+    home: Path | None = None,
+    journal_path: Path | None = None,
+    confirm_live: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Combine explicit options with the environment and check they make sense together.
+
+    Test keys only against sandbox URLs, live keys only against production: anything
+    else is refused here, before any request is sent.
+    """
+    env = os.environ if env is None else env
+    home = home or Path(env.get("BATCHPAY_HOME") or ".batchpay")
+    journal_path = journal_path or Path(env.get("BATCHPAY_JOURNAL") or home / "journal.db")
+    api_url = api_url or env.get("BATCHPAY_API_URL") or None
+    if api_key is None:
+        api_key = read_api_key(env)
+    confirm_live = confirm_live or env.get("BATCHPAY_CONFIRM_LIVE", "").lower() in {
+        "1",
+        "true",
+        "yes",
+    }
+
+    if api_key is None and api_url is None:
+        state = home / "sandbox-state.db"
+        return Settings(
+            mode=Mode.EMBEDDED,
+            api_url="http://sandbox.embedded",
+            api_key=Secret(EMBEDDED_SANDBOX_KEY),
+            home=home,
+            journal_path=journal_path,
+            sandbox_state_path=state.resolve(),
+            confirm_live=False,
+        )
+    if api_key is None:
+        raise ConfigError(
+            f"an API URL is configured ({api_url}) but no API key",
+            hint="set BATCHPAY_API_KEY or BATCHPAY_API_KEY_FILE",
+        )
+    kind = api_key.kind
+    if kind == "unknown":
+        raise ConfigError(
+            "the API key is not an Anton key (expected ak_test_… or ak_live_…)",
+            hint="copy the key again from the Anton dashboard",
+        )
+    if api_url is None:
+        api_url = PRODUCTION_URL if kind == "live" else SANDBOX_URL
+    mode = classify_url(api_url)
+    if mode is Mode.LIVE and kind == "test":
+        raise ConfigError(
+            "a test key (ak_test_…) cannot be used against the production API",
+            hint=f"use a live key for {PRODUCTION_URL}, or point BATCHPAY_API_URL at the sandbox",
+        )
+    if mode is Mode.SANDBOX and kind == "live":
+        raise ConfigError(
+            "a live key (ak_live_…) cannot be used against a sandbox URL",
+            hint="use an ak_test_ key for the sandbox; keep live keys for production",
+        )
+    return Settings(
+        mode=mode,
+        api_url=api_url.rstrip("/"),
+        api_key=api_key,
+        home=home,
+        journal_path=journal_path,
+        confirm_live=confirm_live,
+    )

@@ -1,0 +1,915 @@
+"""The journal: batchpay's durable memory, in SQLite.
+
+It records every file, run, row, beneficiary, instrument, payout intent and API
+call. The exactly-once promise rests on two rules kept here:
+
+* a payout's idempotency key and exact request body are committed (state
+  ``sending``) *before* the request leaves, and never change afterwards;
+* one row of business identity (``row_key``) has at most one live payout
+  intent per environment — the UNIQUE index on ``(environment, row_key,
+  attempt)`` and the checks in :meth:`Journal.begin_payout` make a second
+  submission impossible, across files, runs and processes.
+
+Writes go through ``BEGIN IMMEDIATE`` transactions, so several processes can
+share one journal file safely (WAL mode, busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from batchpay.errors import JournalError, RunLockedError
+
+# Migrations are named, recorded and applied in order inside one transaction each.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            environment TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            format TEXT NOT NULL,
+            row_count INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX files_sha256 ON files(environment, sha256);
+        CREATE INDEX files_fingerprint ON files(environment, fingerprint);
+
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files(id),
+            environment TEXT NOT NULL,
+            api_url TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            status TEXT NOT NULL,
+            parent_run_id TEXT REFERENCES runs(id),
+            options TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            lock_owner TEXT,
+            lock_expires_at REAL
+        );
+        CREATE INDEX runs_file ON runs(file_id);
+
+        CREATE TABLE rows (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            row_number INTEGER NOT NULL,
+            reference TEXT NOT NULL,
+            beneficiary_ref TEXT NOT NULL,
+            beneficiary_name TEXT NOT NULL DEFAULT '',
+            row_key TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            amount TEXT,
+            currency TEXT,
+            source_currency TEXT,
+            payment_method TEXT,
+            masked_account TEXT,
+            state TEXT NOT NULL,
+            duplicate_of INTEGER,
+            related_run TEXT,
+            beneficiary_id TEXT,
+            instrument_id TEXT,
+            idempotency_key TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            request_id TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, row_number)
+        );
+        CREATE INDEX rows_key ON rows(row_key);
+
+        CREATE TABLE payouts (
+            idempotency_key TEXT PRIMARY KEY,
+            environment TEXT NOT NULL,
+            row_key TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            row_number INTEGER NOT NULL,
+            reference TEXT NOT NULL,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL,
+            first_sent_at TEXT,
+            last_sent_at TEXT,
+            send_count INTEGER NOT NULL DEFAULT 0,
+            payout_id TEXT,
+            status TEXT,
+            status_at TEXT,
+            source_amount TEXT,
+            source_currency TEXT,
+            dest_amount TEXT,
+            dest_currency TEXT,
+            fee TEXT,
+            fee_currency TEXT,
+            exchange_rate TEXT,
+            total_debited TEXT,
+            total_debited_currency TEXT,
+            failure_reason TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            request_id TEXT,
+            settled_by TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX payouts_row_attempt ON payouts(environment, row_key, attempt);
+        CREATE INDEX payouts_payout_id ON payouts(payout_id);
+        CREATE INDEX payouts_run ON payouts(run_id);
+
+        CREATE TABLE beneficiaries (
+            environment TEXT NOT NULL,
+            external_ref TEXT NOT NULL,
+            pii_fingerprint TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            beneficiary_id TEXT,
+            display_name TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (environment, external_ref)
+        );
+
+        CREATE TABLE instruments (
+            environment TEXT NOT NULL,
+            beneficiary_id TEXT NOT NULL,
+            credential_fingerprint TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            instrument_id TEXT,
+            method TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            masked_account TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (environment, beneficiary_id, credential_fingerprint)
+        );
+
+        CREATE TABLE api_calls (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT,
+            started_at TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status INTEGER,
+            error_code TEXT,
+            request_id TEXT,
+            idempotency_key TEXT,
+            attempt INTEGER NOT NULL,
+            duration_ms REAL NOT NULL
+        );
+        CREATE INDEX api_calls_run ON api_calls(run_id);
+
+        CREATE TABLE payout_events (
+            id INTEGER PRIMARY KEY,
+            payout_id TEXT NOT NULL,
+            event_id TEXT UNIQUE,
+            status TEXT NOT NULL,
+            source TEXT NOT NULL,
+            occurred_at TEXT,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX payout_events_payout ON payout_events(payout_id);
+        """,
+    ),
+]
+
+TERMINAL_STATUSES = frozenset(
+    {"completed", "failed", "returned", "screening_failed", "velocity_blocked", "cancelled"}
+)
+# A later status never overwrites one of higher rank (out-of-order webhooks, stale polls).
+_STATUS_RANK: dict[str, int] = {
+    "created": 0,
+    "pending_screening": 1,
+    "pending_engine_review": 2,
+    "manual_review": 2,
+    "pending_approval": 3,
+    "approved": 4,
+    "processing": 5,
+    "sent": 6,
+    "completed": 7,
+    "failed": 7,
+    "screening_failed": 7,
+    "velocity_blocked": 7,
+    "cancelled": 7,
+    "returned": 8,  # sent -> completed/returned; a return can follow a completion report
+}
+
+# Payout intent states in the journal.
+SENDING = "sending"  # intent committed; the request may or may not have left
+CREATED = "created"  # the provider answered with the payout
+REJECTED = "rejected"  # the provider definitively refused; no payout exists
+UNKNOWN = "unknown"  # retries exhausted; outcome unknown until settled
+
+
+def utcnow() -> datetime:
+    """Current time, aware, UTC."""
+    return datetime.now(UTC)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse a journal timestamp back into an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class LockOwner:
+    """Who holds a run: host, process and a random token."""
+
+    host: str
+    pid: int
+    token: str
+
+    @classmethod
+    def current(cls) -> LockOwner:
+        """An owner identity for this process."""
+        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12])
+
+    def encode(self) -> str:
+        """Serialised form stored in the runs table."""
+        return f"{self.host}|{self.pid}|{self.token}"
+
+    @classmethod
+    def decode(cls, text: str) -> LockOwner:
+        """Inverse of :meth:`encode`."""
+        host, pid, token = text.split("|", 2)
+        return cls(host, int(pid), token)
+
+    def is_dead(self) -> bool:
+        """True when the owner is a process on this host that no longer exists."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+class Journal:
+    """A connection to the journal database. Not shared between threads."""
+
+    def __init__(self, path: Path | str, *, clock: Any = utcnow) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(
+                f"cannot open the journal at {path}: {exc}",
+                hint="check the path (BATCHPAY_JOURNAL) points at a batchpay journal you can write",
+            ) from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> str:
+        """The journal's clock as an ISO timestamp."""
+        return _iso(self.clock())
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the database write lock up front."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        applied = {r[0] for r in self.db.execute("SELECT name FROM migrations")}
+        for name, sql in MIGRATIONS:
+            if name in applied:
+                continue
+            with self.transaction() as db:
+                if db.execute("SELECT 1 FROM migrations WHERE name=?", (name,)).fetchone():
+                    continue  # another process applied it meanwhile
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, self.now()))
+
+    def applied_migrations(self) -> list[str]:
+        """Names of the migrations applied to this journal, in order."""
+        return [r[0] for r in self.db.execute("SELECT name FROM migrations ORDER BY name")]
+
+    # -- files and runs ---------------------------------------------------------------------
+
+    def find_runs_for_file(
+        self, environment: str, *, sha256: str, fingerprint: str
+    ) -> list[sqlite3.Row]:
+        """Earlier runs of the same bytes or the same content in this environment, oldest first."""
+        return list(
+            self.db.execute(
+                """
+                SELECT runs.*, files.sha256, files.fingerprint, files.name AS file_name
+                FROM runs JOIN files ON files.id = runs.file_id
+                WHERE runs.environment = ? AND (files.sha256 = ? OR files.fingerprint = ?)
+                  AND runs.parent_run_id IS NULL
+                ORDER BY runs.created_at
+                """,
+                (environment, sha256, fingerprint),
+            )
+        )
+
+    def create_run(
+        self,
+        *,
+        environment: str,
+        api_url: str,
+        mode: str,
+        file: Mapping[str, Any],
+        rows: Sequence[Mapping[str, Any]],
+        options: Mapping[str, Any],
+        parent_run_id: str | None = None,
+        owner: LockOwner | None = None,
+        lock_ttl: float = 60.0,
+    ) -> str:
+        """Record a file, a new run and all its rows in one transaction; return the run id."""
+        now = self.now()
+        run_id = "run_" + self.clock().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
+        with self.transaction() as db:
+            cur = db.execute(
+                """INSERT INTO files (environment, sha256, fingerprint, name, size, format,
+                   row_count, created_at) VALUES (?,?,?,?,?,?,?,?)""",
+                (
+                    environment,
+                    file["sha256"],
+                    file["fingerprint"],
+                    file["name"],
+                    file["size"],
+                    file["format"],
+                    file["row_count"],
+                    now,
+                ),
+            )
+            file_id = cur.lastrowid
+            db.execute(
+                """INSERT INTO runs (id, file_id, environment, api_url, mode, status,
+                   parent_run_id, options, created_at, updated_at, lock_owner, lock_expires_at)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    run_id,
+                    file_id,
+                    environment,
+                    api_url,
+                    mode,
+                    "open",
+                    parent_run_id,
+                    json.dumps(dict(options), sort_keys=True),
+                    now,
+                    now,
+                    owner.encode() if owner else None,
+                    time.time() + lock_ttl if owner else None,
+                ),
+            )
+            db.executemany(
+                """INSERT INTO rows (run_id, row_number, reference, beneficiary_ref,
+                   beneficiary_name, row_key, content_hash, amount, currency, source_currency,
+                   payment_method, masked_account, state, duplicate_of, related_run,
+                   error_code, error_message, updated_at)
+                   VALUES (:run_id, :row_number, :reference, :beneficiary_ref,
+                   :beneficiary_name, :row_key, :content_hash, :amount, :currency,
+                   :source_currency, :payment_method, :masked_account, :state, :duplicate_of,
+                   :related_run, :error_code, :error_message, :updated_at)""",
+                [
+                    {
+                        "duplicate_of": None,
+                        "related_run": None,
+                        "error_code": None,
+                        "error_message": None,
+                        "beneficiary_name": "",
+                        **dict(r),
+                        "run_id": run_id,
+                        "updated_at": now,
+                    }
+                    for r in rows
+                ],
+            )
+        return run_id
+
+    def get_run(self, run_id: str) -> sqlite3.Row | None:
+        """One run joined with its file, or None."""
+        row: sqlite3.Row | None = self.db.execute(
+            """SELECT runs.*, files.sha256, files.fingerprint, files.name AS file_name,
+                      files.row_count, files.format, files.size
+               FROM runs JOIN files ON files.id = runs.file_id WHERE runs.id = ?""",
+            (run_id,),
+        ).fetchone()
+        return row
+
+    def list_runs(self, limit: int = 50) -> list[sqlite3.Row]:
+        """Most recent runs first."""
+        return list(
+            self.db.execute(
+                """SELECT runs.*, files.name AS file_name, files.row_count
+                   FROM runs JOIN files ON files.id = runs.file_id
+                   ORDER BY runs.created_at DESC LIMIT ?""",
+                (limit,),
+            )
+        )
+
+    def latest_run_id(self) -> str | None:
+        """The most recently created run, if any."""
+        row = self.db.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else None
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        """Move a run to ``status`` (open, submitted, finished)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET status=?, updated_at=? WHERE id=?", (status, self.now(), run_id)
+            )
+
+    # -- locking ----------------------------------------------------------------------------
+
+    def acquire_run_lock(self, run_id: str, owner: LockOwner, *, ttl: float = 60.0) -> None:
+        """Take the run's lock, or raise RunLockedError naming the holder.
+
+        A lock whose holder process is gone (SIGKILL, power loss on this host) or whose
+        lease expired is taken over.
+        """
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT lock_owner, lock_expires_at FROM runs WHERE id=?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise JournalError(f"no run {run_id} in the journal")
+            holder, expires = row["lock_owner"], row["lock_expires_at"]
+            if holder and holder != owner.encode():
+                other = LockOwner.decode(holder)
+                if not other.is_dead() and (expires or 0) > time.time():
+                    raise RunLockedError(
+                        f"run {run_id} is being worked on by another batchpay process "
+                        f"(pid {other.pid} on {other.host})"
+                    )
+            db.execute(
+                "UPDATE runs SET lock_owner=?, lock_expires_at=? WHERE id=?",
+                (owner.encode(), time.time() + ttl, run_id),
+            )
+
+    def renew_run_lock(self, run_id: str, owner: LockOwner, *, ttl: float = 60.0) -> None:
+        """Extend our lease on the run."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET lock_expires_at=? WHERE id=? AND lock_owner=?",
+                (time.time() + ttl, run_id, owner.encode()),
+            )
+
+    def release_run_lock(self, run_id: str, owner: LockOwner) -> None:
+        """Give the run's lock back."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET lock_owner=NULL, lock_expires_at=NULL WHERE id=? AND lock_owner=?",
+                (run_id, owner.encode()),
+            )
+
+    # -- rows -------------------------------------------------------------------------------
+
+    def rows(self, run_id: str) -> list[sqlite3.Row]:
+        """All rows of a run with their payout intent (if any), in file order."""
+        return list(
+            self.db.execute(
+                """SELECT rows.*, p.state AS payout_state, p.payout_id, p.status AS payout_status,
+                          p.first_sent_at, p.send_count, p.source_amount, p.source_currency AS
+                          p_source_currency, p.dest_amount, p.dest_currency, p.fee,
+                          p.fee_currency, p.exchange_rate, p.total_debited,
+                          p.total_debited_currency, p.failure_reason, p.attempt,
+                          p.error_code AS p_error_code, p.error_message AS p_error_message,
+                          p.request_id AS p_request_id, p.settled_by, p.body AS payout_body
+                   FROM rows LEFT JOIN payouts p ON p.idempotency_key = rows.idempotency_key
+                   WHERE rows.run_id = ? ORDER BY rows.row_number""",
+                (run_id,),
+            )
+        )
+
+    def update_row(self, run_id: str, row_number: int, **fields: Any) -> None:
+        """Set columns of one row."""
+        if not fields:
+            return
+        fields["updated_at"] = self.now()
+        assignments = ", ".join(f"{k}=?" for k in fields)
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE rows SET {assignments} WHERE run_id=? AND row_number=?",
+                (*fields.values(), run_id, row_number),
+            )
+
+    def row_history(self, environment: str, row_key: str) -> list[sqlite3.Row]:
+        """Every payout intent ever made for this business identity, oldest attempt first."""
+        return list(
+            self.db.execute(
+                "SELECT * FROM payouts WHERE environment=? AND row_key=? ORDER BY attempt",
+                (environment, row_key),
+            )
+        )
+
+    # -- payout intents ---------------------------------------------------------------------
+
+    def begin_payout(
+        self,
+        *,
+        environment: str,
+        run_id: str,
+        row_number: int,
+        row_key: str,
+        reference: str,
+        attempt: int,
+        idempotency_key: str,
+        body: str,
+    ) -> sqlite3.Row:
+        """Commit the intent to send (state ``sending``) before any request leaves.
+
+        Returns the stored intent. If an intent with this key already exists, it is
+        returned unchanged: its body, not the new one, is what will be sent.
+        Raises JournalError if another *live* intent exists for the same row_key
+        (the caller checked, but another process may have raced us).
+        """
+        now = self.now()
+        with self.transaction() as db:
+            existing = db.execute(
+                "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
+            ).fetchone()
+            if existing is None:
+                live = db.execute(
+                    """SELECT run_id, row_number FROM payouts WHERE environment=? AND row_key=?
+                       AND state != ?""",
+                    (environment, row_key, REJECTED),
+                ).fetchone()
+                if live is not None:
+                    raise JournalError(
+                        f"row already has a live payout in run {live['run_id']} "
+                        f"(row {live['row_number']})"
+                    )
+                db.execute(
+                    """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
+                       run_id, row_number, reference, body, state, created_at, updated_at)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                    (
+                        idempotency_key,
+                        environment,
+                        row_key,
+                        attempt,
+                        run_id,
+                        row_number,
+                        reference,
+                        body,
+                        SENDING,
+                        now,
+                        now,
+                    ),
+                )
+            db.execute(
+                """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
+                   WHERE run_id=? AND row_number=?""",
+                (idempotency_key, now, run_id, row_number),
+            )
+            row: sqlite3.Row = db.execute(
+                "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
+            ).fetchone()
+        return row
+
+    def mark_sent_attempt(self, idempotency_key: str) -> None:
+        """Record that a request with this key is about to leave (first and every resend)."""
+        now = self.now()
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET first_sent_at=COALESCE(first_sent_at, ?), last_sent_at=?,
+                   send_count=send_count+1, updated_at=? WHERE idempotency_key=?""",
+                (now, now, now, idempotency_key),
+            )
+
+    def record_payout_created(
+        self,
+        idempotency_key: str,
+        payout: Mapping[str, Any],
+        *,
+        request_id: str | None,
+        settled_by: str,
+    ) -> None:
+        """The provider holds a payout for this intent: store its id, amounts and status."""
+        now = self.now()
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET state=?, payout_id=?, source_amount=?, source_currency=?,
+                   dest_amount=?, dest_currency=?, fee=?, fee_currency=?, exchange_rate=?,
+                   total_debited=?, total_debited_currency=?, request_id=COALESCE(?, request_id),
+                   settled_by=?, error_code=NULL, error_message=NULL, updated_at=?
+                   WHERE idempotency_key=?""",
+                (
+                    CREATED,
+                    payout.get("id"),
+                    payout.get("source_amount"),
+                    payout.get("source_currency"),
+                    payout.get("dest_amount"),
+                    payout.get("dest_currency"),
+                    payout.get("fee"),
+                    payout.get("fee_currency"),
+                    payout.get("exchange_rate"),
+                    payout.get("total_debited"),
+                    payout.get("total_debited_currency"),
+                    request_id,
+                    settled_by,
+                    now,
+                    idempotency_key,
+                ),
+            )
+        status = payout.get("status")
+        if isinstance(status, str) and payout.get("id"):
+            self.record_status(
+                str(payout["id"]),
+                status,
+                source=settled_by,
+                reason=_reason(payout),
+            )
+
+    def record_payout_rejected(
+        self, idempotency_key: str, *, code: str, message: str, request_id: str | None
+    ) -> None:
+        """The provider definitively refused the payout; nothing was created."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET state=?, error_code=?, error_message=?, request_id=?,
+                   updated_at=? WHERE idempotency_key=?""",
+                (REJECTED, code, message, request_id, self.now(), idempotency_key),
+            )
+
+    def record_payout_unknown(
+        self, idempotency_key: str, *, code: str, message: str, request_id: str | None
+    ) -> None:
+        """Retries ran out without an answer: the outcome is unknown until settled."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET state=?, error_code=?, error_message=?,
+                   request_id=COALESCE(?, request_id), updated_at=?
+                   WHERE idempotency_key=? AND state != ?""",
+                (UNKNOWN, code, message, request_id, self.now(), idempotency_key, CREATED),
+            )
+
+    def record_status(
+        self,
+        payout_id: str,
+        status: str,
+        *,
+        source: str,
+        event_id: str | None = None,
+        occurred_at: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Record an observed payout status; return False for a duplicate event.
+
+        The stored status only moves forward: a late ``sent`` never overwrites
+        ``completed``.
+        """
+        now = self.now()
+        with self.transaction() as db:
+            try:
+                db.execute(
+                    """INSERT INTO payout_events (payout_id, event_id, status, source,
+                       occurred_at, received_at) VALUES (?,?,?,?,?,?)""",
+                    (payout_id, event_id, status, source, occurred_at, now),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            row = db.execute(
+                "SELECT status FROM payouts WHERE payout_id=?", (payout_id,)
+            ).fetchone()
+            if row is not None:
+                current = row["status"]
+                if current is None or _STATUS_RANK.get(status, -1) > _STATUS_RANK.get(current, -1):
+                    db.execute(
+                        """UPDATE payouts SET status=?, status_at=?, updated_at=?,
+                           failure_reason=COALESCE(?, failure_reason) WHERE payout_id=?""",
+                        (status, occurred_at or now, now, reason, payout_id),
+                    )
+        return True
+
+    def open_payouts(self, run_id: str | None = None) -> list[sqlite3.Row]:
+        """Intents whose outcome is not final: sending, unknown, or created but not terminal."""
+        sql = """SELECT * FROM payouts WHERE (state IN (?, ?) OR (state = ? AND
+                 (status IS NULL OR status NOT IN ({}))))""".format(
+            ",".join("?" * len(TERMINAL_STATUSES))
+        )
+        args: list[Any] = [SENDING, UNKNOWN, CREATED, *sorted(TERMINAL_STATUSES)]
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        return list(self.db.execute(sql + " ORDER BY run_id, row_number", args))
+
+    # -- beneficiaries and instruments ------------------------------------------------------
+
+    def get_beneficiary(self, environment: str, external_ref: str) -> sqlite3.Row | None:
+        """The cached beneficiary for ``external_ref`` in this environment."""
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM beneficiaries WHERE environment=? AND external_ref=?",
+            (environment, external_ref),
+        ).fetchone()
+        return row
+
+    def begin_beneficiary(
+        self, environment: str, external_ref: str, pii_fingerprint: str, idempotency_key: str
+    ) -> sqlite3.Row:
+        """Commit the intent to create a beneficiary (or return the existing record)."""
+        now = self.now()
+        with self.transaction() as db:
+            db.execute(
+                """INSERT OR IGNORE INTO beneficiaries (environment, external_ref,
+                   pii_fingerprint, idempotency_key, state, created_at, updated_at)
+                   VALUES (?,?,?,?,?,?,?)""",
+                (environment, external_ref, pii_fingerprint, idempotency_key, SENDING, now, now),
+            )
+            row: sqlite3.Row = db.execute(
+                "SELECT * FROM beneficiaries WHERE environment=? AND external_ref=?",
+                (environment, external_ref),
+            ).fetchone()
+        return row
+
+    def record_beneficiary(
+        self, environment: str, external_ref: str, beneficiary_id: str, display_name: str
+    ) -> None:
+        """The provider holds this beneficiary."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE beneficiaries SET beneficiary_id=?, display_name=?, state=?,
+                   updated_at=? WHERE environment=? AND external_ref=?""",
+                (beneficiary_id, display_name, CREATED, self.now(), environment, external_ref),
+            )
+
+    def forget_beneficiary(self, environment: str, external_ref: str) -> None:
+        """Drop an unfinished beneficiary intent the provider definitively refused."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM beneficiaries WHERE environment=? AND external_ref=? AND state!=?",
+                (environment, external_ref, CREATED),
+            )
+
+    def get_instrument(
+        self, environment: str, beneficiary_id: str, credential_fingerprint: str
+    ) -> sqlite3.Row | None:
+        """The cached instrument for these credentials under this beneficiary."""
+        row: sqlite3.Row | None = self.db.execute(
+            """SELECT * FROM instruments WHERE environment=? AND beneficiary_id=?
+               AND credential_fingerprint=?""",
+            (environment, beneficiary_id, credential_fingerprint),
+        ).fetchone()
+        return row
+
+    def instruments_of(self, environment: str, beneficiary_id: str) -> list[sqlite3.Row]:
+        """Every instrument batchpay created or found for this beneficiary."""
+        return list(
+            self.db.execute(
+                "SELECT * FROM instruments WHERE environment=? AND beneficiary_id=? AND state=?",
+                (environment, beneficiary_id, CREATED),
+            )
+        )
+
+    def begin_instrument(
+        self,
+        environment: str,
+        beneficiary_id: str,
+        credential_fingerprint: str,
+        idempotency_key: str,
+        *,
+        method: str,
+        currency: str,
+        masked_account: str,
+    ) -> sqlite3.Row:
+        """Commit the intent to create an instrument (or return the existing record)."""
+        now = self.now()
+        with self.transaction() as db:
+            db.execute(
+                """INSERT OR IGNORE INTO instruments (environment, beneficiary_id,
+                   credential_fingerprint, idempotency_key, method, currency, masked_account,
+                   state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    environment,
+                    beneficiary_id,
+                    credential_fingerprint,
+                    idempotency_key,
+                    method,
+                    currency,
+                    masked_account,
+                    SENDING,
+                    now,
+                    now,
+                ),
+            )
+            row: sqlite3.Row = db.execute(
+                """SELECT * FROM instruments WHERE environment=? AND beneficiary_id=?
+                   AND credential_fingerprint=?""",
+                (environment, beneficiary_id, credential_fingerprint),
+            ).fetchone()
+        return row
+
+    def record_instrument(
+        self, environment: str, beneficiary_id: str, credential_fingerprint: str, instrument_id: str
+    ) -> None:
+        """The provider holds this instrument."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE instruments SET instrument_id=?, state=?, updated_at=?
+                   WHERE environment=? AND beneficiary_id=? AND credential_fingerprint=?""",
+                (
+                    instrument_id,
+                    CREATED,
+                    self.now(),
+                    environment,
+                    beneficiary_id,
+                    credential_fingerprint,
+                ),
+            )
+
+    def forget_instrument(
+        self, environment: str, beneficiary_id: str, credential_fingerprint: str
+    ) -> None:
+        """Drop an unfinished instrument intent the provider definitively refused."""
+        with self.transaction() as db:
+            db.execute(
+                """DELETE FROM instruments WHERE environment=? AND beneficiary_id=?
+                   AND credential_fingerprint=? AND state!=?""",
+                (environment, beneficiary_id, credential_fingerprint, CREATED),
+            )
+
+    # -- API calls --------------------------------------------------------------------------
+
+    def record_call(self, run_id: str | None, call: Mapping[str, Any]) -> None:
+        """Store one HTTP exchange (no bodies, no secrets)."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO api_calls (run_id, started_at, method, path, status, error_code,
+                   request_id, idempotency_key, attempt, duration_ms)
+                   VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    run_id,
+                    call["started_at"],
+                    call["method"],
+                    call["path"],
+                    call.get("status"),
+                    call.get("error_code"),
+                    call.get("request_id"),
+                    call.get("idempotency_key"),
+                    call.get("attempt", 1),
+                    call.get("duration_ms", 0.0),
+                ),
+            )
+
+    def calls(self, run_id: str) -> list[sqlite3.Row]:
+        """API calls made by a run, in order."""
+        return list(
+            self.db.execute("SELECT * FROM api_calls WHERE run_id=? ORDER BY id", (run_id,))
+        )
+
+
+def _reason(payout: Mapping[str, Any]) -> str | None:
+    for key in ("cancelled_reason", "reason", "failure_reason"):
+        value = payout.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def dumps_body(body: Mapping[str, Any]) -> str:
+    """The canonical serialisation of a request body: what is stored is what is sent."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,264 @@
+"""Submit: one ``POST /v1/payouts`` per row, exactly once.
+
+Each row's payout moves through states committed in the journal::
+
+    planned ──► sending ──► created ──► (tracked to a terminal status)
+                   │   └──► rejected   (the API definitively said no; nothing exists)
+                   └──────► unknown    (no answer after retries; settled later)
+
+The idempotency key and the exact body are committed in ``sending`` *before* the
+request leaves and never change. An intent left in ``sending`` or ``unknown`` (crash,
+timeout, lost response) is settled by:
+
+* re-sending the same key and body while the provider still remembers the key
+  (its window is 24 hours; batchpay uses :data:`KEY_WINDOW`, an hour less, so a
+  resend never races the expiry), or
+* after that, looking the payout up (``GET /v1/payouts?reference=…``, matched on
+  the idempotency key batchpay writes into the payout's metadata) before anything
+  is sent. Only a lookup that proves no payout exists lets the request go again.
+
+A new key is never minted for an unknown outcome; a timeout is never a failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from batchpay import dedupe
+from batchpay.errors import (
+    ApiError,
+    AuthenticationError,
+    BatchpayError,
+    IdempotencyConflictError,
+    TransportError,
+)
+from batchpay.journal import CREATED, REJECTED, SENDING, UNKNOWN, Journal, dumps_body, parse_ts
+
+KEY_WINDOW = timedelta(hours=23)
+METADATA_KEY = "batchpay_key"
+
+# Instrument credential format -> payout rail family.
+_RAIL_BY_METHOD = {"us_bank": "ach", "uk_bank": "faster_payment"}
+
+
+class SubmitClient(Protocol):
+    """The part of the API client submission needs."""
+
+    async def create_payout(self, body: Mapping[str, Any], idempotency_key: str) -> Any: ...
+
+    def iter_payouts(self, **filters: Any) -> Any: ...
+
+
+def payout_method(payment_method: str, currency: str) -> str:
+    """The payout rail for an instrument format and destination currency."""
+    if payment_method == "iban":
+        return "sepa" if currency == "EUR" else "swift"
+    return _RAIL_BY_METHOD.get(payment_method, "bank_transfer")
+
+
+def payout_body(
+    row: Mapping[str, str],
+    *,
+    beneficiary_id: str,
+    instrument_id: str,
+    idempotency_key: str,
+    default_purpose: str = "contractor_payment",
+) -> dict[str, Any]:
+    """The POST /v1/payouts body for a row: fixed once, sent identically on every retry.
+
+    ``amount``/``currency`` are what the beneficiary receives (``fixed_dest``). For a
+    cross-currency row the provider recomputes ``source_amount`` from its rate; batchpay
+    sends the destination amount there as the required placeholder.
+    """
+    currency = row["currency"]
+    source_currency = row.get("source_currency") or currency
+    metadata = {METADATA_KEY: idempotency_key}
+    if row.get("description"):
+        metadata["description"] = row["description"]
+    return {
+        "beneficiary_id": beneficiary_id,
+        "instrument_id": instrument_id,
+        "source_amount": row["amount"],
+        "source_currency": source_currency,
+        "dest_amount": row["amount"],
+        "dest_currency": currency,
+        "method": payout_method(row["payment_method"], currency),
+        "rail_type": "fiat",
+        "fixed_side": "fixed_dest",
+        "fee_bearer": "merchant",
+        "purpose": row.get("purpose") or default_purpose,
+        "reference": row["reference"],
+        "metadata": metadata,
+    }
+
+
+def _data(result: Any) -> dict[str, Any]:
+    data = getattr(result, "data", result)
+    return dict(data) if isinstance(data, Mapping) else {}
+
+
+class Submitter:
+    """Sends payout intents and settles those whose outcome is unknown."""
+
+    def __init__(
+        self,
+        client: SubmitClient,
+        journal: Journal,
+        environment: str,
+        *,
+        clock: Callable[[], datetime],
+        key_window: timedelta = KEY_WINDOW,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.environment = environment
+        self.clock = clock
+        self.key_window = key_window
+
+    def next_attempt(self, row_key: str) -> int:
+        """Attempt number for a new intent: one past the last definitively refused one."""
+        history = self.journal.row_history(self.environment, row_key)
+        return max((int(h["attempt"]) for h in history), default=0) + 1
+
+    async def submit(
+        self,
+        *,
+        run_id: str,
+        row: Mapping[str, str],
+        row_number: int,
+        row_key: str,
+        beneficiary_id: str,
+        instrument_id: str,
+        default_purpose: str = "contractor_payment",
+    ) -> str:
+        """Commit the intent for ``row`` and send it; return the intent's final journal state."""
+        attempt = self.next_attempt(row_key)
+        key = dedupe.idempotency_key(row_key, attempt)
+        body = payout_body(
+            row,
+            beneficiary_id=beneficiary_id,
+            instrument_id=instrument_id,
+            idempotency_key=key,
+            default_purpose=default_purpose,
+        )
+        intent = self.journal.begin_payout(
+            environment=self.environment,
+            run_id=run_id,
+            row_number=row_number,
+            row_key=row_key,
+            reference=row["reference"],
+            attempt=attempt,
+            idempotency_key=key,
+            body=dumps_body(body),
+        )
+        return await self._send(intent["idempotency_key"], intent["body"])
+
+    async def settle(self, intent: Mapping[str, Any]) -> str:
+        """Bring an intent in ``sending`` or ``unknown`` to ``created`` or ``rejected``.
+
+        Returns the journal state afterwards (``unknown`` if the provider is still
+        unreachable).
+        """
+        state = str(intent["state"])
+        if state not in (SENDING, UNKNOWN):
+            return state
+        key = str(intent["idempotency_key"])
+        first_sent = intent["first_sent_at"]
+        if first_sent is None or self.clock() - parse_ts(str(first_sent)) < self.key_window:
+            return await self._send(key, str(intent["body"]))
+        # The provider may have forgotten the key: look before sending anything.
+        try:
+            found = await self._lookup(intent)
+        except (TransportError, ApiError) as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            self.journal.record_payout_unknown(
+                key, code=_code(exc), message=exc.message, request_id=_rid(exc)
+            )
+            return UNKNOWN
+        if len(found) == 1:
+            self.journal.record_payout_created(key, found[0], request_id=None, settled_by="lookup")
+            return CREATED
+        if len(found) > 1:
+            self.journal.record_payout_unknown(
+                key,
+                code="ambiguous_lookup",
+                message=f"{len(found)} payouts carry this row's key; a person must check",
+                request_id=None,
+            )
+            return UNKNOWN
+        # Proven absent: the request never took effect, so sending it now is the first time.
+        return await self._send(key, str(intent["body"]))
+
+    async def _lookup(self, intent: Mapping[str, Any]) -> list[dict[str, Any]]:
+        key = str(intent["idempotency_key"])
+        body = json.loads(str(intent["body"]))
+        matches = []
+        async for payout in self.client.iter_payouts(reference=str(intent["reference"])):
+            meta = payout.get("metadata") or {}
+            if meta.get(METADATA_KEY) == key or (
+                not meta
+                and payout.get("beneficiary_id") == body["beneficiary_id"]
+                and payout.get("instrument_id") == body["instrument_id"]
+                and payout.get("dest_amount") == body["dest_amount"]
+                and payout.get("dest_currency") == body["dest_currency"]
+            ):
+                matches.append(dict(payout))
+        return matches
+
+    async def _send(self, key: str, body_text: str) -> str:
+        body = json.loads(body_text)
+        self.journal.mark_sent_attempt(key)
+        try:
+            result = await self.client.create_payout(body, key)
+        except AuthenticationError:
+            raise  # the run stops; the intent stays in `sending` and is resent later
+        except IdempotencyConflictError as exc:
+            # The provider holds this key with another body: a payout may exist. Never
+            # mint a new key for it; a person must look.
+            self.journal.record_payout_unknown(
+                key, code=exc.code, message=exc.message, request_id=exc.request_id
+            )
+            return UNKNOWN
+        except ApiError as exc:
+            if exc.retryable:
+                self.journal.record_payout_unknown(
+                    key, code=exc.code, message=exc.message, request_id=exc.request_id
+                )
+                return UNKNOWN
+            self.journal.record_payout_rejected(
+                key, code=exc.code, message=exc.message, request_id=exc.request_id
+            )
+            return REJECTED
+        except TransportError as exc:
+            self.journal.record_payout_unknown(
+                key,
+                code="timeout" if exc.timeout else "network_error",
+                message=exc.message,
+                request_id=_rid(exc),
+            )
+            return UNKNOWN
+        replayed = bool(getattr(result, "replayed", False))
+        self.journal.record_payout_created(
+            key,
+            _data(result),
+            request_id=getattr(result, "request_id", None),
+            settled_by="replay" if replayed else "create",
+        )
+        return CREATED
+
+
+def _code(exc: BatchpayError) -> str:
+    if isinstance(exc, ApiError):
+        return exc.code
+    if isinstance(exc, TransportError):
+        return "timeout" if exc.timeout else "network_error"
+    return "error"
+
+
+def _rid(exc: BatchpayError) -> str | None:
+    rid = getattr(exc, "request_id", None)
+    return str(rid) if rid else None

@@ -1,0 +1,337 @@
+"""The input column layout: canonical columns, header aliases, requirements, file options, limits.
+
+The layout lives in an editable TOML file (``schemas/layout.toml``; a copy ships inside the
+package as ``batchpay/data/layout.toml``). :func:`load_layout` reads and checks it once; the
+resulting :class:`Layout` is immutable and is passed to ingest and validation.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from batchpay.errors import ConfigError
+
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "ColumnKind",
+    "ColumnSpec",
+    "FileOptions",
+    "Layout",
+    "Limits",
+    "header_key",
+    "load_layout",
+]
+
+# The data contract between stages (docs/ARCHITECTURE.md), in file order.
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "reference",
+    "beneficiary_ref",
+    "beneficiary_type",
+    "first_name",
+    "last_name",
+    "business_name",
+    "registration_number",
+    "email",
+    "phone",
+    "date_of_birth",
+    "nationality",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "amount",
+    "currency",
+    "source_currency",
+    "payment_method",
+    "iban",
+    "bic",
+    "account_number",
+    "routing_number",
+    "account_type",
+    "sort_code",
+    "purpose",
+    "description",
+)
+
+ColumnKind = Literal["digits", "identifier", "amount", "date", "code", "text"]
+_KINDS: frozenset[str] = frozenset(get_args(ColumnKind))
+_DELIMITERS = frozenset({",", ";", "\t", "|"})
+
+
+def header_key(text: str) -> str:
+    """The form headers are compared in: case-folded letters and digits only.
+
+    "Beneficiary IBAN", "beneficiary_iban" and "BENEFICIARY-IBAN" all give ``beneficiaryiban``.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """One canonical column: how to recognise its header and what a row needs in it."""
+
+    name: str
+    description: str
+    aliases: tuple[str, ...]
+    kind: ColumnKind
+    required: bool = False
+    # Required when another canonical column holds one of these values (compared case-folded).
+    required_when: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    max_length: int | None = None
+    values: frozenset[str] | None = None
+    default: str | None = None
+
+    @property
+    def optional(self) -> bool:
+        """Whether the column may be blank on every row."""
+        return not self.required and not self.required_when
+
+
+@dataclass(frozen=True, slots=True)
+class FileOptions:
+    """How to read the bytes: CSV delimiter and encoding, XLSX sheet."""
+
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    sheet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that protect the process from huge or hostile files."""
+
+    max_file_bytes: int = 32 * 1024 * 1024
+    max_rows: int = 1_000_000
+    max_xlsx_uncompressed_bytes: int = 256 * 1024 * 1024
+    max_xlsx_compression_ratio: int = 100
+    max_cell_chars: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The whole input layout. Build it with :func:`load_layout`."""
+
+    columns: tuple[ColumnSpec, ...]
+    file: FileOptions = FileOptions()
+    limits: Limits = Limits()
+    source: str = "<built-in>"
+    _by_key: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_key", _alias_index(self.columns, self.source))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Canonical column names in layout order."""
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> ColumnSpec:
+        """The spec of canonical column ``name`` (KeyError if unknown)."""
+        for spec in self.columns:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def match_header(self, header: str) -> str | None:
+        """The canonical column a file header means, or None when it is not recognised."""
+        return self._by_key.get(header_key(header))
+
+    @property
+    def always_required(self) -> tuple[str, ...]:
+        """Columns that must be filled on every row (and so must be in every file)."""
+        return tuple(c.name for c in self.columns if c.required)
+
+
+def load_layout(path: str | Path | None = None) -> Layout:
+    """Read and check a layout TOML file; without ``path``, the packaged default layout."""
+    if path is None:
+        text = resources.files("batchpay").joinpath("data/layout.toml").read_text("utf-8")
+        source = "batchpay/data/layout.toml"
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read layout file {source}: {exc.strerror or exc}",
+                hint="check the path given for the layout",
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"layout file {source} is not UTF-8 text") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"layout file {source} is not valid TOML: {exc}",
+            hint="fix the syntax; compare with schemas/layout.toml",
+        ) from exc
+    return _build_layout(raw, source)
+
+
+def _build_layout(raw: Mapping[str, Any], source: str) -> Layout:
+    unknown = set(raw) - {"file", "limits", "columns"}
+    if unknown:
+        raise _bad(source, f"unknown section(s) {', '.join(sorted(unknown))}")
+    file_opts = _build_file_options(_table(raw, "file", source), source)
+    limits = _build_limits(_table(raw, "limits", source), source)
+    columns_raw = _table(raw, "columns", source)
+    missing = [n for n in CANONICAL_COLUMNS if n not in columns_raw]
+    extra = [n for n in columns_raw if n not in CANONICAL_COLUMNS]
+    if missing:
+        raise _bad(source, f"missing column(s) {', '.join(missing)}")
+    if extra:
+        raise _bad(
+            source,
+            f"unknown column(s) {', '.join(extra)}; the canonical columns are fixed, "
+            "rename a header with `aliases` instead",
+        )
+    columns = tuple(
+        _build_column(name, _as_table(columns_raw[name], f"columns.{name}", source), source)
+        for name in CANONICAL_COLUMNS
+    )
+    return Layout(columns=columns, file=file_opts, limits=limits, source=source)
+
+
+def _build_file_options(raw: Mapping[str, Any], source: str) -> FileOptions:
+    _only_keys(raw, {"delimiter", "encoding", "sheet"}, "file", source)
+    delimiter = _str(raw, "delimiter", ",", "file", source)
+    if delimiter not in _DELIMITERS:
+        raise _bad(source, f'file.delimiter must be one of "," ";" "\\t" "|", not {delimiter!r}')
+    encoding = _str(raw, "encoding", "utf-8", "file", source)
+    try:
+        "".encode(encoding)
+    except LookupError as exc:
+        raise _bad(source, f"file.encoding {encoding!r} is not a known text encoding") from exc
+    sheet = _str(raw, "sheet", "", "file", source).strip()
+    return FileOptions(delimiter=delimiter, encoding=encoding, sheet=sheet or None)
+
+
+def _build_limits(raw: Mapping[str, Any], source: str) -> Limits:
+    defaults = Limits()
+    names = set(Limits.__dataclass_fields__)
+    _only_keys(raw, names, "limits", source)
+    values: dict[str, int] = {}
+    for name in names:
+        value = raw.get(name, getattr(defaults, name))
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise _bad(source, f"limits.{name} must be a positive whole number")
+        values[name] = value
+    return Limits(**values)
+
+
+def _build_column(name: str, raw: Mapping[str, Any], source: str) -> ColumnSpec:
+    where = f"columns.{name}"
+    _only_keys(
+        raw,
+        {
+            "description",
+            "aliases",
+            "required",
+            "required_when",
+            "kind",
+            "max_length",
+            "values",
+            "default",
+        },
+        where,
+        source,
+    )
+    kind = _str(raw, "kind", "text", where, source)
+    if kind not in _KINDS:
+        raise _bad(source, f"{where}.kind must be one of {', '.join(sorted(_KINDS))}")
+    required = raw.get("required", False)
+    if not isinstance(required, bool):
+        raise _bad(source, f"{where}.required must be true or false")
+    required_when: dict[str, frozenset[str]] = {}
+    for other, listed in _as_table(raw.get("required_when", {}), where, source).items():
+        if other not in CANONICAL_COLUMNS or other == name:
+            raise _bad(source, f"{where}.required_when names unknown column {other!r}")
+        required_when[other] = frozenset(v.casefold() for v in _str_list(listed, where, source))
+    if required and required_when:
+        raise _bad(source, f"{where}: use either required or required_when, not both")
+    max_length = raw.get("max_length")
+    if max_length is not None and (
+        not isinstance(max_length, int) or isinstance(max_length, bool) or max_length <= 0
+    ):
+        raise _bad(source, f"{where}.max_length must be a positive whole number")
+    values = raw.get("values")
+    allowed = (
+        frozenset(v.casefold() for v in _str_list(values, where, source))
+        if values is not None
+        else None
+    )
+    default = raw.get("default")
+    if default is not None and not isinstance(default, str):
+        raise _bad(source, f"{where}.default must be text")
+    return ColumnSpec(
+        name=name,
+        description=_str(raw, "description", "", where, source),
+        aliases=tuple(_str_list(raw.get("aliases", []), where, source)),
+        kind=kind,  # type: ignore[arg-type]  # checked against _KINDS above
+        required=required,
+        required_when=required_when,
+        max_length=max_length,
+        values=allowed,
+        default=default or None,
+    )
+
+
+def _alias_index(columns: tuple[ColumnSpec, ...], source: str) -> dict[str, str]:
+    index: dict[str, str] = {}
+    for spec in columns:
+        for label in (spec.name, *spec.aliases):
+            key = header_key(label)
+            if not key:
+                raise _bad(source, f"columns.{spec.name} has an empty alias")
+            owner = index.setdefault(key, spec.name)
+            if owner != spec.name:
+                raise _bad(
+                    source,
+                    f"header {label!r} would match both {owner} and {spec.name}; "
+                    "an alias may belong to one column only",
+                )
+    return index
+
+
+def _bad(source: str, what: str) -> ConfigError:
+    return ConfigError(
+        f"layout {source}: {what}", hint="compare with schemas/layout.toml and fix the layout"
+    )
+
+
+def _table(raw: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
+    return _as_table(raw.get(key, {}), key, source)
+
+
+def _as_table(value: Any, where: str, source: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _bad(source, f"{where} must be a table")
+    return value
+
+
+def _only_keys(raw: Mapping[str, Any], allowed: set[str], where: str, source: str) -> None:
+    unknown = set(raw) - allowed
+    if unknown:
+        raise _bad(source, f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
+
+
+def _str(raw: Mapping[str, Any], key: str, default: str, where: str, source: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        raise _bad(source, f"{where}.{key} must be text")
+    return value
+
+
+def _str_list(value: Any, where: str, source: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _bad(source, f"{where}: expected a list of texts")
+    return list(value)

@@ -1,0 +1,302 @@
+"""The ``batchpay`` command: parses, calls the library, turns errors into exit codes.
+
+Nothing here decides anything about payments; every verb is a library function.
+Errors become one line, a hint and a documented exit code (``--debug`` shows the
+traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from batchpay.errors import BatchpayError, ExitCode, ValidationFailed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_ISSUES_SHOWN = 50
+
+
+def _err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn library errors into a message, a hint and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return fn(*args, **kwargs)
+        except ValidationFailed as exc:
+            _print_issues(exc)
+            _err(f"error: {exc.message}")
+            if exc.hint:
+                _err(f"hint: {exc.hint}")
+            ctx.exit(int(exc.exit_code))
+        except BatchpayError as exc:
+            if debug:
+                raise
+            _err(f"error: {exc.message}")
+            if exc.hint:
+                _err(f"hint: {exc.hint}")
+            ctx.exit(int(exc.exit_code))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            _err("interrupted: run the same command again to finish; nothing is sent twice")
+            ctx.exit(130)
+        except Exception as exc:  # the last line of defence: never a raw traceback
+            if debug:
+                raise
+            _err(f"internal error: {type(exc).__name__}: {exc}")
+            _err("hint: this is a bug in batchpay; run again with --debug and report it")
+            ctx.exit(int(ExitCode.INTERNAL))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_issues(exc: ValidationFailed) -> None:
+    for issue in exc.issues[:MAX_ISSUES_SHOWN]:
+        _err(f"  {issue}")
+    if len(exc.issues) > MAX_ISSUES_SHOWN:
+        _err(f"  … and {len(exc.issues) - MAX_ISSUES_SHOWN} more (see `batchpay validate`)")
+
+
+def _parse_totals(values: tuple[str, ...]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for v in values:
+        cur, _, amount = v.partition("=")
+        try:
+            totals[cur.strip().upper()] = Decimal(amount.strip())
+        except InvalidOperation:
+            raise click.BadParameter(f"{v!r} is not CURRENCY=AMOUNT (e.g. EUR=12500.00)") from None
+    return totals
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="batchpay")
+def main(debug: bool) -> None:
+    """Pay many people from a spreadsheet, exactly once, through the Anton Payments API.
+
+    With no BATCHPAY_API_KEY set, batchpay uses its embedded sandbox: no money moves.
+    """
+
+
+_common_run_options = [
+    click.option("--layout", "layout_path", type=click.Path(path_type=Path, dir_okay=False),
+                 help="Column layout file (default: the packaged schemas/layout.toml)."),
+    click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
+                 help="Journal database (default: $BATCHPAY_JOURNAL or .batchpay/journal.db)."),
+    click.option("--api-url", help="API base URL (default: $BATCHPAY_API_URL, else the "
+                 "embedded sandbox when no key is set)."),
+]  # fmt: skip
+
+
+def common_options(fn: F) -> F:
+    """Options shared by the commands that read a file or the journal."""
+    for opt in reversed(_common_run_options):
+        fn = opt(fn)
+    return fn
+
+
+def _settings(api_url: str | None, journal_path: Path | None, confirm_live: bool = False) -> Any:
+    from batchpay.config import resolve_settings
+
+    return resolve_settings(api_url=api_url, journal_path=journal_path, confirm_live=confirm_live)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@common_options
+@click.option("--skip-invalid", is_flag=True, help="Pay the valid rows even if some are invalid.")
+@click.option(
+    "--allow-new-bank-details",
+    is_flag=True,
+    help="Pay known beneficiaries whose bank details changed (held by default).",
+)
+@click.option("--wait", is_flag=True, help="Follow the payouts to a final status before exiting.")
+@click.option(
+    "--wait-timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds to follow payouts with --wait.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reports"),
+    show_default=True,
+    help="Where reports are written.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Payouts in flight at once (always under the rate limit).",
+)
+@click.option("--expect-rows", type=int, help="Declared row count; a mismatch refuses the file.")
+@click.option(
+    "--expect-total",
+    multiple=True,
+    metavar="CUR=AMOUNT",
+    help="Declared total per currency, e.g. EUR=12500.00 (repeatable).",
+)
+@click.option(
+    "--skip-balance-check", is_flag=True, help="Submit even if the balance looks too low."
+)
+@click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")
+@handle_errors
+def run(
+    file: Path,
+    layout_path: Path | None,
+    journal_path: Path | None,
+    api_url: str | None,
+    skip_invalid: bool,
+    allow_new_bank_details: bool,
+    wait: bool,
+    wait_timeout: float,
+    out_dir: Path,
+    concurrency: int,
+    expect_rows: int | None,
+    expect_total: tuple[str, ...],
+    skip_balance_check: bool,
+    confirm_live: bool,
+) -> None:
+    """Validate FILE, pay every row exactly once, and write the reconciliation report."""
+    from batchpay import pipeline
+    from batchpay.config import Mode
+    from batchpay.errors import ConfigError
+
+    settings = _settings(api_url, journal_path, confirm_live)
+    banner = settings.banner()
+    _err(("=" * len(banner)) + "\n" + banner + "\n" + ("=" * len(banner)))
+    if settings.mode is Mode.LIVE and not settings.confirm_live:
+        raise ConfigError(
+            "a live run moves real money and needs an explicit confirmation",
+            hint="pass --confirm-live (or set BATCHPAY_CONFIRM_LIVE=1) after checking the file",
+        )
+    options = pipeline.RunOptions(
+        skip_invalid=skip_invalid,
+        allow_new_bank_details=allow_new_bank_details,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        concurrency=concurrency,
+        out_dir=out_dir,
+        layout_path=layout_path,
+        expected_rows=expect_rows,
+        expected_totals=_parse_totals(expect_total),
+        skip_balance_check=skip_balance_check,
+    )
+    bar: Any = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total > 0:
+            bar = click.progressbar(length=total, label="paying", file=sys.stderr)
+            bar.__enter__()
+        if bar is not None:
+            bar.update(done - bar.pos)
+
+    try:
+        result = pipeline.run(file, settings=settings, options=options, on_progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    from batchpay import report as report_mod
+
+    if result.resumed:
+        _err(f"resumed unfinished run {result.run_id}")
+    for line in report_mod.summary_lines(result.report, result.paths):
+        click.echo(line)
+    sys.exit(int(result.exit_code))
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@common_options
+@handle_errors
+def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
+             api_url: str | None) -> None:  # fmt: skip
+    """Run every check on FILE and print the plan; nothing is sent."""
+    from batchpay import pipeline
+
+    settings = _settings(api_url, journal_path)
+    p = pipeline.plan(file, settings=settings, options=pipeline.RunOptions(layout_path=layout_path))
+    click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid")
+    click.echo(f"sha256 {p.sha256}")
+    for cur, total in sorted(p.totals.items()):
+        click.echo(f"  total {cur} {total}")
+    click.echo(f"  beneficiaries: {p.new_beneficiaries} new, {p.known_beneficiaries} known")
+    for method, n in sorted(p.by_method.items()):
+        click.echo(f"  {method}: {n} rows")
+    for d in p.duplicates_in_file:
+        click.echo(f"  row {d.row}: {d.message}")
+    if p.already_paid:
+        click.echo(f"  {p.already_paid} row(s) already paid by earlier runs (will be skipped)")
+    if p.earlier_run:
+        click.echo(f"  this file (or a copy) was already run as {p.earlier_run}")
+    if p.issues:
+        raise ValidationFailed(p.issues, rows_checked=p.rows)
+    click.echo("ok: the file is valid; nothing was sent")
+
+
+@main.command()
+@click.argument("run_id", required=False)
+@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("reports"), show_default=True)  # fmt: skip
+@handle_errors
+def report(run_id: str | None, journal_path: Path | None, out_dir: Path) -> None:
+    """Regenerate the report of RUN_ID (default: the latest run) from the journal."""
+    from batchpay import pipeline
+    from batchpay import report as report_mod
+
+    settings = _settings(None, journal_path)
+    rep, paths = pipeline.report_for(run_id, settings=settings, out_dir=out_dir)
+    for line in report_mod.summary_lines(rep, paths):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--limit", type=int, default=20, show_default=True)
+@handle_errors
+def runs(journal_path: Path | None, limit: int) -> None:
+    """List recent runs and their state."""
+    from batchpay import pipeline
+
+    items = pipeline.runs(settings=_settings(None, journal_path), limit=limit)
+    if not items:
+        click.echo("no runs yet")
+    for r in items:
+        click.echo(
+            f"{r['run_id']}  {r['status']:<9} {r['mode']:<17} {r['rows']:>6} rows  {r['file']}"
+        )
+
+
+def _register_sandbox() -> None:
+    try:
+        from batchpay.sandbox.cli import sandbox_group
+    except ImportError:  # pragma: no cover - the sandbox ships with batchpay
+        return
+    main.add_command(sandbox_group)
+
+
+_register_sandbox()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,746 @@
+"""The pipeline: ingest → validate → dedupe → resolve → submit → (track) → report.
+
+``run`` finishes unfinished work first: a file whose earlier run is still open is
+resumed (intents in flight settled with their own keys), never started afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from batchpay import dedupe, ingest, layout as layout_mod, report as report_mod, track
+from batchpay import validate as validate_mod
+from batchpay.client import AntonClient, ApiKey, CallRecord
+from batchpay.config import Mode, Settings, resolve_settings
+from batchpay.errors import (
+    ApiError,
+    AuthenticationError,
+    BatchpayError,
+    ControlTotalsMismatch,
+    DuplicateFileError,
+    ExitCode,
+    PreflightError,
+    RowIssue,
+    TransportError,
+    ValidationFailed,
+)
+from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, LockOwner, utcnow
+from batchpay.money import parse_amount
+from batchpay.resolve import Held, Refused, Resolver, display_name, masked_account
+from batchpay.submit import Submitter
+
+ProgressFn = Callable[[str, int, int], None]
+
+# Row states in the journal before a payout intent exists.
+PLANNED = "planned"
+INVALID = "invalid"
+DUPLICATE = "duplicate_in_file"
+ALREADY_PAID = "already_paid"
+HELD = "held"
+ROW_REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked for on top of the defaults."""
+
+    skip_invalid: bool = False
+    allow_new_bank_details: bool = False
+    wait: bool = False
+    wait_timeout: float = 600.0
+    concurrency: int = 8
+    out_dir: Path | None = None
+    layout_path: Path | None = None
+    expected_rows: int | None = None
+    expected_totals: Mapping[str, Decimal] = field(default_factory=dict)
+    skip_balance_check: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run of the file would do (``batchpay validate``)."""
+
+    file_name: str
+    sha256: str
+    rows: int
+    valid_rows: int
+    issues: list[RowIssue]
+    totals: dict[str, Decimal]
+    new_beneficiaries: int
+    known_beneficiaries: int
+    duplicates_in_file: list[dedupe.InFileDuplicate]
+    already_paid: int
+    earlier_run: str | None
+    by_method: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: its id, its report, and the exit code the CLI should use."""
+
+    run_id: str
+    resumed: bool
+    report: report_mod.Report
+    paths: report_mod.ReportPaths | None
+    exit_code: ExitCode
+    counts: dict[str, int]
+    banner: str
+
+
+# -- connection ---------------------------------------------------------------------------
+
+
+@dataclass
+class Connection:
+    """A live client plus the journal and clock a run uses."""
+
+    settings: Settings
+    journal: Journal
+    client: AntonClient
+    clock: Callable[[], datetime]
+    run_id: str | None = None
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    settings: Settings,
+    journal: Journal,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    concurrency: int = 8,
+) -> AsyncIterator[Connection]:
+    """Open the API client for ``settings`` (the embedded sandbox when configured so)."""
+    sandbox = None
+    if transport is None and settings.mode is Mode.EMBEDDED:
+        from batchpay.sandbox import Sandbox, SandboxConfig
+
+        assert settings.sandbox_state_path is not None
+        settings.sandbox_state_path.parent.mkdir(parents=True, exist_ok=True)
+        sandbox = Sandbox(SandboxConfig(state_path=str(settings.sandbox_state_path)))
+        transport = sandbox.transport()
+    conn_holder: list[Connection] = []
+
+    def on_call(call: CallRecord) -> None:
+        run_id = conn_holder[0].run_id if conn_holder else None
+        journal.record_call(run_id, call_record_dict(call))
+
+    client = AntonClient(
+        settings.api_url,
+        ApiKey(settings.api_key.reveal()),
+        transport=transport,
+        on_call=on_call,
+        max_concurrency=concurrency,
+    )
+    conn = Connection(settings=settings, journal=journal, client=client, clock=clock)
+    conn_holder.append(conn)
+    try:
+        async with client:
+            yield conn
+    finally:
+        if sandbox is not None:
+            close = getattr(sandbox, "aclose", None) or getattr(sandbox, "close", None)
+            if close is not None:
+                maybe = close()
+                if asyncio.iscoroutine(maybe):
+                    await maybe
+
+
+def call_record_dict(call: CallRecord) -> dict[str, Any]:
+    """A CallRecord as the journal stores it."""
+    started = call.started_at
+    return {
+        "started_at": started.isoformat() if isinstance(started, datetime) else str(started),
+        "method": call.method,
+        "path": call.path,
+        "status": call.status,
+        "error_code": call.error_code,
+        "request_id": call.request_id,
+        "idempotency_key": call.idempotency_key,
+        "attempt": call.attempt,
+        "duration_ms": call.duration_ms,
+    }
+
+
+# -- ingest, validate, plan ------------------------------------------------------------------
+
+
+@dataclass
+class _Checked:
+    ingested: ingest.IngestedFile
+    result: validate_mod.ValidationResult
+    all_rows: list[dict[str, Any]]
+    valid_rows: dict[int, dict[str, Any]]
+    fingerprint: str
+    default_purpose: str
+
+
+def _check(path: Path, options: RunOptions) -> _Checked:
+    lay = layout_mod.load_layout(options.layout_path)
+    ingested = ingest.read_file(path, lay)
+    result = validate_mod.validate_frame(ingested, lay)
+    all_rows = ingested.frame.to_dicts()
+    valid_rows = {int(r["_row"]): r for r in result.valid.to_dicts()}
+    fp = dedupe.content_fingerprint(all_rows)
+    return _Checked(ingested, result, all_rows, valid_rows, fp, getattr(lay, "default_purpose", ""))
+
+
+def _totals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for r in rows:
+        try:
+            amount = parse_amount(str(r.get("amount", "")))
+        except ValueError:
+            continue
+        cur = str(r.get("currency", "")).upper()
+        totals[cur] = totals.get(cur, Decimal(0)) + amount
+    return totals
+
+
+def _check_control_totals(checked: _Checked, options: RunOptions) -> None:
+    problems = []
+    n = len(checked.all_rows)
+    if options.expected_rows is not None and options.expected_rows != n:
+        problems.append(f"the file has {n} rows, {options.expected_rows} were declared")
+    actual = _totals(checked.all_rows)
+    for cur, expected in sorted(options.expected_totals.items()):
+        got = actual.get(cur.upper(), Decimal(0))
+        if got != expected:
+            problems.append(f"{cur.upper()} totals {got}, {expected} was declared")
+    if problems:
+        raise ControlTotalsMismatch("control totals do not match: " + "; ".join(problems))
+
+
+def _already_paid(journal: Journal, environment: str, key: str) -> str | None:
+    """The run that holds a live payout for this row identity, if any."""
+    for h in journal.row_history(environment, key):
+        if h["state"] != REJECTED:
+            return str(h["run_id"])
+    return None
+
+
+def plan(
+    path: Path | str,
+    *,
+    settings: Settings | None = None,
+    options: RunOptions | None = None,
+) -> Plan:
+    """Run every check on a file and say what a run would do, without sending anything."""
+    settings = settings or resolve_settings()
+    options = options or RunOptions()
+    path = Path(path)
+    checked = _check(path, options)
+    env = settings.environment
+    with Journal(settings.journal_path) as journal:
+        earlier = journal.find_runs_for_file(
+            env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
+        )
+        refs = {str(r["beneficiary_ref"]) for r in checked.valid_rows.values()}
+        known = {
+            ref
+            for ref in refs
+            if (b := journal.get_beneficiary(env, ref)) is not None and b["state"] == CREATED
+        }
+        paid = sum(
+            1
+            for r in checked.valid_rows.values()
+            if _already_paid(
+                journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
+            )
+        )
+    by_method: dict[str, int] = {}
+    for r in checked.valid_rows.values():
+        m = str(r.get("payment_method", ""))
+        by_method[m] = by_method.get(m, 0) + 1
+    return Plan(
+        file_name=path.name,
+        sha256=checked.ingested.sha256,
+        rows=len(checked.all_rows),
+        valid_rows=len(checked.valid_rows),
+        issues=list(checked.result.issues),
+        totals=_totals(checked.valid_rows.values()),
+        new_beneficiaries=len(refs - known),
+        known_beneficiaries=len(known),
+        duplicates_in_file=dedupe.in_file_duplicates(list(checked.valid_rows.values())),
+        already_paid=paid,
+        earlier_run=str(earlier[0]["id"]) if earlier else None,
+        by_method=by_method,
+    )
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def _row_records(checked: _Checked, journal: Journal, environment: str) -> list[dict[str, Any]]:
+    dups = {d.row: d for d in dedupe.in_file_duplicates(list(checked.valid_rows.values()))}
+    issues_by_row: dict[int, list[RowIssue]] = {}
+    for issue in checked.result.issues:
+        issues_by_row.setdefault(issue.row, []).append(issue)
+    records = []
+    for raw in checked.all_rows:
+        number = int(raw["_row"])
+        row = checked.valid_rows.get(number, raw)
+        reference = str(row.get("reference") or "")
+        ben_ref = str(row.get("beneficiary_ref") or "")
+        key = dedupe.row_key(environment, reference, ben_ref)
+        rec: dict[str, Any] = {
+            "row_number": number,
+            "reference": reference,
+            "beneficiary_ref": ben_ref,
+            "beneficiary_name": display_name(row),
+            "row_key": key,
+            "content_hash": dedupe.row_content_hash(row),
+            "amount": row.get("amount") or None,
+            "currency": row.get("currency") or None,
+            "source_currency": row.get("source_currency") or row.get("currency") or None,
+            "payment_method": row.get("payment_method") or None,
+            "masked_account": _safe_mask(row),
+            "state": PLANNED,
+        }
+        if number not in checked.valid_rows:
+            rec["state"] = INVALID
+            rec["error_code"] = "invalid_row"
+            rec["error_message"] = "; ".join(
+                str(i.message if i.column is None else f"{i.column}: {i.message}")
+                for i in issues_by_row.get(number, [])
+            )
+        elif number in dups:
+            rec["state"] = DUPLICATE
+            rec["duplicate_of"] = dups[number].first_row
+            rec["error_message"] = dups[number].message
+        elif (other := _already_paid(journal, environment, key)) is not None:
+            rec["state"] = ALREADY_PAID
+            rec["related_run"] = other
+            rec["error_message"] = f"already paid by run {other}"
+        records.append(rec)
+    return records
+
+
+def _safe_mask(row: Mapping[str, Any]) -> str:
+    try:
+        return masked_account({k: str(v or "") for k, v in row.items()})
+    except Exception:  # an invalid row may lack the fields; never leak, never crash
+        return ""
+
+
+async def _preflight(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse a run whose source balances cannot cover its same-currency payouts."""
+    need: dict[str, Decimal] = {}
+    for r in rows:
+        cur = str(r.get("source_currency") or r["currency"])
+        if cur == r["currency"]:
+            need[cur] = need.get(cur, Decimal(0)) + parse_amount(str(r["amount"]))
+    if not need:
+        return
+    balances = {str(b.get("currency")): b for b in await conn.client.list_balances()}
+    short = []
+    for cur, amount in sorted(need.items()):
+        available = Decimal(str(balances.get(cur, {}).get("available", "0")))
+        if available < amount:
+            short.append(f"{cur} needs {amount} but {available} is available")
+    if short:
+        raise PreflightError(
+            "the balance cannot cover this run (before fees): " + "; ".join(short),
+            hint="top up the balance, split the file, or pass --skip-balance-check",
+        )
+
+
+async def run_async(
+    path: Path | str,
+    *,
+    settings: Settings | None = None,
+    options: RunOptions | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    on_progress: ProgressFn | None = None,
+    track_sleep: Callable[[float], Any] | None = None,
+) -> RunResult:
+    """Pay a file: the library verb behind ``batchpay run``."""
+    settings = settings or resolve_settings()
+    options = options or RunOptions()
+    path = Path(path)
+    checked = _check(path, options)
+    env = settings.environment
+    owner = LockOwner.current()
+    with Journal(settings.journal_path, clock=clock) as journal:
+        earlier = journal.find_runs_for_file(
+            env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
+        )
+        resumable = [r for r in earlier if r["status"] != "finished"]
+        resumed = bool(resumable)
+        if earlier and not resumable:
+            first = earlier[0]
+            how = (
+                "the same file"
+                if first["sha256"] == checked.ingested.sha256
+                else "a copy with the same rows (re-saved or re-exported)"
+            )
+            raise DuplicateFileError(
+                f"{path.name} was already run: {how} was paid as {first['id']} "
+                f"({first['file_name']}, {first['created_at'][:19].replace('T', ' ')} UTC)",
+                run_id=str(first["id"]),
+            )
+        if not resumed:
+            if checked.result.issues and not options.skip_invalid:
+                raise ValidationFailed(
+                    list(checked.result.issues), rows_checked=len(checked.all_rows)
+                )
+            _check_control_totals(checked, options)
+            if not checked.valid_rows:
+                raise ValidationFailed(
+                    list(checked.result.issues), rows_checked=len(checked.all_rows)
+                )
+
+        async with connect(
+            settings, journal, transport=transport, clock=clock, concurrency=options.concurrency
+        ) as conn:
+            if resumed:
+                run_id = str(resumable[0]["id"])
+                journal.acquire_run_lock(run_id, owner)
+            else:
+                records = _row_records(checked, journal, env)
+                payable = [
+                    checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED
+                ]
+                if not options.skip_balance_check:
+                    await _preflight(conn, payable)
+                run_id = journal.create_run(
+                    environment=env,
+                    api_url=settings.api_url,
+                    mode=settings.mode.value,
+                    file={
+                        "sha256": checked.ingested.sha256,
+                        "fingerprint": checked.fingerprint,
+                        "name": path.name,
+                        "size": path.stat().st_size,
+                        "format": checked.ingested.format,
+                        "row_count": len(checked.all_rows),
+                    },
+                    rows=records,
+                    options={
+                        "skip_invalid": options.skip_invalid,
+                        "allow_new_bank_details": options.allow_new_bank_details,
+                    },
+                    owner=owner,
+                )
+            conn.run_id = run_id
+            try:
+                await _work(conn, run_id, checked, options, on_progress)
+                if options.wait:
+                    kwargs: dict[str, Any] = {"timeout": options.wait_timeout}
+                    if track_sleep is not None:
+                        kwargs["sleep"] = track_sleep
+                    await track.follow(conn.client, journal, run_id, **kwargs)
+            finally:
+                _close_run_if_done(journal, run_id)
+                journal.release_run_lock(run_id, owner)
+        rep = build_report(journal, run_id, settings)
+    out_dir = options.out_dir or Path("reports")
+    paths = report_mod.write_report(rep, out_dir / run_id, run_id)
+    counts = _outcome_counts(rep)
+    return RunResult(
+        run_id=run_id,
+        resumed=resumed,
+        report=rep,
+        paths=paths,
+        exit_code=_exit_code(rep, waited=options.wait),
+        counts=counts,
+        banner=settings.banner(),
+    )
+
+
+def run(path: Path | str, **kwargs: Any) -> RunResult:
+    """Synchronous :func:`run_async`."""
+    return asyncio.run(run_async(path, **kwargs))
+
+
+async def _work(
+    conn: Connection,
+    run_id: str,
+    checked: _Checked,
+    options: RunOptions,
+    on_progress: ProgressFn | None,
+) -> None:
+    journal = conn.journal
+    env = conn.settings.environment
+    submitter = Submitter(conn.client, journal, env, clock=conn.clock)
+    resolver = Resolver(
+        conn.client, journal, env, allow_new_bank_details=options.allow_new_bank_details
+    )
+    rows = journal.rows(run_id)
+    # 1. Unfinished intents first: settle them with their own keys.
+    open_intents = [p for p in journal.open_payouts(run_id) if p["state"] != CREATED]
+    total = len(open_intents) + sum(1 for r in rows if r["state"] in (PLANNED, HELD))
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress("submit", done, total)
+
+    if on_progress is not None:
+        on_progress("submit", 0, total)
+    for intent in open_intents:
+        await submitter.settle(intent)
+        tick()
+
+    # 2. Rows not yet handed to the provider.
+    todo = [r for r in rows if r["state"] == PLANNED]
+    if options.allow_new_bank_details:
+        todo += [r for r in rows if r["state"] == HELD]
+    resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
+    sem = asyncio.Semaphore(max(1, options.concurrency))
+    stop: list[BaseException] = []
+
+    async def one(r: Any) -> None:
+        if stop:
+            return
+        number = int(r["row_number"])
+        row = checked.valid_rows.get(number)
+        if row is None:  # the file changed under a resumed run: leave the row for a person
+            journal.update_row(
+                run_id, number, state=HELD, error_code="row_missing",
+                error_message="row no longer valid in the file being resumed",
+            )  # fmt: skip
+            return
+        async with sem:
+            try:
+                dest = await resolver.resolve(row)
+                journal.update_row(
+                    run_id,
+                    number,
+                    beneficiary_id=dest.beneficiary_id,
+                    instrument_id=dest.instrument_id,
+                    beneficiary_name=dest.display_name or r["beneficiary_name"],
+                )
+                other = _already_paid(journal, env, str(r["row_key"]))
+                if other is not None and other != run_id:
+                    journal.update_row(
+                        run_id, number, state=ALREADY_PAID, related_run=other,
+                        error_message=f"already paid by run {other}",
+                    )  # fmt: skip
+                    return
+                await submitter.submit(
+                    run_id=run_id,
+                    row=row,
+                    row_number=number,
+                    row_key=str(r["row_key"]),
+                    beneficiary_id=dest.beneficiary_id,
+                    instrument_id=dest.instrument_id,
+                    default_purpose=checked.default_purpose or "contractor_payment",
+                )
+            except Held as exc:
+                journal.update_row(
+                    run_id, number, state=HELD, error_code=exc.code, error_message=exc.message
+                )
+            except Refused as exc:
+                journal.update_row(
+                    run_id,
+                    number,
+                    state=ROW_REJECTED,
+                    error_code=exc.code,
+                    error_message=exc.message,
+                    request_id=exc.request_id,
+                )
+            except AuthenticationError as exc:
+                stop.append(exc)
+            except (TransportError, ApiError) as exc:
+                # Could not resolve now: the row stays planned and is retried next run.
+                journal.update_row(
+                    run_id,
+                    number,
+                    error_code=getattr(exc, "code", "network_error"),
+                    error_message=exc.message,
+                )
+            finally:
+                tick()
+
+    await asyncio.gather(*(one(r) for r in todo))
+    if stop:
+        raise stop[0]
+
+
+def _close_run_if_done(journal: Journal, run_id: str) -> None:
+    unfinished = [
+        r
+        for r in journal.rows(run_id)
+        if r["state"] == PLANNED
+        or (r["state"] == "payout" and r["payout_state"] not in (CREATED, REJECTED))
+    ]
+    if not unfinished:
+        journal.set_run_status(run_id, "finished")
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def _outcome(r: Mapping[str, Any]) -> tuple[str, str | None, str | None, str]:
+    """(outcome, error_code, error_message, note) for one journal row."""
+    state = r["state"]
+    if state == INVALID:
+        return "invalid", r["error_code"], r["error_message"], "not sent: fix the row"
+    if state == DUPLICATE:
+        return "duplicate_in_file", None, None, str(r["error_message"] or "")
+    if state == ALREADY_PAID:
+        return "already_paid", None, None, str(r["error_message"] or "")
+    if state == HELD:
+        return "held", r["error_code"], r["error_message"], "needs a person before paying"
+    if state == ROW_REJECTED:
+        return "rejected", r["error_code"], r["error_message"], ""
+    if state == PLANNED:
+        return (
+            "unknown",
+            r["error_code"],
+            r["error_message"],
+            "not sent yet: run the same command again to finish",
+        )
+    pstate = r["payout_state"]
+    if pstate == REJECTED:
+        return "rejected", r["p_error_code"], r["p_error_message"], ""
+    if pstate != CREATED:
+        return (
+            "unknown",
+            r["p_error_code"],
+            r["p_error_message"],
+            "outcome not yet known: run the same command again to settle it with the same key",
+        )
+    status = r["payout_status"] or "created"
+    if status in TERMINAL_STATUSES:
+        return status, None, r["failure_reason"], ""
+    return "pending", None, None, f"provider status: {status}"
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+def build_report(journal: Journal, run_id: str, settings: Settings) -> report_mod.Report:
+    """Rebuild the reconciliation report of ``run_id`` from the journal alone."""
+    run = journal.get_run(run_id)
+    if run is None:
+        raise BatchpayError(f"no run {run_id} in the journal", hint="see `batchpay runs`")
+    rows = []
+    for r in journal.rows(run_id):
+        outcome, code, message, note = _outcome(r)
+        rows.append(
+            report_mod.ReportRow(
+                row=int(r["row_number"]),
+                reference=str(r["reference"]),
+                beneficiary_ref=str(r["beneficiary_ref"]),
+                beneficiary_name=str(r["beneficiary_name"] or ""),
+                outcome=outcome,
+                payout_id=r["payout_id"],
+                beneficiary_id=r["beneficiary_id"],
+                instrument_id=r["instrument_id"],
+                payout_status=r["payout_status"],
+                error_code=code,
+                error_message=message,
+                request_id=r["p_request_id"] or r["request_id"],
+                idempotency_key=r["idempotency_key"],
+                amount=_dec(r["dest_amount"]) or _dec(r["amount"]),
+                currency=r["dest_currency"] or r["currency"],
+                source_amount=_dec(r["source_amount"]),
+                source_currency=r["p_source_currency"] or r["source_currency"],
+                fee=_dec(r["fee"]),
+                fee_currency=r["fee_currency"],
+                exchange_rate=_dec(r["exchange_rate"]),
+                total_debited=_dec(r["total_debited"]),
+                masked_account=str(r["masked_account"] or ""),
+                attempt=int(r["attempt"] or 1),
+                related_run=r["related_run"],
+                note=note,
+            )
+        )
+    return report_mod.Report(
+        run_id=run_id,
+        file_name=str(run["file_name"]),
+        file_sha256=str(run["sha256"]),
+        environment="live" if run["mode"] == Mode.LIVE.value else "sandbox",
+        api_url=str(run["api_url"]),
+        generated_at=utcnow(),
+        rows=rows,
+    )
+
+
+def _outcome_counts(rep: report_mod.Report) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rep.rows:
+        counts[row.outcome] = counts.get(row.outcome, 0) + 1
+    return counts
+
+
+_FAILED = {
+    "failed",
+    "returned",
+    "screening_failed",
+    "velocity_blocked",
+    "cancelled",
+    "rejected",
+    "held",
+}
+
+
+def _exit_code(rep: report_mod.Report, *, waited: bool) -> ExitCode:
+    outcomes = {r.outcome for r in rep.rows}
+    if "unknown" in outcomes or (waited and "pending" in outcomes):
+        return ExitCode.INCOMPLETE
+    if outcomes & _FAILED:
+        return ExitCode.ROWS_FAILED
+    return ExitCode.OK
+
+
+def report_for(
+    run_id: str | None = None,
+    *,
+    settings: Settings | None = None,
+    out_dir: Path | None = None,
+) -> tuple[report_mod.Report, report_mod.ReportPaths]:
+    """Regenerate a run's report from the journal (the latest run when ``run_id`` is None)."""
+    settings = settings or resolve_settings()
+    with Journal(settings.journal_path) as journal:
+        run_id = run_id or journal.latest_run_id()
+        if run_id is None:
+            raise BatchpayError("the journal holds no runs yet", hint="run a file first")
+        rep = build_report(journal, run_id, settings)
+    paths = report_mod.write_report(rep, (out_dir or Path("reports")) / run_id, run_id)
+    return rep, paths
+
+
+def runs(*, settings: Settings | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recent runs in the journal, newest first."""
+    settings = settings or resolve_settings()
+    with Journal(settings.journal_path) as journal:
+        return [
+            {
+                "run_id": r["id"],
+                "file": r["file_name"],
+                "rows": r["row_count"],
+                "status": r["status"],
+                "mode": r["mode"],
+                "created_at": r["created_at"],
+                "parent_run_id": r["parent_run_id"],
+                "options": json.loads(r["options"]),
+            }
+            for r in journal.list_runs(limit)
+        ]
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -1,0 +1,141 @@
+"""The journal: migrations, payout intents, monotonic statuses and run locks."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchpay.errors import JournalError, RunLockedError
+from batchpay.journal import CREATED, REJECTED, SENDING, UNKNOWN, Journal, LockOwner
+
+ENV = "sandbox:test"
+
+
+def _run(j: Journal, rows: int = 2, owner: LockOwner | None = None) -> str:
+    return j.create_run(
+        environment=ENV,
+        api_url="http://x",
+        mode="sandbox",
+        file={"sha256": "s", "fingerprint": "f", "name": "f.csv", "size": 1, "format": "csv",
+              "row_count": rows},
+        rows=[
+            {"row_number": n + 2, "reference": f"R{n}", "beneficiary_ref": "B", "row_key": f"k{n}",
+             "content_hash": "h", "amount": "1.00", "currency": "EUR", "source_currency": "EUR",
+             "payment_method": "iban", "masked_account": "****1234", "state": "planned"}
+            for n in range(rows)
+        ],
+        options={},
+        owner=owner,
+    )  # fmt: skip
+
+
+def _begin(j: Journal, run_id: str, key: str = "bp1-k0-1", row_key: str = "k0") -> None:
+    j.begin_payout(
+        environment=ENV, run_id=run_id, row_number=2, row_key=row_key, reference="R0",
+        attempt=int(key.rsplit("-", 1)[1]), idempotency_key=key, body='{"a":1}',
+    )  # fmt: skip
+
+
+def test_migrations_are_named_and_recorded(tmp_path: Path) -> None:
+    """A new journal records its applied migrations; reopening applies nothing twice."""
+    with Journal(tmp_path / "j.db") as j:
+        assert j.applied_migrations() == ["0001_initial"]
+    with Journal(tmp_path / "j.db") as j:
+        assert j.applied_migrations() == ["0001_initial"]
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    """A corrupt or foreign file at the journal path is refused with a JournalError."""
+    bad = tmp_path / "j.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(JournalError, match="cannot open the journal"):
+        Journal(bad)
+
+
+def test_intent_is_committed_before_send_and_body_never_changes(tmp_path: Path) -> None:
+    """begin_payout stores the body once; a second begin with another body keeps the first."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        again = j.begin_payout(
+            environment=ENV, run_id=run_id, row_number=2, row_key="k0", reference="R0",
+            attempt=1, idempotency_key="bp1-k0-1", body='{"a":2}',
+        )  # fmt: skip
+        assert again["body"] == '{"a":1}' and again["state"] == SENDING
+    # Visible to another connection: it was committed.
+    db = sqlite3.connect(tmp_path / "j.db")
+    assert db.execute("SELECT state FROM payouts").fetchone()[0] == SENDING
+    db.close()
+
+
+def test_second_live_intent_for_same_row_refused(tmp_path: Path) -> None:
+    """A row identity with a live intent cannot get another key (no double payment)."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        with pytest.raises(JournalError, match="live payout"):
+            _begin(j, run_id, key="bp1-k0-2")
+
+
+def test_new_attempt_allowed_after_definitive_rejection(tmp_path: Path) -> None:
+    """After a refusal (nothing created) a new attempt with a new key is allowed."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        j.record_payout_rejected("bp1-k0-1", code="insufficient_balance", message="m",
+                                 request_id="r")  # fmt: skip
+        _begin(j, run_id, key="bp1-k0-2")
+        states = [h["state"] for h in j.row_history(ENV, "k0")]
+        assert states == [REJECTED, SENDING]
+
+
+def test_unknown_never_overwrites_created(tmp_path: Path) -> None:
+    """A late failure report cannot turn a created payout back into unknown."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        j.record_payout_created("bp1-k0-1", {"id": "pay_1", "status": "created"},
+                                request_id="r", settled_by="create")  # fmt: skip
+        j.record_payout_unknown("bp1-k0-1", code="timeout", message="m", request_id=None)
+        assert j.row_history(ENV, "k0")[0]["state"] == CREATED
+        j.record_payout_unknown("nope", code="timeout", message="m", request_id=None)
+        assert UNKNOWN not in {h["state"] for h in j.row_history(ENV, "k0")}
+
+
+def test_status_only_moves_forward_and_events_dedupe(tmp_path: Path) -> None:
+    """A late `sent` never overwrites `completed`; a replayed event id is ignored."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        j.record_payout_created("bp1-k0-1", {"id": "pay_1", "status": "created"},
+                                request_id="r", settled_by="create")  # fmt: skip
+        assert j.record_status("pay_1", "completed", source="webhook", event_id="evt_2")
+        assert j.record_status("pay_1", "sent", source="webhook", event_id="evt_1")
+        assert not j.record_status("pay_1", "sent", source="webhook", event_id="evt_1")
+        assert j.row_history(ENV, "k0")[0]["status"] == "completed"
+        assert j.open_payouts(run_id) == []
+
+
+def test_run_lock_refuses_a_live_holder(tmp_path: Path) -> None:
+    """A second process cannot take a run held by a live process."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j, owner=LockOwner.current())
+        with pytest.raises(RunLockedError, match="another batchpay process"):
+            j.acquire_run_lock(run_id, LockOwner.current())
+
+
+def test_run_lock_taken_over_from_a_dead_process(tmp_path: Path) -> None:
+    """A lock left by a killed process (pid gone) is taken over at once."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = LockOwner(os.uname().nodename, int(proc.stdout), "x")
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j, owner=dead)
+        me = LockOwner.current()
+        j.acquire_run_lock(run_id, me)
+        assert j.get_run(run_id)["lock_owner"] == me.encode()

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +29,7 @@ EMBEDDED_SANDBOX_KEY = "ak_test_batchpay_sandbox"
 _KEY_RE = re.compile(r"^ak_(test|live)_[A-Za-z0-9_]{8,}$")
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """Which world a run talks to."""
 
     EMBEDDED = "embedded-sandbox"

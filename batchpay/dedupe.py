@@ -66,7 +66,7 @@ def _norm(value: object) -> str:
 
 
 def identity_text(value: str) -> str:
-    """Normalise an identifier for matching: NFC, trimmed, inner whitespace collapsed, casefolded."""
+    """Normalise an identifier for matching: NFC, trimmed, whitespace collapsed, casefolded."""
     return " ".join(_norm(value).split()).casefold()
 
 

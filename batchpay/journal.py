@@ -317,7 +317,8 @@ class Journal:
 
     def _migrate(self) -> None:
         self.db.execute(
-            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
         applied = {r[0] for r in self.db.execute("SELECT name FROM migrations")}
         for name, sql in MIGRATIONS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -18,7 +18,9 @@ from typing import Any
 
 import httpx
 
-from batchpay import dedupe, ingest, layout as layout_mod, report as report_mod, track
+from batchpay import dedupe, ingest, track
+from batchpay import layout as layout_mod
+from batchpay import report as report_mod
 from batchpay import validate as validate_mod
 from batchpay.client import AntonClient, ApiKey, CallRecord
 from batchpay.config import Mode, Settings, resolve_settings
@@ -739,8 +741,3 @@ def runs(*, settings: Settings | None = None, limit: int = 50) -> list[dict[str,
             }
             for r in journal.list_runs(limit)
         ]
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield

@@ -597,7 +597,7 @@ def _outcome(r: Mapping[str, Any]) -> tuple[str, str | None, str | None, str]:
     if state == ALREADY_PAID:
         return "already_paid", None, None, str(r["error_message"] or "")
     if state == HELD:
-        return "held", r["error_code"], r["error_message"], "needs a person before paying"
+        return "skipped", r["error_code"], r["error_message"], "held: needs a person before paying"
     if state == ROW_REJECTED:
         return "rejected", r["error_code"], r["error_message"], ""
     if state == PLANNED:
@@ -623,6 +623,10 @@ def _outcome(r: Mapping[str, Any]) -> tuple[str, str | None, str | None, str]:
     return "pending", None, None, f"provider status: {status}"
 
 
+def _s(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def _dec(value: Any) -> Decimal | None:
     if value in (None, ""):
         return None
@@ -645,26 +649,27 @@ def build_report(journal: Journal, run_id: str, settings: Settings) -> report_mo
                 row=int(r["row_number"]),
                 reference=str(r["reference"]),
                 beneficiary_ref=str(r["beneficiary_ref"]),
-                beneficiary_name=str(r["beneficiary_name"] or ""),
+                beneficiary_name=_s(r["beneficiary_name"]),
                 outcome=outcome,
-                payout_id=r["payout_id"],
-                beneficiary_id=r["beneficiary_id"],
-                instrument_id=r["instrument_id"],
-                payout_status=r["payout_status"],
-                error_code=code,
-                error_message=message,
-                request_id=r["p_request_id"] or r["request_id"],
-                idempotency_key=r["idempotency_key"],
+                payout_id=_s(r["payout_id"]),
+                beneficiary_id=_s(r["beneficiary_id"]),
+                instrument_id=_s(r["instrument_id"]),
+                payout_status=_s(r["payout_status"]),
+                error_code=_s(code),
+                error_message=_s(message),
+                request_id=_s(r["p_request_id"] or r["request_id"]),
+                idempotency_key=_s(r["idempotency_key"]),
                 amount=_dec(r["dest_amount"]) or _dec(r["amount"]),
-                currency=r["dest_currency"] or r["currency"],
+                currency=_s(r["dest_currency"] or r["currency"]),
                 source_amount=_dec(r["source_amount"]),
-                source_currency=r["p_source_currency"] or r["source_currency"],
+                source_currency=_s(r["p_source_currency"] or r["source_currency"]),
                 fee=_dec(r["fee"]),
-                fee_currency=r["fee_currency"],
+                fee_currency=_s(r["fee_currency"]),
                 exchange_rate=_dec(r["exchange_rate"]),
                 total_debited=_dec(r["total_debited"]),
-                masked_account=str(r["masked_account"] or ""),
-                attempt=int(r["attempt"] or 1),
+                total_debited_currency=_s(r["total_debited_currency"]),
+                masked_account=_s(r["masked_account"]),
+                attempt=int(r["attempt"] or 0),
                 related_run=r["related_run"],
                 note=note,
             )
@@ -694,7 +699,7 @@ _FAILED = {
     "velocity_blocked",
     "cancelled",
     "rejected",
-    "held",
+    "skipped",
 }
 
 

@@ -138,7 +138,7 @@ class RetryPolicy:
 
     def delay(self, error: BaseException, attempt: int) -> float:
         """Seconds to wait after attempt number ``attempt`` failed with ``error``."""
-        backoff = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** max(0, attempt - 1))
         backoff *= 1.0 - self.jitter * self.rng.random()
         retry_after = _retry_after(error)
         if retry_after is not None and retry_after > backoff:

@@ -1,0 +1,728 @@
+"""The async client for the Anton Payments API that the pipeline uses.
+
+One :class:`AntonClient` per run, shared by every concurrent task::
+
+    async with AntonClient(base_url, ApiKey(secret)) as client:
+        result = await client.create_payout(body, idempotency_key=key)
+        result.data["id"], result.replayed
+
+What it promises:
+
+* **Idempotency** — the caller supplies the ``Idempotency-Key``; the client never
+  mints one. The key and the JSON body (serialised once, sent as the same bytes)
+  are fixed before the retry loop, so every retry is the same request.
+* **Errors** — a non-2xx answer raises the :class:`~batchpay.errors.ApiError`
+  subclass :func:`~batchpay.errors.api_error_from_response` picks ("the API said
+  no"); a network failure, timeout or unreadable answer raises
+  :class:`~batchpay.errors.TransportError` ("could not reach the API"). For a
+  ``POST`` a ``TransportError`` means the outcome is **unknown**: the payout may
+  exist. Settle it later by sending the same request with the same key (a replay
+  answers ``X-Idempotent-Replayed: true``), or after the provider's 24-hour
+  window by looking the payout up by ``reference`` — never with a new key.
+* **Retries** — only where the error catalog says it is safe (see
+  :mod:`batchpay.retry`); the last error is raised when attempts run out.
+* **Rate limit** — every attempt passes a shared :class:`~batchpay.ratelimit.RateLimiter`
+  and a concurrency cap.
+* **Audit** — every HTTP attempt, retries and failures included, is reported to
+  ``on_call`` as a :class:`CallRecord`. Records carry no secrets and no bodies.
+* **Tolerant reader** — single resources may come bare or as ``{"data": {...}}``;
+  lists as ``{"data": [...], "has_more", "next_cursor"}`` (or a bare array).
+  Numbers with a fraction are decoded as :class:`~decimal.Decimal`, never float.
+
+Credentials are an :class:`httpx.Auth`: :class:`ApiKey` sends
+``Authorization: Bearer <key>``. The newest API generation uses OAuth client
+credentials with DPoP; such a credential subclasses :class:`Credentials` and
+implements ``async_auth_flow`` (yield a token request to ``/oauth/token`` when
+the cached token is missing or expired, then the real request with
+``Authorization: DPoP <token>`` and a fresh per-request ``DPoP`` proof) — the
+client needs no change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+
+from batchpay import __version__
+from batchpay.errors import (
+    ApiError,
+    BatchpayError,
+    ConfigError,
+    TransportError,
+    api_error_from_response,
+)
+from batchpay.ratelimit import RateLimiter
+from batchpay.retry import RetryPolicy, set_testing
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "AntonClient",
+    "ApiKey",
+    "ApiResult",
+    "CallRecord",
+    "Credentials",
+    "RateLimiter",
+    "RetryPolicy",
+    "set_testing",
+]
+
+DEFAULT_USER_AGENT: Final = f"batchpay/{__version__} httpx/{httpx.__version__}"
+
+_PAGE_SIZE: Final = 100
+_MAX_KEY_LENGTH: Final = 255
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_NOT_JSON: Final = object()
+
+Json = dict[str, Any]
+
+
+# -- credentials ---------------------------------------------------------------
+
+
+class Credentials(httpx.Auth):
+    """How the client proves who it is: an :class:`httpx.Auth` that also masks its secrets.
+
+    Subclasses put their secret only into request headers and return a masked
+    form from ``__repr__``/``__str__``; :meth:`redact` scrubs the secret from any
+    text that reaches an error message.
+    """
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` with every secret of this credential masked."""
+        return text
+
+
+class ApiKey(Credentials):
+    """An Anton API key (``ak_live_…`` / ``ak_test_…``), sent as ``Authorization: Bearer``.
+
+    Its repr shows only the key's prefix and last four characters.
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str) -> None:
+        secret = secret.strip()
+        if not secret:
+            raise ConfigError("the API key is empty", hint="set BATCHPAY_API_KEY")
+        if any(ch.isspace() or not ch.isprintable() for ch in secret) or not secret.isascii():
+            raise ConfigError(
+                "the API key contains spaces or control characters",
+                hint="copy the key again from the dashboard",
+            )
+        self._secret = secret
+
+    @property
+    def masked(self) -> str:
+        """The key with everything but its prefix and last four characters hidden."""
+        secret = self._secret
+        prefix = ""
+        for candidate in ("ak_live_", "ak_test_", "ak_"):
+            if secret.startswith(candidate):
+                prefix = candidate
+                break
+        if len(secret) - len(prefix) < 12:
+            return f"{prefix}…"
+        return f"{prefix}…{secret[-4:]}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the bearer header (called by httpx for every request)."""
+        request.headers["Authorization"] = f"Bearer {self._secret}"
+        yield request
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` with the key replaced by its masked form."""
+        return text.replace(self._secret, self.masked)
+
+    def __repr__(self) -> str:
+        return f"ApiKey({self.masked!r})"
+
+    __str__ = __repr__
+
+
+# -- results and records -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResult:
+    """A successful answer: the unwrapped data plus what the pipeline records about it."""
+
+    data: Any
+    """The resource (dict), the page's items (list), or None for an empty body."""
+    status: int
+    request_id: str | None
+    """The answer's ``X-Request-ID`` (the one we sent when the server sent none)."""
+    replayed: bool = False
+    """True when the server answered ``X-Idempotent-Replayed: true``."""
+    idempotency_key: str | None = None
+    attempts: int = 1
+    """HTTP attempts it took, the first try included."""
+    has_more: bool = False
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One HTTP attempt, successful or not, for the journal. No secrets, no bodies."""
+
+    method: str
+    path: str
+    """The URL path without the query string."""
+    status: int | None
+    """HTTP status, or None when no answer arrived."""
+    error_code: str | None
+    """The API's error code, ``timeout``/``transport_error``/``invalid_response``, or None."""
+    request_id: str | None
+    """The answer's ``X-Request-ID``, else the one we sent with the attempt."""
+    idempotency_key: str | None
+    attempt: int
+    duration_ms: float
+    started_at: datetime
+    replayed: bool = False
+    will_retry: bool = False
+    """Whether the client is going to try this request again."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as plain values (``started_at`` as an ISO 8601 string) for storage."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "error_code": self.error_code,
+            "request_id": self.request_id,
+            "idempotency_key": self.idempotency_key,
+            "attempt": self.attempt,
+            "duration_ms": self.duration_ms,
+            "started_at": self.started_at.isoformat(),
+            "replayed": self.replayed,
+            "will_retry": self.will_retry,
+        }
+
+
+OnCall = Callable[[CallRecord], None]
+
+
+@dataclass(slots=True)
+class _Attempt:
+    response: httpx.Response | None
+    error: BatchpayError | None
+    request_id: str
+    started_at: datetime
+    duration_ms: float
+
+
+# -- the client ----------------------------------------------------------------
+
+
+class AntonClient:
+    """Async client for the Anton Payments API, shared by all concurrent tasks of a run.
+
+    ``transport`` plugs in the in-process sandbox (``httpx.ASGITransport``) or an
+    ``httpx.MockTransport``. ``on_call`` is called synchronously for every HTTP
+    attempt; an exception it raises propagates to the caller (a journal that
+    cannot record must stop the run). Close with :meth:`aclose` or ``async with``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
+        max_concurrency: int = 8,
+        on_call: OnCall | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._credentials = credentials
+        self._retry = retry if retry is not None else RetryPolicy()
+        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter()
+        self._on_call = on_call
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            auth=credentials,
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+        )
+
+    def __repr__(self) -> str:
+        return f"AntonClient({str(self._http.base_url)!r}, {self._credentials!r})"
+
+    async def __aenter__(self) -> AntonClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (and the transport)."""
+        await self._http.aclose()
+
+    # -- the one request path --------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiResult:
+        """Send one API request with retries, pacing and records; return the unwrapped answer.
+
+        Raises an :class:`~batchpay.errors.ApiError` subclass for an error answer
+        and :class:`~batchpay.errors.TransportError` when no trustworthy answer came.
+        """
+        method = method.upper()
+        if idempotency_key is not None:
+            _check_idempotency_key(idempotency_key)
+        headers: dict[str, str] = {}
+        content: bytes | None = None
+        if json is not None:
+            content = _encode_json(json)  # once: every retry sends these bytes
+            headers["Content-Type"] = "application/json"
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        query = _clean_params(params)
+        safe_to_repeat = method in _SAFE_METHODS or idempotency_key is not None
+        record_path = path.split("?", 1)[0]
+
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = await self._send_once(method, path, content, query, headers)
+            result: ApiResult | None = None
+            error = outcome.error
+            if error is None:
+                assert outcome.response is not None
+                try:
+                    result = self._result(outcome, idempotency_key, attempt)
+                except TransportError as exc:
+                    error = exc
+            will_retry = error is not None and self._retry.should_retry(
+                error, attempt, safe_to_repeat=safe_to_repeat
+            )
+            self._record(outcome, method, record_path, error, idempotency_key, attempt, will_retry)
+            if result is not None:
+                return result
+            assert error is not None
+            if not will_retry:
+                raise error
+            await self._retry.wait(self._retry.delay(error, attempt))
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> _Attempt:
+        request_id = f"req_{uuid.uuid4().hex}"
+        async with self._slots:
+            permit = await self.rate_limiter.acquire()
+            started_at = datetime.now(UTC)
+            t0 = time.perf_counter()
+            response: httpx.Response | None = None
+            error: BatchpayError | None = None
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    content=content,
+                    params=params,
+                    headers={**headers, "X-Request-ID": request_id},
+                )
+            except httpx.UnsupportedProtocol as exc:
+                error = ConfigError(
+                    f"the API URL is not http(s): {self._redact(str(exc))}",
+                    hint="check the API base URL",
+                )
+            except (httpx.RequestError, httpx.DecodingError) as exc:
+                error = self._transport_error(exc, method, path, request_id)
+            finally:
+                self.rate_limiter.observe(
+                    permit,
+                    response.status_code if response is not None else None,
+                    response.headers if response is not None else {},
+                )
+            duration_ms = (time.perf_counter() - t0) * 1000.0
+        if response is not None and not response.is_success:
+            error = self._api_error(response, request_id)
+        return _Attempt(response, error, request_id, started_at, duration_ms)
+
+    def _result(self, outcome: _Attempt, idempotency_key: str | None, attempt: int) -> ApiResult:
+        response = outcome.response
+        assert response is not None
+        body = _decode(response)
+        if body is _NOT_JSON:
+            raise TransportError(
+                f"{response.request.method} {response.request.url.path}: the API answered "
+                f"{response.status_code} with a body that is not JSON; outcome unknown",
+                request_id=response.headers.get("x-request-id") or outcome.request_id,
+                hint="batchpay retries with the same idempotency key to read the answer again",
+            )
+        data, has_more, next_cursor = _unwrap(body)
+        return ApiResult(
+            data=data,
+            status=response.status_code,
+            request_id=response.headers.get("x-request-id") or outcome.request_id,
+            replayed=response.headers.get("x-idempotent-replayed", "").strip().lower() == "true",
+            idempotency_key=idempotency_key,
+            attempts=attempt,
+            has_more=has_more,
+            next_cursor=next_cursor,
+        )
+
+    def _api_error(self, response: httpx.Response, request_id: str) -> ApiError:
+        body = _decode(response)
+        if body is _NOT_JSON:
+            body = response.text[:1000]
+        error = api_error_from_response(response.status_code, body, response.headers)
+        if error.request_id is None:
+            error.request_id = request_id
+        # The server may echo what it was sent; keep secrets out of messages.
+        error.message = self._redact(error.message)
+        error.args = (error.message,)
+        error.body = _scrub(error.body, self._redact)
+        error.details = _scrub(error.details, self._redact)
+        return error
+
+    def _transport_error(
+        self, exc: Exception, method: str, path: str, request_id: str
+    ) -> TransportError:
+        timeout = isinstance(exc, httpx.TimeoutException)
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        what = "timed out" if timeout else "could not reach the API"
+        detail = self._redact(str(exc)) or type(exc).__name__
+        unknown = "" if never_sent or method in _SAFE_METHODS else "; outcome unknown"
+        return TransportError(
+            f"{method} {path.split('?', 1)[0]}: {what} ({type(exc).__name__}: {detail}){unknown}",
+            timeout=timeout,
+            sent=False if never_sent else None,
+            request_id=request_id,
+        )
+
+    def _record(
+        self,
+        outcome: _Attempt,
+        method: str,
+        path: str,
+        error: BatchpayError | None,
+        idempotency_key: str | None,
+        attempt: int,
+        will_retry: bool,
+    ) -> None:
+        if self._on_call is None:
+            return
+        response = outcome.response
+        code: str | None = None
+        if isinstance(error, ApiError):
+            code = error.code
+        elif isinstance(error, TransportError):
+            if response is not None:
+                code = "invalid_response"
+            else:
+                code = "timeout" if error.timeout else "transport_error"
+        elif isinstance(error, ConfigError):
+            code = "config_error"
+        request_id = outcome.request_id
+        replayed = False
+        if response is not None:
+            request_id = response.headers.get("x-request-id") or request_id
+            replayed = response.headers.get("x-idempotent-replayed", "").strip().lower() == "true"
+        self._on_call(
+            CallRecord(
+                method=method,
+                path=path,
+                status=response.status_code if response is not None else None,
+                error_code=code,
+                request_id=request_id,
+                idempotency_key=idempotency_key,
+                attempt=attempt,
+                duration_ms=round(outcome.duration_ms, 3),
+                started_at=outcome.started_at,
+                replayed=replayed,
+                will_retry=will_retry,
+            )
+        )
+
+    def _redact(self, text: str) -> str:
+        return self._credentials.redact(text)
+
+    async def _paginate(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[Json]:
+        """Yield every item of a cursor-paginated list, following ``has_more``/``next_cursor``."""
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page_params = {**(params or {}), "limit": _PAGE_SIZE}
+            if cursor is not None:
+                page_params["cursor"] = cursor
+            page = await self.request("GET", path, params=page_params)
+            for item in _items(page, path):
+                yield item
+            if not page.has_more:
+                return
+            if not page.next_cursor or page.next_cursor in seen:
+                raise ApiError(
+                    f"GET {path}: the list says has_more but gives no new next_cursor",
+                    status=page.status,
+                    code="invalid_pagination",
+                    request_id=page.request_id,
+                )
+            cursor = page.next_cursor
+            seen.add(cursor)
+
+    async def _collect(self, path: str, params: Mapping[str, Any] | None = None) -> list[Json]:
+        return [item async for item in self._paginate(path, params)]
+
+    # -- balances --------------------------------------------------------------
+
+    async def list_balances(self) -> list[Json]:
+        """Every balance of the merchant, one per currency."""
+        return _items(await self.request("GET", "/v1/balances"), "/v1/balances")
+
+    async def get_balance(self, currency: str) -> Json:
+        """The merchant's balance in one currency."""
+        return await self._get(f"/v1/balances/{_seg(currency)}")
+
+    # -- beneficiaries ---------------------------------------------------------
+
+    async def create_beneficiary(self, body: Mapping[str, Any], idempotency_key: str) -> ApiResult:
+        """Create a beneficiary (``POST /v1/beneficiaries``)."""
+        return await self.request(
+            "POST", "/v1/beneficiaries", json=body, idempotency_key=idempotency_key
+        )
+
+    async def get_beneficiary(self, beneficiary_id: str) -> Json:
+        """One beneficiary by id."""
+        return await self._get(f"/v1/beneficiaries/{_seg(beneficiary_id)}")
+
+    def iter_beneficiaries(self, **filters: Any) -> AsyncIterator[Json]:
+        """Every beneficiary matching ``filters`` (``status``, ``type``, ``country``), all pages."""
+        return self._paginate("/v1/beneficiaries", filters)
+
+    # -- instruments -----------------------------------------------------------
+
+    async def create_instrument(
+        self, beneficiary_id: str, body: Mapping[str, Any], idempotency_key: str
+    ) -> ApiResult:
+        """Attach a payment instrument to a beneficiary."""
+        return await self.request(
+            "POST",
+            f"/v1/beneficiaries/{_seg(beneficiary_id)}/instruments",
+            json=body,
+            idempotency_key=idempotency_key,
+        )
+
+    async def list_instruments(self, beneficiary_id: str) -> list[Json]:
+        """Every instrument of one beneficiary, all pages."""
+        return await self._collect(f"/v1/beneficiaries/{_seg(beneficiary_id)}/instruments")
+
+    async def get_instrument(self, instrument_id: str) -> Json:
+        """One instrument by id."""
+        return await self._get(f"/v1/instruments/{_seg(instrument_id)}")
+
+    # -- payouts ---------------------------------------------------------------
+
+    async def create_payout(self, body: Mapping[str, Any], idempotency_key: str) -> ApiResult:
+        """Create a payout; a ``TransportError`` means the outcome is unknown (see module doc)."""
+        return await self.request("POST", "/v1/payouts", json=body, idempotency_key=idempotency_key)
+
+    async def get_payout(self, payout_id: str) -> Json:
+        """One payout by id."""
+        return await self._get(f"/v1/payouts/{_seg(payout_id)}")
+
+    def iter_payouts(
+        self,
+        *,
+        reference: str | None = None,
+        status: str | Sequence[str] | None = None,
+        batch_id: str | None = None,
+        beneficiary_id: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+    ) -> AsyncIterator[Json]:
+        """Every payout matching the filters, all pages (newest first)."""
+        params = {
+            "reference": reference,
+            "status": [status] if isinstance(status, str) else status,
+            "batch_id": batch_id,
+            "beneficiary_id": beneficiary_id,
+            "created_after": _timestamp(created_after),
+            "created_before": _timestamp(created_before),
+        }
+        return self._paginate("/v1/payouts", params)
+
+    async def cancel_payout(
+        self, payout_id: str, idempotency_key: str, reason: str | None = None
+    ) -> ApiResult:
+        """Cancel a payout not yet handed to a rail."""
+        body: Json = {"reason": reason} if reason is not None else {}
+        return await self.request(
+            "POST",
+            f"/v1/payouts/{_seg(payout_id)}/cancel",
+            json=body,
+            idempotency_key=idempotency_key,
+        )
+
+    async def list_payout_events(self, payout_id: str) -> list[Json]:
+        """Every status transition of a payout, oldest first."""
+        path = f"/v1/payouts/{_seg(payout_id)}/events"
+        return _items(await self.request("GET", path), path)
+
+    # -- webhooks --------------------------------------------------------------
+
+    async def create_webhook(
+        self, url: str, events: Sequence[str], idempotency_key: str
+    ) -> ApiResult:
+        """Subscribe ``url`` to ``events``; the answer holds the signing secret, shown once."""
+        return await self.request(
+            "POST",
+            "/v1/webhooks",
+            json={"url": url, "events": list(events)},
+            idempotency_key=idempotency_key,
+        )
+
+    async def list_webhooks(self) -> list[Json]:
+        """Every webhook subscription of the merchant."""
+        return _items(await self.request("GET", "/v1/webhooks"), "/v1/webhooks")
+
+    async def _get(self, path: str) -> Json:
+        data = (await self.request("GET", path)).data
+        if not isinstance(data, dict):
+            raise ApiError(
+                f"GET {path}: expected an object, got {type(data).__name__}",
+                status=200,
+                code="invalid_response",
+            )
+        return data
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _seg(value: str) -> str:
+    """One path segment: ids are quoted so ``../`` or ``?`` cannot change the URL."""
+    if not value:
+        raise ValueError("an id in a URL path must not be empty")
+    return quote(value, safe="")
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not key or len(key) > _MAX_KEY_LENGTH:
+        raise ValueError(f"an idempotency key must be 1..{_MAX_KEY_LENGTH} characters")
+    if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
+        raise ValueError("an idempotency key must be printable ASCII without spaces")
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot send a non-finite amount: {value}")
+        return format(value, "f")
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def _reject_floats(value: object) -> None:
+    if isinstance(value, float):
+        raise TypeError("refusing to send a float in a request body: use a decimal string")
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _reject_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_floats(item)
+
+
+def _encode_json(body: Any) -> bytes:
+    _reject_floats(body)
+    return json.dumps(
+        body,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=False,
+        default=_json_default,
+    ).encode("utf-8")
+
+
+def _decode(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        return _NOT_JSON
+
+
+def _unwrap(body: Any) -> tuple[Any, bool, str | None]:
+    """Strip a ``{"data": ...}`` envelope; a resource with its own ``id`` is never unwrapped."""
+    if isinstance(body, dict) and "data" in body and "id" not in body:
+        inner = body["data"]
+        if isinstance(inner, list):
+            has_more = body.get("has_more")
+            cursor = body.get("next_cursor")
+            return (
+                inner,
+                has_more is True or (isinstance(has_more, str) and has_more.lower() == "true"),
+                cursor if isinstance(cursor, str) and cursor else None,
+            )
+        if isinstance(inner, dict):
+            return inner, False, None
+    return body, False, None
+
+
+def _items(page: ApiResult, path: str) -> list[Json]:
+    data = page.data
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ApiError(
+            f"GET {path}: expected a list of objects",
+            status=page.status,
+            code="invalid_response",
+            request_id=page.request_id,
+        )
+    return data
+
+
+def _clean_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not params:
+        return None
+    cleaned = {key: value for key, value in params.items() if value is not None}
+    return cleaned or None
+
+
+def _timestamp(value: datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        raise ValueError("timestamps sent to the API must be timezone-aware")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _scrub(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _scrub(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, redact) for item in value]
+    return value

@@ -1,0 +1,259 @@
+"""Client-side pacing that fills the API's rate limit without tripping it.
+
+The Anton API allows each merchant ``limit`` requests (default 1,000) in any
+rolling 60-second window, counted on the server. One :class:`RateLimiter` is
+shared by every concurrent call of a client and combines four rules; a request
+may leave only when all of them agree:
+
+1. **Pacer** — a token bucket refilled at ``limit × utilisation / 60`` per
+   second (97 % by default) holding at most ``burst`` tokens. Steady traffic is
+   spread evenly, so the server's window never holds more than ~97 % of the
+   limit and the rest is headroom for clock and latency jitter.
+2. **Window cap** — a log of our own send times: never more than ``limit``
+   requests inside any window of ``60 s + guard`` (``guard`` covers the
+   difference in latency between two requests, so the server, which counts
+   arrivals, never sees more than ``limit`` either). This is a hard guarantee
+   whatever the burst allowance.
+3. **Server budget** — every response's ``X-RateLimit-Remaining`` says how many
+   more requests the server will take before ``X-RateLimit-Reset``; requests we
+   sent after that one may not have been counted yet, so they are subtracted.
+   When the budget is spent (another worker shares the quota) everyone waits for
+   the reset, then resumes at the pacer's rate without a burst.
+4. **Pause** — a ``429`` with ``Retry-After`` pauses every caller until then,
+   then resumes at the pacer's rate without a burst (no thundering herd).
+
+``X-RateLimit-Limit`` on any response replaces the configured limit, so a
+lower (or a promoted, higher) tier is learned on the first answer. Clock and
+sleep are injectable so tests run in simulated time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from batchpay.retry import is_testing
+
+__all__ = ["Permit", "RateLimiter"]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """Permission for one HTTP attempt: its sequence number and when it was granted."""
+
+    seq: int
+    granted_at: float
+
+
+class RateLimiter:
+    """Paces requests within a rolling-window rate limit and learns the limit from responses.
+
+    ``limit_per_minute=None`` paces nothing until the server announces a limit
+    (``Retry-After`` pauses are still honoured). ``sleep=None`` means
+    :func:`asyncio.sleep`, or no waiting at all under
+    :func:`batchpay.retry.set_testing`; an injected ``sleep`` must advance the
+    injected ``clock``.
+    """
+
+    def __init__(
+        self,
+        limit_per_minute: int | None = 1000,
+        *,
+        utilisation: float = 0.97,
+        burst: int | None = None,
+        window: float = 60.0,
+        guard: float = 1.0,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        sleep: Sleep | None = None,
+    ) -> None:
+        if limit_per_minute is not None and limit_per_minute < 1:
+            raise ValueError("limit_per_minute must be at least 1")
+        if not 0.0 < utilisation <= 1.0:
+            raise ValueError("utilisation must be in (0, 1]")
+        if burst is not None and burst < 1:
+            raise ValueError("burst must be at least 1")
+        self._limit = limit_per_minute
+        self._utilisation = utilisation
+        self._burst_setting = burst
+        self._window = window
+        self._span = window + guard
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._sent: deque[float] = deque()
+        now = clock()
+        self._tokens = float(self._burst())
+        self._tokens_at = now
+        self._pause_until = -math.inf
+        self._budget: int | None = None
+        self._budget_until = -math.inf
+        self._info_seq = 0
+        self._seq = 0
+        self.throttled = 0
+        """How many 429 answers this limiter has been told about."""
+
+    @classmethod
+    def unlimited(cls) -> RateLimiter:
+        """A limiter that paces nothing until a response announces a limit or a 429 arrives."""
+        return cls(None)
+
+    @property
+    def limit(self) -> int | None:
+        """The limit per window currently believed (configured, then learned)."""
+        return self._limit
+
+    @property
+    def rate(self) -> float | None:
+        """Steady pace in requests per second, or None when unlimited."""
+        if self._limit is None:
+            return None
+        return self._limit * self._utilisation / self._window
+
+    @property
+    def granted(self) -> int:
+        """How many permits have been handed out."""
+        return self._seq
+
+    async def acquire(self) -> Permit:
+        """Wait until a request may be sent, then count it as sent."""
+        async with self._lock:  # FIFO: callers leave in the order they arrived
+            while True:
+                now = self._clock()
+                wait = self._wait_time(now)
+                if wait <= _EPSILON or (self._sleep is None and is_testing()):
+                    return self._grant(now)
+                if self._sleep is not None:
+                    await self._sleep(wait)
+                else:
+                    await asyncio.sleep(wait)
+
+    def observe(self, permit: Permit, status: int | None, headers: Mapping[str, str]) -> None:
+        """Learn from the answer to ``permit``'s request (status None: no answer)."""
+        now = self._clock()
+        limit = _int_header(headers, "x-ratelimit-limit")
+        remaining = _int_header(headers, "x-ratelimit-remaining")
+        reset_at = self._reset_time(headers, now)
+        newest = permit.seq >= self._info_seq
+        if newest and (limit is not None or remaining is not None):
+            self._info_seq = permit.seq
+            if limit is not None and limit >= 1 and limit != self._limit:
+                self._set_limit(limit, now)
+            if remaining is not None:
+                # Requests we sent after this one may not have reached the
+                # server's count yet: assume none did.
+                self._budget = remaining - (self._seq - permit.seq)
+                self._budget_until = reset_at if reset_at is not None else now + self._window
+        if status == 429:
+            self.throttled += 1
+            retry_after = _float_header(headers, "retry-after")
+            if retry_after is not None:
+                until = now + retry_after
+            elif reset_at is not None:
+                until = reset_at
+            else:
+                until = now + 1.0
+            self._pause_until = max(self._pause_until, until)
+            # Nothing more until the pause ends; the answers after it say what is left.
+            self._budget = 0
+            self._budget_until = self._pause_until
+            self._tokens = 0.0
+            self._tokens_at = now
+
+    # -- internals ---------------------------------------------------------
+
+    def _burst(self) -> int:
+        if self._burst_setting is not None:
+            return self._burst_setting
+        if self._limit is None:
+            return 1
+        # Half the headroom the pacer leaves, so a burst on top of steady pacing
+        # still fits the window.
+        return max(1, int(self._limit * (1.0 - self._utilisation) / 2))
+
+    def _set_limit(self, limit: int, now: float) -> None:
+        self._refill(now)
+        self._limit = limit
+        self._tokens = min(self._tokens, float(self._burst()))
+
+    def _refill(self, now: float) -> None:
+        rate = self.rate
+        if rate is not None and now > self._tokens_at:
+            self._tokens = min(float(self._burst()), self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = max(self._tokens_at, now)
+
+    def _wait_time(self, now: float) -> float:
+        wait = self._pause_until - now
+        if self._budget is not None:
+            if now >= self._budget_until:
+                self._budget = None
+            elif self._budget <= 0:
+                if wait <= 0:
+                    # Another client is using the quota: no burst once it frees.
+                    self._tokens = 0.0
+                    self._tokens_at = now
+                wait = max(wait, self._budget_until - now)
+        if self._limit is None:
+            return wait
+        self._refill(now)
+        rate = self.rate
+        assert rate is not None
+        if self._tokens < 1.0 - _EPSILON:
+            wait = max(wait, (1.0 - self._tokens) / rate)
+        while self._sent and self._sent[0] <= now - self._span:
+            self._sent.popleft()
+        excess = len(self._sent) - self._limit
+        if excess >= 0:
+            wait = max(wait, self._sent[excess] + self._span - now)
+        return wait
+
+    def _grant(self, now: float) -> Permit:
+        self._refill(now)
+        if self._limit is not None:
+            self._tokens = max(0.0, self._tokens - 1.0)
+            self._sent.append(now)
+        if self._budget is not None:
+            self._budget -= 1
+        self._seq += 1
+        return Permit(seq=self._seq, granted_at=now)
+
+    def _reset_time(self, headers: Mapping[str, str], now: float) -> float | None:
+        reset = _float_header(headers, "x-ratelimit-reset")
+        if reset is None:
+            return None
+        # Reset is a unix timestamp; bring it onto our monotonic clock and keep
+        # it sane (a server clock far off must not stall us beyond one window).
+        return min(max(now, now + (reset - self._wall_clock())), now + self._window)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _float_header(headers: Mapping[str, str], name: str) -> float | None:
+    raw = _header(headers, name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = _float_header(headers, name)
+    return int(value) if value is not None else None

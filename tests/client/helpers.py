@@ -34,7 +34,7 @@ def make_client(
         ApiKey(SECRET),
         transport=httpx.MockTransport(handler),
         retry=retry if retry is not None else RetryPolicy.no_wait(),
-        rate_limiter=rate_limiter if rate_limiter is not None else RateLimiter.unlimited(),
+        rate_limiter=rate_limiter if rate_limiter is not None else FakeTime().limiter(None),
         on_call=records.append if records is not None else None,
         **kwargs,
     )
@@ -57,6 +57,33 @@ class SleepRecorder:
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+
+
+class FakeTime:
+    """A clock that only moves when something sleeps on it; records the sleeps."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        """The fake monotonic time."""
+        return self.now
+
+    def wall(self) -> float:
+        """Unix time matching the fake clock."""
+        return WALL_EPOCH + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Record the wait and move the clock past it."""
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def limiter(self, limit: int | None = 1000, **kwargs: Any) -> RateLimiter:
+        """A RateLimiter running on this fake time."""
+        return RateLimiter(
+            limit, clock=self.clock, wall_clock=self.wall, sleep=self.sleep, **kwargs
+        )
 
 
 # -- virtual time --------------------------------------------------------------

@@ -1,0 +1,390 @@
+"""The front door of every /v1 request: request id, auth, rate limit, faults, idempotency.
+
+A pure ASGI middleware, so it can do what a framework response cannot: run the
+request to completion and then drop the connection before the body (the
+``lost_response`` fault), or answer only after a client has given up (``timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._util import canonical, dumps
+from .faults import Fault
+from .problems import INTERNAL_MESSAGE, ApiProblem, error_envelope
+from .ratelimit import Decision
+from .runtime import Runtime
+
+log = logging.getLogger("batchpay.sandbox")
+
+INPROCESS_EXTENSION = "batchpay.sandbox.inprocess"
+MAX_IDEMPOTENCY_KEY = 255
+
+# Route templates of the /v1 surface, for fault plans and idempotency rules.
+V1_ROUTES: tuple[tuple[str, str], ...] = (
+    ("GET", "/v1/balances"),
+    ("GET", "/v1/balances/{currency}"),
+    ("POST", "/v1/beneficiaries"),
+    ("GET", "/v1/beneficiaries"),
+    ("GET", "/v1/beneficiaries/{id}"),
+    ("POST", "/v1/beneficiaries/{id}/instruments"),
+    ("GET", "/v1/beneficiaries/{id}/instruments"),
+    ("GET", "/v1/instruments"),
+    ("GET", "/v1/instruments/{id}"),
+    ("POST", "/v1/payouts"),
+    ("GET", "/v1/payouts"),
+    ("GET", "/v1/payouts/{id}"),
+    ("GET", "/v1/payouts/{id}/events"),
+    ("POST", "/v1/payouts/{id}/cancel"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{id}"),
+    ("POST", "/v1/webhooks/{id}/secret/rotate"),
+)
+IDEMPOTENCY_REQUIRED = frozenset(
+    {
+        "POST /v1/beneficiaries",
+        "POST /v1/beneficiaries/{id}/instruments",
+        "POST /v1/payouts",
+        "POST /v1/payouts/{id}/cancel",
+        "POST /v1/webhooks",
+    }
+)
+_TEMPLATES = [
+    (method, template, re.compile("^" + re.sub(r"\{[a-z_]+\}", "[^/]+", template) + "$"))
+    for method, template in V1_ROUTES
+]
+
+
+class LostResponse(Exception):
+    """Raised after commit to drop the connection before the body (``lost_response``)."""
+
+
+class SimulatedTimeout(Exception):
+    """Raised after commit, in process, to stand for an answer that never comes in time."""
+
+
+def route_of(method: str, path: str) -> str:
+    """``"METHOD /template"`` for a request (the raw path when no route matches)."""
+    for m, template, regex in _TEMPLATES:
+        if m == method and regex.match(path):
+            return f"{m} {template}"
+    return f"{method} {path}"
+
+
+def _request_id(headers: Headers) -> str:
+    given = headers.get("x-request-id")
+    if given and len(given) <= 200 and given.isprintable():
+        return given
+    return "req_" + secrets.token_hex(12)
+
+
+class Gateway:
+    """ASGI middleware in front of the Starlette app."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.rt = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        extra = {"X-Request-ID": _request_id(headers)}
+        path: str = scope["path"]
+        if path == "/v1" or path.startswith("/v1/"):
+            await self._v1(scope, receive, send, headers, extra)
+            return
+        body = await _read_body(receive)
+        status, resp_headers, resp_body = await self._run(scope, body)
+        await _send(send, status, resp_headers, resp_body, extra)
+
+    async def _v1(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, extra: dict[str, str]
+    ) -> None:
+        rt = self.rt
+        merchant = rt.config.merchant_id
+        method: str = scope["method"]
+        route = route_of(method, scope["path"])
+
+        problem = self._authenticate(headers.get("authorization"))
+        if problem is not None:
+            extra.update(_rl(rt.limiter.peek(merchant)))
+            await _send_problem(send, problem, extra)
+            return
+        decision = rt.limiter.hit(merchant)
+        extra.update(_rl(decision))
+        if decision is not None and not decision.allowed:
+            await _send_problem(send, _rate_limited(decision), extra)
+            return
+
+        try:
+            fault = rt.faults.choose(route, headers.get("x-sandbox-fault"))
+        except ValueError as exc:
+            await _send_problem(send, ApiProblem(400, "invalid_sandbox_fault", str(exc)), extra)
+            return
+        if fault.status == 429:
+            exhausted = rt.limiter.exhausted(merchant, rt.faults.settings.retry_after_seconds)
+            extra.update(exhausted.headers())
+            await _send_problem(send, _rate_limited(exhausted), extra)
+            return
+        if fault.status is not None:
+            code = "timeout" if fault.status == 504 else "internal_error"
+            await _send_problem(send, ApiProblem(fault.status, code, INTERNAL_MESSAGE), extra)
+            return
+
+        body = await _read_body(receive)
+        key = headers.get("idempotency-key")
+        reserved = False
+        if method == "POST":
+            if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+                await _send_problem(
+                    send,
+                    ApiProblem(
+                        400,
+                        "invalid_idempotency_key",
+                        f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters",
+                    ),
+                    extra,
+                )
+                return
+            if not key:
+                if route in IDEMPOTENCY_REQUIRED:
+                    await _send_problem(
+                        send,
+                        ApiProblem(
+                            400,
+                            "missing_idempotency_key",
+                            "this endpoint requires an Idempotency-Key header",
+                        ),
+                        extra,
+                    )
+                    return
+                key = None
+            if key is not None:
+                fingerprint = _fingerprint(method, scope["path"], body)
+                replay = self._reserve(key, fingerprint)
+                if isinstance(replay, ApiProblem):
+                    await _send_problem(send, replay, extra)
+                    return
+                if replay is not None:
+                    status, stored = replay
+                    extra["X-Idempotent-Replayed"] = "true"
+                    json_type = {"content-type": "application/json"}
+                    await self._finish(scope, send, fault, status, json_type, stored, extra)
+                    return
+                reserved = True
+
+        try:
+            if fault.kind == "latency":
+                await asyncio.sleep(fault.latency_ms / 1000)
+            status, resp_headers, resp_body = await self._run(scope, body)
+        except BaseException:
+            if reserved and key is not None:
+                self._release(key)
+            raise
+        if reserved and key is not None:
+            if status >= 500:
+                self._release(key)
+            else:
+                self._complete(key, status, resp_body)
+        await self._finish(scope, send, fault, status, resp_headers, resp_body, extra)
+
+    def _authenticate(self, header: str | None) -> ApiProblem | None:
+        if header is None or not header.strip():
+            return ApiProblem(401, "unauthorized", "missing Authorization header")
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or " " in token:
+            return ApiProblem(401, "unauthorized", "invalid Authorization header format")
+        if not token.startswith("ak_"):
+            return ApiProblem(401, "invalid_api_key", "invalid API key format")
+        if token.startswith("ak_live_"):
+            return ApiProblem(
+                403,
+                "key_environment_mismatch",
+                "live API keys are not allowed in the sandbox; use an ak_test_ key",
+            )
+        if token not in self.rt.api_keys:
+            return ApiProblem(401, "invalid_api_key", "invalid API key")
+        return None
+
+    # ------------------------------------------------------------ idempotency
+
+    def _reserve(self, key: str, fingerprint: str) -> tuple[int, bytes] | ApiProblem | None:
+        """None when the key is new (now held in flight), a replay, or a 409 problem."""
+        store = self.rt.store
+        now = self.rt.clock.time()
+        ttl = self.rt.config.idempotency_ttl_seconds
+        with store.tx():
+            store.execute(
+                "DELETE FROM idempotency WHERE created_ts <= ? AND state = 'done'", (now - ttl,)
+            )
+            row = store.one("SELECT * FROM idempotency WHERE key = ?", (key,))
+            if row is None:
+                store.execute(
+                    "INSERT INTO idempotency (key, fingerprint, state, created_ts)"
+                    " VALUES (?, ?, 'in_flight', ?)",
+                    (key, fingerprint, now),
+                )
+                return None
+        if row["fingerprint"] != fingerprint:
+            return ApiProblem(
+                409,
+                "idempotency_conflict",
+                "this Idempotency-Key was already used with a different request",
+            )
+        if row["state"] == "in_flight":
+            return ApiProblem(
+                409,
+                "idempotency_in_flight",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            )
+        return int(row["status"]), bytes(row["body"])
+
+    def _complete(self, key: str, status: int, body: bytes) -> None:
+        self.rt.store.execute(
+            "UPDATE idempotency SET state = 'done', status = ?, body = ? WHERE key = ?",
+            (status, body, key),
+        )
+
+    def _release(self, key: str) -> None:
+        self.rt.store.execute("DELETE FROM idempotency WHERE key = ?", (key,))
+
+    # ------------------------------------------------------------ running and answering
+
+    async def _run(self, scope: Scope, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Run the downstream app on a buffered body; capture its whole answer."""
+        sent = False
+
+        async def replay_receive() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        status = 500
+        headers: dict[str, str] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in message["headers"]}
+                chunks.clear()
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, replay_receive, capture)
+        except Exception:
+            log.exception("sandbox handler failed")
+            body_out = dumps(error_envelope("internal_error", INTERNAL_MESSAGE))
+            return 500, {"content-type": "application/json"}, body_out
+        return status, headers, b"".join(chunks)
+
+    async def _finish(
+        self,
+        scope: Scope,
+        send: Send,
+        fault: Fault,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        extra: dict[str, str],
+    ) -> None:
+        inprocess = INPROCESS_EXTENSION in scope.get("extensions", {})
+        if fault.kind == "lost_response":
+            if not inprocess:
+                await _send_start(send, status, headers, body, extra)
+            raise LostResponse("connection dropped after the request was committed")
+        if fault.kind == "timeout":
+            if inprocess:
+                raise SimulatedTimeout("answer withheld after the request was committed")
+            await asyncio.sleep(self.rt.faults.settings.timeout_seconds)
+        await _send(send, status, headers, body, extra)
+
+
+def _fingerprint(method: str, path: str, body: bytes) -> str:
+    try:
+        content = canonical(json.loads(body)) if body.strip() else ""
+    except (ValueError, UnicodeDecodeError):
+        content = "raw:" + hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(f"{method} {path}\n{content}".encode()).hexdigest()
+
+
+def _rate_limited(decision: Decision) -> ApiProblem:
+    return ApiProblem(
+        429,
+        "rate_limit_exceeded",
+        f"Rate limit exceeded. Retry after {decision.retry_after} seconds.",
+        headers={"Retry-After": str(decision.retry_after)},
+    )
+
+
+def _rl(decision: Decision | None) -> dict[str, str]:
+    if decision is None:
+        return {}
+    return {k: v for k, v in decision.headers().items() if k != "Retry-After"}
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _header_list(
+    headers: Mapping[str, str], body: bytes, extra: Mapping[str, str]
+) -> list[tuple[bytes, bytes]]:
+    merged: dict[str, str] = {}
+    for name, value in headers.items():
+        if name.lower() != "content-length":
+            merged[name.lower()] = value
+    for name, value in extra.items():
+        merged[name.lower()] = value
+    merged["content-length"] = str(len(body))
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+
+
+async def _send_start(
+    send: Send, status: int, headers: Mapping[str, str], body: bytes, extra: Mapping[str, str]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": _header_list(headers, body, extra),
+        }
+    )
+
+
+async def _send(
+    send: Send, status: int, headers: Mapping[str, str], body: bytes, extra: Mapping[str, str]
+) -> None:
+    await _send_start(send, status, headers, body, extra)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _send_problem(send: Send, problem: ApiProblem, extra: dict[str, str]) -> None:
+    headers: dict[str, Any] = {"content-type": "application/json", **problem.headers}
+    await _send(send, problem.status, headers, dumps(problem.envelope()), extra)

@@ -96,6 +96,7 @@ class RateLimiter:
         self._tokens = float(self._burst())
         self._tokens_at = now
         self._pause_until = -math.inf
+        self._hold_until = -math.inf  # no tokens accrue before this (after a pause or stall)
         self._budget: int | None = None
         self._budget_until = -math.inf
         self._info_seq = 0
@@ -167,8 +168,7 @@ class RateLimiter:
             # Nothing more until the pause ends; the answers after it say what is left.
             self._budget = 0
             self._budget_until = self._pause_until
-            self._tokens = 0.0
-            self._tokens_at = now
+            self._hold(now, self._pause_until)
 
     # -- internals ---------------------------------------------------------
 
@@ -186,10 +186,17 @@ class RateLimiter:
         self._limit = limit
         self._tokens = min(self._tokens, float(self._burst()))
 
+    def _hold(self, now: float, until: float) -> None:
+        """Empty the bucket and let nothing accrue before ``until``: resume at the steady pace."""
+        self._tokens = 0.0
+        self._tokens_at = now
+        self._hold_until = max(self._hold_until, until)
+
     def _refill(self, now: float) -> None:
         rate = self.rate
-        if rate is not None and now > self._tokens_at:
-            self._tokens = min(float(self._burst()), self._tokens + (now - self._tokens_at) * rate)
+        start = max(self._tokens_at, self._hold_until)
+        if rate is not None and now > start:
+            self._tokens = min(float(self._burst()), self._tokens + (now - start) * rate)
         self._tokens_at = max(self._tokens_at, now)
 
     def _wait_time(self, now: float) -> float:
@@ -198,10 +205,8 @@ class RateLimiter:
             if now >= self._budget_until:
                 self._budget = None
             elif self._budget <= 0:
-                if wait <= 0:
-                    # Another client is using the quota: no burst once it frees.
-                    self._tokens = 0.0
-                    self._tokens_at = now
+                # Another client is using the quota: no burst once it frees.
+                self._hold(now, self._budget_until)
                 wait = max(wait, self._budget_until - now)
         if self._limit is None:
             return wait

@@ -102,7 +102,7 @@ async def test_iter_payouts_follows_next_cursor_until_has_more_is_false() -> Non
 async def test_iter_payouts_sends_filters_and_repeats_status() -> None:
     """Several statuses repeat the query parameter; datetimes go out as RFC 3339 UTC."""
     seen: list[httpx.Request] = []
-    pages = {None: {"data": [], "has_more": False}}
+    pages: dict[str | None, dict[str, Any]] = {None: {"data": [], "has_more": False}}
     after = datetime(2026, 4, 15, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     async with make_client(_paged(pages, seen)) as client:
         found = [
@@ -129,7 +129,7 @@ async def test_naive_datetime_filter_is_refused() -> None:
 
 async def test_has_more_without_cursor_raises_instead_of_looping() -> None:
     """has_more with no next_cursor is an error, not an endless loop or a silent end."""
-    pages = {None: {"data": [{"id": "ben_1"}], "has_more": True}}
+    pages: dict[str | None, dict[str, Any]] = {None: {"data": [{"id": "ben_1"}], "has_more": True}}
     async with make_client(_paged(pages, [])) as client:
         with pytest.raises(ApiError) as info:
             _ = [b async for b in client.iter_beneficiaries(status="active")]
@@ -297,7 +297,12 @@ async def test_ids_are_quoted_into_one_path_segment() -> None:
 async def test_bad_idempotency_keys_are_refused_before_sending(key: str) -> None:
     """A key that is empty, too long or not header-safe raises before any request leaves."""
     seen: list[httpx.Request] = []
-    async with make_client(lambda r: seen.append(r) or httpx.Response(201, json={})) as client:
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={})
+
+    async with make_client(handler) as client:
         with pytest.raises(ValueError):
             await client.create_payout({"reference": "r"}, key)
     assert seen == []

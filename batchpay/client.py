@@ -561,9 +561,14 @@ class AntonClient:
         beneficiary_id: str | None = None,
         created_after: datetime | str | None = None,
         created_before: datetime | str | None = None,
+        **filters: Any,
     ) -> AsyncIterator[Json]:
-        """Every payout matching the filters, all pages (newest first)."""
+        """Every payout matching the filters, all pages (newest first).
+
+        Other documented filters (``instrument_id``, ``dest_currency``) pass through ``filters``.
+        """
         params = {
+            **filters,
             "reference": reference,
             "status": [status] if isinstance(status, str) else status,
             "batch_id": batch_id,

@@ -100,7 +100,7 @@ async def test_iter_payouts_follows_next_cursor_until_has_more_is_false() -> Non
 
 
 async def test_iter_payouts_sends_filters_and_repeats_status() -> None:
-    """Several statuses repeat the query parameter; datetimes go out as RFC 3339 UTC."""
+    """Statuses repeat the parameter, datetimes go out as RFC 3339 UTC, extra filters pass."""
     seen: list[httpx.Request] = []
     pages: dict[str | None, dict[str, Any]] = {None: {"data": [], "has_more": False}}
     after = datetime(2026, 4, 15, 12, 0, tzinfo=timezone(timedelta(hours=2)))
@@ -108,7 +108,10 @@ async def test_iter_payouts_sends_filters_and_repeats_status() -> None:
         found = [
             p
             async for p in client.iter_payouts(
-                status=["completed", "failed"], batch_id="bat_1", created_after=after
+                status=["completed", "failed"],
+                batch_id="bat_1",
+                created_after=after,
+                dest_currency="EUR",
             )
         ]
     assert found == []
@@ -116,6 +119,7 @@ async def test_iter_payouts_sends_filters_and_repeats_status() -> None:
     assert params.get_list("status") == ["completed", "failed"]
     assert params["batch_id"] == "bat_1"
     assert params["created_after"] == "2026-04-15T10:00:00Z"
+    assert params["dest_currency"] == "EUR"
     assert "reference" not in params
 
 

@@ -413,12 +413,15 @@ class AntonClient:
         what = "timed out" if timeout else "could not reach the API"
         detail = self._redact(str(exc)) or type(exc).__name__
         unknown = "" if never_sent or method in _SAFE_METHODS else "; outcome unknown"
-        return TransportError(
+        error = TransportError(
             f"{method} {path.split('?', 1)[0]}: {what} ({type(exc).__name__}: {detail}){unknown}",
             timeout=timeout,
             sent=False if never_sent else None,
             request_id=request_id,
         )
+        if detail == str(exc):  # keep the cause for --debug tracebacks, unless it holds a secret
+            error.__cause__ = exc
+        return error
 
     def _record(
         self,

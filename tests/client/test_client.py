@@ -424,6 +424,7 @@ async def test_secret_never_leaks_into_errors_records_or_reprs() -> None:
             api_info.value.message,
             json.dumps(api_info.value.body),
             str(net_info.value),
+            str(net_info.value.__cause__),
             *(repr(r) for r in records),
         ]
     assert len(records) == 4

@@ -198,6 +198,7 @@ async def test_read_error_on_post_says_outcome_unknown() -> None:
         with pytest.raises(TransportError, match="outcome unknown") as info:
             await client.create_payout(BODY, KEY)
     assert info.value.timeout is False and info.value.sent is None
+    assert isinstance(info.value.__cause__, httpx.ReadError)  # kept for --debug
 
 
 async def test_real_timeout_from_transport_maps_to_transport_error() -> None:

@@ -216,14 +216,14 @@ def test_fills_the_sandbox_rate_limit_in_virtual_time() -> None:
         """Moves the sandbox clock with the virtual loop and adds some latency."""
 
         def __init__(self) -> None:
-            self.inner = sandbox.transport()
+            self.inner: httpx.AsyncBaseTransport = sandbox.transport()
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             await asyncio.sleep(0.04)
             behind = start + loop_clock() - sandbox.clock.time()
             if behind > 0:
                 sandbox.clock.advance(behind)
-            response = await self.inner.handle_async_request(request)
+            response: httpx.Response = await self.inner.handle_async_request(request)
             await asyncio.sleep(0.04)
             return response
 

@@ -230,6 +230,10 @@ class AntonClient:
     ``httpx.MockTransport``. ``on_call`` is called synchronously for every HTTP
     attempt; an exception it raises propagates to the caller (a journal that
     cannot record must stop the run). Close with :meth:`aclose` or ``async with``.
+
+    ``max_concurrency`` caps requests in flight; it must cover pace × latency to
+    fill the limit (8 slots at 0.5 s per request give 16/s, about 960/min), so
+    raise it for a higher tier or a slow link.
     """
 
     def __init__(

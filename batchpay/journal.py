@@ -370,7 +370,7 @@ class Journal:
     ) -> str:
         """Record a file, a new run and all its rows in one transaction; return the run id."""
         now = self.now()
-        run_id = "run_" + self.clock().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
+        run_id: str = "run_" + self.clock().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
         with self.transaction() as db:
             cur = db.execute(
                 """INSERT INTO files (environment, sha256, fingerprint, name, size, format,

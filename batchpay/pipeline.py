@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -197,7 +197,7 @@ def _check(path: Path, options: RunOptions) -> _Checked:
     return _Checked(ingested, result, all_rows, valid_rows, fp, getattr(lay, "default_purpose", ""))
 
 
-def _totals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Decimal]:
+def _totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
     totals: dict[str, Decimal] = {}
     for r in rows:
         try:
@@ -587,7 +587,7 @@ def _close_run_if_done(journal: Journal, run_id: str) -> None:
 # -- report ---------------------------------------------------------------------------------
 
 
-def _outcome(r: Mapping[str, Any]) -> tuple[str, str | None, str | None, str]:
+def _outcome(r: Any) -> tuple[str, str | None, str | None, str]:
     """(outcome, error_code, error_message, note) for one journal row."""
     state = r["state"]
     if state == INVALID:

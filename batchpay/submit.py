@@ -156,7 +156,7 @@ class Submitter:
         )
         return await self._send(intent["idempotency_key"], intent["body"])
 
-    async def settle(self, intent: Mapping[str, Any]) -> str:
+    async def settle(self, intent: Any) -> str:
         """Bring an intent in ``sending`` or ``unknown`` to ``created`` or ``rejected``.
 
         Returns the journal state afterwards (``unknown`` if the provider is still
@@ -193,7 +193,7 @@ class Submitter:
         # Proven absent: the request never took effect, so sending it now is the first time.
         return await self._send(key, str(intent["body"]))
 
-    async def _lookup(self, intent: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def _lookup(self, intent: Any) -> list[dict[str, Any]]:
         key = str(intent["idempotency_key"])
         body = json.loads(str(intent["body"]))
         matches = []

@@ -119,9 +119,7 @@ async def test_list_filters(client: httpx.AsyncClient) -> None:
     assert [b["id"] for b in by_type["data"]] == [company["id"]]
     by_country = (await client.get("/v1/beneficiaries", params={"country": "GB"})).json()
     assert [b["id"] for b in by_country["data"]] == [person["id"]]
-    by_ref = await client.get(
-        "/v1/beneficiaries", params={"external_ref": person["external_ref"]}
-    )
+    by_ref = await client.get("/v1/beneficiaries", params={"external_ref": person["external_ref"]})
     assert [b["id"] for b in by_ref.json()["data"]] == [person["id"]]
     archived = (await client.get("/v1/beneficiaries", params={"status": "archived"})).json()
     assert archived["data"] == []

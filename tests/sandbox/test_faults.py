@@ -55,7 +55,9 @@ async def test_lost_response_commits_then_raises_read_error(
     """lost_response: the payout exists, the client sees ReadError, a same-key retry replays."""
     body = payout(*payee)
     with pytest.raises(httpx.ReadError):
-        await post(client, "/v1/payouts", body, key="lost", headers={"X-Sandbox-Fault": "lost_response"})
+        await post(
+            client, "/v1/payouts", body, key="lost", headers={"X-Sandbox-Fault": "lost_response"}
+        )
     assert len(sandbox.ledger()) == 1
     retry = await post(client, "/v1/payouts", body, key="lost")
     assert retry.status_code == 201 and retry.headers["x-idempotent-replayed"] == "true"

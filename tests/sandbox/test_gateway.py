@@ -16,7 +16,12 @@ pytestmark = pytest.mark.anyio
     ("authorization", "status", "code", "message"),
     [
         (None, 401, "unauthorized", "missing Authorization header"),
-        ("Token ak_test_batchpay_sandbox", 401, "unauthorized", "invalid Authorization header format"),
+        (
+            "Token ak_test_batchpay_sandbox",
+            401,
+            "unauthorized",
+            "invalid Authorization header format",
+        ),
         ("Bearer", 401, "unauthorized", "invalid Authorization header format"),
         ("Bearer sk_test_123", 401, "invalid_api_key", "invalid API key format"),
         ("Bearer ak_test_unknown", 401, "invalid_api_key", "invalid API key"),
@@ -61,9 +66,7 @@ async def test_errors_carry_request_id_too(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/payouts/pay_missing", headers={"X-Request-ID": "abc"})
     assert response.status_code == 404
     assert response.headers["x-request-id"] == "abc"
-    assert response.json() == {
-        "error": {"code": "payout_not_found", "message": "payout not found"}
-    }
+    assert response.json() == {"error": {"code": "payout_not_found", "message": "payout not found"}}
 
 
 async def test_unknown_route_and_method_use_the_envelope(client: httpx.AsyncClient) -> None:

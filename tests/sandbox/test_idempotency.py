@@ -41,9 +41,7 @@ async def test_replay_returns_original_status_and_body(
     assert len(sandbox.ledger()) == 1
 
 
-async def test_replay_ignores_json_formatting(
-    sandbox: Sandbox, client: httpx.AsyncClient
-) -> None:
+async def test_replay_ignores_json_formatting(sandbox: Sandbox, client: httpx.AsyncClient) -> None:
     """The same JSON sent with other spacing and key order counts as the same body."""
     body = individual()
     first = await post(client, "/v1/beneficiaries", body, key="ben-1")

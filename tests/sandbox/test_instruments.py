@@ -75,7 +75,9 @@ async def test_bad_check_digits_are_invalid_credentials(
         {"method": "pix", "credentials": {"key": "x"}},
     ],
 )
-async def test_method_not_valid_for_country(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+async def test_method_not_valid_for_country(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
     """A method that cannot serve the country (or the sandbox) is method_not_supported."""
     ben = await _beneficiary(client)
     response = await post(client, f"/v1/beneficiaries/{ben}/instruments", body)
@@ -98,7 +100,9 @@ async def test_missing_credentials_are_validation_errors(client: httpx.AsyncClie
 async def test_same_credentials_are_duplicate_instrument(client: httpx.AsyncClient) -> None:
     """The same account under the same beneficiary is refused; under another it is fine."""
     ben = await _beneficiary(client)
-    assert (await post(client, f"/v1/beneficiaries/{ben}/instruments", uk_bank())).status_code == 201
+    assert (
+        await post(client, f"/v1/beneficiaries/{ben}/instruments", uk_bank())
+    ).status_code == 201
     again = await post(client, f"/v1/beneficiaries/{ben}/instruments", uk_bank(sort_code="123456"))
     assert again.status_code == 422 and error_code(again) == "duplicate_instrument"
     other = await _beneficiary(client)

@@ -136,15 +136,15 @@ async def test_transitions_are_lazy_and_time_stamped_on_schedule(
 
 async def test_step_seconds_is_configurable() -> None:
     """step_seconds sets the pace of the state machine."""
-    async with Sandbox(SandboxConfig(manual_clock=True, step_seconds=10)) as sb:
-        async with sb.client() as client:
-            ben, ins = await make_payee(client)
-            pay = (await post(client, "/v1/payouts", payout(ben, ins))).json()
-            await sb.advance(9)
-            assert (await client.get(f"/v1/payouts/{pay['id']}")).json()["status"] == "created"
-            await sb.advance(1)
-            status = (await client.get(f"/v1/payouts/{pay['id']}")).json()["status"]
-            assert status == "pending_screening"
+    config = SandboxConfig(manual_clock=True, step_seconds=10)
+    async with Sandbox(config) as sb, sb.client() as client:
+        ben, ins = await make_payee(client)
+        pay = (await post(client, "/v1/payouts", payout(ben, ins))).json()
+        await sb.advance(9)
+        assert (await client.get(f"/v1/payouts/{pay['id']}")).json()["status"] == "created"
+        await sb.advance(1)
+        status = (await client.get(f"/v1/payouts/{pay['id']}")).json()["status"]
+        assert status == "pending_screening"
 
 
 async def test_ledger_lists_every_payout_oldest_first(

@@ -23,7 +23,9 @@ async def test_headers_on_every_response(client: httpx.AsyncClient) -> None:
     assert int(missing.headers["x-ratelimit-remaining"]) == 998
 
 
-async def test_limit_then_429_then_window_rolls(sandbox: Sandbox, client: httpx.AsyncClient) -> None:
+async def test_limit_then_429_then_window_rolls(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
     """Past the ceiling: 429 rate_limit_exceeded with Retry-After; 60 s later it is lifted."""
     sandbox.set_rate_limit(3)
     for _ in range(3):
@@ -77,9 +79,11 @@ async def test_admin_route_sets_limit_and_is_never_limited(
 
 async def test_config_sets_initial_limit() -> None:
     """SandboxConfig.rate_limit_per_minute and multiplier set the starting ceiling."""
-    async with Sandbox(
-        SandboxConfig(manual_clock=True, rate_limit_per_minute=100, rate_limit_multiplier=2)
-    ) as sb:
-        async with sb.client() as client:
-            response = await client.get("/v1/balances")
+    async with (
+        Sandbox(
+            SandboxConfig(manual_clock=True, rate_limit_per_minute=100, rate_limit_multiplier=2)
+        ) as sb,
+        sb.client() as client,
+    ):
+        response = await client.get("/v1/balances")
     assert response.headers["x-ratelimit-limit"] == "200"

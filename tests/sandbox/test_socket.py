@@ -131,20 +131,23 @@ def test_background_ticker_moves_payouts_and_delivers_signed_webhooks() -> None:
     receiver = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
     config = SandboxConfig(step_seconds=0.02, tick_interval_seconds=0.02)
     sb = Sandbox(config)
-    with serving(receiver) as hook_url, serving(sb.app) as url:
-        with httpx.Client(base_url=url, headers=AUTH) as client:
-            sub = client.post(
-                "/v1/webhooks",
-                json={"url": f"{hook_url}/hook", "events": ["payout.completed"]},
-                headers={"Idempotency-Key": "w"},
-            ).json()
-            ben, ins = _payee(client)
-            pay = client.post(
-                "/v1/payouts", json=payout(ben, ins), headers={"Idempotency-Key": "p"}
-            ).json()
-            deadline = time.monotonic() + 5
-            while not received and time.monotonic() < deadline:
-                time.sleep(0.02)
+    with (
+        serving(receiver) as hook_url,
+        serving(sb.app) as url,
+        httpx.Client(base_url=url, headers=AUTH) as client,
+    ):
+        sub = client.post(
+            "/v1/webhooks",
+            json={"url": f"{hook_url}/hook", "events": ["payout.completed"]},
+            headers={"Idempotency-Key": "w"},
+        ).json()
+        ben, ins = _payee(client)
+        pay = client.post(
+            "/v1/payouts", json=payout(ben, ins), headers={"Idempotency-Key": "p"}
+        ).json()
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.02)
     sb.close()
     assert received, "no webhook arrived"
     headers, body = received[0]

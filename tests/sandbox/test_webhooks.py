@@ -98,14 +98,14 @@ async def test_subscription_event_types_are_checked(client: httpx.AsyncClient) -
 
 async def test_strict_url_rules_can_be_switched_on() -> None:
     """With insecure URLs disallowed, http:// and loopback are refused as in production."""
-    async with Sandbox(SandboxConfig(manual_clock=True, webhook_allow_insecure_urls=False)) as sb:
-        async with sb.client() as client:
-            plain = await post(
-                client, "/v1/webhooks", {"url": "http://example.com/h", "events": ["test"]}
-            )
-            loop = await post(
-                client, "/v1/webhooks", {"url": "https://127.0.0.1/h", "events": ["test"]}
-            )
+    config = SandboxConfig(manual_clock=True, webhook_allow_insecure_urls=False)
+    async with Sandbox(config) as sb, sb.client() as client:
+        plain = await post(
+            client, "/v1/webhooks", {"url": "http://example.com/h", "events": ["test"]}
+        )
+        loop = await post(
+            client, "/v1/webhooks", {"url": "https://127.0.0.1/h", "events": ["test"]}
+        )
     assert error_code(plain) == "webhook_url_not_https"
     assert error_code(loop) == "webhook_url_private_address"
 
@@ -136,8 +136,12 @@ async def test_deliveries_are_signed_per_the_docs(hooked: Sandbox, receiver: Rec
     assert abs(int(timestamp) - time.time()) < 60
     expected = sign_webhook(sub["secret"], int(timestamp), last.content)
     assert last.headers["x-webhook-signature"] == f"v1={expected}"
-    assert verify_webhook(sub["secret"], last.headers["x-webhook-signature"], timestamp, last.content)
-    assert not verify_webhook("whsec_" + "0" * 64, last.headers["x-webhook-signature"], timestamp, last.content)
+    assert verify_webhook(
+        sub["secret"], last.headers["x-webhook-signature"], timestamp, last.content
+    )
+    assert not verify_webhook(
+        "whsec_" + "0" * 64, last.headers["x-webhook-signature"], timestamp, last.content
+    )
 
 
 async def test_compact_payload_for_blocks(hooked: Sandbox, receiver: Receiver) -> None:

@@ -23,6 +23,7 @@ class _LostResponseFilter(logging.Filter):
             record.exc_text = None
             record.levelno = logging.INFO
             record.levelname = "INFO"
+            return logging.getLogger("uvicorn.error").isEnabledFor(logging.INFO)
         return True
 
 

@@ -165,15 +165,22 @@ def _free_port() -> int:
         return port
 
 
-def test_serve_command_is_up_in_under_two_seconds(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ["-c", "from batchpay.cli import main; main()", "sandbox"],
+        ["-m", "batchpay.sandbox"],
+    ],
+    ids=["batchpay-cli", "python-m"],
+)
+def test_serve_command_is_up_in_under_two_seconds(tmp_path: Path, entry: list[str]) -> None:
     """`batchpay sandbox serve` answers its health check within 2 s of being started."""
     port = _free_port()
     started = time.monotonic()
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "batchpay.sandbox",
+            *entry,
             "serve",
             "--port",
             str(port),

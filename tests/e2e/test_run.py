@@ -1,0 +1,223 @@
+"""`batchpay run` through the library against the in-process sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batchpay import pipeline
+from batchpay.config import Settings
+from batchpay.errors import DuplicateFileError, ExitCode, ValidationFailed
+from batchpay.journal import Journal
+from batchpay.sandbox import Sandbox
+
+from .conftest import payee, run_kwargs, write_csv
+
+pytestmark = pytest.mark.anyio
+
+
+def _paid_refs(sb: Sandbox) -> list[str]:
+    return sorted(p["reference"] for p in sb.ledger())
+
+
+async def test_run_pays_every_row_once_and_reports_it(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """Every valid row becomes exactly one payout; the report has one row per input row."""
+    rows = [payee(i) for i in range(9)]
+    f = write_csv(tmp_path / "pay.csv", rows)
+    result = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert result.exit_code == ExitCode.OK
+    assert _paid_refs(sandbox) == sorted(r["reference"] for r in rows)
+    assert [r.row for r in result.report.rows] == list(range(2, 11))
+    assert all(
+        r.outcome == "pending" and r.payout_id.startswith("pay_") for r in result.report.rows
+    )
+    assert result.paths is not None
+    data = json.loads(result.paths.json.read_text())
+    assert len(data["rows"]) == 9
+    assert result.report.check_totals() == []
+
+
+async def test_wait_follows_payouts_to_completed(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """--wait polls until the sandbox's state machine reaches completed."""
+    f = write_csv(tmp_path / "pay.csv", [payee(i) for i in range(3)])
+    result = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path, wait=True))
+    assert {r.outcome for r in result.report.rows} == {"completed"}
+    assert result.exit_code == ExitCode.OK
+
+
+async def test_second_run_of_same_file_refused_and_sends_nothing(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """The same file again is refused naming the earlier run; the ledger does not grow."""
+    f = write_csv(tmp_path / "pay.csv", [payee(i) for i in range(4)])
+    first = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    with pytest.raises(DuplicateFileError) as info:
+        await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert first.run_id in info.value.message and info.value.run_id == first.run_id
+    assert info.value.exit_code == ExitCode.DUPLICATE_FILE
+    assert len(sandbox.ledger()) == 4
+
+
+async def test_copy_with_same_rows_in_other_order_refused(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A re-exported copy (other bytes, same rows) is caught by the content fingerprint."""
+    rows = [payee(i) for i in range(4)]
+    await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", rows), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    copy = write_csv(tmp_path / "b.csv", list(reversed(rows)))
+    with pytest.raises(DuplicateFileError, match="same rows"):
+        await pipeline.run_async(copy, **run_kwargs(sandbox, settings, tmp_path))
+    assert len(sandbox.ledger()) == 4
+
+
+async def test_corrected_file_pays_only_new_rows(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """Rows paid by an earlier file are reported already_paid; only new rows are sent."""
+    rows = [payee(i) for i in range(4)]
+    first = await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", rows), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    corrected = [*rows, payee(10), payee(11)]
+    result = await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", corrected), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    outcomes = {r.reference: r.outcome for r in result.report.rows}
+    assert [outcomes[r["reference"]] for r in rows] == ["already_paid"] * 4
+    assert {r.related_run for r in result.report.rows if r.outcome == "already_paid"} == {
+        first.run_id
+    }
+    assert outcomes["INV-2026-1010"] == "pending" and outcomes["INV-2026-1011"] == "pending"
+    assert len(sandbox.ledger()) == 6
+
+
+async def test_invalid_file_sends_nothing_and_lists_all_errors(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A file with invalid rows is refused whole: every error listed, no request sent."""
+    rows = [payee(i) for i in range(5)]
+    rows[1]["iban"] = "DE89370400440532013001"  # check digits broken
+    rows[3]["amount"] = "12,50"
+    f = write_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(ValidationFailed) as info:
+        await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    bad_rows = {i.row for i in info.value.issues}
+    assert bad_rows == {3, 5}
+    assert sandbox.ledger() == []
+    with Journal(settings.journal_path) as j:
+        assert j.list_runs() == []
+
+
+async def test_skip_invalid_pays_only_valid_rows(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """--skip-invalid sends the valid rows and reports the invalid ones as not sent."""
+    rows = [payee(i) for i in range(4)]
+    rows[2]["routing_number"] = "123456789"
+    rows[2]["payment_method"] = "us_bank"
+    f = write_csv(tmp_path / "bad.csv", rows)
+    result = await pipeline.run_async(
+        f, **run_kwargs(sandbox, settings, tmp_path, skip_invalid=True)
+    )
+    outcomes = [r.outcome for r in result.report.rows]
+    assert outcomes.count("invalid") == 1 and len(sandbox.ledger()) == 3
+
+
+async def test_duplicate_rows_in_file_paid_once(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A row repeated inside the file is paid once and reported as the same as row N."""
+    rows = [payee(0), payee(1), payee(0)]
+    result = await pipeline.run_async(
+        write_csv(tmp_path / "d.csv", rows), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    dup = [r for r in result.report.rows if r.outcome == "duplicate_in_file"]
+    assert [(r.row, r.note) for r in dup] == [(4, "same as row 2")]
+    assert len(sandbox.ledger()) == 2
+
+
+async def test_known_beneficiary_reused_not_recreated(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A beneficiary paid before is found in the journal cache, not created again."""
+    await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", [payee(0)]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    again = payee(0, reference="INV-NEXT-MONTH")
+    result = await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", [again]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    ledger = sandbox.ledger()
+    assert len(ledger) == 2 and ledger[0]["beneficiary_id"] == ledger[1]["beneficiary_id"]
+    with Journal(settings.journal_path) as j:
+        posts = [c for c in j.calls(result.run_id) if c["path"] == "/v1/beneficiaries"]
+    assert posts == []
+
+
+async def test_changed_bank_details_are_held(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A known beneficiary with new bank details is held for a person, not paid blindly."""
+    await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", [payee(0)]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    moved = payee(0, reference="INV-X", iban="FR1420041010050500013M02606", country="FR",
+                  nationality="FR")  # fmt: skip
+    result = await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", [moved]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    (row,) = result.report.rows
+    assert row.outcome == "skipped" and row.error_code == "bank_details_changed"
+    assert result.exit_code == ExitCode.ROWS_FAILED
+    assert len(sandbox.ledger()) == 1
+
+
+async def test_duplicate_beneficiary_answer_is_resolved_not_failed(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A beneficiary the provider already holds (duplicate_beneficiary) is looked up and used."""
+    row = payee(2)
+    from batchpay.resolve import beneficiary_body
+
+    ben = sandbox.seed_beneficiary(beneficiary_body(row))
+    result = await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", [row]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    assert result.report.rows[0].outcome == "pending"
+    assert sandbox.ledger()[0]["beneficiary_id"] == ben["id"]
+
+
+async def test_sandbox_outcomes_reach_report(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """Each terminal outcome triggered in the sandbox lands in the report."""
+    cents = {"91": "failed", "92": "returned", "93": "screening_failed", "94": "velocity_blocked",
+             "97": "cancelled", "00": "completed"}  # fmt: skip
+    rows = [payee(i, amount=f"{200 + i}.{c}") for i, c in enumerate(cents)]
+    result = await pipeline.run_async(
+        write_csv(tmp_path / "o.csv", rows),
+        **run_kwargs(sandbox, settings, tmp_path, wait=True),
+    )
+    got = {r.reference: r.outcome for r in result.report.rows}
+    assert sorted(got.values()) == sorted(cents.values())
+    assert result.exit_code == ExitCode.ROWS_FAILED
+    assert result.report.check_totals() == []
+
+
+async def test_synchronous_velocity_block_is_rejected(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A 403 velocity_blocked at creation is a definitive refusal: reported, not retried."""
+    f = write_csv(tmp_path / "v.csv", [payee(0, amount="300.96")])
+    result = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    (row,) = result.report.rows
+    assert row.outcome == "rejected" and row.error_code == "velocity_blocked"
+    assert sandbox.ledger() == []

@@ -89,6 +89,7 @@ class Settings:
     journal_path: Path
     sandbox_state_path: Path | None = None
     confirm_live: bool = False
+    http_timeout: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -182,6 +183,8 @@ def resolve_settings(
         "yes",
     }
 
+    http_timeout = _positive_float(env, "BATCHPAY_HTTP_TIMEOUT", 30.0)
+
     if api_key is None and api_url is None:
         state = home / "sandbox-state.db"
         return Settings(
@@ -192,6 +195,7 @@ def resolve_settings(
             journal_path=journal_path,
             sandbox_state_path=state.resolve(),
             confirm_live=False,
+            http_timeout=http_timeout,
         )
     if api_key is None:
         raise ConfigError(
@@ -224,4 +228,18 @@ def resolve_settings(
         home=home,
         journal_path=journal_path,
         confirm_live=confirm_live,
+        http_timeout=http_timeout,
     )
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value

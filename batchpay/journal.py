@@ -215,6 +215,23 @@ REJECTED = "rejected"  # the provider definitively refused; no payout exists
 UNKNOWN = "unknown"  # retries exhausted; outcome unknown until settled
 
 
+class LivePayoutExists(JournalError):
+    """Another run already holds a live payout intent for this row identity."""
+
+    def __init__(self, run_id: str, row_number: int) -> None:
+        super().__init__(f"row already has a live payout in run {run_id} (row {row_number})")
+        self.run_id = run_id
+        self.row_number = row_number
+
+
+class RunExists(JournalError):
+    """A run of the same file (or content) was created meanwhile by another process."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} already exists for this file")
+        self.run_id = run_id
+
+
 def utcnow() -> datetime:
     """Current time, aware, UTC."""
     return datetime.now(UTC)
@@ -372,6 +389,18 @@ class Journal:
         now = self.now()
         run_id: str = "run_" + self.clock().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
         with self.transaction() as db:
+            if parent_run_id is None:
+                # Checked again inside the write lock: two processes that ingested the same
+                # file at once cannot both create a run for it.
+                other = db.execute(
+                    """SELECT runs.id FROM runs JOIN files ON files.id = runs.file_id
+                       WHERE runs.environment = ? AND runs.parent_run_id IS NULL
+                         AND (files.sha256 = ? OR files.fingerprint = ?)
+                       ORDER BY runs.created_at LIMIT 1""",
+                    (environment, file["sha256"], file["fingerprint"]),
+                ).fetchone()
+                if other is not None:
+                    raise RunExists(str(other["id"]))
             cur = db.execute(
                 """INSERT INTO files (environment, sha256, fingerprint, name, size, format,
                    row_count, created_at) VALUES (?,?,?,?,?,?,?,?)""",
@@ -580,10 +609,7 @@ class Journal:
                     (environment, row_key, REJECTED),
                 ).fetchone()
                 if live is not None:
-                    raise JournalError(
-                        f"row already has a live payout in run {live['run_id']} "
-                        f"(row {live['row_number']})"
-                    )
+                    raise LivePayoutExists(str(live["run_id"]), int(live["row_number"]))
                 db.execute(
                     """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
                        run_id, row_number, reference, body, state, created_at, updated_at)

@@ -36,7 +36,16 @@ from batchpay.errors import (
     TransportError,
     ValidationFailed,
 )
-from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, LockOwner, utcnow
+from batchpay.journal import (
+    CREATED,
+    REJECTED,
+    TERMINAL_STATUSES,
+    Journal,
+    LivePayoutExists,
+    LockOwner,
+    RunExists,
+    utcnow,
+)
 from batchpay.money import parse_amount
 from batchpay.resolve import Held, Refused, Resolver, display_name, masked_account
 from batchpay.submit import Submitter
@@ -143,6 +152,7 @@ async def connect(
         transport=transport,
         on_call=on_call,
         max_concurrency=concurrency,
+        timeout=settings.http_timeout,
     )
     conn = Connection(settings=settings, journal=journal, client=client, clock=clock)
     conn_holder.append(conn)
@@ -416,25 +426,38 @@ async def run_async(
                 ]
                 if not options.skip_balance_check:
                     await _preflight(conn, payable)
-                run_id = journal.create_run(
-                    environment=env,
-                    api_url=settings.api_url,
-                    mode=settings.mode.value,
-                    file={
-                        "sha256": checked.ingested.sha256,
-                        "fingerprint": checked.fingerprint,
-                        "name": path.name,
-                        "size": path.stat().st_size,
-                        "format": checked.ingested.format,
-                        "row_count": len(checked.all_rows),
-                    },
-                    rows=records,
-                    options={
-                        "skip_invalid": options.skip_invalid,
-                        "allow_new_bank_details": options.allow_new_bank_details,
-                    },
-                    owner=owner,
-                )
+                try:
+                    run_id = journal.create_run(
+                        environment=env,
+                        api_url=settings.api_url,
+                        mode=settings.mode.value,
+                        file={
+                            "sha256": checked.ingested.sha256,
+                            "fingerprint": checked.fingerprint,
+                            "name": path.name,
+                            "size": path.stat().st_size,
+                            "format": checked.ingested.format,
+                            "row_count": len(checked.all_rows),
+                        },
+                        rows=records,
+                        options={
+                            "skip_invalid": options.skip_invalid,
+                            "allow_new_bank_details": options.allow_new_bank_details,
+                        },
+                        owner=owner,
+                    )
+                except RunExists as exc:
+                    # Another process created the run between our check and now: it is
+                    # working on it, so take its lock or say who holds it.
+                    run_id = exc.run_id
+                    other = journal.get_run(run_id)
+                    if other is not None and other["status"] == "finished":
+                        raise DuplicateFileError(
+                            f"{path.name} was just paid by another process as {run_id}",
+                            run_id=run_id,
+                        ) from None
+                    journal.acquire_run_lock(run_id, owner)
+                    resumed = True
             conn.run_id = run_id
             try:
                 await _work(conn, run_id, checked, options, on_progress)
@@ -542,6 +565,11 @@ async def _work(
                     instrument_id=dest.instrument_id,
                     default_purpose=checked.default_purpose or "contractor_payment",
                 )
+            except LivePayoutExists as exc:
+                journal.update_row(
+                    run_id, number, state=ALREADY_PAID, related_run=exc.run_id,
+                    error_message=f"already paid by run {exc.run_id}",
+                )  # fmt: skip
             except Held as exc:
                 journal.update_row(
                     run_id, number, state=HELD, error_code=exc.code, error_message=exc.message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,71 +11,10 @@ import pytest
 from batchpay.client import set_testing
 from batchpay.config import Mode, Secret, Settings
 from batchpay.sandbox import DEFAULT_API_KEY, Sandbox, SandboxConfig
+from batchpay.testing import payout_row as payee
+from batchpay.testing import write_csv
 
-HEADERS = [
-    "reference", "beneficiary_ref", "beneficiary_type", "first_name", "last_name",
-    "business_name", "registration_number", "email", "phone", "date_of_birth", "nationality",
-    "address_line1", "city", "postal_code", "country", "amount", "currency", "source_currency",
-    "payment_method", "iban", "bic", "account_number", "routing_number", "account_type",
-    "sort_code", "purpose", "state",
-]  # fmt: skip
-
-# Real, valid bank details of well-known test accounts.
-IBANS = [
-    ("DE", "DE89370400440532013000"),
-    ("FR", "FR1420041010050500013M02606"),
-    ("NL", "NL91ABNA0417164300"),
-    ("ES", "ES9121000418450200051332"),
-    ("IT", "IT60X0542811101000000123456"),
-]
-ABAS = ["021000021", "026009593", "011000015", "121000358"]
-
-
-def payee(i: int, **over: str) -> dict[str, str]:
-    """A valid row; ``i`` picks the beneficiary and the payment method."""
-    kind = i % 3
-    row = {h: "" for h in HEADERS}
-    row.update(
-        reference=f"INV-2026-{1000 + i}",
-        beneficiary_ref=f"V-{i:04d}",
-        beneficiary_type="individual" if i % 2 == 0 else "business",
-        email=f"payee{i}@example.com",
-        phone="+442079460000",
-        address_line1=f"{i} Example Street",
-        city="Springfield",
-        postal_code="12345",
-        amount=f"{100 + i}.{(i * 7) % 90:02d}",
-        purpose="contractor_payment",
-    )
-    if row["beneficiary_type"] == "individual":
-        row.update(first_name=f"Alex{i}", last_name="Doe", date_of_birth="1985-04-12",
-                   nationality="DE")  # fmt: skip
-    else:
-        row.update(business_name=f"Acme {i} GmbH", registration_number=f"HRB{10000 + i}")
-    if kind == 0:
-        country, iban = IBANS[i % len(IBANS)]
-        row.update(country=country, currency="EUR", payment_method="iban", iban=iban)
-    elif kind == 1:
-        row.update(country="US", currency="USD", payment_method="us_bank",
-                   routing_number=ABAS[i % len(ABAS)], account_number=f"{1000000 + i}",
-                   account_type="checking", postal_code="10001", state="NY")  # fmt: skip
-    else:
-        row.update(country="GB", currency="GBP", payment_method="uk_bank",
-                   sort_code="601613", account_number=f"{31926819 + i:08d}",
-                   postal_code="SW1A 1AA")  # fmt: skip
-    if row["beneficiary_type"] == "individual":
-        row["nationality"] = row["country"]
-    row.update(over)
-    return row
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    """Write ``rows`` as a UTF-8 CSV with canonical headers."""
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=HEADERS)
-        w.writeheader()
-        w.writerows(rows)
-    return path
+__all__ = ["payee", "run_kwargs", "write_csv"]
 
 
 @pytest.fixture

@@ -996,8 +996,8 @@ def _summary_sheet(ws: Any, report: Report, totals: Mapping[str, CurrencyTotals]
         ),
         ("Rows without a readable amount", sheet.integer(report.rows_without_amount, **left)),
         (
-            "Control totals add up",
-            sheet.text("no" if problems else "yes", **_yes_no_style(not problems)),
+            "Control totals check",
+            sheet.text("FAILED" if problems else "passed", **_yes_no_style(not problems)),
         ),
     ]
     for label, cell in facts:
@@ -1070,15 +1070,18 @@ def summary_lines(report: Report, paths: ReportPaths | None = None) -> list[str]
     for cur, t in totals.items():
         if t.requested.count == 0:
             continue
-
-        def show(tally: Tally, cur: str = cur) -> str:
-            return f"{tally.count} / {_human_amount(tally.amount, cur)}"
-
-        lines.append(
-            f"{cur}: requested {show(t.requested)}; not submitted {show(t.not_submitted)}; "
-            f"completed {show(t.completed)}; failed or returned {show(t.failed_or_returned)}; "
-            f"pending {show(t.pending)}"
-        )
+        parts = [
+            f"{label} {part.count} / {_human_amount(part.amount, cur)}"
+            for label, part in (
+                ("not submitted", t.not_submitted),
+                ("completed", t.completed),
+                ("failed or returned", t.failed_or_returned),
+                ("pending", t.pending),
+            )
+            if part.count
+        ]
+        requested = f"{t.requested.count} / {_human_amount(t.requested.amount, cur)}"
+        lines.append(f"{cur} (rows / amount): requested {requested} = " + " + ".join(parts))
     charges = [
         ("Fees", {c: t.fees for c, t in totals.items() if t.fees}),
         ("Total debited", {c: t.total_debited for c, t in totals.items() if t.total_debited}),
@@ -1095,7 +1098,7 @@ def summary_lines(report: Report, paths: ReportPaths | None = None) -> list[str]
             f"{len(attention)} rows need a person: rows {listed}{more} (listed first in the report)"
         )
     for problem in report.check_totals(totals):
-        lines.append(f"CONTROL TOTALS DO NOT ADD UP: {problem}")
+        lines.append(f"CONTROL TOTALS PROBLEM: {problem}")
     if paths is not None:
         lines.append(f"Report: {paths.xlsx}")
         lines.append(f"        {paths.csv}, {paths.totals_csv}, {paths.json}")

@@ -1,0 +1,114 @@
+"""batchpay as a user runs it: the CLI in its own process against a sandbox server on a port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from batchpay.sandbox import DEFAULT_API_KEY
+from batchpay.testing import payout_row, write_csv
+
+from .server import sandbox_server
+
+pytestmark = pytest.mark.socket
+
+
+def _env(tmp: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
+    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url,
+               BATCHPAY_HOME=str(tmp / "home"))  # fmt: skip
+    return env
+
+
+def _batchpay(tmp: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchpay.cli", *args, "--out", str(tmp / "reports")]
+        if args[0] == "run"
+        else [sys.executable, "-m", "batchpay.cli", *args],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp,
+    )  # fmt: skip
+
+
+def test_run_against_a_separate_server(tmp_path: Path) -> None:
+    """The same run works over a real socket with the key from the environment."""
+    rows = [payout_row(i) for i in range(12)]
+    f = write_csv(tmp_path / "pay.csv", rows)
+    with sandbox_server(tmp_path) as server:
+        env = _env(tmp_path, server.url)
+        first = _batchpay(tmp_path, env, "run", str(f))
+        assert first.returncode == 0, first.stderr
+        assert f"SANDBOX at {server.url}" in first.stderr
+        assert "no money moves" in first.stderr
+        assert len(server.ledger()) == 12
+        again = _batchpay(tmp_path, env, "run", str(f))
+        assert again.returncode == 5 and "already run" in again.stderr
+        assert "Traceback" not in again.stderr
+        assert len(server.ledger()) == 12
+
+
+def test_two_processes_on_one_file_never_both_submit(tmp_path: Path) -> None:
+    """Two batchpay processes started together: one pays, the other waits out or refuses."""
+    rows = [payout_row(i) for i in range(30)]
+    f = write_csv(tmp_path / "pay.csv", rows)
+    with sandbox_server(tmp_path, "--latency-ms", "30") as server:
+        env = _env(tmp_path, server.url)
+        cmd = [sys.executable, "-m", "batchpay.cli", "run", str(f), "--out", str(tmp_path / "r")]
+        procs = [
+            subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+        for p in procs:
+            for stream in (p.stdout, p.stderr):
+                if stream:
+                    stream.close()
+        codes = sorted(code for code, _ in results)
+        assert codes[0] == 0, results
+        assert codes[1] in (5, 8), results  # refused: already paid, or locked by the other
+        if codes[1] == 8:
+            assert any("another batchpay process" in err for _, err in results)
+        per_ref = Counter(p["reference"] for p in server.ledger())
+        assert per_ref == Counter(r["reference"] for r in rows)
+
+
+def test_wrong_key_stops_with_exit_7_and_no_traceback(tmp_path: Path) -> None:
+    """A key the server does not know stops the run with a clear message."""
+    f = write_csv(tmp_path / "pay.csv", [payout_row(0)])
+    with sandbox_server(tmp_path) as server:
+        env = _env(tmp_path, server.url)
+        env["BATCHPAY_API_KEY"] = "ak_test_not_a_known_key_123"
+        result = _batchpay(tmp_path, env, "run", str(f))
+        assert result.returncode == 7, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "ak_test_not_a_known_key_123" not in result.stderr + result.stdout
+        assert server.ledger() == []
+
+
+@pytest.mark.slow
+def test_chaos_kills_and_faults_pay_each_row_exactly_once(tmp_path: Path) -> None:
+    """SIGKILLed 20 times against a faulty server, 200 rows end paid exactly once."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--rows", "200", "--kills", "20",
+         "--workdir", str(tmp_path / "chaos")],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    import json
+
+    summary = json.loads(result.stdout)
+    assert summary["kills"] >= 20
+    assert summary["duplicates"] == [] and summary["missing"] == [] and summary["strays"] == []
+    assert summary["report_disagreements"] == []
+    assert summary["ok"], summary

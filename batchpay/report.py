@@ -814,15 +814,22 @@ _XLSX_MAX_TEXT = 32767  # Excel's limit for one cell
 _FONT_NAME = "Calibri"
 _HEADER_FONT = Font(name=_FONT_NAME, size=11, bold=True)
 _SECTION_FONT = Font(name=_FONT_NAME, bold=True, size=12)
-_HEADER_FILL = PatternFill("solid", fgColor="D9D9D9")
-_HEADER_BORDER = Border(bottom=Side(style="thin", color="808080"))
+_HEADER_FILL = PatternFill("solid", fgColor="FFD9D9D9")
+_HEADER_BORDER = Border(bottom=Side(style="thin", color="FF808080"))
 _TITLE_FONT = Font(name=_FONT_NAME, bold=True, size=14)
-_BANNER_FONT = Font(name=_FONT_NAME, bold=True, size=14, color="9C0006")
-_BANNER_FILL = PatternFill("solid", fgColor="FFC7CE")
+_BANNER_FONT = Font(name=_FONT_NAME, bold=True, size=14, color="FF9C0006")
+_BANNER_FILL = PatternFill("solid", fgColor="FFFFC7CE")
+_WARNING_FONT = Font(name=_FONT_NAME, size=11, bold=True, color="FF9C0006")
+
+
+def _colours(fill: str, text: str) -> tuple[PatternFill, Font]:
+    return PatternFill("solid", fgColor=fill), Font(name=_FONT_NAME, size=11, color=text)
+
+
 # Excel's own "Bad", "Good" and "Neutral" cell colours.
-_BAD = (PatternFill("solid", fgColor="FFC7CE"), Font(name=_FONT_NAME, size=11, color="9C0006"))
-_GOOD = (PatternFill("solid", fgColor="C6EFCE"), Font(name=_FONT_NAME, size=11, color="006100"))
-_NEUTRAL = (PatternFill("solid", fgColor="FFEB9C"), Font(name=_FONT_NAME, size=11, color="9C5700"))
+_BAD = _colours("FFFFC7CE", "FF9C0006")
+_GOOD = _colours("FFC6EFCE", "FF006100")
+_NEUTRAL = _colours("FFFFEB9C", "FF9C5700")
 _TOP = Alignment(vertical="top")
 
 
@@ -980,11 +987,7 @@ def _summary_sheet(ws: Any, report: Report, totals: Mapping[str, CurrencyTotals]
             "Environment",
             sheet.text(
                 "sandbox — no money moved" if report.is_sandbox else "live",
-                **(
-                    {"font": Font(name=_FONT_NAME, size=11, bold=True, color="9C0006")}
-                    if report.is_sandbox
-                    else {}
-                ),
+                **({"font": _WARNING_FONT} if report.is_sandbox else {}),
             ),
         ),
         ("API URL", sheet.text(report.api_url)),

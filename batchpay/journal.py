@@ -589,13 +589,16 @@ class Journal:
         attempt: int,
         idempotency_key: str,
         body: str,
+        after_failure: bool = False,
     ) -> sqlite3.Row:
         """Commit the intent to send (state ``sending``) before any request leaves.
 
         Returns the stored intent. If an intent with this key already exists, it is
         returned unchanged: its body, not the new one, is what will be sent.
-        Raises JournalError if another *live* intent exists for the same row_key
-        (the caller checked, but another process may have raced us).
+        Raises LivePayoutExists if another *live* intent exists for the same row_key
+        (the caller checked, but another process may have raced us). With
+        ``after_failure`` (``retry-failed``), a payout that ended ``failed`` or
+        ``returned`` does not count as live; a completed or pending one always does.
         """
         now = self.now()
         with self.transaction() as db:
@@ -603,10 +606,13 @@ class Journal:
                 "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
             ).fetchone()
             if existing is None:
+                settled_failures = ("failed", "returned") if after_failure else ()
                 live = db.execute(
                     """SELECT run_id, row_number FROM payouts WHERE environment=? AND row_key=?
-                       AND state != ?""",
-                    (environment, row_key, REJECTED),
+                       AND state != ? AND NOT (state = ? AND status IN ({}))""".format(
+                        ",".join("?" * len(settled_failures)) or "NULL"
+                    ),
+                    (environment, row_key, REJECTED, CREATED, *settled_failures),
                 ).fetchone()
                 if live is not None:
                     raise LivePayoutExists(str(live["run_id"]), int(live["row_number"]))

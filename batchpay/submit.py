@@ -144,15 +144,38 @@ class Submitter:
             idempotency_key=key,
             default_purpose=default_purpose,
         )
-        intent = self.journal.begin_payout(
-            environment=self.environment,
+        return await self.send_new(
             run_id=run_id,
             row_number=row_number,
             row_key=row_key,
             reference=row["reference"],
             attempt=attempt,
+            body=body,
+        )
+
+    async def send_new(
+        self,
+        *,
+        run_id: str,
+        row_number: int,
+        row_key: str,
+        reference: str,
+        attempt: int,
+        body: Mapping[str, Any],
+        after_failure: bool = False,
+    ) -> str:
+        """Commit a new intent with ``body`` (its key in the metadata) and send it."""
+        key = str(body["metadata"][METADATA_KEY])
+        intent = self.journal.begin_payout(
+            environment=self.environment,
+            run_id=run_id,
+            row_number=row_number,
+            row_key=row_key,
+            reference=reference,
+            attempt=attempt,
             idempotency_key=key,
             body=dumps_body(body),
+            after_failure=after_failure,
         )
         return await self._send(intent["idempotency_key"], intent["body"])
 

@@ -1,0 +1,319 @@
+"""Verbs on a run after it was submitted: show, track, cancel, retry-failed.
+
+Each works from the journal and the API alone — the input file is not needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from batchpay import dedupe, track
+from batchpay import report as report_mod
+from batchpay.config import Settings, resolve_settings
+from batchpay.errors import (
+    ApiError,
+    AuthenticationError,
+    BatchpayError,
+    ConfigError,
+    TransportError,
+)
+from batchpay.journal import CREATED, TERMINAL_STATUSES, Journal, LockOwner, utcnow
+from batchpay.pipeline import build_report, connect
+from batchpay.submit import METADATA_KEY, Submitter
+
+CANCELLABLE = frozenset(
+    {"created", "pending_screening", "pending_approval", "pending_engine_review", "manual_review"}
+)
+RETRYABLE_OUTCOMES = frozenset({"failed", "returned"})
+_ROW_COLUMNS = (
+    "row_number", "reference", "beneficiary_ref", "beneficiary_name", "row_key",
+    "content_hash", "amount", "currency", "source_currency", "payment_method", "masked_account",
+)  # fmt: skip
+
+
+def _run_or_latest(journal: Journal, run_id: str | None) -> str:
+    run_id = run_id or journal.latest_run_id()
+    if run_id is None or journal.get_run(run_id) is None:
+        raise BatchpayError(
+            f"no run {run_id} in the journal" if run_id else "the journal holds no runs yet",
+            hint="`batchpay runs` lists the runs this journal knows",
+        )
+    return run_id
+
+
+def _same_world(journal: Journal, run_id: str, settings: Settings) -> None:
+    run = journal.get_run(run_id)
+    assert run is not None
+    if run["environment"] != settings.environment:
+        raise ConfigError(
+            f"run {run_id} was made against {run['api_url']} ({run['mode']}), but the "
+            f"current configuration points at {settings.api_url} ({settings.mode.value})",
+            hint="set BATCHPAY_API_URL / BATCHPAY_API_KEY as they were for that run",
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as `batchpay show` prints it."""
+
+    run_id: str
+    file_name: str
+    status: str
+    mode: str
+    api_url: str
+    created_at: str
+    parent_run_id: str | None
+    children: list[str]
+    report: report_mod.Report
+
+
+def show(run_id: str | None = None, *, settings: Settings | None = None) -> RunSummary:
+    """Everything the journal knows about one run (the latest when ``run_id`` is None)."""
+    settings = settings or resolve_settings()
+    with Journal(settings.journal_path) as journal:
+        run_id = _run_or_latest(journal, run_id)
+        run = journal.get_run(run_id)
+        assert run is not None
+        children = [
+            str(r["id"])
+            for r in journal.db.execute(
+                "SELECT id FROM runs WHERE parent_run_id=? ORDER BY created_at", (run_id,)
+            )
+        ]
+        rep = build_report(journal, run_id, settings)
+    return RunSummary(
+        run_id=run_id,
+        file_name=str(run["file_name"]),
+        status=str(run["status"]),
+        mode=str(run["mode"]),
+        api_url=str(run["api_url"]),
+        created_at=str(run["created_at"]),
+        parent_run_id=run["parent_run_id"],
+        children=children,
+        report=rep,
+    )
+
+
+async def track_async(
+    run_id: str | None = None,
+    *,
+    settings: Settings | None = None,
+    timeout: float = 600.0,
+    out_dir: Path | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], Any] | None = None,
+) -> tuple[report_mod.Report, report_mod.ReportPaths]:
+    """Follow a run's payouts to a terminal status, then rewrite its report."""
+    settings = settings or resolve_settings()
+    with Journal(settings.journal_path, clock=clock) as journal:
+        run_id = _run_or_latest(journal, run_id)
+        _same_world(journal, run_id, settings)
+        async with connect(settings, journal, transport=transport, clock=clock) as conn:
+            conn.run_id = run_id
+            kwargs: dict[str, Any] = {"timeout": timeout}
+            if sleep is not None:
+                kwargs["sleep"] = sleep
+            await track.follow(conn.client, journal, run_id, **kwargs)
+        rep = build_report(journal, run_id, settings)
+    paths = report_mod.write_report(rep, (out_dir or Path("reports")) / run_id, run_id)
+    return rep, paths
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What `batchpay cancel` did to each payout of the run."""
+
+    cancelled: list[str]
+    not_cancellable: dict[str, str]
+    failed: dict[str, str]
+
+
+async def cancel_async(
+    run_id: str,
+    *,
+    settings: Settings | None = None,
+    reason: str = "cancelled with batchpay cancel",
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> CancelResult:
+    """Cancel every payout of ``run_id`` that can still be cancelled; report the rest."""
+    settings = settings or resolve_settings()
+    cancelled: list[str] = []
+    refused: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    with Journal(settings.journal_path, clock=clock) as journal:
+        run_id = _run_or_latest(journal, run_id)
+        _same_world(journal, run_id, settings)
+        owner = LockOwner.current()
+        journal.acquire_run_lock(run_id, owner)
+        try:
+            async with connect(settings, journal, transport=transport, clock=clock) as conn:
+                conn.run_id = run_id
+                ids = track.pending_payouts(journal, run_id)
+                await track.refresh(conn.client, journal, ids)
+                for row in journal.rows(run_id):
+                    pid = row["payout_id"]
+                    if not pid or row["payout_state"] != CREATED:
+                        continue
+                    status = str(row["payout_status"] or "")
+                    if status in TERMINAL_STATUSES or status not in CANCELLABLE:
+                        refused[str(pid)] = status or "unknown"
+                        continue
+                    try:
+                        result = await conn.client.cancel_payout(
+                            str(pid), f"bp1-cancel-{pid}", reason=reason
+                        )
+                    except AuthenticationError:
+                        raise
+                    except ApiError as exc:
+                        if exc.code == "payout_not_cancellable":
+                            refused[str(pid)] = "no longer cancellable"
+                        else:
+                            failed[str(pid)] = f"{exc.code}: {exc.message}"
+                        continue
+                    except TransportError as exc:
+                        failed[str(pid)] = exc.message
+                        continue
+                    data = result.data if isinstance(result.data, dict) else {}
+                    journal.record_status(
+                        str(pid), str(data.get("status") or "cancelled"), source="cancel"
+                    )
+                    cancelled.append(str(pid))
+        finally:
+            journal.release_run_lock(run_id, owner)
+    return CancelResult(cancelled, refused, failed)
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """The rows `retry-failed` would pay again."""
+
+    run_id: str
+    rows: list[dict[str, Any]]
+    totals: dict[str, Decimal]
+
+
+def retry_plan(run_id: str | None = None, *, settings: Settings | None = None) -> RetryPlan:
+    """The failed or returned rows of a run that a retry would pay again (never a completed one)."""
+    settings = settings or resolve_settings()
+    with Journal(settings.journal_path) as journal:
+        run_id = _run_or_latest(journal, run_id)
+        _same_world(journal, run_id, settings)
+        picked = []
+        totals: dict[str, Decimal] = {}
+        for r in journal.rows(run_id):
+            if r["payout_state"] != CREATED or r["payout_status"] not in RETRYABLE_OUTCOMES:
+                continue
+            history = journal.row_history(settings.environment, str(r["row_key"]))
+            if any(
+                (h["state"] == CREATED and h["status"] not in RETRYABLE_OUTCOMES)
+                or h["state"] not in (CREATED, "rejected")
+                for h in history
+            ):
+                continue  # paid, pending or in flight elsewhere: never pay twice
+            picked.append(dict(r))
+            cur = str(r["dest_currency"] or r["currency"])
+            totals[cur] = totals.get(cur, Decimal(0)) + Decimal(
+                str(r["dest_amount"] or r["amount"])
+            )
+    return RetryPlan(run_id, picked, totals)
+
+
+async def retry_failed_async(
+    run_id: str | None = None,
+    *,
+    confirm: bool,
+    settings: Settings | None = None,
+    out_dir: Path | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> tuple[str, report_mod.Report, report_mod.ReportPaths]:
+    """Pay the failed/returned rows of ``run_id`` again as a new run linked to it.
+
+    Each retried row gets the next attempt number and so a new idempotency key; a row
+    that completed, or whose payout is still pending, is never included.
+    """
+    if not confirm:
+        raise BatchpayError(
+            "retry-failed pays rows again and needs an explicit confirmation",
+            hint="check `batchpay show RUN`, then pass --yes",
+        )
+    settings = settings or resolve_settings()
+    plan = retry_plan(run_id, settings=settings)
+    if not plan.rows:
+        raise BatchpayError(
+            f"run {plan.run_id} has no failed or returned rows to pay again",
+            hint="`batchpay show` lists the outcome of every row",
+        )
+    with Journal(settings.journal_path, clock=clock) as journal:
+        parent = journal.get_run(plan.run_id)
+        assert parent is not None
+        owner = LockOwner.current()
+        new_run = journal.create_run(
+            environment=settings.environment,
+            api_url=settings.api_url,
+            mode=settings.mode.value,
+            file={
+                "sha256": parent["sha256"],
+                "fingerprint": parent["fingerprint"],
+                "name": parent["file_name"],
+                "size": parent["size"],
+                "format": parent["format"],
+                "row_count": len(plan.rows),
+            },
+            rows=[
+                {k: r[k] for k in _ROW_COLUMNS} | {"state": "planned", "related_run": plan.run_id}
+                for r in plan.rows
+            ],
+            options={"retry_of": plan.run_id},
+            parent_run_id=plan.run_id,
+            owner=owner,
+        )
+        try:
+            async with connect(settings, journal, transport=transport, clock=clock) as conn:
+                conn.run_id = new_run
+                submitter = Submitter(conn.client, journal, settings.environment, clock=clock)
+                for r in plan.rows:
+                    attempt = submitter.next_attempt(str(r["row_key"]))
+                    key = dedupe.idempotency_key(str(r["row_key"]), attempt)
+                    body = json.loads(str(r["payout_body"]))
+                    body["metadata"] = {**body.get("metadata", {}), METADATA_KEY: key}
+                    journal.update_row(
+                        new_run,
+                        int(r["row_number"]),
+                        beneficiary_id=r["beneficiary_id"],
+                        instrument_id=r["instrument_id"],
+                    )
+                    await submitter.send_new(
+                        run_id=new_run,
+                        row_number=int(r["row_number"]),
+                        row_key=str(r["row_key"]),
+                        reference=str(r["reference"]),
+                        attempt=attempt,
+                        body=body,
+                        after_failure=True,
+                    )
+        finally:
+            journal.release_run_lock(new_run, owner)
+            if not journal.open_payouts(new_run) or all(
+                p["state"] == CREATED for p in journal.open_payouts(new_run)
+            ):
+                journal.set_run_status(new_run, "finished")
+        rep = build_report(journal, new_run, settings)
+    paths = report_mod.write_report(rep, (out_dir or Path("reports")) / new_run, new_run)
+    return new_run, rep, paths
+
+
+def run_sync(coro: Any) -> Any:
+    """Run one of this module's coroutines to completion."""
+    return asyncio.run(coro)

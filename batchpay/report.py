@@ -893,11 +893,11 @@ def _outcome_style(outcome: str) -> dict[str, Any]:
     return {"fill": fill, "font": font}
 
 
-def _width(values: Iterable[int], header: str) -> float:
+def _width(values: Iterable[int], header: str) -> int:
     longest = max(values, default=0)
-    # Headers wrap onto two lines, between words; bold text is a little wider.
-    header_need = max(max(len(w) for w in header.split()), (len(header) + 1) // 2) * 1.15
-    return float(min(max(longest, header_need, 6) + 2, 60))
+    # Headers wrap onto two lines, between words; bold text is about 15% wider.
+    header_need = max(max(len(w) for w in header.split()), (len(header) + 1) // 2)
+    return min(max(longest, header_need * 115 // 100 + 1, 6) + 2, 60)
 
 
 def _write_xlsx(report: Report, totals: Mapping[str, CurrencyTotals], path: Path) -> None:

@@ -6,6 +6,10 @@ Where the API key comes from (never the command line):
 2. ``BATCHPAY_API_KEY_FILE`` — a file holding the key (Docker/Kubernetes secrets);
 3. an Airflow connection, passed in by the Airflow integration as a value.
 
+The webhook receiver's signing secrets come from ``BATCHPAY_WEBHOOK_SECRET`` (one
+``whsec_…``, or several comma-separated during a rotation) or
+``BATCHPAY_WEBHOOK_SECRET_FILE``; see :func:`read_webhook_secrets`.
+
 With no key and no URL configured, batchpay runs against the embedded sandbox,
 in-process, and says so loudly.
 """
@@ -27,6 +31,7 @@ SANDBOX_URL = "https://api.antonpayments.dev"
 EMBEDDED_SANDBOX_KEY = "ak_test_batchpay_sandbox"
 
 _KEY_RE = re.compile(r"^ak_(test|live)_[A-Za-z0-9_]{8,}$")
+_WEBHOOK_SECRET_RE = re.compile(r"whsec_[0-9a-fA-F]{64}")
 
 
 class Mode(StrEnum):
@@ -243,3 +248,48 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be a positive number of seconds, not {raw!r}")
     return value
+
+
+def read_webhook_secrets(env: Mapping[str, str] | None = None) -> list[Secret]:
+    """The webhook signing secrets from ``BATCHPAY_WEBHOOK_SECRET`` or its ``_FILE`` variant.
+
+    Several secrets (comma-, space- or newline-separated) are accepted during a rotation:
+    a delivery is genuine when it matches any of them. A missing or malformed secret is
+    refused with a ConfigError; the secret itself is never echoed.
+    """
+    env = os.environ if env is None else env
+    direct = env.get("BATCHPAY_WEBHOOK_SECRET", "").strip()
+    path = env.get("BATCHPAY_WEBHOOK_SECRET_FILE", "").strip()
+    if direct and path:
+        raise ConfigError(
+            "both BATCHPAY_WEBHOOK_SECRET and BATCHPAY_WEBHOOK_SECRET_FILE are set",
+            hint="set only one of them",
+        )
+    if path:
+        try:
+            direct = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                "cannot read the webhook secret file named by BATCHPAY_WEBHOOK_SECRET_FILE "
+                f"({exc.strerror})",
+                hint="check the path and its permissions",
+            ) from None
+    if not direct:
+        raise ConfigError(
+            "no webhook signing secret is configured",
+            hint="set BATCHPAY_WEBHOOK_SECRET to the whsec_… secret printed by "
+            "`batchpay webhooks subscribe` (or BATCHPAY_WEBHOOK_SECRET_FILE to a file holding it)",
+        )
+    secrets: list[Secret] = []
+    for n, value in enumerate(re.split(r"[\s,]+", direct), start=1):
+        if not value:
+            continue
+        if not _WEBHOOK_SECRET_RE.fullmatch(value):
+            raise ConfigError(
+                f"webhook secret #{n} is not an Anton signing secret (whsec_ + 64 hex digits)",
+                hint="copy the secret again from `batchpay webhooks subscribe` or the provider; "
+                "separate two secrets with a comma during a rotation",
+            )
+        if Secret(value) not in secrets:
+            secrets.append(Secret(value))
+    return secrets

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -193,3 +195,19 @@ def test_receiver_without_secret_is_refused(journal_path: Path) -> None:
     """A receiver with no secret cannot be built (it would accept nothing, silently)."""
     with pytest.raises(ConfigError, match="signing secret"):
         create_receiver(journal_path, [])
+
+
+async def test_concurrent_deliveries_are_each_recorded_once(
+    receiver: httpx.AsyncClient, journal_path: Path
+) -> None:
+    """Deliveries handled at once (worker threads, one connection each) all land, once each."""
+    distinct = [
+        delivery(envelope(payout_id=f"pay_{i}", status="sent", event_id=f"evt_{i}"))
+        for i in range(16)
+    ]
+    same = [delivery(envelope(event_id="evt_same"))] * 6
+    answers = await asyncio.gather(*(_post(receiver, b, h) for b, h in distinct + same))
+    assert {a.status_code for a in answers} == {200}
+    assert Counter(a.json()["status"] for a in answers[16:]) == {"ok": 1, "duplicate": 5}
+    assert len(webhook_events(journal_path)) == 17
+    assert payout_status(journal_path)[0] == "completed"

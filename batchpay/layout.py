@@ -146,6 +146,11 @@ class Layout:
         return self._by_key.get(header_key(header))
 
     @property
+    def default_purpose(self) -> str:
+        """The purpose used for rows that leave ``purpose`` blank."""
+        return self.column("purpose").default or ""
+
+    @property
     def always_required(self) -> tuple[str, ...]:
         """Columns that must be filled on every row (and so must be in every file)."""
         return tuple(c.name for c in self.columns if c.required)

@@ -76,3 +76,64 @@ def mask_account(value: str | None) -> str:
     if len(compact) <= 4:
         return "*" * len(compact)
     return "****" + compact[-4:]
+
+
+_SCIENTIFIC_RE = re.compile(r"^[+-]?[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+$")
+_DECIMAL_COMMA_RE = re.compile(r"^[0-9]+,[0-9]{1,2}$")
+_COMMA_THOUSANDS_RE = re.compile(r"^[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
+_DOT_THOUSANDS_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?$")
+_SPACE_THOUSANDS_RE = re.compile(r"^[0-9]{1,3}([ '\u00a0\u202f][0-9]{3})+([.,][0-9]+)?$")
+_PLAIN_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+def amount_problem(text: str, currency: str) -> str | None:
+    """Why ``text`` is not a payable amount in ``currency``, or None when it is.
+
+    A payable amount is a plain decimal with a dot: digits, optionally a dot and digits; greater
+    than zero; at most 12 whole digits (leading zeros aside); no more significant decimals than
+    the currency has. The message is written for the person who typed the cell.
+    """
+    if text == "":
+        return "is blank"
+    if _SCIENTIFIC_RE.match(text):
+        return (
+            f"is in scientific notation ({text}); the real digits may be lost — "
+            "type the amount as a plain number like 1234.56"
+        )
+    if text[0] in "+-−":
+        return "must not have a sign; write the amount as a positive number like 1234.56"
+    if _DECIMAL_COMMA_RE.match(text):
+        return f"uses a comma as decimal separator; write {text.replace(',', '.')}"
+    if _COMMA_THOUSANDS_RE.match(text):
+        return f"uses commas as thousands separators; write {text.replace(',', '')}"
+    if _DOT_THOUSANDS_RE.match(text) and ("," in text or text.count(".") > 1):
+        fixed = text.replace(".", "").replace(",", ".")
+        return f"uses dots as thousands separators and a comma for decimals; write {fixed}"
+    if _SPACE_THOUSANDS_RE.match(text):
+        return "uses spaces or apostrophes as thousands separators; write the digits together"
+    if "," in text:
+        return "contains a comma; write the amount with a dot for decimals, like 1234.56"
+    if any(ch.isalpha() or ch in "€$£¥₹" for ch in text):
+        return (
+            "contains a currency symbol or letters; put only the number here "
+            "and the currency in the currency column"
+        )
+    if not _PLAIN_RE.match(text):
+        return "is not a number; write the amount as a plain number like 1234.56"
+    whole, _, fraction = text.partition(".")
+    if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS:
+        return f"is too large: at most {MAX_WHOLE_DIGITS} digits before the decimal point"
+    if set(whole + fraction) <= {"0"}:
+        return "must be greater than zero"
+    decimals = len(fraction.rstrip("0"))
+    scale = currency_scale(currency)
+    if decimals > scale:
+        places = "decimal place" if decimals == 1 else "decimal places"
+        allowed = "none" if scale == 0 else str(scale)
+        return f"has {decimals} {places} but {currency.upper() or 'the currency'} allows {allowed}"
+    return None
+
+
+def canonical_amount(text: str, currency: str) -> str:
+    """The API's decimal string for a payable amount: ``0100.5`` in EUR gives ``100.50``."""
+    return format_amount(Decimal(text), currency)

@@ -1,0 +1,1160 @@
+"""Read a payout file (CSV or XLSX) into a polars frame of strings, reporting Excel damage.
+
+Nothing is type-guessed: every cell arrives as the exact text the file holds, so account
+numbers keep their leading zeros and amounts keep their digits. Damage done by Excel
+(numbers in text columns, scientific notation, floating-point artefacts, date serials,
+formulas, merged cells, hidden rows) is reported as :class:`~batchpay.errors.RowIssue`, never
+silently repaired. A file that cannot be read as a payout file at all raises
+:class:`~batchpay.errors.InputError` with a one-line message, a hint, and the row/column when
+known.
+
+XLSX is read from the sheet XML itself (zipfile + defusedxml, streaming) rather than through a
+spreadsheet library, because those convert numbers to floats and lose the stored text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import posixpath
+import re
+import zipfile
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import polars as pl
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+
+from batchpay import money
+from batchpay.errors import InputError, RowIssue
+from batchpay.layout import Layout, load_layout
+
+__all__ = ["IngestedFile", "read_bytes", "read_file"]
+
+ROW = "_row"
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ZIP_MAGIC = b"PK\x03\x04"
+_ENCRYPTION_MARK = "EncryptionInfo".encode("utf-16-le")
+_BINARY_MAGIC = {
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x1f\x8b": "a gzip archive",
+    b"PK\x03\x04": "a ZIP archive or Excel workbook (.xlsx)",
+    b"PK\x05\x06": "an empty ZIP archive",
+    _OLE2_MAGIC: "a legacy Office file (.xls/.doc)",
+}
+_CSV_EXTENSIONS = {".csv", ".txt", ".tsv", ""}
+_XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
+_SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
+_FORMULA_START = r"^[=+\-@]"
+_FORMULA_KINDS = frozenset({"text", "identifier"})
+_TEXT_KINDS = frozenset({"digits", "identifier"})
+# Excel's built-in number formats that display dates or times.
+_DATE_FORMAT_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IngestedFile:
+    """A payout file read into canonical string columns, with what was noticed on the way.
+
+    ``frame`` has every canonical column of the layout (``pl.String``; ``""`` is a blank cell;
+    columns absent from the file are all blank) plus ``_row`` (``Int64``), the row number the
+    user sees (the header is row 1). Blank rows are dropped; whitespace around values is trimmed.
+    """
+
+    frame: pl.DataFrame
+    issues: list[RowIssue]
+    sha256: str
+    format: Literal["csv", "xlsx"]
+    filename: str
+    size_bytes: int
+    header_map: dict[str, str]
+    unknown_columns: list[str]
+    blank_rows: int
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    other_sheets: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Number of data rows read (blank rows not counted)."""
+        return self.frame.height
+
+    def label(self, column: str) -> str:
+        """The user's header for canonical ``column`` (the canonical name when absent)."""
+        return self.header_map.get(column, column)
+
+
+def read_file(path: str | Path, layout: Layout | None = None) -> IngestedFile:
+    """Read the payout file at ``path`` (CSV or XLSX, by extension and content)."""
+    layout = layout or load_layout()
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        _check_size(size, path.name, layout)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {path}: {exc.strerror or exc}",
+            code="not_found" if isinstance(exc, FileNotFoundError) else "unreadable",
+            hint="check the path and that batchpay may read the file",
+        ) from exc
+    return read_bytes(data, path.name, layout)
+
+
+def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> IngestedFile:
+    """Read a payout file's exact bytes; ``filename`` decides CSV vs XLSX with the content."""
+    layout = layout or load_layout()
+    _check_size(len(data), filename, layout)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # hashing releases the GIL: it runs beside the parsing
+        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        kind = _sniff(data, filename)
+        table = _read_xlsx(data, layout) if kind == "xlsx" else _read_csv(data, layout)
+        frame, header_map, unknown, blank_rows, issues = _canonical(table, layout)
+        sha256 = digest.result()
+    return IngestedFile(
+        frame=frame,
+        issues=issues,
+        sha256=sha256,
+        format=kind,
+        filename=filename,
+        size_bytes=len(data),
+        header_map=header_map,
+        unknown_columns=unknown,
+        blank_rows=blank_rows,
+        encoding=table.encoding,
+        delimiter=table.delimiter,
+        sheet=table.sheet,
+        other_sheets=table.other_sheets,
+    )
+
+
+# --- the raw table both readers produce ----------------------------------------------------------
+
+
+@dataclass
+class _Table:
+    """Header texts + positional string columns ``c0..cN`` + ``_row``, before canonical mapping."""
+
+    header: list[str]
+    frame: pl.DataFrame
+    issues: list[RowIssue] = field(default_factory=list)
+    # (row, column index) of cells already reported by the reader (no second report)
+    flagged: set[tuple[int, int]] = field(default_factory=set)
+    # XLSX numeric amount cells: checked for floating-point artefacts once the currency is known
+    numeric_amounts: dict[int, str] = field(default_factory=dict)
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    other_sheets: list[str] = field(default_factory=list)
+
+
+def _check_size(size: int, filename: str, layout: Layout) -> None:
+    limit = layout.limits.max_file_bytes
+    if size > limit:
+        raise InputError(
+            f"{filename} is {size / _MIB:.1f} MiB; the limit is {limit / _MIB:.0f} MiB",
+            code="too_large",
+            hint="split the file, or raise limits.max_file_bytes in the layout",
+        )
+    if size == 0:
+        raise InputError(f"{filename} is empty", code="empty", hint="export the file again")
+
+
+def _sniff(data: bytes, filename: str) -> Literal["csv", "xlsx"]:
+    ext = Path(filename).suffix.lower()
+    if data.startswith(_OLE2_MAGIC):
+        if _ENCRYPTION_MARK in data:
+            raise InputError(
+                f"{filename} is an encrypted (password-protected) Excel workbook",
+                code="encrypted",
+                hint="remove the password in Excel (File > Info > Protect Workbook) and save again",
+            )
+        raise InputError(
+            f"{filename} is a legacy Excel .xls workbook, which batchpay does not read",
+            code="legacy_xls",
+            hint="open it in Excel and save it as .xlsx (Excel Workbook) or CSV UTF-8",
+        )
+    if ext in _XLSX_EXTENSIONS or (ext not in _CSV_EXTENSIONS and data.startswith(_ZIP_MAGIC)):
+        if not data.startswith(_ZIP_MAGIC):
+            raise InputError(
+                f"{filename} is named {ext} but is not an Excel workbook",
+                code="not_xlsx",
+                hint="save it from Excel as .xlsx, or rename it to .csv if it is text",
+            )
+        return "xlsx"
+    if ext == ".xls":
+        raise InputError(
+            f"{filename} is named .xls but is not a legacy Excel workbook",
+            code="unsupported_format",
+            hint="save it from Excel as .xlsx or CSV UTF-8",
+        )
+    for magic, what in _BINARY_MAGIC.items():
+        if data.startswith(magic):
+            raise InputError(
+                f"{filename} is {what}, not a CSV text file",
+                code="binary",
+                hint="export the payout sheet as CSV UTF-8, or give the .xlsx file its own name",
+            )
+    return "csv"
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+
+def _read_csv(data: bytes, layout: Layout) -> _Table:
+    encoding = codecs.lookup(layout.file.encoding).name
+    sep = layout.file.delimiter
+    data = _to_utf8(data, encoding)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise InputError(
+            f"the file contains binary data (a NUL byte at byte {nul}, "
+            f"line {_line_at(data, nul)}); it is not a CSV text file",
+            code="binary",
+            row=_line_at(data, nul),
+            hint="export the payout sheet again as CSV UTF-8",
+        )
+    if re.search(rb"[^\s\xef\xbb\xbf]", data) is None:
+        raise InputError("the file is empty", code="empty", hint="export the file again")
+    try:
+        frame = pl.read_csv(
+            data,
+            has_header=False,
+            separator=sep,
+            quote_char='"',
+            infer_schema=False,
+            empty_string_is_null=False,
+            truncate_ragged_lines=False,
+            raise_if_empty=True,
+            row_index_name=ROW,
+            row_index_offset=1,
+        )
+    except pl.exceptions.PolarsError as exc:
+        _scan_records(data, sep)  # raises with the row when it finds the problem
+        raise _diagnose_csv(data, sep) from exc
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if lines == frame.height:
+        _check_short_rows(data, sep, frame)
+    elif _scan_records(data, sep) != frame.height:  # pragma: no cover - polars and we disagree
+        raise InputError(
+            "the CSV rows could not be delimited reliably",
+            code="malformed_csv",
+            hint="check the file for stray quote characters",
+        )
+    header = ["" if v is None else str(v) for v in frame.row(0)[1:]]
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    names = {c: f"c{i}" for i, c in enumerate(frame.columns[1:])}
+    frame = frame.slice(1).rename(names).with_columns(pl.col(ROW).cast(pl.Int64))
+    return _Table(header=header, frame=frame, encoding=encoding, delimiter=sep)
+
+
+def _check_short_rows(data: bytes, sep: str, frame: pl.DataFrame) -> None:
+    """Find rows with fewer fields than the header (polars pads them silently).
+
+    Only for files where every record is one line. A short row leaves the last column empty,
+    so only rows whose last cell is empty have their separators counted.
+    """
+    last = frame.columns[-1]
+    candidates = frame.filter((pl.col(last) == "") | (pl.col(ROW) == 1))[ROW]
+    if candidates.len() <= 1:
+        return
+    line = pl.col("line")
+    quoted = line.str.contains('"', literal=True)
+    outside = pl.when(quoted).then(line.str.replace_all(r'"[^"]*("|$)', "")).otherwise(line)
+    per_line = (
+        pl.scan_lines(data)
+        .with_row_index("line_no", offset=1)
+        .filter(pl.col("line_no").is_in(candidates.cast(pl.UInt32).implode()))
+        .select(
+            pl.col("line_no").cast(pl.Int64).alias("record"),
+            outside.str.count_matches(sep, literal=True).cast(pl.Int64).alias("seps"),
+            (line.str.len_bytes() == 0).alias("empty"),
+            pl.col("line_no").cast(pl.Int64).alias("line"),
+        )
+        .collect()
+    )
+    _check_field_counts(data, sep, per_line, frame.height)
+
+
+def _to_utf8(data: bytes, encoding: str) -> bytes:
+    """The bytes as UTF-8; BOM and declared legacy encodings handled, others refused clearly."""
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if utf16 and not encoding.startswith("utf-16"):
+        raise InputError(
+            "the file is UTF-16 text (it starts with a UTF-16 byte order mark) but the "
+            f"layout declares {encoding}",
+            code="encoding",
+            row=1,
+            hint='save it as "CSV UTF-8", or set encoding = "utf-16" under [file] in the layout',
+        )
+    if encoding in ("utf-8", "utf-8-sig"):
+        return data  # checked by polars while parsing; see _diagnose_csv
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"byte 0x{data[exc.start]:02X} at byte {exc.start} (line {_line_at(data, exc.start)}) "
+            f"is not valid {encoding} text",
+            code="encoding",
+            row=_line_at(data, exc.start),
+            hint="check the encoding declared under [file] in the layout",
+        ) from exc
+    return text.lstrip("\ufeff").encode("utf-8")
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _scan_records(data: bytes, sep: str) -> int:
+    """Check every record has the header's number of fields and every quote closes.
+
+    One vectorised pass over the file's lines: a record is a line that does not start inside a
+    quoted field; separators inside quoted segments do not count. Returns the number of records
+    (the header included), which is also the number of rows polars parses.
+    """
+    line = pl.col("line")
+    try:
+        stats = (
+            pl.scan_lines(data)
+            .with_columns(quotes=line.str.count_matches('"', literal=True).cast(pl.Int64))
+            .select(
+                line.str.count_matches(sep, literal=True).cast(pl.Int64).alias("seps"),
+                pl.col("quotes"),
+                (line.str.len_bytes() == 0).alias("empty"),
+                # only lines with quotes need their quoted segments removed (few, usually)
+                pl.when(pl.col("quotes") > 0).then(line).alias("quoted"),
+            )
+            .collect()
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise _diagnose_csv(data, sep) from exc
+    if stats.is_empty():
+        raise InputError("the file is empty", code="empty", hint="export the file again")
+    if stats["quotes"].sum() == 0:
+        numbers = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+        per_record = stats.select(numbers.alias("record"), "seps", "empty", numbers.alias("line"))
+        return _check_field_counts(data, sep, per_record, stats.height)
+    total = pl.col("quotes").cum_sum()
+    stats = stats.with_columns(
+        inside=((total - pl.col("quotes")) % 2) == 1,
+        ends_inside=(total % 2) == 1,
+    ).with_columns(
+        record=(~pl.col("inside")).cum_sum().cast(pl.Int64),
+        line=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+    )
+    n_records = int(stats["record"][-1])
+    if bool(stats["ends_inside"][-1]):
+        opened = stats.filter(~pl.col("inside") & pl.col("ends_inside"))["record"]
+        row = int(opened[-1]) if opened.len() else 1
+        raise InputError(
+            f'row {row} has a quote (") that opens a field which is never closed',
+            code="unbalanced_quote",
+            row=row,
+            hint='every quoted field needs a closing quote; a quote inside a value is written ""',
+        )
+    quoted = pl.col("quoted")
+    prefixed = pl.when(pl.col("inside")).then(pl.lit('"') + quoted).otherwise(quoted)
+    outside = prefixed.str.replace_all(r'"[^"]*("|$)', "").str.count_matches(sep, literal=True)
+    stats = stats.with_columns(
+        seps=pl.when(quoted.is_not_null())
+        .then(outside.cast(pl.Int64))
+        .when(pl.col("inside"))
+        .then(0)
+        .otherwise(pl.col("seps"))
+    )
+    single = stats.filter(~pl.col("inside") & ~pl.col("ends_inside")).select(
+        "record", "seps", "empty", "line"
+    )
+    multi = (
+        stats.filter(pl.col("inside") | pl.col("ends_inside"))
+        .group_by("record")
+        .agg(pl.col("seps").sum(), pl.col("empty").all(), pl.col("line").min())
+    )
+    per_record = pl.concat([single, multi]).sort("record")
+    return _check_field_counts(data, sep, per_record, n_records)
+
+
+def _check_field_counts(data: bytes, sep: str, per_record: pl.DataFrame, n_records: int) -> int:
+    expected = int(per_record["seps"][0])
+    bad = per_record.filter((pl.col("seps") != expected) & ~pl.col("empty")).head(10_000)
+    if bad.is_empty():
+        return n_records
+    # a short record made only of separators, spaces and quotes is a blank row, not an error
+    texts = (
+        pl.scan_lines(data)
+        .with_row_index("line", offset=1)
+        .filter(pl.col("line").is_in(bad["line"].cast(pl.UInt32).implode()))
+        .collect()
+    )
+    blank = re.compile(r'[\s"' + re.escape(sep) + r"]*")
+    blank_lines = [int(i) for i, text in texts.iter_rows() if blank.fullmatch(text)]
+    real = bad.filter(~pl.col("line").is_in(blank_lines))
+    if real.is_empty():
+        return n_records
+    row, found = (int(v) for v in real.row(0)[:2])
+    more = f" (and {real.height - 1} more row(s))" if real.height > 1 else ""
+    raise InputError(
+        f"row {row} has {found + 1} fields but the header has {expected + 1}{more}",
+        code="ragged_row",
+        row=row,
+        hint="a separator is missing or extra in that row; values containing the separator "
+        "must be in quotes",
+    )
+
+
+def _diagnose_csv(data: bytes, sep: str) -> InputError:
+    """Explain why polars could not parse the CSV, with a row number."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = _line_at(data, exc.start)
+        guess = ""
+        try:
+            data.decode("cp1252")
+            guess = " It looks like Windows-1252 / Latin-1 text."
+        except UnicodeDecodeError:
+            pass
+        return InputError(
+            f"byte 0x{data[exc.start]:02X} at byte {exc.start} (line {line}) is not UTF-8 "
+            f"text.{guess}",
+            code="encoding",
+            row=line,
+            hint='save the file as "CSV UTF-8", or declare its encoding (e.g. encoding = '
+            '"cp1252") under [file] in the layout',
+        )
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=sep, strict=True)
+    try:
+        width = None
+        for record in reader:
+            if width is None:
+                width = len(record)
+            elif len(record) != width and any(v.strip() for v in record):
+                return InputError(
+                    f"row {reader.line_num} has {len(record)} fields but the header has {width}",
+                    code="ragged_row",
+                    row=reader.line_num,
+                    hint="a separator is missing or extra in that row",
+                )
+    except csv.Error as exc:
+        return InputError(
+            f"row {reader.line_num + 1} is not valid CSV: {exc}",
+            code="malformed_csv",
+            row=reader.line_num + 1,
+            hint='check the quotes in that row; a quote inside a value is written ""',
+        )
+    return InputError(
+        "the file could not be read as CSV",
+        code="malformed_csv",
+        hint="check the delimiter declared in the layout and the quotes in the file",
+    )
+
+
+# --- XLSX ----------------------------------------------------------------------------------------
+
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_STRICT_REL_NS = "http://purl.oclc.org/ooxml/officeDocument/relationships"
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _read_xlsx(data: bytes, layout: Layout) -> _Table:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise _corrupt("it is not a valid zip archive") from exc
+    _guard_zip(infos, len(data), layout)
+    reader = _XlsxReader(archive, layout)
+    try:
+        return reader.read()
+    except InputError:
+        raise
+    except (
+        zipfile.BadZipFile,
+        DefusedXmlException,
+        SyntaxError,  # ElementTree.ParseError
+        KeyError,
+        ValueError,
+        IndexError,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        UnicodeError,
+    ) as exc:
+        raise _corrupt(f"{type(exc).__name__}") from exc
+
+
+def _corrupt(detail: str) -> InputError:
+    return InputError(
+        f"the workbook is damaged or not an Excel .xlsx file ({detail})",
+        code="corrupt_xlsx",
+        hint="open it in Excel and save it again as .xlsx, or export CSV UTF-8",
+    )
+
+
+def _guard_zip(infos: list[zipfile.ZipInfo], compressed: int, layout: Layout) -> None:
+    """Refuse zip bombs before extracting anything, from the declared sizes."""
+    total = sum(i.file_size for i in infos)
+    limits = layout.limits
+    if total > limits.max_xlsx_uncompressed_bytes:
+        raise InputError(
+            f"the workbook expands to {total / _MIB:.0f} MiB; the limit is "
+            f"{limits.max_xlsx_uncompressed_bytes / _MIB:.0f} MiB",
+            code="zip_bomb",
+            hint="split the workbook, or raise limits.max_xlsx_uncompressed_bytes in the layout",
+        )
+    if total > _MIB and total / max(compressed, 1) > limits.max_xlsx_compression_ratio:
+        raise InputError(
+            f"the workbook is compressed {total / max(compressed, 1):.0f} times; the limit is "
+            f"{limits.max_xlsx_compression_ratio}",
+            code="zip_bomb",
+            hint="this looks like a zip bomb; save the workbook again from Excel",
+        )
+
+
+class _Budget:
+    """Counts the bytes actually decompressed, in case the declared sizes lie."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def open(self, archive: zipfile.ZipFile, name: str) -> io.BufferedReader:
+        return io.BufferedReader(_CountingReader(archive.open(name), self))
+
+
+class _CountingReader(io.RawIOBase):
+    def __init__(self, inner: IO[bytes], budget: _Budget) -> None:
+        self.inner = inner
+        self.budget = budget
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.inner.read(len(buffer))
+        self.budget.left -= len(chunk)
+        if self.budget.left < 0:
+            raise InputError(
+                "the workbook expands to more than its declared size",
+                code="zip_bomb",
+                hint="this looks like a zip bomb; save the workbook again from Excel",
+            )
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+@dataclass
+class _Sheet:
+    name: str
+    path: str
+    hidden: bool
+    worksheet: bool
+
+
+class _XlsxReader:
+    def __init__(self, archive: zipfile.ZipFile, layout: Layout) -> None:
+        self.archive = archive
+        self.layout = layout
+        self.names = set(archive.namelist())
+        self.budget = _Budget(layout.limits.max_xlsx_uncompressed_bytes)
+
+    def _events(self, name: str, events: tuple[str, ...] = ("end",)) -> Iterator[tuple[str, Any]]:
+        with self.budget.open(self.archive, name) as stream:
+            yield from iterparse(stream, events=events, forbid_dtd=True)
+
+    def _rels(self, part: str) -> dict[str, tuple[str, str]]:
+        """Relationship id -> (type suffix, target path) for an OPC part."""
+        folder, base = posixpath.split(part)
+        rels_name = posixpath.join(folder, "_rels", base + ".rels")
+        if rels_name not in self.names:
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        for _, elem in self._events(rels_name):
+            if _local(elem.tag) == "Relationship" and elem.get("TargetMode") != "External":
+                target = elem.get("Target", "")
+                path = (
+                    target.lstrip("/")
+                    if target.startswith("/")
+                    else posixpath.normpath(posixpath.join(folder, target))
+                )
+                out[elem.get("Id", "")] = (elem.get("Type", "").rsplit("/", 1)[-1], path)
+        return out
+
+    def read(self) -> _Table:
+        root_rels = self._rels("")
+        workbook = next(
+            (p for t, p in root_rels.values() if t == "officeDocument"), "xl/workbook.xml"
+        )
+        if workbook not in self.names:
+            raise _corrupt("no workbook part")
+        sheets = self._sheets(workbook)
+        chosen = self._choose(sheets)
+        wb_rels = self._rels(workbook)
+        shared = next((p for t, p in wb_rels.values() if t == "sharedStrings"), None)
+        styles = next((p for t, p in wb_rels.values() if t == "styles"), None)
+        strings = self._shared_strings(shared) if shared in self.names else []
+        date_styles = self._date_styles(styles) if styles in self.names else set()
+        table = _SheetParser(self, chosen.path, strings, date_styles).parse()
+        table.sheet = chosen.name
+        table.other_sheets = [s.name for s in sheets if s is not chosen]
+        return table
+
+    def _sheets(self, workbook: str) -> list[_Sheet]:
+        rels = self._rels(workbook)
+        sheets: list[_Sheet] = []
+        for _, elem in self._events(workbook):
+            if _local(elem.tag) != "sheet":
+                continue
+            rid = elem.get(f"{{{_REL_NS}}}id") or elem.get(f"{{{_STRICT_REL_NS}}}id") or ""
+            kind, path = rels.get(rid, ("", ""))
+            sheets.append(
+                _Sheet(
+                    name=elem.get("name", ""),
+                    path=path,
+                    hidden=elem.get("state", "visible") != "visible",
+                    worksheet=kind == "worksheet" and path in self.names,
+                )
+            )
+        return sheets
+
+    def _choose(self, sheets: list[_Sheet]) -> _Sheet:
+        wanted = self.layout.file.sheet
+        names = ", ".join(s.name for s in sheets)
+        if wanted is not None:
+            match = next((s for s in sheets if s.name == wanted), None) or next(
+                (s for s in sheets if s.name.casefold() == wanted.casefold()), None
+            )
+            if match is None:
+                raise InputError(
+                    f"the workbook has no sheet named {wanted!r} (sheets: {names})",
+                    code="sheet_not_found",
+                    hint="fix file.sheet in the layout, or leave it empty for the first sheet",
+                )
+            if match.hidden:
+                raise InputError(
+                    f"sheet {match.name!r} is hidden in Excel",
+                    code="sheet_hidden",
+                    hint="unhide the sheet and check its contents before paying from it",
+                )
+            if not match.worksheet:
+                raise InputError(
+                    f"sheet {match.name!r} is not a worksheet (a chart or macro sheet)",
+                    code="sheet_not_found",
+                    hint="name the sheet that holds the payout rows in the layout",
+                )
+            return match
+        for sheet in sheets:
+            if not sheet.hidden and sheet.worksheet:
+                return sheet
+        raise InputError(
+            f"the workbook has no visible worksheet (sheets: {names or 'none'})",
+            code="no_visible_sheet",
+            hint="unhide the sheet with the payout rows, or name it in the layout",
+        )
+
+    def _shared_strings(self, part: str) -> list[str]:
+        strings: list[str] = []
+        for _, elem in self._events(part):
+            if _local(elem.tag) == "si":
+                strings.append(_rich_text(elem))
+                elem.clear()
+        return strings
+
+    def _date_styles(self, part: str) -> set[int]:
+        """Indexes of cell styles (``s=``) whose number format shows a date or time."""
+        custom: dict[int, str] = {}
+        xf_formats: list[int] = []
+        in_cell_xfs = False
+        for event, elem in self._events(part, ("start", "end")):
+            tag = _local(elem.tag)
+            if tag == "numFmt" and event == "end":
+                custom[int(elem.get("numFmtId", "0"))] = elem.get("formatCode", "")
+            elif tag == "cellXfs":
+                in_cell_xfs = event == "start"
+            elif tag == "xf" and event == "end" and in_cell_xfs:
+                xf_formats.append(int(elem.get("numFmtId", "0")))
+        return {
+            index
+            for index, fmt in enumerate(xf_formats)
+            if (fmt in custom and _is_date_format(custom[fmt]))
+            or (fmt not in custom and fmt in _DATE_FORMAT_IDS)
+        }
+
+
+def _is_date_format(code: str) -> bool:
+    """Whether an Excel number format code displays a date or time."""
+    stripped = re.sub(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.', "", code)
+    return re.search(r"[dmyhs]", stripped, re.IGNORECASE) is not None and not re.fullmatch(
+        r"(?i)general", stripped.strip()
+    )
+
+
+def _rich_text(elem: Any) -> str:
+    """Text of a shared or inline string: its <t>, or its runs' <t>, phonetic runs excluded."""
+    parts: list[str] = []
+    for child in elem:
+        tag = _local(child.tag)
+        if tag == "t":
+            parts.append(child.text or "")
+        elif tag == "r":
+            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
+    return _unescape_ooxml("".join(parts))
+
+
+def _unescape_ooxml(text: str) -> str:
+    if "_x" not in text:
+        return text
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _column_index(ref: str) -> int:
+    """0-based column of a cell reference like ``AB12``."""
+    index = 0
+    for ch in ref:
+        if "A" <= ch <= "Z":
+            index = index * 26 + (ord(ch) - 64)
+        elif "a" <= ch <= "z":
+            index = index * 26 + (ord(ch) - 96)
+        else:
+            break
+    if index == 0 or index > 16384:
+        raise ValueError(f"bad cell reference {ref!r}")
+    return index - 1
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _serial_to_date(serial: str) -> str | None:
+    """The calendar date an Excel serial shows (1900 system), or None."""
+    try:
+        days = float(serial)
+    except ValueError:
+        return None
+    if not 1 <= days < 2958466:
+        return None
+    # Excel counts 1900-02-29, which did not exist; serials from 61 on are one day ahead.
+    base = date(1899, 12, 30) if days >= 61 else date(1899, 12, 31)
+    return (base + timedelta(days=int(days))).isoformat()
+
+
+class _SheetParser:
+    """Streams one worksheet's XML into a :class:`_Table`."""
+
+    def __init__(
+        self, reader: _XlsxReader, path: str, strings: list[str], date_styles: set[int]
+    ) -> None:
+        self.reader = reader
+        self.path = path
+        self.strings = strings
+        self.date_styles = date_styles
+        self.limits = reader.layout.limits
+        self.header: list[str] | None = None
+        self.specs: dict[int, str] = {}  # column index -> canonical name
+        self.columns: dict[int, list[str]] = {}
+        self.row_numbers: list[int] = []
+        self.issues: list[RowIssue] = []
+        self.flagged: set[tuple[int, int]] = set()
+        self.numeric_amounts: dict[int, str] = {}
+        self.hidden_rows: list[int] = []
+        self.merges: list[str] = []
+
+    def parse(self) -> _Table:
+        row_number = 0
+        cells: dict[int, str] = {}
+        hidden = False
+        next_col = 0
+        for event, elem in self.reader._events(self.path, ("start", "end")):
+            tag = _local(elem.tag)
+            if event == "start":
+                if tag == "row":
+                    explicit = elem.get("r")
+                    row_number = int(explicit) if explicit else row_number + 1
+                    hidden = elem.get("hidden") in ("1", "true")
+                    cells = {}
+                    next_col = 0
+                continue
+            if tag == "c":
+                ref = elem.get("r")
+                col = _column_index(ref) if ref else next_col
+                next_col = col + 1
+                value = self._cell(elem, row_number, col)
+                if value:
+                    cells[col] = value
+                elem.clear()
+            elif tag == "row":
+                self._row(row_number, cells, hidden)
+                elem.clear()
+            elif tag == "mergeCell":
+                self.merges.append(elem.get("ref", ""))
+            elif tag == "sheetData":
+                elem.clear()
+        if self.header is None:
+            raise InputError(
+                "the sheet is empty", code="empty", hint="check the sheet named in the layout"
+            )
+        self._merged_cells()
+        width = len(self.header)
+        frame = pl.DataFrame(
+            {f"c{i}": self.columns.get(i, []) for i in range(width)},
+            schema={f"c{i}": pl.String for i in range(width)},
+        ).with_columns(pl.Series(ROW, self.row_numbers, dtype=pl.Int64))
+        for row in self.hidden_rows:
+            self.issues.append(
+                RowIssue(
+                    row,
+                    None,
+                    "hidden_row",
+                    "this row is hidden in Excel; unhide it and check it, or delete it",
+                )
+            )
+        return _Table(
+            header=self.header,
+            frame=frame,
+            issues=self.issues,
+            flagged=self.flagged,
+            numeric_amounts=self.numeric_amounts,
+        )
+
+    def _row(self, number: int, cells: dict[int, str], hidden: bool) -> None:
+        if self.header is None:
+            if not any(v.strip() for v in cells.values()):
+                return
+            if number != 1:
+                raise InputError(
+                    f"rows 1 to {number - 1} are blank; the first row must hold the headers",
+                    code="no_header",
+                    row=1,
+                    hint="delete the blank rows above the headers",
+                )
+            width = max(cells) + 1
+            self.header = [cells.get(i, "").strip() for i in range(width)]
+            self.specs = {
+                i: name
+                for i, h in enumerate(self.header)
+                if (name := self.reader.layout.match_header(h)) is not None
+            }
+            return
+        if not any(v.strip() for v in cells.values()):
+            return
+        width = len(self.header)
+        for col in sorted(c for c in cells if c >= width and cells[c].strip()):
+            self._issue(
+                number,
+                col,
+                "no_header",
+                f"has a value in column {_column_letter(col)}, which has no header; "
+                "a row may have shifted",
+                label=f"column {_column_letter(col)}",
+            )
+        if len(self.row_numbers) >= self.limits.max_rows:
+            raise _too_many_rows(self.limits.max_rows)
+        for i in range(width):
+            self.columns.setdefault(i, []).append(cells.get(i, ""))
+        self.row_numbers.append(number)
+        if hidden:
+            self.hidden_rows.append(number)
+
+    def _issue(
+        self, row: int, col: int, code: str, message: str, *, label: str | None = None
+    ) -> None:
+        if (row, col) in self.flagged:
+            return
+        self.flagged.add((row, col))
+        if label is None and self.header is not None and col < len(self.header):
+            label = self.header[col] or f"column {_column_letter(col)}"
+        self.issues.append(RowIssue(row, label, code, message))
+
+    def _cell(self, elem: Any, row: int, col: int) -> str:
+        kind = elem.get("t", "n")
+        raw: str | None = None
+        formula = False
+        for child in elem:
+            tag = _local(child.tag)
+            if tag == "v":
+                raw = child.text or ""
+            elif tag == "f":
+                formula = True
+            elif tag == "is":
+                raw = _rich_text(child)
+        if kind == "s" and raw is not None:
+            value = self.strings[int(raw)]
+        elif kind == "b" and raw is not None:
+            value = "TRUE" if raw.strip() == "1" else "FALSE"
+        else:
+            value = raw or ""
+            if kind in ("str", "inlineStr"):
+                value = _unescape_ooxml(value)
+        if self.header is None:
+            return value
+        canonical = self.specs.get(col)
+        if formula:
+            self._issue(
+                row,
+                col,
+                "formula",
+                f"contains a formula (showing {value!r}); batchpay pays typed values only — "
+                "copy the column and paste it back as values",
+            )
+        if kind == "e":
+            self._issue(row, col, "excel_error", f"contains the Excel error {value}; fix the cell")
+            return value
+        if kind != "n" or raw is None or raw == "" or canonical is None:
+            return value
+        spec = self.reader.layout.column(canonical)
+        style = elem.get("s")
+        is_date_style = style is not None and style.isdigit() and int(style) in self.date_styles
+        if spec.kind == "date" or is_date_style:
+            shown = _serial_to_date(value)
+            seen = f" = {shown}" if shown else ""
+            self._issue(
+                row,
+                col,
+                "date_serial",
+                f"is an Excel date serial ({value}{seen}); format the column as Text and type "
+                "the date as YYYY-MM-DD",
+            )
+        elif spec.kind in _TEXT_KINDS:
+            if re.fullmatch(_SCIENTIFIC, value) or "E" in value.upper():
+                message = (
+                    f"is stored as a number in scientific notation ({value}); the real digits "
+                    "are lost — format the column as Text and type the values again"
+                )
+            else:
+                message = (
+                    f"is stored as a number ({value}); Excel may have dropped leading zeros or "
+                    "rounded it — format the column as Text and type the values again"
+                )
+            self._issue(row, col, "stored_as_number", message)
+        elif spec.kind == "amount":
+            self.numeric_amounts[row] = value
+        return value
+
+    def _merged_cells(self) -> None:
+        for ref in self.merges:
+            match = re.fullmatch(r"([A-Za-z]{1,3})([0-9]+):([A-Za-z]{1,3})([0-9]+)", ref)
+            if not match:
+                continue
+            col = _column_index(match.group(1))
+            first, last = int(match.group(2)), int(match.group(4))
+            for row in range(first, min(last, first + self.limits.max_rows) + 1):
+                self._issue(
+                    row,
+                    col,
+                    "merged_cells",
+                    f"is part of merged cells {ref.upper()}; merged cells hide values — "
+                    "unmerge them and fill every cell",
+                )
+
+
+def _too_many_rows(limit: int) -> InputError:
+    return InputError(
+        f"the file has more than {limit:,} data rows",
+        code="too_many_rows",
+        hint="split the file, or raise limits.max_rows in the layout",
+    )
+
+
+# --- canonical columns ---------------------------------------------------------------------------
+
+
+def _canonical(
+    table: _Table, layout: Layout
+) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue]]:
+    header = [h.strip() for h in table.header]
+    header_map: dict[str, str] = {}
+    positions: dict[str, int] = {}
+    unknown: list[str] = []
+    for i, text in enumerate(header):
+        canonical = layout.match_header(text) if text else None
+        if canonical is None:
+            if text:
+                unknown.append(text)
+            continue
+        if canonical in positions:
+            first = header_map[canonical]
+            raise InputError(
+                f"columns {first!r} and {text!r} both mean {canonical}",
+                code="duplicate_header",
+                row=1,
+                column=text,
+                hint="delete or rename one of them (header aliases are listed in the layout)",
+            )
+        header_map[canonical] = text
+        positions[canonical] = i
+    missing = [c for c in layout.always_required if c not in positions]
+    if missing:
+        raise InputError(
+            f"missing required column(s): {', '.join(missing)}",
+            code="missing_columns",
+            row=1,
+            column=missing[0],
+            hint="add the column(s), or add your header text to their aliases in the layout",
+        )
+    frame, hits = _scan_cells(table.frame, positions, layout)
+    data_columns = [c for c in frame.columns if c != ROW]
+    blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
+    blank_rows = int(frame.select(blank.sum()).item())
+    if blank_rows:
+        frame = frame.filter(~blank)
+    if frame.is_empty():
+        raise InputError(
+            "the file has a header row but no payout rows",
+            code="no_rows",
+            row=2,
+            hint="export the sheet again with its rows",
+        )
+    if frame.height > layout.limits.max_rows:
+        raise _too_many_rows(layout.limits.max_rows)
+    label = {c: header_map[c] for c in positions}
+    issues = list(table.issues)
+    for name, code, row, value in hits:
+        if (row, positions[name]) not in table.flagged:
+            message = _cell_message(code, value, layout.limits.max_cell_chars)
+            if message is not None:
+                issues.append(RowIssue(row, label[name], code, message))
+    nameless = [i for i, text in enumerate(header) if not text]
+    if nameless:
+        has_data = frame.select([(pl.col(f"c{i}") != "").any() for i in nameless]).row(0)
+        unknown.extend(
+            f"(column {_column_letter(i)} without a header)"
+            for i, flag in zip(nameless, has_data, strict=True)
+            if flag
+        )
+    selected = [
+        pl.col(f"c{positions[name]}").alias(name)
+        if name in positions
+        else pl.lit("", dtype=pl.String).alias(name)
+        for name in layout.names
+    ]
+    out = frame.select([*selected, pl.col(ROW)])
+    if table.numeric_amounts:
+        issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
+    return out, header_map, unknown, blank_rows, issues
+
+
+def _scan_cells(
+    frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
+) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]]]:
+    """Trim whitespace and find formula-like, scientific-notation and over-long cells.
+
+    One parallel pass flags the columns that need a closer look, so a clean file pays for a
+    single scan. Returns the trimmed frame and (column, code, row, value) hits.
+    """
+    kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
+    names = {f"c{i}": name for name, i in positions.items()}
+    columns = [c for c in frame.columns if c != ROW]
+    max_bytes = layout.limits.max_cell_chars
+    probes: list[pl.Expr] = []
+    for c in columns:
+        # formulas matter in free text; coded columns fail validation with a clearer message
+        start = r"^[\s=+\-@]" if kinds.get(c) in _FORMULA_KINDS else r"^\s"
+        probes.append(pl.col(c).str.contains(start + r"|\s$").any().alias(f"edge {c}"))
+        probes.append((pl.col(c).str.len_bytes() > max_bytes).any().alias(f"long {c}"))
+        if kinds.get(c) == "digits":
+            probes.append(pl.col(c).str.contains(_SCIENTIFIC).any().alias(f"sci {c}"))
+    flags = frame.select(probes).row(0, named=True) if columns else {}
+    to_trim = [c for c in columns if flags[f"edge {c}"]]
+    if to_trim:
+        frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
+    checks: list[tuple[str, str, pl.Expr]] = []
+    for c in columns:
+        if c not in names:
+            continue
+        if flags[f"edge {c}"] and kinds[c] in _FORMULA_KINDS:
+            checks.append((c, "formula_like", pl.col(c).str.contains(_FORMULA_START)))
+        if flags[f"long {c}"]:
+            checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
+        if flags.get(f"sci {c}"):
+            checks.append((c, "scientific_notation", pl.col(c).str.contains(_SCIENTIFIC)))
+    hits: list[tuple[str, str, int, str]] = []
+    for c, code, expr in checks:
+        for row, value in frame.filter(expr).select(ROW, c).iter_rows():
+            hits.append((names[c], code, int(row), str(value)))
+    return frame, hits
+
+
+def _cell_message(code: str, value: str, max_chars: int) -> str | None:
+    if code == "formula_like":
+        return (
+            f"starts with {value[0]!r} like a spreadsheet formula; remove it "
+            "(it could run as a formula when the file is opened in Excel)"
+        )
+    if code == "scientific_notation":
+        return (
+            f"is in scientific notation ({value}): Excel turned the number into an estimate "
+            "and the real digits are lost — format the column as Text and type the values again"
+        )
+    if len(value) <= max_chars:
+        return None
+    return f"is {len(value)} characters long; a cell may hold at most {max_chars}"
+
+
+def _float_artefacts(frame: pl.DataFrame, amounts: Mapping[int, str], label: str) -> list[RowIssue]:
+    """Numeric amount cells whose stored value is a float artefact of a rounder amount."""
+    rows = pl.Series(list(amounts), dtype=pl.Int64)
+    currencies = dict(
+        frame.filter(pl.col(ROW).is_in(rows.implode())).select(ROW, "currency").iter_rows()
+    )
+    issues = []
+    for row, text in amounts.items():
+        intended = _float_artefact_of(text, str(currencies.get(row, "")))
+        if intended is not None:
+            issues.append(
+                RowIssue(
+                    row,
+                    label,
+                    "float_artefact",
+                    f"is stored as {text}, which looks like a floating-point artefact of "
+                    f"{intended}; type {intended} (or round the formula with ROUND) and save again",
+                )
+            )
+    return issues
+
+
+def _float_artefact_of(text: str, currency: str) -> str | None:
+    """The amount a stored number was meant to be, when it is float noise around it."""
+    try:
+        stored = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not stored.is_finite():
+        return None
+    scale = money.currency_scale(currency.strip().upper())
+    rounded = stored.quantize(Decimal(1).scaleb(-scale))
+    if rounded == stored:
+        return None
+    # noise from binary floating point is far below a cent; a real third decimal is not
+    relative = max(abs(rounded), Decimal(1)) * Decimal("1e-12")
+    tolerance = min(Decimal(1).scaleb(-(scale + 3)), relative)
+    if abs(stored - rounded) <= tolerance:
+        return f"{rounded:f}"
+    return None

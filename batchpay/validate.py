@@ -1,0 +1,634 @@
+"""Validate ingested payout rows: every error of every row, as row number + column + message.
+
+The rules (:func:`_rules`, documented in ``schemas/layout.toml``) are run by a pandera
+``DataFrameSchema`` (polars backend) with ``lazy=True``, so every failing cell of every row is
+collected. Each pandera failure case (column, check, row position) is mapped back to a
+:class:`~batchpay.errors.RowIssue` carrying the file's row number, the user's own header text
+and a plain-English message; pandera's own exception text never reaches the user.
+
+Every check is a vectorised polars computation. The costly ones that look at one cell only (IBAN
+mod-97 check digits, the ABA checksum, real dates) are evaluated once per *distinct* value of
+their column and the failing values are then matched against the rows: payout files repeat a
+beneficiary's details on each of their rows. The others, cross-field rules included, are
+evaluated row by row.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+from pandera.config import ValidationDepth, config_context
+from pandera.errors import SchemaErrors
+
+from batchpay import banking, money
+from batchpay.errors import RowIssue, ValidationFailed
+from batchpay.ingest import IngestedFile
+from batchpay.layout import ColumnSpec, Layout
+
+__all__ = ["ValidationResult", "lower_bound", "validate_frame"]
+
+ROW = "_row"
+_LOWER = ("beneficiary_type", "payment_method", "account_type")
+_UPPER = ("currency", "source_currency", "country", "nationality")
+
+_EMAIL_RE = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
+_E164_RE = r"^\+[1-9][0-9]{6,14}$"
+_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_IBAN_RE = r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$"
+_BIC_RE = r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$"
+_OLDEST_BIRTH = date(1900, 1, 1)
+# Letters as IBAN digits: A=10 ... Z=35.
+_IBAN_LETTERS = {ch: str(i) for i, ch in enumerate(string.ascii_uppercase, start=10)}
+_IBAN_DIGITS = 72  # an IBAN has at most 34 characters; a letter becomes two digits
+
+Explain = Callable[[Mapping[str, Any]], str]
+ValueTest = Callable[[pl.Series], pl.Series]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One check of one column, either row by row or per distinct value of the column.
+
+    ``ok`` is a boolean expression over the prepared frame, True where the row passes;
+    ``value_ok`` maps the column's distinct values to True where the value passes (blank
+    included, when blank is acceptable). ``explain`` words the problem for a failing row.
+    """
+
+    column: str
+    code: str
+    explain: Explain
+    ok: pl.Expr | None = None
+    value_ok: ValueTest | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.column}:{self.code}"
+
+    def passes(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """One boolean column, True for the rows of ``frame`` that pass."""
+        if self.ok is not None:
+            return frame.select(self.ok.fill_null(False).alias(self.key))
+        assert self.value_ok is not None
+        values = frame.select(pl.col(self.column).unique()).collect().to_series()
+        failing = values.filter(~self.value_ok(values).fill_null(False))
+        return frame.select((~pl.col(self.column).is_in(failing.implode())).alias(self.key))
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """All problems of all rows, and the normalised rows that passed.
+
+    ``valid`` has the canonical columns and ``_row``: values trimmed, codes in their normal
+    case (currency and country upper, type and method lower), IBAN in electronic form, sort code
+    and phone digits only, amount as the canonical decimal at the currency's scale, defaults
+    from the layout filled in.
+    """
+
+    issues: list[RowIssue]
+    valid: pl.DataFrame
+    invalid_rows: set[int]
+    rows_checked: int
+    header_map: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every row passed."""
+        return not self.issues
+
+    def raise_for_issues(self) -> None:
+        """Raise :class:`ValidationFailed` with every issue when any row failed."""
+        if self.issues:
+            raise ValidationFailed(self.issues, rows_checked=self.rows_checked)
+
+    def totals_by_currency(self) -> dict[str, Decimal]:
+        """Sum of the valid rows' amounts per currency, exact (summed in minor units)."""
+        if self.valid.is_empty():
+            return {}
+        scale = pl.col("currency").replace_strict(
+            money.CURRENCY_SCALE, default=2, return_dtype=pl.Int64
+        )
+        # canonical amounts carry exactly `scale` decimals: without the dot they are minor units
+        minor = pl.col("amount").str.replace(".", "", literal=True).cast(pl.Int128)
+        sums = (
+            self.valid.group_by("currency")
+            .agg(minor.sum().alias("minor"), scale.first().alias("scale"))
+            .sort("currency")
+        )
+        return {
+            str(cur): Decimal(int(m)).scaleb(-int(s))
+            for cur, m, s in sums.select("currency", "minor", "scale").iter_rows()
+        }
+
+    def counts_by_beneficiary_type(self) -> dict[str, int]:
+        """Number of valid rows per beneficiary type."""
+        return self._counts("beneficiary_type")
+
+    def counts_by_payment_method(self) -> dict[str, int]:
+        """Number of valid rows per payment method."""
+        return self._counts("payment_method")
+
+    def _counts(self, column: str) -> dict[str, int]:
+        if self.valid.is_empty():
+            return {}
+        counts = self.valid.group_by(column).len().sort(column)
+        return {str(k): int(n) for k, n in counts.iter_rows()}
+
+
+def validate_frame(
+    ingested: IngestedFile, layout: Layout, *, today: date | None = None
+) -> ValidationResult:
+    """Check every row of ``ingested`` against ``layout`` and the payout rules.
+
+    Returns every issue (ingest's Excel-damage issues included) and the normalised valid rows;
+    never raises for bad data. ``today`` fixes "in the past" for dates of birth (tests).
+    """
+    today = today or date.today()
+    frame = ingested.frame
+    header_map = dict(ingested.header_map)
+    prepared = _prepare(frame)
+    rules = _rules(layout, today, _longest(prepared, layout))
+    failures = _run_pandera(prepared, rules)
+    issues = list(ingested.issues)
+    issues.extend(_issues_from_failures(prepared, rules, failures, header_map))
+    position = {header_map.get(n, n): i for i, n in enumerate(layout.names)}
+    issues.sort(key=lambda i: (i.row, position.get(i.column or "", -1), i.code))
+    invalid_rows = {i.row for i in issues}
+    valid = prepared
+    if invalid_rows:
+        bad = pl.Series(sorted(invalid_rows), dtype=pl.Int64)
+        valid = valid.filter(~pl.col(ROW).is_in(bad.implode()))
+    valid = valid.select([*_final_exprs(valid, layout), pl.col(ROW)])
+    return ValidationResult(
+        issues=issues,
+        valid=valid,
+        invalid_rows=invalid_rows,
+        rows_checked=frame.height,
+        header_map=header_map,
+    )
+
+
+def lower_bound(frame: pl.DataFrame, layout: Layout, *, today: date | None = None) -> pl.DataFrame:
+    """The same checks in bare polars, one boolean column per rule (for the benchmark).
+
+    ``frame`` holds trimmed canonical string columns. No pandera and no issue mapping: the
+    floor :func:`validate_frame` is measured against.
+    """
+    today = today or date.today()
+    prepared = _prepare(frame)
+    rules = _rules(layout, today, _longest(prepared, layout))
+    lazy = prepared.lazy()
+    row_wise = [r.ok.fill_null(False).alias(r.key) for r in rules if r.ok is not None]
+    per_value = [r.passes(lazy) for r in rules if r.ok is None]
+    return pl.concat([lazy.select(row_wise), *per_value], how="horizontal").collect()
+
+
+# --- the frame pandera validates ----------------------------------------------------------------
+
+
+def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
+    """Normalised values plus the amount's parts (``__*`` helper columns)."""
+    normal = [pl.col(c).str.to_lowercase() for c in _LOWER]
+    normal += [pl.col(c).str.to_uppercase() for c in _UPPER]
+    normal += [
+        # plain spaces only: other whitespace inside an IBAN is reported, not silently dropped
+        pl.col("iban").str.replace_all(" ", "", literal=True).str.to_uppercase(),
+        pl.col("bic").str.replace_all(r"\s", "").str.to_uppercase(),
+        pl.col("sort_code").str.replace_all(r"[\s-]", ""),
+        pl.col("phone").str.replace_all(r"[\s().\-]", ""),
+    ]
+    amount = pl.col("amount").str.extract_groups(r"^([0-9]+)(?:\.([0-9]+))?$")
+    helpers = [
+        pl.col("currency")
+        .str.to_uppercase()
+        .replace_strict(money.CURRENCY_SCALE, default=2, return_dtype=pl.Int32)
+        .alias("__scale"),
+        amount.struct.field("1").alias("__whole"),
+        amount.struct.field("2").alias("__fraction"),
+    ]
+    return frame.with_columns(normal + helpers).with_columns(
+        pl.col("__whole").str.strip_chars_start("0").str.len_bytes().alias("__whole_digits"),
+        pl.col("__fraction")
+        .str.strip_chars_end("0")
+        .str.len_bytes()
+        .fill_null(0)
+        .alias("__decimals"),
+    )
+
+
+def _longest(prepared: pl.DataFrame, layout: Layout) -> dict[str, int]:
+    """Longest value of each length-limited column, in bytes."""
+    limited = [c.name for c in layout.columns if c.max_length is not None]
+    row = prepared.select([pl.col(c).str.len_bytes().max().alias(c) for c in limited]).row(0)
+    return {c: int(n or 0) for c, n in zip(limited, row, strict=True)}
+
+
+def _final_exprs(valid: pl.DataFrame, layout: Layout) -> list[pl.Expr]:
+    """The output columns: canonical amount at the currency's scale, defaults filled in."""
+    scale = pl.col("__scale")
+    whole = pl.col("__whole").str.strip_chars_start("0")
+    whole = pl.when(whole == "").then(pl.lit("0")).otherwise(whole)
+    fraction = pl.col("__fraction").fill_null("") + "000"
+    canonical = (
+        pl.when(scale == 0).then(whole).otherwise(whole + "." + fraction.str.slice(0, scale))
+    )
+    # most files already write amounts canonically (1234.50): then nothing needs rebuilding
+    already = (
+        (pl.col("__fraction").str.len_bytes().fill_null(0) == scale)
+        & ~pl.col("__whole").str.starts_with("0")
+    ) | (pl.col("amount") == "0")
+    rebuild = not valid.is_empty() and not bool(valid.select(already.all()).item())
+    out = []
+    for spec in layout.columns:
+        col = pl.col(spec.name)
+        if spec.name == "amount" and rebuild:
+            col = canonical
+        elif spec.default is not None:
+            col = pl.when(col == "").then(pl.lit(spec.default)).otherwise(col)
+        out.append(col.alias(spec.name))
+    return out
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+def _blank(column: str) -> pl.Expr:
+    return pl.col(column) == ""
+
+
+def _const(message: str) -> Explain:
+    def explain(_row: Mapping[str, Any]) -> str:
+        return message
+
+    return explain
+
+
+def _value_expr(column: str, ok: pl.Expr) -> ValueTest:
+    """A per-value test from an expression over ``pl.col(column)``."""
+
+    def test(values: pl.Series) -> pl.Series:
+        return values.to_frame(column).select(ok.fill_null(False)).to_series()
+
+    return test
+
+
+def _rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[_Rule]:
+    rules: list[_Rule] = []
+    for spec in layout.columns:
+        rules.extend(_layout_rules(spec, longest))
+    rules.extend(_value_rules(today))
+    rules.extend(_cross_field_rules())
+    return rules
+
+
+def _in_normal_case(column: str, values: frozenset[str]) -> list[str]:
+    """Layout values (case-folded) in the case the column holds after normalisation."""
+    if column in _UPPER:
+        return sorted(v.upper() for v in values)
+    return sorted(values)
+
+
+def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[_Rule]:
+    name = spec.name
+    col = pl.col(name)
+    rules: list[_Rule] = []
+    if spec.required:
+        rules.append(_Rule(name, "required", _const("is blank; it is required"), ok=~_blank(name)))
+    for other, values in spec.required_when.items():
+        other_col = pl.col(other)
+        if other not in _LOWER and other not in _UPPER:
+            other_col = other_col.str.to_lowercase()
+        condition = other_col.is_in(_in_normal_case(other, values))
+        rules.append(
+            _Rule(
+                name,
+                f"required_when_{other}",
+                partial(_required_when_message, other),
+                ok=~(condition & _blank(name)),
+            )
+        )
+    if spec.max_length is not None:
+        limit = spec.max_length
+        # exact either way: characters never outnumber bytes, so when no value has more bytes
+        # than the limit the cheap byte count decides
+        length = col.str.len_bytes() if longest.get(name, 0) <= limit else col.str.len_chars()
+        rules.append(
+            _Rule(name, "too_long", partial(_too_long_message, name, limit), ok=length <= limit)
+        )
+    if spec.values is not None:
+        allowed = _in_normal_case(name, spec.values)
+        values_col = col if name in _LOWER or name in _UPPER else col.str.to_lowercase()
+        rules.append(
+            _Rule(
+                name,
+                "not_allowed",
+                partial(_not_allowed_message, name, sorted(spec.values)),
+                ok=_blank(name) | values_col.is_in(allowed),
+            )
+        )
+    return rules
+
+
+def _value_rules(today: date) -> list[_Rule]:
+    rules = [
+        _Rule(
+            "amount",
+            "amount",
+            _amount_message,
+            ok=_blank("amount")
+            | (
+                pl.col("__whole").is_not_null()
+                & (pl.col("__whole_digits") <= money.MAX_WHOLE_DIGITS)
+                & ((pl.col("__whole_digits") > 0) | (pl.col("__decimals") > 0))
+                & (pl.col("__decimals") <= pl.col("__scale"))
+            ),
+        ),
+    ]
+    for column in ("currency", "source_currency"):
+        rules.append(
+            _Rule(
+                column,
+                "unknown_currency",
+                partial(_unknown_code_message, column, _CURRENCY_HINT),
+                ok=_blank(column) | pl.col(column).is_in(sorted(money.CURRENCY_SCALE)),
+            )
+        )
+    for column in ("country", "nationality"):
+        rules.append(
+            _Rule(
+                column,
+                "unknown_country",
+                partial(_unknown_code_message, column, _COUNTRY_HINT),
+                ok=_blank(column) | pl.col(column).is_in(sorted(banking.COUNTRIES)),
+            )
+        )
+    patterns = [
+        ("email", "email", _const("is not an email address (name@example.com)"), _EMAIL_RE),
+        ("phone", "phone", _phone_message, _E164_RE),
+        ("bic", "bic", _bic_message, _BIC_RE),
+        ("sort_code", "sort_code", _sort_code_message, r"^[0-9]{6}$"),
+    ]
+    for column, code, explain, pattern in patterns:
+        ok = _blank(column) | pl.col(column).str.contains(pattern)
+        rules.append(_Rule(column, code, explain, ok=ok))
+    # the costly checks run once per distinct value
+    rules += [
+        _Rule("iban", "iban", _iban_message, value_ok=_iban_ok),
+        _Rule("routing_number", "aba", _aba_message, value_ok=_aba_ok),
+        _Rule("date_of_birth", "date", partial(_date_message, today), value_ok=_dob_test(today)),
+    ]
+    return rules
+
+
+def _iban_ok(values: pl.Series) -> pl.Series:
+    """Blank, or a registry-length IBAN whose ISO 7064 mod-97 check digits are right."""
+    iban = pl.col("iban")
+    shaped = iban.str.contains(_IBAN_RE)
+    expected = iban.str.slice(0, 2).replace_strict(
+        banking.IBAN_LENGTHS, default=0, return_dtype=pl.Int64
+    )
+    # Letters become two digits (A=10 ... Z=35); left-padding with zeros keeps the number and
+    # gives every IBAN the same 72 ASCII digits, so the bytes form a fixed-size array.
+    digits = (
+        pl.when(shaped)
+        .then(iban.str.slice(4) + iban.str.slice(0, 4))
+        .otherwise(pl.lit("0"))
+        .str.replace_many(_IBAN_LETTERS)
+        .str.zfill(_IBAN_DIGITS)
+        .cast(pl.Binary)
+        .bin.reinterpret(dtype=pl.Array(pl.UInt8, _IBAN_DIGITS))
+    )
+    frame = values.to_frame("iban").with_columns(
+        digits.alias("digits"),
+        (shaped & (iban.str.len_bytes() == expected)).alias("shaped"),
+    )
+    # a decimal number mod 97 is the sum of each digit times (10^position mod 97), mod 97
+    remainder = (
+        pl.sum_horizontal(
+            (pl.col("digits").arr.get(i).cast(pl.Int64) - 48) * pow(10, _IBAN_DIGITS - 1 - i, 97)
+            for i in range(_IBAN_DIGITS)
+        )
+        % 97
+    )
+    return frame.select((iban == "") | (pl.col("shaped") & (remainder == 1))).to_series()
+
+
+def _aba_ok(values: pl.Series) -> pl.Series:
+    """Blank, or 9 digits whose 3-7-1 weighted sum is a multiple of 10."""
+    routing = pl.col("routing_number")
+    number = pl.when(routing.str.contains(r"^[0-9]{9}$")).then(
+        routing.str.to_integer(base=10, strict=False)
+    )
+    frame = values.to_frame("routing_number").with_columns(number.alias("number"))
+    digits = [(pl.col("number") // 10 ** (8 - i)) % 10 for i in range(9)]
+    weights = (3, 7, 1) * 3
+    total = pl.sum_horizontal([d * w for d, w in zip(digits, weights, strict=True)])
+    ok = (routing == "") | (pl.col("number").is_not_null() & (total % 10 == 0))
+    return frame.select(ok.fill_null(False)).to_series()
+
+
+def _dob_test(today: date) -> ValueTest:
+    text = pl.col("date_of_birth")
+    parsed = pl.when(text.str.contains(_DATE_RE)).then(text.str.to_date("%Y-%m-%d", strict=False))
+    in_range = (parsed < pl.lit(today)) & (parsed >= pl.lit(_OLDEST_BIRTH))
+    return _value_expr("date_of_birth", (text == "") | in_range)
+
+
+def _cross_field_rules() -> list[_Rule]:
+    method = pl.col("payment_method")
+    account = pl.col("account_number")
+    digits = account.str.contains(r"^[0-9]+$")
+    size = account.str.len_bytes()
+    rules = [
+        _Rule(
+            "account_number",
+            "account_number",
+            _account_message,
+            ok=_blank("account_number")
+            | ~method.is_in(["uk_bank", "us_bank"])
+            | ((method == "uk_bank") & digits & (size == 8))
+            | ((method == "us_bank") & digits & (size >= 4) & (size <= 17)),
+        ),
+        _Rule(
+            "bic",
+            "bic_country",
+            _bic_country_message,
+            ok=_blank("bic")
+            | _blank("iban")
+            | (pl.col("bic").str.len_bytes() < 6)
+            | (pl.col("bic").str.slice(4, 2) == pl.col("iban").str.slice(0, 2)),
+        ),
+    ]
+    for pay_method, currency, country in (("us_bank", "USD", "US"), ("uk_bank", "GBP", "GB")):
+        rules.append(
+            _Rule(
+                "currency",
+                f"{pay_method}_currency",
+                partial(_method_message, "currency", pay_method, currency),
+                ok=(method != pay_method) | _blank("currency") | (pl.col("currency") == currency),
+            )
+        )
+        rules.append(
+            _Rule(
+                "country",
+                f"{pay_method}_country",
+                partial(_method_message, "country", pay_method, country),
+                ok=(method != pay_method) | _blank("country") | (pl.col("country") == country),
+            )
+        )
+    return rules
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+_CURRENCY_HINT = (
+    "is not a currency batchpay can pay in; use a three-letter ISO 4217 code such as EUR, "
+    "USD or GBP"
+)
+_COUNTRY_HINT = "is not a country code; use the two-letter ISO 3166 code such as DE, FR, GB or US"
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    return f"'{text[:40]}…'" if len(text) > 40 else f"'{text}'"
+
+
+def _required_when_message(other: str, row: Mapping[str, Any]) -> str:
+    return f"is blank; it is required when {other} is {row[other]}"
+
+
+def _too_long_message(name: str, limit: int, row: Mapping[str, Any]) -> str:
+    return f"is {len(str(row[name]))} characters long; at most {limit} are allowed"
+
+
+def _not_allowed_message(name: str, allowed: list[str], row: Mapping[str, Any]) -> str:
+    return f"{_quote(row[name])} is not one of: {', '.join(allowed)}"
+
+
+def _unknown_code_message(name: str, hint: str, row: Mapping[str, Any]) -> str:
+    return f"{_quote(row[name])} {hint}"
+
+
+def _method_message(name: str, method: str, expected: str, row: Mapping[str, Any]) -> str:
+    return f"must be {expected} for payment_method {method} (found {_quote(row[name])})"
+
+
+def _amount_message(row: Mapping[str, Any]) -> str:
+    return money.amount_problem(str(row["amount"]), str(row["currency"])) or "is not an amount"
+
+
+def _iban_message(row: Mapping[str, Any]) -> str:
+    iban = str(row["iban"])
+    if re.search(r"\s", iban):
+        return "contains tabs or non-breaking spaces; type the IBAN with plain spaces or none"
+    return banking.iban_problem(iban) or "is not a valid IBAN"
+
+
+def _bic_message(row: Mapping[str, Any]) -> str:
+    return banking.bic_problem(str(row["bic"])) or "is not a valid BIC"
+
+
+def _aba_message(row: Mapping[str, Any]) -> str:
+    return banking.aba_problem(str(row["routing_number"])) or "is not a valid routing number"
+
+
+def _sort_code_message(row: Mapping[str, Any]) -> str:
+    return banking.sort_code_problem(str(row["sort_code"])) or "is not a valid sort code"
+
+
+def _bic_country_message(row: Mapping[str, Any]) -> str:
+    bic, iban = str(row["bic"]), str(row["iban"])
+    return f"is a BIC from country {bic[4:6]} but the IBAN is from {iban[:2]}; check both"
+
+
+def _phone_message(row: Mapping[str, Any]) -> str:
+    if not str(row["phone"]).startswith("+"):
+        return (
+            "must be in international format: + then the country code and number "
+            "(E.164), e.g. +442079460000"
+        )
+    return "is not a valid international phone number (+ then 7 to 15 digits, E.164)"
+
+
+def _date_message(today: date, row: Mapping[str, Any]) -> str:
+    value = str(row["date_of_birth"])
+    try:
+        parsed = date.fromisoformat(value) if re.fullmatch(_DATE_RE, value) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return f"{_quote(value)} is not a real date written YYYY-MM-DD"
+    if parsed >= today:
+        return f"{value} is not in the past"
+    return f"{value} is before 1900"
+
+
+def _account_message(row: Mapping[str, Any]) -> str:
+    value = str(row["account_number"])
+    if row["payment_method"] == "uk_bank":
+        return banking.uk_account_problem(value) or "is not a UK account number"
+    return banking.us_account_problem(value) or "is not a US account number"
+
+
+# --- pandera ----------------------------------------------------------------------------------
+
+
+def _check(rule: _Rule) -> pa.Check:
+    def run(data: PolarsData) -> pl.LazyFrame:
+        return rule.passes(data.lazyframe)
+
+    return pa.Check(run, name=rule.key, error=rule.key, ignore_na=False)
+
+
+def _schema(rules: list[_Rule]) -> pa.DataFrameSchema:
+    checks: dict[str, list[pa.Check]] = {}
+    for rule in rules:
+        checks.setdefault(rule.column, []).append(_check(rule))
+    return pa.DataFrameSchema(
+        {c: pa.Column(pl.String, checks=cs, nullable=False) for c, cs in checks.items()},
+        name="payout rows",
+    )
+
+
+def _run_pandera(prepared: pl.DataFrame, rules: list[_Rule]) -> pl.DataFrame:
+    """Failure cases as (column, check, index); empty when every row passed."""
+    schema = _schema(rules)
+    # The environment may switch pandera off or to schema-only; these checks must always run.
+    with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        try:
+            schema.validate(prepared, lazy=True)
+        except SchemaErrors as exc:
+            cases: pl.DataFrame = exc.failure_cases
+            return cases.select("column", "check", "index")
+    return pl.DataFrame(schema={"column": pl.String, "check": pl.String, "index": pl.Int32})
+
+
+def _issues_from_failures(
+    prepared: pl.DataFrame,
+    rules: list[_Rule],
+    failures: pl.DataFrame,
+    header_map: Mapping[str, str],
+) -> list[RowIssue]:
+    if failures.is_empty():
+        return []
+    by_key = {r.key: r for r in rules}
+    issues: list[RowIssue] = []
+    for (key,), group in failures.group_by("check", maintain_order=True):
+        rule = by_key.get(str(key))
+        if rule is None or group["index"].null_count():
+            # a dtype/nullability failure or a check that crashed: a bug, not a data problem
+            raise RuntimeError(f"validation could not run check {key}")
+        rows = prepared[group["index"].cast(pl.Int64)]
+        label = header_map.get(rule.column, rule.column)
+        for row in rows.iter_rows(named=True):
+            issues.append(RowIssue(int(row[ROW]), label, rule.code, rule.explain(row)))
+    return issues

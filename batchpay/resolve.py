@@ -25,6 +25,7 @@ from batchpay.errors import (
     AuthenticationError,
     BatchpayError,
     ConflictError,
+    IdempotencyConflictError,
     TransportError,
     UnprocessableError,
 )
@@ -260,6 +261,17 @@ class Resolver:
                         f"another reference than {ref!r}; check the beneficiary_ref",
                     ) from None
                 return found
+            except IdempotencyConflictError:
+                # The provider holds our key with another body: never re-key blindly. If
+                # the beneficiary exists, use it; otherwise a person must look.
+                found = await self._find_beneficiary(ref)
+                if found is None:
+                    raise Held(
+                        "idempotency_conflict",
+                        "the provider holds this beneficiary's creation key with other "
+                        "details and no beneficiary with this reference exists; check it",
+                    ) from None
+                return found
             except (TransportError, AuthenticationError):
                 raise
             except ApiError as exc:
@@ -339,6 +351,15 @@ class Resolver:
                         "instrument_not_found",
                         "the provider says these bank details already exist for the "
                         "beneficiary but batchpay cannot tell which instrument they are",
+                    ) from None
+                return found
+            except IdempotencyConflictError:
+                found = await self._find_instrument(beneficiary_id, row, fp)
+                if found is None:
+                    raise Held(
+                        "idempotency_conflict",
+                        "the provider holds this bank account's creation key with other "
+                        "details and no matching instrument exists; check it",
                     ) from None
                 return found
             except (TransportError, AuthenticationError):

@@ -103,10 +103,13 @@ class Gateway:
         headers = Headers(scope=scope)
         extra = {"X-Request-ID": _request_id(headers)}
         path: str = scope["path"]
-        if path == "/v1" or path.startswith("/v1/"):
-            await self._v1(scope, receive, send, headers, extra)
-            return
-        body = await _read_body(receive)
+        try:
+            if path == "/v1" or path.startswith("/v1/"):
+                await self._v1(scope, receive, send, headers, extra)
+                return
+            body = await _read_body(receive)
+        except ClientDisconnected:
+            return  # nobody to answer, and nothing was done
         status, resp_headers, resp_body = await self._run(scope, body)
         await _send(send, status, resp_headers, resp_body, extra)
 
@@ -341,12 +344,21 @@ def _rl(decision: Decision | None) -> dict[str, str]:
     return {k: v for k, v in decision.headers().items() if k != "Retry-After"}
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete."""
+
+
 async def _read_body(receive: Receive) -> bytes:
+    """The whole request body; ClientDisconnected if the client left before sending it all.
+
+    A real server never acts on a request whose body was cut off (a client killed
+    mid-request): processing the fragment would store it under the idempotency key.
+    """
     chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientDisconnected
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break

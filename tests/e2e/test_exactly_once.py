@@ -142,3 +142,30 @@ async def test_idempotency_conflict_is_reported_as_data_problem(
     assert row.outcome == "unknown" and row.error_code == "idempotency_conflict"
     assert row.idempotency_key == first.report.rows[0].idempotency_key
     assert len(sandbox.ledger()) == 1
+
+
+async def test_conflicting_instrument_key_holds_the_row_not_rekeys(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """If the provider holds our instrument key with other details, the row waits for a person."""
+    from batchpay import dedupe
+    from batchpay.resolve import beneficiary_body, credential_fingerprint
+
+    row = payee(0)
+    ben = sandbox.seed_beneficiary(beneficiary_body(row))
+    key = dedupe.instrument_key(settings.environment, ben["id"], credential_fingerprint(row))
+    async with sandbox.client() as http:
+        other = {"method": "iban", "currency": "EUR", "country": "FR",
+                 "credentials": {"iban": "FR1420041010050500013M02606"}}  # fmt: skip
+        seeded = await http.post(
+            f"/v1/beneficiaries/{ben['id']}/instruments",
+            json=other,
+            headers={"Idempotency-Key": key},
+        )
+        assert seeded.status_code == 201
+    result = await pipeline.run_async(
+        write_csv(tmp_path / "p.csv", [row]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    (out,) = result.report.rows
+    assert out.outcome == "skipped" and out.error_code == "idempotency_conflict"
+    assert sandbox.ledger() == []

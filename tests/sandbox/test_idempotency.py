@@ -139,3 +139,42 @@ async def test_overlong_key_is_refused(client: httpx.AsyncClient) -> None:
     """Keys longer than 255 characters are refused before anything runs."""
     response = await post(client, "/v1/beneficiaries", individual(), key="k" * 256)
     assert response.status_code == 400 and error_code(response) == "invalid_idempotency_key"
+
+
+async def test_body_cut_off_by_a_dying_client_is_not_processed(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    """A client killed mid-body leaves no trace: the key stays free, nothing is created."""
+    import json
+
+    body = json.dumps(individual()).encode()
+    messages = [
+        {"type": "http.request", "body": body[:20], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/beneficiaries", "raw_path": b"/v1/beneficiaries",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("sandbox", 80),
+        "headers": [(b"authorization", b"Bearer ak_test_batchpay_sandbox"),
+                    (b"idempotency-key", b"ben-cut"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    }  # fmt: skip
+    await sandbox.app(scope, receive, send)
+    assert sent == []
+    whole = await client.post(
+        "/v1/beneficiaries",
+        content=body,
+        headers={"Idempotency-Key": "ben-cut", "Content-Type": "application/json"},
+    )
+    assert whole.status_code == 201
+    assert "x-idempotent-replayed" not in whole.headers

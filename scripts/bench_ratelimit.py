@@ -32,7 +32,7 @@ from batchpay.sandbox import DEFAULT_API_KEY
 from batchpay.testing import payout_row, write_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chaos import _free_port, _get  # noqa: E402
+from chaos import _free_port, _get
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, object]:

@@ -750,6 +750,15 @@ class Journal:
                 "SELECT status FROM payouts WHERE payout_id=?", (payout_id,)
             ).fetchone()
             if row is not None:
+                # Events that arrived before batchpay knew this payout id (a webhook racing
+                # a lost response) count too: the furthest status seen wins.
+                seen = [
+                    str(e["status"])
+                    for e in db.execute(
+                        "SELECT status FROM payout_events WHERE payout_id=?", (payout_id,)
+                    )
+                ]
+                status = max(seen, key=lambda st: _STATUS_RANK.get(st, -1))
                 current = row["status"]
                 if current is None or _STATUS_RANK.get(status, -1) > _STATUS_RANK.get(current, -1):
                     db.execute(

@@ -139,3 +139,14 @@ def test_run_lock_taken_over_from_a_dead_process(tmp_path: Path) -> None:
         me = LockOwner.current()
         j.acquire_run_lock(run_id, me)
         assert j.get_run(run_id)["lock_owner"] == me.encode()
+
+
+def test_webhook_before_the_payout_id_is_known_is_not_lost(tmp_path: Path) -> None:
+    """An event recorded before a lost response is settled still counts once the id is known."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        assert j.record_status("pay_9", "completed", source="webhook", event_id="evt_9")
+        j.record_payout_created("bp1-k0-1", {"id": "pay_9", "status": "created"},
+                                request_id=None, settled_by="replay")  # fmt: skip
+        assert j.row_history(ENV, "k0")[0]["status"] == "completed"

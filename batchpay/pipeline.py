@@ -219,16 +219,84 @@ def _totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
     return totals
 
 
-def _check_control_totals(checked: _Checked, options: RunOptions) -> None:
-    problems = []
+@dataclass(frozen=True)
+class ControlTotals:
+    """Declared row count and totals per currency, from the command line or a .ctl file."""
+
+    rows: int | None = None
+    totals: Mapping[str, Decimal] = field(default_factory=dict)
+    source: str = "the command line"
+
+
+def control_file_for(path: Path) -> Path:
+    """Where a file's control file sits: ``payouts.csv`` -> ``payouts.csv.ctl``."""
+    return path.with_name(path.name + ".ctl")
+
+
+def read_control_file(path: Path) -> ControlTotals:
+    """Read a control file (TOML: ``rows = 32`` and a ``[totals]`` table of decimal strings)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ControlTotalsMismatch(
+            f"cannot read the control file {path.name}: {exc}",
+            hint='write it as TOML: rows = 32 and [totals] EUR = "12500.00"',
+        ) from None
+    rows = data.get("rows")
+    totals_raw = data.get("totals", {})
+    unknown = set(data) - {"rows", "totals"}
+    if (
+        unknown
+        or (rows is not None and (not isinstance(rows, int) or isinstance(rows, bool)))
+        or not isinstance(totals_raw, dict)
+    ):
+        raise ControlTotalsMismatch(
+            f"the control file {path.name} is not shaped as expected",
+            hint='only `rows = <integer>` and a [totals] table such as EUR = "12500.00"',
+        )
+    totals: dict[str, Decimal] = {}
+    for cur, value in totals_raw.items():
+        if not isinstance(value, str):
+            raise ControlTotalsMismatch(
+                f"the control file {path.name} gives {cur} as a number",
+                hint=f'write amounts as quoted decimals, e.g. {cur} = "12500.00"',
+            )
+        try:
+            totals[str(cur).upper()] = parse_amount(value.strip())
+        except ValueError:
+            raise ControlTotalsMismatch(
+                f"the control file {path.name} gives {cur} = {value!r}, not a plain amount"
+            ) from None
+    return ControlTotals(rows=rows, totals=totals, source=f"the control file {path.name}")
+
+
+def declared_controls(path: Path, options: RunOptions) -> list[ControlTotals]:
+    """Every declaration that applies to ``path``: the command line's and its .ctl file's."""
+    found = []
+    if options.expected_rows is not None or options.expected_totals:
+        totals = {k.upper(): v for k, v in options.expected_totals.items()}
+        found.append(ControlTotals(options.expected_rows, totals))
+    ctl = control_file_for(path)
+    if ctl.is_file():
+        found.append(read_control_file(ctl))
+    return found
+
+
+def _check_control_totals(checked: _Checked, path: Path, options: RunOptions) -> None:
     n = len(checked.all_rows)
-    if options.expected_rows is not None and options.expected_rows != n:
-        problems.append(f"the file has {n} rows, {options.expected_rows} were declared")
     actual = _totals(checked.all_rows)
-    for cur, expected in sorted(options.expected_totals.items()):
-        got = actual.get(cur.upper(), Decimal(0))
-        if got != expected:
-            problems.append(f"{cur.upper()} totals {got}, {expected} was declared")
+    problems = []
+    for declared in declared_controls(path, options):
+        if declared.rows is not None and declared.rows != n:
+            problems.append(f"the file has {n} rows, {declared.source} declares {declared.rows}")
+        for cur, expected in sorted(declared.totals.items()):
+            got = actual.get(cur, Decimal(0))
+            if got != expected:
+                problems.append(f"{cur} totals {got}, {declared.source} declares {expected}")
+        for cur in sorted(set(actual) - set(declared.totals)) if declared.totals else []:
+            problems.append(f"{cur} totals {actual[cur]}, {declared.source} declares none")
     if problems:
         raise ControlTotalsMismatch("control totals do not match: " + "; ".join(problems))
 
@@ -270,6 +338,8 @@ def plan(
                 journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
             )
         )
+    if not checked.result.issues:
+        _check_control_totals(checked, path, options)
     by_method: dict[str, int] = {}
     for r in checked.valid_rows.values():
         m = str(r.get("payment_method", ""))
@@ -407,7 +477,7 @@ async def run_async(
                 raise ValidationFailed(
                     list(checked.result.issues), rows_checked=len(checked.all_rows)
                 )
-            _check_control_totals(checked, options)
+            _check_control_totals(checked, path, options)
             if not checked.valid_rows:
                 raise ValidationFailed(
                     list(checked.result.issues), rows_checked=len(checked.all_rows)

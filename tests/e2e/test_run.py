@@ -221,3 +221,47 @@ async def test_synchronous_velocity_block_is_rejected(
     (row,) = result.report.rows
     assert row.outcome == "rejected" and row.error_code == "velocity_blocked"
     assert sandbox.ledger() == []
+
+
+async def test_control_file_beside_the_file_is_checked(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A matching .ctl file lets the run through; a wrong one refuses it before any request."""
+    from batchpay.errors import ControlTotalsMismatch
+
+    rows = [payee(0, amount="10.00"), payee(3, amount="5.50")]  # both EUR
+    f = write_csv(tmp_path / "pay.csv", rows)
+    ctl = tmp_path / "pay.csv.ctl"
+    ctl.write_text('rows = 2\n[totals]\nEUR = "15.49"\n')
+    with pytest.raises(ControlTotalsMismatch, match=r"EUR totals 15\.50, the control file"):
+        await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert sandbox.ledger() == []
+    ctl.write_text("rows = 2\n[totals]\nEUR = 15.5\n")
+    with pytest.raises(ControlTotalsMismatch, match="as a number") as info:
+        await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert "quoted decimals" in info.value.hint
+    ctl.write_text('rows = 2\n[totals]\nEUR = "15.50"\n')
+    result = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert result.exit_code == ExitCode.OK and len(sandbox.ledger()) == 2
+
+
+async def test_declared_totals_on_the_command_line(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A declared row count or currency total that disagrees refuses the file."""
+    from decimal import Decimal
+
+    from batchpay.errors import ControlTotalsMismatch
+
+    f = write_csv(tmp_path / "pay.csv", [payee(0, amount="10.00")])
+    with pytest.raises(ControlTotalsMismatch, match="declares 3"):
+        await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path, expected_rows=3))
+    with pytest.raises(ControlTotalsMismatch, match="USD totals 0"):
+        await pipeline.run_async(
+            f,
+            **run_kwargs(
+                sandbox, settings, tmp_path, expected_totals={"EUR": Decimal("10.00"),
+                                                               "USD": Decimal("1")}
+            ),
+        )  # fmt: skip
+    assert sandbox.ledger() == []

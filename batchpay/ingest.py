@@ -896,13 +896,13 @@ class _SheetParser:
     def _cell(self, elem: Any, row: int, col: int) -> str:
         kind = elem.get("t", "n")
         raw: str | None = None
-        formula = False
+        formula: str | None = None
         for child in elem:
             tag = _local(child.tag)
             if tag == "v":
                 raw = child.text or ""
             elif tag == "f":
-                formula = True
+                formula = child.text or "(shared formula)"
             elif tag == "is":
                 raw = _rich_text(child)
         if kind == "s" and raw is not None:
@@ -916,13 +916,14 @@ class _SheetParser:
         if self.header is None:
             return value
         canonical = self.specs.get(col)
-        if formula:
+        if formula is not None:
+            shown = f", showing {value}" if value else ""
             self._issue(
                 row,
                 col,
                 "formula",
-                f"contains a formula (showing {value!r}); batchpay pays typed values only — "
-                "copy the column and paste it back as values",
+                f"contains a formula (={formula[:60]}{shown}); batchpay pays typed values "
+                "only — copy the column and paste it back as values",
             )
         if kind == "e":
             self._issue(row, col, "excel_error", f"contains the Excel error {value}; fix the cell")

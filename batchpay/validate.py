@@ -159,7 +159,13 @@ def validate_frame(
     rules = _rules(layout, today, _longest(prepared, layout))
     failures = _run_pandera(prepared, rules)
     issues = list(ingested.issues)
-    issues.extend(_issues_from_failures(prepared, rules, failures, header_map))
+    # a cell ingest already reported (Excel damage) is not reported again as a symptom
+    reported = {(i.row, i.column) for i in issues}
+    issues.extend(
+        i
+        for i in _issues_from_failures(prepared, rules, failures, header_map)
+        if (i.row, i.column) not in reported
+    )
     position = {header_map.get(n, n): i for i, n in enumerate(layout.names)}
     issues.sort(key=lambda i: (i.row, position.get(i.column or "", -1), i.code))
     invalid_rows = {i.row for i in issues}

@@ -20,7 +20,9 @@ import hashlib
 import io
 import posixpath
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -397,8 +399,9 @@ def _check_field_counts(data: bytes, sep: str, per_record: pl.DataFrame, n_recor
     # a short record made only of separators, spaces and quotes is a blank row, not an error
     texts = (
         pl.scan_lines(data)
-        .with_row_index("line", offset=1)
-        .filter(pl.col("line").is_in(bad["line"].cast(pl.UInt32).implode()))
+        .with_row_index("line_no", offset=1)
+        .filter(pl.col("line_no").is_in(bad["line"].cast(pl.UInt32).implode()))
+        .select("line_no", "line")
         .collect()
     )
     blank = re.compile(r'[\s"' + re.escape(sep) + r"]*")
@@ -470,6 +473,25 @@ _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _STRICT_REL_NS = "http://purl.oclc.org/ooxml/officeDocument/relationships"
 
 
+# What the zip and XML layers raise on a damaged or hostile package.
+_BROKEN_PACKAGE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    DefusedXmlException,
+    SyntaxError,  # xml.etree.ElementTree.ParseError
+    KeyError,
+    ValueError,  # UnicodeError and zipfile's own checks included
+    IndexError,
+    OSError,
+    EOFError,
+    NotImplementedError,  # unsupported zip version or compression method
+    RuntimeError,  # an encrypted zip member
+    OverflowError,
+    struct.error,
+    zlib.error,
+)
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -478,7 +500,7 @@ def _read_xlsx(data: bytes, layout: Layout) -> _Table:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+    except _BROKEN_PACKAGE as exc:
         raise _corrupt("it is not a valid zip archive") from exc
     _guard_zip(infos, len(data), layout)
     reader = _XlsxReader(archive, layout)
@@ -486,19 +508,7 @@ def _read_xlsx(data: bytes, layout: Layout) -> _Table:
         return reader.read()
     except InputError:
         raise
-    except (
-        zipfile.BadZipFile,
-        DefusedXmlException,
-        SyntaxError,  # ElementTree.ParseError
-        KeyError,
-        ValueError,
-        IndexError,
-        OSError,
-        EOFError,
-        NotImplementedError,
-        RuntimeError,
-        UnicodeError,
-    ) as exc:
+    except _BROKEN_PACKAGE as exc:
         raise _corrupt(f"{type(exc).__name__}") from exc
 
 

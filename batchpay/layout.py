@@ -191,14 +191,14 @@ def _build_layout(raw: Mapping[str, Any], source: str) -> Layout:
     columns_raw = _table(raw, "columns", source)
     missing = [n for n in CANONICAL_COLUMNS if n not in columns_raw]
     extra = [n for n in columns_raw if n not in CANONICAL_COLUMNS]
-    if missing:
-        raise _bad(source, f"missing column(s) {', '.join(missing)}")
     if extra:
         raise _bad(
             source,
             f"unknown column(s) {', '.join(extra)}; the canonical columns are fixed, "
             "rename a header with `aliases` instead",
         )
+    if missing:
+        raise _bad(source, f"missing column(s) {', '.join(missing)}")
     columns = tuple(
         _build_column(name, _as_table(columns_raw[name], f"columns.{name}", source), source)
         for name in CANONICAL_COLUMNS

@@ -20,6 +20,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from batchpay.money import fits_scale, format_amount, parse_amount
+
 # Columns that identify a payout's content (everything the user wrote that matters).
 CONTENT_COLUMNS: tuple[str, ...] = (
     "reference",
@@ -70,9 +72,32 @@ def identity_text(value: str) -> str:
     return " ".join(_norm(value).split()).casefold()
 
 
+_UPPER = frozenset({"currency", "source_currency", "country", "nationality", "bic", "iban"})
+_COMPACT = frozenset({"iban", "sort_code", "account_number", "routing_number"})
+
+
+def _norm_cell(column: str, row: Mapping[str, object]) -> str:
+    """A cell as the payment sees it: 1250 and 1250.00 are the same amount, DE89 3704 the
+    same IBAN as de893704, 12-34-56 the same sort code as 123456."""
+    value = _norm(row.get(column))
+    if column in _COMPACT:
+        value = "".join(ch for ch in value if ch not in " -")
+    if column in _UPPER:
+        value = value.upper()
+    if column == "amount" and value:
+        currency = _norm(row.get("currency")).upper()
+        try:
+            amount = parse_amount(value)
+        except ValueError:
+            return value  # not a plain amount: the raw text is the content
+        # Trailing zeros only; an amount with more decimals than the currency keeps them all.
+        return format_amount(amount, currency) if fits_scale(amount, currency) else value
+    return value
+
+
 def row_content_hash(row: Mapping[str, object]) -> str:
     """Hash of a row's normalised content (not its position)."""
-    text = _SEP.join(_norm(row.get(c)) for c in CONTENT_COLUMNS)
+    text = _SEP.join(_norm_cell(c, row) for c in CONTENT_COLUMNS)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

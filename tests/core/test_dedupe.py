@@ -71,3 +71,17 @@ def test_in_file_duplicates_name_the_first_row() -> None:
     assert [(d.row, d.first_row) for d in dups] == [(5, 2), (6, 2)]
     assert dups[0].message == "same as row 2"
     assert "different details" in dups[1].message
+
+
+def test_fingerprint_sees_through_excel_number_formatting() -> None:
+    """An XLSX copy storing 1250 where the CSV had 1250.00 is the same content."""
+    assert dedupe.content_fingerprint([ROW]) == dedupe.content_fingerprint(
+        [dict(ROW, amount="10", iban="de89 3704 0044 0532 0130 00")]
+    )
+
+
+def test_fingerprint_never_rounds_an_amount() -> None:
+    """12.345 and 12.34 are different contents, even though one is invalid for EUR."""
+    assert dedupe.content_fingerprint([dict(ROW, amount="12.345")]) != dedupe.content_fingerprint(
+        [dict(ROW, amount="12.34")]
+    )

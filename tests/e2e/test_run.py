@@ -265,3 +265,52 @@ async def test_declared_totals_on_the_command_line(
             ),
         )  # fmt: skip
     assert sandbox.ledger() == []
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+async def test_sample_file_run_reports_every_row(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """The shipped sample pays every row once and its report has one line per row."""
+    import csv
+
+    with (SAMPLES / "payouts.csv").open(encoding="utf-8-sig") as fh:
+        expected = list(csv.DictReader(fh))
+    result = await pipeline.run_async(
+        SAMPLES / "payouts.csv", **run_kwargs(sandbox, settings, tmp_path, wait=True)
+    )
+    assert len(result.report.rows) == len(expected) >= 30
+    assert {r.outcome for r in result.report.rows} == {"completed"}
+    assert len(sandbox.ledger()) == len(expected)
+    assert result.report.check_totals() == []
+
+
+async def test_resaved_xlsx_copy_is_refused_and_creates_nothing(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """An XLSX opened and saved again in a spreadsheet program is still the paid file."""
+    import openpyxl
+
+    first = await pipeline.run_async(
+        SAMPLES / "payouts.xlsx", **run_kwargs(sandbox, settings, tmp_path)
+    )
+    paid = len(sandbox.ledger())
+    wb = openpyxl.load_workbook(SAMPLES / "payouts.xlsx")
+    copy = tmp_path / "payouts (copy).xlsx"
+    wb.save(copy)
+    assert copy.read_bytes() != (SAMPLES / "payouts.xlsx").read_bytes()
+    with pytest.raises(DuplicateFileError, match="same rows") as info:
+        await pipeline.run_async(copy, **run_kwargs(sandbox, settings, tmp_path))
+    assert info.value.run_id == first.run_id
+    assert len(sandbox.ledger()) == paid
+
+
+async def test_csv_export_of_a_paid_xlsx_is_refused(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """The same rows exported as CSV (1250.00 where Excel stored 1250) are caught too."""
+    await pipeline.run_async(SAMPLES / "payouts.xlsx", **run_kwargs(sandbox, settings, tmp_path))
+    with pytest.raises(DuplicateFileError):
+        await pipeline.run_async(SAMPLES / "payouts.csv", **run_kwargs(sandbox, settings, tmp_path))

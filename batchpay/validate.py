@@ -454,6 +454,7 @@ def _cross_field_rules() -> list[_Rule]:
     account = pl.col("account_number")
     digits = account.str.contains(r"^[0-9]+$")
     size = account.str.len_bytes()
+    iban_country = pl.col("iban").str.slice(0, 2)
     rules = [
         _Rule(
             "account_number",
@@ -468,10 +469,11 @@ def _cross_field_rules() -> list[_Rule]:
             "bic",
             "bic_country",
             _bic_country_message,
-            ok=_blank("bic")
-            | _blank("iban")
-            | (pl.col("bic").str.len_bytes() < 6)
-            | (pl.col("bic").str.slice(4, 2) == pl.col("iban").str.slice(0, 2)),
+            # only when both look right: otherwise their own rules explain what is wrong
+            ok=~pl.col("bic").str.contains(r"^[A-Z]{6}")
+            | ~iban_country.is_in(sorted(banking.IBAN_LENGTHS))
+            | ~pl.col("iban").str.contains(r"^[A-Z]{2}[0-9]{2}")
+            | (pl.col("bic").str.slice(4, 2) == iban_country),
         ),
     ]
     for pay_method, currency, country in (("us_bank", "USD", "US"), ("uk_bank", "GBP", "GB")):

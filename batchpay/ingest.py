@@ -157,6 +157,7 @@ class _Table:
     flagged: set[tuple[int, int]] = field(default_factory=set)
     # XLSX numeric amount cells: checked for floating-point artefacts once the currency is known
     numeric_amounts: dict[int, str] = field(default_factory=dict)
+    blank_rows: int = 0  # rows already dropped by the reader
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
@@ -231,6 +232,13 @@ def _read_csv(data: bytes, layout: Layout) -> _Table:
         )
     if re.search(rb"[^\s\xef\xbb\xbf]", data) is None:
         raise InputError("the file is empty", code="empty", hint="export the file again")
+    if b"\n" not in data and b"\r" in data.rstrip(b"\r"):
+        raise InputError(
+            "the file's lines end with CR only (classic Mac OS line endings)",
+            code="line_endings",
+            row=1,
+            hint='save it again as "CSV UTF-8", which ends lines with CR LF',
+        )
     try:
         frame = pl.read_csv(
             data,
@@ -795,7 +803,9 @@ class _SheetParser:
         self.flagged: set[tuple[int, int]] = set()
         self.numeric_amounts: dict[int, str] = {}
         self.hidden_rows: list[int] = []
+        self.hidden_columns: list[tuple[int, int]] = []  # 0-based inclusive ranges
         self.merges: list[str] = []
+        self.blank_rows = 0
 
     def parse(self) -> _Table:
         row_number = 0
@@ -825,6 +835,9 @@ class _SheetParser:
                 elem.clear()
             elif tag == "mergeCell":
                 self.merges.append(elem.get("ref", ""))
+            elif tag == "col" and elem.get("hidden") in ("1", "true"):
+                first, last = int(elem.get("min", "1")), int(elem.get("max", "1"))
+                self.hidden_columns.append((first - 1, last - 1))
             elif tag == "sheetData":
                 elem.clear()
         if self.header is None:
@@ -852,6 +865,7 @@ class _SheetParser:
             issues=self.issues,
             flagged=self.flagged,
             numeric_amounts=self.numeric_amounts,
+            blank_rows=self.blank_rows,
         )
 
     def _row(self, number: int, cells: dict[int, str], hidden: bool) -> None:
@@ -874,8 +888,17 @@ class _SheetParser:
             }
             return
         if not any(v.strip() for v in cells.values()):
+            self.blank_rows += 1
             return
         width = len(self.header)
+        for col in sorted(cells):
+            if cells[col].strip() and any(a <= col <= b for a, b in self.hidden_columns):
+                self._issue(
+                    number,
+                    col,
+                    "hidden_column",
+                    "is in a column hidden in Excel; unhide the column and check it",
+                )
         for col in sorted(c for c in cells if c >= width and cells[c].strip()):
             self._issue(
                 number,
@@ -944,8 +967,8 @@ class _SheetParser:
         style = elem.get("s")
         is_date_style = style is not None and style.isdigit() and int(style) in self.date_styles
         if spec.kind == "date" or is_date_style:
-            shown = _serial_to_date(value)
-            seen = f" = {shown}" if shown else ""
+            as_date = _serial_to_date(value)
+            seen = f" = {as_date}" if as_date else ""
             self._issue(
                 row,
                 col,
@@ -1036,6 +1059,7 @@ def _canonical(
     blank_rows = int(frame.select(blank.sum()).item())
     if blank_rows:
         frame = frame.filter(~blank)
+    blank_rows += table.blank_rows
     if frame.is_empty():
         raise InputError(
             "the file has a header row but no payout rows",

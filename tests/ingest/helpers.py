@@ -63,6 +63,14 @@ def col_letter(index: int) -> str:
     return letters
 
 
+def col_number(letters: str) -> int:
+    """1-based column number of Excel column letters."""
+    number = 0
+    for ch in letters:
+        number = number * 26 + ord(ch) - 64
+    return number
+
+
 @dataclass
 class Cell:
     """A cell written exactly as given: ``t`` type, ``v`` stored text, ``f`` formula, ``s``."""
@@ -103,6 +111,7 @@ class Sheet:
     state: str | None = None
     hidden_rows: set[int] = field(default_factory=set)
     merges: list[str] = field(default_factory=list)
+    hidden_columns: list[str] = field(default_factory=list)  # ranges like "T:T"
     first_row: int = 1
 
     def xml(self) -> str:
@@ -123,10 +132,21 @@ class Sheet:
         if self.merges:
             inner = "".join(f'<mergeCell ref="{m}"/>' for m in self.merges)
             merges = f'<mergeCells count="{len(self.merges)}">{inner}</mergeCells>'
+        cols = ""
+        if self.hidden_columns:
+            ranges = [r.split(":") for r in self.hidden_columns]
+            cols = (
+                "<cols>"
+                + "".join(
+                    f'<col min="{col_number(a)}" max="{col_number(b)}" hidden="1"/>'
+                    for a, b in ranges
+                )
+                + "</cols>"
+            )
         return (
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
             '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-            f"<sheetData>{''.join(out)}</sheetData>{merges}</worksheet>"
+            f"{cols}<sheetData>{''.join(out)}</sheetData>{merges}</worksheet>"
         )
 
 

@@ -293,6 +293,12 @@ def test_header_only_is_refused(layout: Layout) -> None:
     assert refused(csv_bytes([]) + b",,,\r\n\r\n", layout).code == "no_rows"
 
 
+def test_cr_only_line_endings_are_refused(layout: Layout) -> None:
+    """Classic Mac OS line endings (CR alone) would read as one line: refuse with a hint."""
+    error = refused(csv_bytes(newline="\r"), layout)
+    assert error.code == "line_endings"
+
+
 def test_nul_bytes_are_refused_as_binary(layout: Layout) -> None:
     """A NUL byte means this is not text; the error names the line."""
     data = csv_bytes().replace(b"Berlin", b"Ber\x00lin", 1)

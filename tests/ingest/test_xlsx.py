@@ -249,6 +249,13 @@ def test_hidden_row_with_data_is_reported(layout: Layout) -> None:
     assert codes(issues) == [(3, None, "hidden_row")]
 
 
+def test_value_in_a_hidden_column_is_reported(layout: Layout) -> None:
+    """A hidden column's values are paid unseen: report each row that has one."""
+    sheet = payout_sheet([VALID, {**VALID, "Description": ""}], hidden_columns=["T:T"])
+    issues = read_bytes(xlsx_bytes([sheet]), "p.xlsx", layout).issues
+    assert codes(issues) == [(2, "Description", "hidden_column")]
+
+
 def test_value_beyond_the_header_is_reported(layout: Layout) -> None:
     """A cell to the right of the last header suggests a shifted row."""
     sheet = payout_sheet()
@@ -264,7 +271,7 @@ def test_blank_rows_are_skipped_with_true_row_numbers(layout: Layout) -> None:
     sheet.rows.append([VALID[h] for h in HEADER])
     ingested = read_bytes(xlsx_bytes([sheet]), "p.xlsx", layout)
     assert ingested.frame["_row"].to_list() == [2, 4]
-    assert ingested.blank_rows == 0  # XLSX empty rows never reach the frame
+    assert ingested.blank_rows == 1
 
 
 # --- sheets --------------------------------------------------------------------------------------

@@ -239,23 +239,11 @@ def _read_csv(data: bytes, layout: Layout) -> _Table:
             row=1,
             hint='save it again as "CSV UTF-8", which ends lines with CR LF',
         )
-    try:
-        frame = pl.read_csv(
-            data,
-            has_header=False,
-            separator=sep,
-            quote_char='"',
-            infer_schema=False,
-            empty_string_is_null=False,
-            truncate_ragged_lines=False,
-            raise_if_empty=True,
-            row_index_name=ROW,
-            row_index_offset=1,
-        )
-    except pl.exceptions.PolarsError as exc:
-        _scan_records(data, sep)  # raises with the row when it finds the problem
-        raise _diagnose_csv(data, sep) from exc
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # polars parses without the GIL while this thread counts the lines
+        parsed = pool.submit(_parse_csv, data, sep)
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        frame = parsed.result()
     if lines == frame.height:
         _check_short_rows(data, sep, frame)
     elif _scan_records(data, sep) != frame.height:  # pragma: no cover - polars and we disagree
@@ -270,6 +258,26 @@ def _read_csv(data: bytes, layout: Layout) -> _Table:
     names = {c: f"c{i}" for i, c in enumerate(frame.columns[1:])}
     frame = frame.slice(1).rename(names).with_columns(pl.col(ROW).cast(pl.Int64))
     return _Table(header=header, frame=frame, encoding=encoding, delimiter=sep)
+
+
+def _parse_csv(data: bytes, sep: str) -> pl.DataFrame:
+    """Every field as a string, one row per record (header included), numbered from 1."""
+    try:
+        return pl.read_csv(
+            data,
+            has_header=False,
+            separator=sep,
+            quote_char='"',
+            infer_schema=False,
+            empty_string_is_null=False,
+            truncate_ragged_lines=False,
+            raise_if_empty=True,
+            row_index_name=ROW,
+            row_index_offset=1,
+        )
+    except pl.exceptions.PolarsError as exc:
+        _scan_records(data, sep)  # raises with the row when it finds the problem
+        raise _diagnose_csv(data, sep) from exc
 
 
 def _check_short_rows(data: bytes, sep: str, frame: pl.DataFrame) -> None:

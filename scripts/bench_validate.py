@@ -1,6 +1,7 @@
 """Benchmark: ingest + validate a generated 1,000,000-row payout CSV.
 
     python scripts/bench_validate.py                 # 1M rows, generated once into /tmp
+    python scripts/bench_validate.py --beneficiaries 1000000   # every row a new payee
     python scripts/bench_validate.py --rows 200000 --regen
 
 Each measurement runs in its own fresh subprocess so its peak RSS is clean:
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_OUT = Path("/tmp/batchpay-bench-{rows}.csv")
+DEFAULT_OUT = Path("/tmp/batchpay-bench-{rows}-{beneficiaries}.csv")
 
 HEADER = [
     "Ref",
@@ -155,7 +156,7 @@ def _beneficiary(rng: random.Random, i: int) -> dict[str, str]:
     return ben
 
 
-def generate(path: Path, rows: int, *, seed: int = 20260415, beneficiaries: int = 20_000) -> None:
+def generate(path: Path, rows: int, *, beneficiaries: int, seed: int = 20260415) -> None:
     """Write a deterministic, all-valid payout CSV with ``rows`` data rows to ``path``."""
     import polars as pl
 
@@ -182,6 +183,18 @@ def generate(path: Path, rows: int, *, seed: int = 20260415, beneficiaries: int 
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB.
+
+    Linux's VmHWM belongs to this program image only; ru_maxrss would carry over a parent's
+    peak across fork + exec (the parent may just have generated the file).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -232,20 +245,31 @@ def main() -> None:
     """Generate the file if needed, then time batchpay and the polars lower bound."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--beneficiaries",
+        type=int,
+        default=100_000,
+        help="distinct beneficiaries the rows pay (each pays about rows/beneficiaries times)",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--regen", action="store_true", help="regenerate the CSV")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
     parser.add_argument("--child", choices=["batchpay", "lower-bound"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    path = args.out or Path(str(DEFAULT_OUT).format(rows=args.rows))
+    path = args.out or Path(
+        str(DEFAULT_OUT).format(rows=args.rows, beneficiaries=args.beneficiaries)
+    )
     if args.child:
         _child(args.child, path)
         return
     if args.regen or not path.exists():
         t0 = time.perf_counter()
-        generate(path, args.rows)
+        generate(path, args.rows, beneficiaries=args.beneficiaries)
         print(f"generated {path} in {time.perf_counter() - t0:.1f}s")
-    print(f"file: {path} ({os.path.getsize(path) / 1e6:.0f} MB, {args.rows:,} rows)")
+    print(
+        f"file: {path} ({os.path.getsize(path) / 1e6:.0f} MB, {args.rows:,} rows, "
+        f"{min(args.beneficiaries, args.rows):,} beneficiaries)"
+    )
     print(f"cpus: {os.cpu_count()}, python {sys.version.split()[0]}")
     for kind in ("lower-bound", "batchpay"):
         runs = []

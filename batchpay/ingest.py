@@ -814,6 +814,7 @@ class _SheetParser:
         self.hidden_columns: list[tuple[int, int]] = []  # 0-based inclusive ranges
         self.merges: list[str] = []
         self.blank_rows = 0
+        self.last_row = 0
 
     def parse(self) -> _Table:
         row_number = 0
@@ -877,6 +878,9 @@ class _SheetParser:
         )
 
     def _row(self, number: int, cells: dict[int, str], hidden: bool) -> None:
+        if number <= self.last_row:
+            raise ValueError(f"row {number} comes after row {self.last_row}")
+        self.last_row = number
         if self.header is None:
             if not any(v.strip() for v in cells.values()):
                 return
@@ -947,7 +951,10 @@ class _SheetParser:
             elif tag == "is":
                 raw = _rich_text(child)
         if kind == "s" and raw is not None:
-            value = self.strings[int(raw)]
+            index = int(raw)
+            if not 0 <= index < len(self.strings):
+                raise ValueError(f"shared string {index} does not exist")
+            value = self.strings[index]
         elif kind == "b" and raw is not None:
             value = "TRUE" if raw.strip() == "1" else "FALSE"
         else:

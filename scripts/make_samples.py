@@ -32,6 +32,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -83,7 +84,10 @@ def spaced(value: str) -> str:
     return " ".join(value[i : i + 4] for i in range(0, len(value), 4))
 
 
-def individual(ref: str, first: str, last: str, dob: str, nationality: str, **rest: str) -> dict:
+def individual(
+    ref: str, first: str, last: str, dob: str, nationality: str, **rest: str
+) -> dict[str, str]:
+    """An individual beneficiary's cells."""
     return {
         "Payee ID": ref,
         "Type": "individual",
@@ -95,7 +99,8 @@ def individual(ref: str, first: str, last: str, dob: str, nationality: str, **re
     }
 
 
-def business(ref: str, name: str, registration: str, **rest: str) -> dict:
+def business(ref: str, name: str, registration: str, **rest: str) -> dict[str, str]:
+    """A business beneficiary's cells."""
     return {
         "Payee ID": ref,
         "Type": "business",
@@ -352,9 +357,8 @@ def write_xlsx(path: Path, data: list[dict[str, str]]) -> None:
 
 
 def _letter(header: str) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return get_column_letter(HEADER.index(header) + 1)
+    letter: str = get_column_letter(HEADER.index(header) + 1)
+    return letter
 
 
 def write_invalid_csv(path: Path, good: list[dict[str, str]]) -> None:

@@ -387,6 +387,32 @@ def test_lying_declared_size_is_caught_while_reading(layout: Layout) -> None:
     assert error.code in {"corrupt_xlsx", "zip_bomb"}
 
 
+@pytest.mark.parametrize(
+    "cell",
+    [
+        '<c r="A2" t="s"><v>-1</v></c>',  # no such shared string
+        '<c r="A2" t="s"><v>7</v></c>',
+        '<c r="ZZZZ2"><v>1</v></c>',  # beyond Excel's last column
+    ],
+)
+def test_impossible_cells_are_refused(layout: Layout, cell: str) -> None:
+    """References to missing shared strings or columns mean the package is damaged."""
+    sheet = payout_sheet()
+    body = sheet.xml().replace('<row r="2">', f'<row r="2">{cell}', 1)
+    package = xlsx_bytes(
+        [sheet], shared_strings=["x"], extra={"xl/worksheets/sheet1.xml": body.encode()}
+    )
+    assert refused(package, layout).code == "corrupt_xlsx"
+
+
+def test_rows_out_of_order_are_refused(layout: Layout) -> None:
+    """Row numbers must increase, or the row numbers we report would be wrong."""
+    sheet = payout_sheet([VALID, VALID])
+    body = sheet.xml().replace('<row r="3">', '<row r="2">', 1)
+    package = xlsx_bytes([sheet], extra={"xl/worksheets/sheet1.xml": body.encode()})
+    assert refused(package, layout).code == "corrupt_xlsx"
+
+
 def test_xml_entities_are_refused(layout: Layout) -> None:
     """A DTD (billion laughs, external entities) in the sheet XML is refused, not expanded."""
     evil = (

@@ -605,6 +605,7 @@ class _XlsxReader:
         self.layout = layout
         self.names = set(archive.namelist())
         self.budget = _Budget(layout.limits.max_xlsx_uncompressed_bytes)
+        self.date1904 = False  # the workbook counts days from 1904 (old Mac Excel)
 
     def _events(self, name: str, events: tuple[str, ...] = ("end",)) -> Iterator[tuple[str, Any]]:
         with self.budget.open(self.archive, name) as stream:
@@ -651,6 +652,8 @@ class _XlsxReader:
         rels = self._rels(workbook)
         sheets: list[_Sheet] = []
         for _, elem in self._events(workbook):
+            if _local(elem.tag) == "workbookPr":
+                self.date1904 = elem.get("date1904") in ("1", "true")
             if _local(elem.tag) != "sheet":
                 continue
             rid = elem.get(f"{{{_REL_NS}}}id") or elem.get(f"{{{_STRICT_REL_NS}}}id") or ""
@@ -779,14 +782,16 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def _serial_to_date(serial: str) -> str | None:
-    """The calendar date an Excel serial shows (1900 system), or None."""
+def _serial_to_date(serial: str, date1904: bool = False) -> str | None:
+    """The calendar date an Excel serial shows, or None."""
     try:
         days = float(serial)
     except ValueError:
         return None
     if not 1 <= days < 2958466:
         return None
+    if date1904:
+        return (date(1904, 1, 1) + timedelta(days=int(days))).isoformat()
     # Excel counts 1900-02-29, which did not exist; serials from 61 on are one day ahead.
     base = date(1899, 12, 30) if days >= 61 else date(1899, 12, 31)
     return (base + timedelta(days=int(days))).isoformat()
@@ -982,7 +987,7 @@ class _SheetParser:
         style = elem.get("s")
         is_date_style = style is not None and style.isdigit() and int(style) in self.date_styles
         if spec.kind == "date" or is_date_style:
-            as_date = _serial_to_date(value)
+            as_date = _serial_to_date(value, self.reader.date1904)
             seen = f" = {as_date}" if as_date else ""
             self._issue(
                 row,

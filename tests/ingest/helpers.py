@@ -170,6 +170,7 @@ def xlsx_bytes(
     styles: str | None = STYLES,
     extra: dict[str, bytes] | None = None,
     compression: int = zipfile.ZIP_DEFLATED,
+    date1904: bool = False,
 ) -> bytes:
     """A minimal but complete .xlsx package holding ``sheets``."""
     files: dict[str, str | bytes] = {}
@@ -208,7 +209,8 @@ def xlsx_bytes(
         files["xl/styles.xml"] = styles
     files["xl/workbook.xml"] = (
         f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{MAIN}" xmlns:r="{REL}">'
-        f"<sheets>{''.join(sheet_entries)}</sheets></workbook>"
+        + ('<workbookPr date1904="1"/>' if date1904 else "")
+        + f"<sheets>{''.join(sheet_entries)}</sheets></workbook>"
     )
     files["xl/_rels/workbook.xml.rels"] = (
         f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PKG}">'

@@ -221,6 +221,13 @@ def test_number_in_date_of_birth_is_a_date_serial(layout: Layout) -> None:
     assert "1988-05-12" in issues[0].message
 
 
+def test_date_serial_message_follows_the_1904_date_system(layout: Layout) -> None:
+    """Workbooks from old Mac Excel count days from 1904; the hint shows the right date."""
+    row = {**VALID, "Date of Birth": num("30813")}
+    _, issues = read(xlsx_bytes([payout_sheet([row])], date1904=True), layout)
+    assert "1988-05-12" in issues[0].message
+
+
 def test_openpyxl_date_cell_is_reported(layout: Layout) -> None:
     """A real Excel date typed into the birth date column is reported, not converted."""
     workbook = openpyxl.Workbook()

@@ -69,6 +69,8 @@ class _Rule:
     explain: Explain
     ok: pl.Expr | None = None
     value_ok: ValueTest | None = None
+    # across rows: computes, from the whole frame, the row-wise expression to check
+    frame_ok: Callable[[pl.LazyFrame], pl.Expr] | None = None
 
     @property
     def key(self) -> str:
@@ -78,6 +80,8 @@ class _Rule:
         """One boolean column, True for the rows of ``frame`` that pass."""
         if self.ok is not None:
             return frame.select(self.ok.fill_null(False).alias(self.key))
+        if self.frame_ok is not None:
+            return frame.select(self.frame_ok(frame).fill_null(False).alias(self.key))
         assert self.value_ok is not None
         values = frame.select(pl.col(self.column).unique()).collect().to_series()
         failing = values.filter(~self.value_ok(values).fill_null(False))
@@ -194,7 +198,8 @@ def lower_bound(frame: pl.DataFrame, layout: Layout, *, today: date | None = Non
     rules = _rules(layout, today, _longest(prepared, layout))
     lazy = prepared.lazy()
     row_wise = [r.ok.fill_null(False).alias(r.key) for r in rules if r.ok is not None]
-    per_value = [r.passes(lazy) for r in rules if r.ok is None]
+    row_wise += [r.frame_ok(lazy).alias(r.key) for r in rules if r.frame_ok is not None]
+    per_value = [r.passes(lazy) for r in rules if r.value_ok is not None]
     return pl.concat([lazy.select(row_wise), *per_value], how="horizontal").collect()
 
 
@@ -449,6 +454,25 @@ def _dob_test(today: date) -> ValueTest:
     return _value_expr("date_of_birth", (text == "") | in_range)
 
 
+# What makes a beneficiary who they are: rows sharing a beneficiary_ref must agree on these.
+_IDENTITY = (
+    "beneficiary_type",
+    "first_name",
+    "last_name",
+    "business_name",
+    "date_of_birth",
+    "registration_number",
+)
+
+
+def _same_identity(frame: pl.LazyFrame) -> pl.Expr:
+    """Rows whose beneficiary_ref is used with only one identity in the whole file."""
+    ref = pl.col("beneficiary_ref")
+    pairs = frame.select(ref, *_IDENTITY).unique().collect()
+    conflicting = pairs.filter(ref.is_duplicated() & (ref != ""))["beneficiary_ref"].unique()
+    return ~ref.is_in(conflicting.implode())
+
+
 def _cross_field_rules() -> list[_Rule]:
     method = pl.col("payment_method")
     account = pl.col("account_number")
@@ -456,6 +480,12 @@ def _cross_field_rules() -> list[_Rule]:
     size = account.str.len_bytes()
     iban_country = pl.col("iban").str.slice(0, 2)
     rules = [
+        _Rule(
+            "beneficiary_ref",
+            "beneficiary_conflict",
+            _identity_message,
+            frame_ok=_same_identity,
+        ),
         _Rule(
             "account_number",
             "account_number",
@@ -556,6 +586,14 @@ def _sort_code_message(row: Mapping[str, Any]) -> str:
 def _bic_country_message(row: Mapping[str, Any]) -> str:
     bic, iban = str(row["bic"]), str(row["iban"])
     return f"is a BIC from country {bic[4:6]} but the IBAN is from {iban[:2]}; check both"
+
+
+def _identity_message(row: Mapping[str, Any]) -> str:
+    return (
+        f"{_quote(row['beneficiary_ref'])} is used on other rows with a different type, name, "
+        "date of birth or registration number; one beneficiary reference must always mean the "
+        "same beneficiary"
+    )
 
 
 def _phone_message(row: Mapping[str, Any]) -> str:

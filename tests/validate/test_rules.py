@@ -106,7 +106,11 @@ RULE_CASES: list[tuple[Change, Change, str, str, str]] = [
 @pytest.fixture(scope="module")
 def rule_results() -> ValidationResult:
     """Every rule case as one row of one file: one validation run for all of them."""
-    return check([{**base, **change} for base, change, *_ in RULE_CASES])
+    rows = [
+        {**base, "Payee ID": f"CASE-{n}", **change}
+        for n, (base, change, *_) in enumerate(RULE_CASES)
+    ]
+    return check(rows)
 
 
 @pytest.mark.parametrize("case", range(len(RULE_CASES)))
@@ -143,9 +147,29 @@ ACCEPTABLE: list[tuple[Change, Change]] = [
 
 def test_acceptable_variations_pass() -> None:
     """Case, spacing and formatting people use every day are accepted."""
-    result = check([{**base, **change} for base, change in ACCEPTABLE])
+    result = check(
+        [{**base, "Payee ID": f"OK-{n}", **change} for n, (base, change) in enumerate(ACCEPTABLE)]
+    )
     assert result.issues == []
     assert result.valid.height == len(ACCEPTABLE)
+
+
+def test_one_reference_must_mean_one_beneficiary() -> None:
+    """Rows sharing a Payee ID but naming different people are all flagged."""
+    rows = [IBAN_ROW, {**IBAN_ROW, "Last Name": "Meyer"}, IBAN_ROW, US_ROW]
+    result = check(rows)
+    assert found(result) == [
+        (2, "Payee ID", "beneficiary_conflict"),
+        (3, "Payee ID", "beneficiary_conflict"),
+        (4, "Payee ID", "beneficiary_conflict"),
+    ]
+    assert "'CTR-1' is used on other rows" in result.issues[0].message
+
+
+def test_same_beneficiary_may_use_several_accounts() -> None:
+    """Bank details, address and amounts may differ between a beneficiary's rows."""
+    other_account = {**IBAN_ROW, "IBAN": "GB29NWBK60161331926819", "BIC": "", "City": "Bonn"}
+    assert check([IBAN_ROW, other_account]).issues == []
 
 
 def test_every_error_of_every_row_is_collected() -> None:

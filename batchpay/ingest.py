@@ -517,20 +517,20 @@ def _read_xlsx(data: bytes, layout: Layout) -> _Table:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
     except _BROKEN_PACKAGE as exc:
-        raise _corrupt("it is not a valid zip archive") from exc
+        raise _corrupt("it cannot be unzipped") from exc
     _guard_zip(infos, len(data), layout)
     reader = _XlsxReader(archive, layout)
     try:
         return reader.read()
     except InputError:
         raise
-    except _BROKEN_PACKAGE as exc:
-        raise _corrupt(f"{type(exc).__name__}") from exc
+    except _BROKEN_PACKAGE as exc:  # the cause stays chained for --debug
+        raise _corrupt("its contents cannot be read") from exc
 
 
 def _corrupt(detail: str) -> InputError:
     return InputError(
-        f"the workbook is damaged or not an Excel .xlsx file ({detail})",
+        f"the workbook is damaged or not an Excel .xlsx file: {detail}",
         code="corrupt_xlsx",
         hint="open it in Excel and save it again as .xlsx, or export CSV UTF-8",
     )
@@ -635,7 +635,7 @@ class _XlsxReader:
             (p for t, p in root_rels.values() if t == "officeDocument"), "xl/workbook.xml"
         )
         if workbook not in self.names:
-            raise _corrupt("no workbook part")
+            raise _corrupt("it has no workbook inside")
         sheets = self._sheets(workbook)
         chosen = self._choose(sheets)
         wb_rels = self._rels(workbook)

@@ -570,7 +570,11 @@ async def _work(
     env = conn.settings.environment
     submitter = Submitter(conn.client, journal, env, clock=conn.clock)
     resolver = Resolver(
-        conn.client, journal, env, allow_new_bank_details=options.allow_new_bank_details
+        conn.client,
+        journal,
+        env,
+        allow_new_bank_details=options.allow_new_bank_details,
+        clock=conn.clock,
     )
     rows = journal.rows(run_id)
     # 1. Unfinished intents first: settle them with their own keys.

@@ -14,8 +14,9 @@ lost response is settled on the next run by replaying the same key.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from batchpay import dedupe
@@ -29,8 +30,9 @@ from batchpay.errors import (
     TransportError,
     UnprocessableError,
 )
-from batchpay.journal import CREATED, Journal
+from batchpay.journal import CREATED, Journal, parse_ts, utcnow
 from batchpay.money import mask_account
+from batchpay.submit import KEY_WINDOW
 
 
 class ResolveClient(Protocol):
@@ -197,14 +199,22 @@ class Resolver:
         environment: str,
         *,
         allow_new_bank_details: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+        key_window: timedelta = KEY_WINDOW,
     ) -> None:
         self.client = client
         self.journal = journal
         self.environment = environment
         self.allow_new_bank_details = allow_new_bank_details
+        self.clock = clock
+        self.key_window = key_window
         self._locks: dict[str, asyncio.Lock] = {}
         # Beneficiaries batchpay knew before this run started (for the bank-change rule).
         self._known_before: dict[str, bool] = {}
+
+    def _expired(self, rec: Any) -> bool:
+        """Whether an unfinished creation intent is older than the provider's key memory."""
+        return self.clock() - parse_ts(str(rec["created_at"])) >= self.key_window
 
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -238,7 +248,7 @@ class Resolver:
             fp = pii_fingerprint(row)
             key = dedupe.beneficiary_key(self.environment, ref, fp)
             rec = self.journal.begin_beneficiary(self.environment, ref, fp, key)
-            if rec["pii_fingerprint"] != fp:
+            if rec["pii_fingerprint"] != fp or self._expired(rec):
                 # An earlier unfinished attempt sent other details under another key: look
                 # before creating, so a beneficiary is never created twice.
                 found = await self._find_beneficiary(ref)
@@ -337,6 +347,11 @@ class Resolver:
                 currency=body["currency"],
                 masked_account=masked_account(row),
             )
+            if self._expired(rec):
+                # The provider may have forgotten our key: look before creating again.
+                found = await self._find_instrument(beneficiary_id, row, fp)
+                if found is not None:
+                    return found
             try:
                 result = await self.client.create_instrument(
                     beneficiary_id, body, str(rec["idempotency_key"])

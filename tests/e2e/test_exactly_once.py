@@ -169,3 +169,21 @@ async def test_conflicting_instrument_key_holds_the_row_not_rekeys(
     (out,) = result.report.rows
     assert out.outcome == "skipped" and out.error_code == "idempotency_conflict"
     assert sandbox.ledger() == []
+
+
+async def test_after_24_hours_an_unsettled_beneficiary_is_looked_up_not_recreated(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A beneficiary creation lost past the key window is found by reference, not re-sent."""
+    f = write_csv(tmp_path / "p.csv", [payee(0)])
+    sandbox.faults.plan("POST /v1/beneficiaries", ["lost_response"] * ATTEMPTS)
+    first = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert first.exit_code == ExitCode.INCOMPLETE and sandbox.ledger() == []
+    await sandbox.advance(25 * 3600)
+    again = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert again.exit_code == ExitCode.OK and len(sandbox.ledger()) == 1
+    with Journal(settings.journal_path) as j:
+        calls = [(c["method"], c["path"]) for c in j.calls(first.run_id)]
+    posts = [c for c in calls if c == ("POST", "/v1/beneficiaries")]
+    assert len(posts) == ATTEMPTS  # all from the first run; none after the window
+    assert ("GET", "/v1/beneficiaries") in calls

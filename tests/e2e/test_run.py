@@ -210,6 +210,15 @@ async def test_sandbox_outcomes_reach_report(
     assert sorted(got.values()) == sorted(cents.values())
     assert result.exit_code == ExitCode.ROWS_FAILED
     assert result.report.check_totals() == []
+    with Journal(settings.journal_path) as j:
+        stored = {str(r["reference"]): str(r["payout_status"]) for r in j.rows(result.run_id)}
+        assert stored == got
+        failed = next(r for r in j.rows(result.run_id) if r["payout_status"] == "failed")
+        assert failed["failure_reason"]  # the provider's reason is kept for the report
+        events = j.db.execute(
+            "SELECT COUNT(*) FROM payout_events WHERE payout_id=?", (failed["payout_id"],)
+        ).fetchone()[0]
+        assert events >= 2  # created, then the polled final status
 
 
 async def test_synchronous_velocity_block_is_rejected(

@@ -16,6 +16,7 @@ in-process, and says so loudly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -117,7 +118,12 @@ class Settings:
 
 def _is_local(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
-    return host in {"localhost", "::1"} or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:  # an address, not a name: "127.0.0.1.attacker.example" is not local
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def classify_url(url: str) -> Mode:
@@ -140,25 +146,28 @@ def classify_url(url: str) -> Mode:
     )
 
 
-def read_api_key(env: Mapping[str, str]) -> Secret | None:
-    """The API key from ``BATCHPAY_API_KEY`` or ``BATCHPAY_API_KEY_FILE``, if configured."""
-    direct = env.get("BATCHPAY_API_KEY", "").strip()
-    path = env.get("BATCHPAY_API_KEY_FILE", "").strip()
+def _env_or_file(env: Mapping[str, str], name: str, what: str) -> str:
+    """The value of ``name``, or the contents of the file named by ``name_FILE`` (one of them)."""
+    direct = env.get(name, "").strip()
+    path = env.get(f"{name}_FILE", "").strip()
     if direct and path:
-        raise ConfigError(
-            "both BATCHPAY_API_KEY and BATCHPAY_API_KEY_FILE are set",
-            hint="set only one of them",
-        )
+        raise ConfigError(f"both {name} and {name}_FILE are set", hint="set only one of them")
     if path:
         try:
             direct = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(
-                f"cannot read the API key file named by BATCHPAY_API_KEY_FILE ({exc.strerror})",
+                f"cannot read the {what} file named by {name}_FILE ({exc.strerror})",
                 hint="check the path and its permissions",
             ) from None
         if not direct:
-            raise ConfigError("the API key file is empty", hint="put the key in the file")
+            raise ConfigError(f"the {what} file is empty", hint=f"put the {what} in the file")
+    return direct
+
+
+def read_api_key(env: Mapping[str, str]) -> Secret | None:
+    """The API key from ``BATCHPAY_API_KEY`` or ``BATCHPAY_API_KEY_FILE``, if configured."""
+    direct = _env_or_file(env, "BATCHPAY_API_KEY", "API key")
     return Secret(direct) if direct else None
 
 
@@ -258,22 +267,7 @@ def read_webhook_secrets(env: Mapping[str, str] | None = None) -> list[Secret]:
     refused with a ConfigError; the secret itself is never echoed.
     """
     env = os.environ if env is None else env
-    direct = env.get("BATCHPAY_WEBHOOK_SECRET", "").strip()
-    path = env.get("BATCHPAY_WEBHOOK_SECRET_FILE", "").strip()
-    if direct and path:
-        raise ConfigError(
-            "both BATCHPAY_WEBHOOK_SECRET and BATCHPAY_WEBHOOK_SECRET_FILE are set",
-            hint="set only one of them",
-        )
-    if path:
-        try:
-            direct = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                "cannot read the webhook secret file named by BATCHPAY_WEBHOOK_SECRET_FILE "
-                f"({exc.strerror})",
-                hint="check the path and its permissions",
-            ) from None
+    direct = _env_or_file(env, "BATCHPAY_WEBHOOK_SECRET", "webhook secret")
     if not direct:
         raise ConfigError(
             "no webhook signing secret is configured",

@@ -20,40 +20,11 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from batchpay.layout import CANONICAL_COLUMNS
 from batchpay.money import fits_scale, format_amount, parse_amount
 
-# Columns that identify a payout's content (everything the user wrote that matters).
-CONTENT_COLUMNS: tuple[str, ...] = (
-    "reference",
-    "beneficiary_ref",
-    "beneficiary_type",
-    "first_name",
-    "last_name",
-    "business_name",
-    "registration_number",
-    "email",
-    "phone",
-    "date_of_birth",
-    "nationality",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "amount",
-    "currency",
-    "source_currency",
-    "payment_method",
-    "iban",
-    "bic",
-    "account_number",
-    "routing_number",
-    "account_type",
-    "sort_code",
-    "purpose",
-    "description",
-)
+# Columns that identify a payout's content: every canonical column the user can write.
+CONTENT_COLUMNS: tuple[str, ...] = CANONICAL_COLUMNS
 _SEP = "\x1f"
 
 

@@ -57,7 +57,7 @@ def test_unreadable_or_empty_file_is_refused(tmp_path: Path) -> None:
         read_webhook_secrets({"BATCHPAY_WEBHOOK_SECRET_FILE": str(tmp_path / "nope")})
     empty = tmp_path / "empty"
     empty.write_text("\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="no webhook signing secret"):
+    with pytest.raises(ConfigError, match="webhook secret file is empty"):
         read_webhook_secrets({"BATCHPAY_WEBHOOK_SECRET_FILE": str(empty)})
 
 

@@ -21,6 +21,7 @@ import io
 import posixpath
 import re
 import struct
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -59,6 +60,10 @@ _XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
 _SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
 _FORMULA_START = r"^[=+\-@]"
 _FORMULA_KINDS = frozenset({"text", "identifier"})
+# Invisible format characters (BOM, zero-width, bidi controls): in a reference or bank detail
+# they make two cells that look the same differ, e.g. a second payout under a reference that
+# looks already paid. Free text may legitimately hold some of them (ZWNJ in Persian names).
+_INVISIBLE = "[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 _TEXT_KINDS = frozenset({"digits", "identifier"})
 # Excel's built-in number formats that display dates or times.
 _DATE_FORMAT_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
@@ -222,6 +227,14 @@ def _read_csv(data: bytes, layout: Layout) -> _Table:
     sep = layout.file.delimiter
     data = _to_utf8(data, encoding)
     nul = data.find(b"\x00")
+    if nul >= 0 and (utf16 := _bomless_utf16(data)) is not None:
+        raise InputError(
+            f"the file looks like {utf16} text without a byte order mark (every other byte is "
+            "zero); batchpay reads UTF-8",
+            code="encoding",
+            row=1,
+            hint='save it as "CSV UTF-8", or set encoding = "utf-16" under [file] in the layout',
+        )
     if nul >= 0:
         raise InputError(
             f"the file contains binary data (a NUL byte at byte {nul}, "
@@ -239,6 +252,7 @@ def _read_csv(data: bytes, layout: Layout) -> _Table:
             row=1,
             hint='save it again as "CSV UTF-8", which ends lines with CR LF',
         )
+    _check_delimiter(data, sep, layout)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # polars parses without the GIL while this thread counts the lines
         parsed = pool.submit(_parse_csv, data, sep)
@@ -308,9 +322,62 @@ def _check_short_rows(data: bytes, sep: str, frame: pl.DataFrame) -> None:
     _check_field_counts(data, sep, per_line, frame.height)
 
 
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def _check_delimiter(data: bytes, sep: str, layout: Layout) -> None:
+    """Refuse a header row that is separated by another delimiter than the layout's.
+
+    Read with the wrong delimiter, a semicolon export is one column of unknown headers (or,
+    when amounts have decimal commas, a ragged file): name the real delimiter instead.
+    """
+    line = data[:65536].split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff")
+
+    def recognised(delimiter: str) -> int:
+        try:
+            fields = next(csv.reader([line.rstrip("\r")], delimiter=delimiter), [])
+        except csv.Error:  # e.g. a field over the csv module's size limit: not a header
+            return 0
+        return len({c for f in fields if (c := layout.match_header(f)) is not None})
+
+    declared = recognised(sep)
+    found = max((d for d in _DELIMITER_NAMES if d != sep), key=recognised)
+    if recognised(found) >= 2 and recognised(found) > declared:
+        shown = "\\t" if found == "\t" else found
+        raise InputError(
+            f"the header row is separated by {_DELIMITER_NAMES[found]}, but the layout expects "
+            f"{_DELIMITER_NAMES.get(sep, repr(sep))}",
+            code="delimiter",
+            row=1,
+            hint=f'export the file again as "CSV UTF-8 (comma delimited)", or set '
+            f'delimiter = "{shown}" under [file] in a layout file and pass it with --layout',
+        )
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """``UTF-16LE``/``UTF-16BE`` when NUL bytes sit at every other position (no BOM)."""
+    sample = data[:4096]
+    low, high = sample[1::2], sample[0::2]  # little endian: the high bytes are the odd ones
+    if len(low) < 4:
+        return None
+    for zeros, other, name in ((low, high, "UTF-16LE"), (high, low, "UTF-16BE")):
+        if zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
+            return name
+    return None
+
+
 def _to_utf8(data: bytes, encoding: str) -> bytes:
     """The bytes as UTF-8; BOM and declared legacy encodings handled, others refused clearly."""
-    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    utf32 = data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE))
+    if utf32 and not encoding.startswith("utf-32"):
+        raise InputError(
+            "the file is UTF-32 text (it starts with a UTF-32 byte order mark) but the "
+            f"layout declares {encoding}",
+            code="encoding",
+            row=1,
+            hint='save it as "CSV UTF-8", or set encoding = "utf-32" under [file] in the layout',
+        )
+    utf16 = not utf32 and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     if utf16 and not encoding.startswith("utf-16"):
         raise InputError(
             "the file is UTF-16 text (it starts with a UTF-16 byte order mark) but the "
@@ -524,6 +591,8 @@ def _read_xlsx(data: bytes, layout: Layout) -> _Table:
         return reader.read()
     except InputError:
         raise
+    except DefusedXmlException as exc:
+        raise _corrupt("its XML declares entities (a DTD), which batchpay never expands") from exc
     except _BROKEN_PACKAGE as exc:  # the cause stays chained for --debug
         raise _corrupt("its contents cannot be read") from exc
 
@@ -643,10 +712,57 @@ class _XlsxReader:
         styles = next((p for t, p in wb_rels.values() if t == "styles"), None)
         strings = self._shared_strings(shared) if shared in self.names else []
         date_styles = self._date_styles(styles) if styles in self.names else set()
+        if self.layout.file.sheet is None:
+            self._refuse_other_payout_sheets(sheets, chosen, strings)
         table = _SheetParser(self, chosen.path, strings, date_styles).parse()
         table.sheet = chosen.name
         table.other_sheets = [s.name for s in sheets if s is not chosen]
         return table
+
+    def _refuse_other_payout_sheets(
+        self, sheets: list[_Sheet], chosen: _Sheet, strings: list[str]
+    ) -> None:
+        """Refuse a workbook whose other visible sheets also hold payouts.
+
+        Paying the first sheet would silently leave the others unpaid. Sheets with other
+        headers (notes, lookups) and hidden sheets are fine.
+        """
+        required = set(self.layout.always_required)
+        payout_sheets = [chosen.name]
+        for sheet in sheets:
+            if sheet is chosen or sheet.hidden or not sheet.worksheet:
+                continue
+            mapped = {self.layout.match_header(h) for h in self._first_row(sheet.path, strings)}
+            if required <= mapped:
+                payout_sheets.append(sheet.name)
+        if len(payout_sheets) > 1:
+            raise InputError(
+                f"the workbook has payout rows on {len(payout_sheets)} sheets "
+                f"({' and '.join(repr(n) for n in payout_sheets)}); batchpay pays one sheet per "
+                "run and would leave the others unpaid",
+                code="several_sheets",
+                hint="put all payouts on one sheet, or name the sheet to pay in the layout "
+                "(file.sheet) and pay each sheet as its own run",
+            )
+
+    def _first_row(self, path: str, strings: list[str]) -> list[str]:
+        """The text of a sheet's first row (its headers, if it is a payout sheet)."""
+        texts: list[str] = []
+        for event, elem in self._events(path, ("start", "end")):
+            tag = _local(elem.tag)
+            if event == "end" and tag == "row":
+                break
+            if event != "end" or tag != "c":
+                continue
+            kind = elem.get("t", "n")
+            value = next((c.text or "" for c in elem if _local(c.tag) == "v"), "")
+            if kind == "inlineStr":
+                value = next((_rich_text(c) for c in elem if _local(c.tag) == "is"), "")
+            elif kind == "s" and value.strip().isdigit() and int(value) < len(strings):
+                value = strings[int(value)]
+            texts.append(value)
+            elem.clear()
+        return texts
 
     def _sheets(self, workbook: str) -> list[_Sheet]:
         rels = self._rels(workbook)
@@ -1066,12 +1182,21 @@ def _canonical(
         positions[canonical] = i
     missing = [c for c in layout.always_required if c not in positions]
     if missing:
+        where = f" in sheet {table.sheet!r}" if table.sheet is not None else ""
+        found = f"; columns not recognised: {_listed(unknown)}" if unknown else ""
+        hint = "add the column(s), or add your header text to their aliases in the layout"
+        if table.other_sheets:
+            hint = (
+                f"the workbook's other sheets are {_listed(table.other_sheets)}: if the payouts "
+                "are on one of them, unhide it and move it first, or name it in the layout "
+                "(file.sheet); else " + hint
+            )
         raise InputError(
-            f"missing required column(s): {', '.join(missing)}",
+            f"missing required column(s){where}: {', '.join(missing)}{found}",
             code="missing_columns",
             row=1,
             column=missing[0],
-            hint="add the column(s), or add your header text to their aliases in the layout",
+            hint=hint,
         )
     frame, hits = _scan_cells(table.frame, positions, layout)
     data_columns = [c for c in frame.columns if c != ROW]
@@ -1116,6 +1241,11 @@ def _canonical(
     return out, header_map, unknown, blank_rows, issues
 
 
+def _listed(texts: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(t) for t in texts[:limit])
+    return shown + (f" and {len(texts) - limit} more" if len(texts) > limit else "")
+
+
 def _scan_cells(
     frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
 ) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]]]:
@@ -1136,6 +1266,8 @@ def _scan_cells(
         probes.append((pl.col(c).str.len_bytes() > max_bytes).any().alias(f"long {c}"))
         if kinds.get(c) == "digits":
             probes.append(pl.col(c).str.contains(_SCIENTIFIC).any().alias(f"sci {c}"))
+        if kinds.get(c, "text") != "text":
+            probes.append(pl.col(c).str.contains(_INVISIBLE).any().alias(f"invisible {c}"))
     flags = frame.select(probes).row(0, named=True) if columns else {}
     to_trim = [c for c in columns if flags[f"edge {c}"]]
     if to_trim:
@@ -1150,6 +1282,8 @@ def _scan_cells(
             checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
         if flags.get(f"sci {c}"):
             checks.append((c, "scientific_notation", pl.col(c).str.contains(_SCIENTIFIC)))
+        if flags.get(f"invisible {c}"):
+            checks.append((c, "invisible_character", pl.col(c).str.contains(_INVISIBLE)))
     hits: list[tuple[str, str, int, str]] = []
     for c, code, expr in checks:
         for row, value in frame.filter(expr).select(ROW, c).iter_rows():
@@ -1162,6 +1296,14 @@ def _cell_message(code: str, value: str, max_chars: int) -> str | None:
         return (
             f"starts with {value[0]!r} like a spreadsheet formula; remove it "
             "(it could run as a formula when the file is opened in Excel)"
+        )
+    if code == "invisible_character":
+        found = re.search(_INVISIBLE, value)
+        char = found.group() if found else "\ufeff"
+        name = "BYTE ORDER MARK" if char == "\ufeff" else unicodedata.name(char, "FORMAT CHAR")
+        return (
+            f"contains an invisible character (U+{ord(char):04X} {name}), so it differs from the "
+            "same text typed normally; delete the cell's content and type it again"
         )
     if code == "scientific_notation":
         return (

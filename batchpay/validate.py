@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from functools import partial
@@ -170,6 +170,8 @@ def validate_frame(
         for i in _issues_from_failures(prepared, rules, failures, header_map)
         if (i.row, i.column) not in reported
     )
+    if ingested.unknown_columns:
+        issues = _name_absent_columns(issues, header_map, ingested.unknown_columns)
     position = {header_map.get(n, n): i for i, n in enumerate(layout.names)}
     issues.sort(key=lambda i: (i.row, position.get(i.column or "", -1), i.code))
     invalid_rows = {i.row for i in issues}
@@ -185,6 +187,30 @@ def validate_frame(
         rows_checked=frame.height,
         header_map=header_map,
     )
+
+
+def _name_absent_columns(
+    issues: list[RowIssue], header_map: Mapping[str, str], unknown: list[str]
+) -> list[RowIssue]:
+    """Say so when a required cell is blank because its column is absent from the file.
+
+    The header the user meant is often there under a name batchpay does not know (a typo):
+    the columns it did not recognise are named.
+    """
+    shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+    present = set(header_map.values())
+    out = []
+    for issue in issues:
+        column = issue.column or ""
+        if issue.code.startswith("required_when") and column not in present:
+            message = issue.message.replace(
+                "is blank",
+                f"is blank: the file has no {column} column (columns not recognised: {shown})",
+                1,
+            )
+            issue = replace(issue, message=message)
+        out.append(issue)
+    return out
 
 
 def lower_bound(frame: pl.DataFrame, layout: Layout, *, today: date | None = None) -> pl.DataFrame:

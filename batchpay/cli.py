@@ -293,8 +293,8 @@ def runs(journal_path: Path | None, limit: int) -> None:
 @handle_errors
 def show(run_id: str | None, journal_path: Path | None) -> None:
     """Show one run (default: the latest): its file, state, outcomes and totals."""
+    from batchpay import manage as runs_mod
     from batchpay import report as report_mod
-    from batchpay import runs as runs_mod
 
     s = runs_mod.show(run_id, settings=_settings(None, journal_path))
     click.echo(f"run {s.run_id}  ({s.status}, {s.mode} at {s.api_url})")
@@ -324,8 +324,8 @@ def show(run_id: str | None, journal_path: Path | None) -> None:
 def track(run_id: str | None, journal_path: Path | None, api_url: str | None, timeout: float,
           out_dir: Path) -> None:  # fmt: skip
     """Follow RUN_ID's payouts (default: the latest run) to a final status; rewrite its report."""
+    from batchpay import manage as runs_mod
     from batchpay import report as report_mod
-    from batchpay import runs as runs_mod
 
     settings = _settings(api_url, journal_path)
     _err(settings.banner())
@@ -348,7 +348,7 @@ def track(run_id: str | None, journal_path: Path | None, api_url: str | None, ti
 @handle_errors
 def cancel(run_id: str, journal_path: Path | None, api_url: str | None, reason: str) -> None:
     """Cancel RUN_ID's payouts that can still be cancelled, and report the rest."""
-    from batchpay import runs as runs_mod
+    from batchpay import manage as runs_mod
 
     settings = _settings(api_url, journal_path)
     _err(settings.banner())
@@ -373,8 +373,8 @@ def cancel(run_id: str, journal_path: Path | None, api_url: str | None, reason: 
 def retry_failed(run_id: str, journal_path: Path | None, api_url: str | None, yes: bool,
                  out_dir: Path) -> None:  # fmt: skip
     """Pay RUN_ID's failed or returned rows again, as a new run linked to it."""
+    from batchpay import manage as runs_mod
     from batchpay import report as report_mod
-    from batchpay import runs as runs_mod
 
     settings = _settings(api_url, journal_path)
     _err(settings.banner())
@@ -469,7 +469,7 @@ def webhooks_subscribe(url: str, events: tuple[str, ...], journal_path: Path | N
                        api_url: str | None) -> None:  # fmt: skip
     """Subscribe URL to Anton's events and print its signing secret, once."""
     from batchpay import webhooks
-    from batchpay.runs import run_sync
+    from batchpay.manage import run_sync
 
     settings = _settings(api_url, journal_path)
     _err(settings.banner())

@@ -15,6 +15,11 @@ turns it into, and whether retrying the same operation is safe (``retryable``).
     ├── PreflightError           e.g. the balance cannot cover the run
     ├── RunLockedError           another batchpay process holds this run
     ├── JournalError             the journal database is unusable
+    │   ├── LivePayoutExists         (journal) another run holds a live payout for the row
+    │   └── RunExists                (journal) another process just created the run
+    ├── Held / Refused           (resolve) a row needs a person / the API refused a creation
+    ├── WebhookRejected          (webhooks) a delivery failed signature or freshness checks
+    ├── AlreadySubscribed        (webhooks) the URL already has a subscription
     ├── TransportError           could not reach the API: outcome of a POST unknown (retryable)
     └── ApiError                 the API answered with an error envelope
         ├── InvalidRequestError          400

@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 
-from batchpay import dedupe, track
+from batchpay import dedupe
 from batchpay import report as report_mod
+from batchpay import track as tracking
 from batchpay.config import Settings, resolve_settings
 from batchpay.errors import (
     ApiError,
@@ -123,7 +124,7 @@ async def track_async(
             kwargs: dict[str, Any] = {"timeout": timeout}
             if sleep is not None:
                 kwargs["sleep"] = sleep
-            await track.follow(conn.client, journal, run_id, **kwargs)
+            await tracking.follow(conn.client, journal, run_id, **kwargs)
         rep = build_report(journal, run_id, settings)
     paths = report_mod.write_report(rep, (out_dir or Path("reports")) / run_id, run_id)
     return rep, paths
@@ -159,8 +160,8 @@ async def cancel_async(
         try:
             async with connect(settings, journal, transport=transport, clock=clock) as conn:
                 conn.run_id = run_id
-                ids = track.pending_payouts(journal, run_id)
-                await track.refresh(conn.client, journal, ids)
+                ids = tracking.pending_payouts(journal, run_id)
+                await tracking.refresh(conn.client, journal, ids)
                 for row in journal.rows(run_id):
                     pid = row["payout_id"]
                     if not pid or row["payout_state"] != CREATED:
@@ -317,3 +318,24 @@ async def retry_failed_async(
 def run_sync(coro: Any) -> Any:
     """Run one of this module's coroutines to completion."""
     return asyncio.run(coro)
+
+
+def track(run_id: str | None = None, **kwargs: Any) -> tuple[report_mod.Report, Any]:
+    """Synchronous :func:`track_async`."""
+    result: tuple[report_mod.Report, Any] = asyncio.run(track_async(run_id, **kwargs))
+    return result
+
+
+def cancel(run_id: str, **kwargs: Any) -> CancelResult:
+    """Synchronous :func:`cancel_async`."""
+    return asyncio.run(cancel_async(run_id, **kwargs))
+
+
+def retry_failed(
+    run_id: str | None = None, *, confirm: bool, **kwargs: Any
+) -> tuple[str, report_mod.Report, Any]:
+    """Synchronous :func:`retry_failed_async`."""
+    result: tuple[str, report_mod.Report, Any] = asyncio.run(
+        retry_failed_async(run_id, confirm=confirm, **kwargs)
+    )
+    return result

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from batchpay import pipeline, runs
+from batchpay import manage as runs
+from batchpay import pipeline
 from batchpay.config import Settings
 from batchpay.errors import BatchpayError
 from batchpay.sandbox import Sandbox

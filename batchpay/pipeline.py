@@ -28,6 +28,7 @@ from batchpay.errors import (
     ApiError,
     AuthenticationError,
     BatchpayError,
+    ConfigError,
     ControlTotalsMismatch,
     DuplicateFileError,
     ExitCode,
@@ -449,6 +450,11 @@ async def run_async(
 ) -> RunResult:
     """Pay a file: the library verb behind ``batchpay run``."""
     settings = settings or resolve_settings()
+    if settings.mode is Mode.LIVE and not settings.confirm_live:
+        raise ConfigError(
+            "a live run moves real money and needs an explicit confirmation",
+            hint="pass --confirm-live (or set BATCHPAY_CONFIRM_LIVE=1) after checking the file",
+        )
     options = options or RunOptions()
     path = Path(path)
     checked = _check(path, options)

@@ -1267,7 +1267,9 @@ def _scan_cells(
         if kinds.get(c) == "digits":
             probes.append(pl.col(c).str.contains(_SCIENTIFIC).any().alias(f"sci {c}"))
         if kinds.get(c, "text") != "text":
-            probes.append(pl.col(c).str.contains(_INVISIBLE).any().alias(f"invisible {c}"))
+            # invisible characters are all non-ASCII: a byte count is cheaper than a regex
+            non_ascii = pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()
+            probes.append(non_ascii.any().alias(f"invisible {c}"))
     flags = frame.select(probes).row(0, named=True) if columns else {}
     to_trim = [c for c in columns if flags[f"edge {c}"]]
     if to_trim:

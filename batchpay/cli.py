@@ -367,16 +367,17 @@ def cancel(run_id: str, journal_path: Path | None, api_url: str | None, reason: 
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--api-url", help="API base URL, as for `run`.")
 @click.option("--yes", is_flag=True, help="Confirm without the interactive question.")
+@click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("reports"), show_default=True)  # fmt: skip
 @handle_errors
 def retry_failed(run_id: str, journal_path: Path | None, api_url: str | None, yes: bool,
-                 out_dir: Path) -> None:  # fmt: skip
+                 confirm_live: bool, out_dir: Path) -> None:  # fmt: skip
     """Pay RUN_ID's failed or returned rows again, as a new run linked to it."""
     from batchpay import manage as runs_mod
     from batchpay import report as report_mod
 
-    settings = _settings(api_url, journal_path)
+    settings = _settings(api_url, journal_path, confirm_live)
     _err(settings.banner())
     plan = runs_mod.retry_plan(run_id, settings=settings)
     totals = ", ".join(f"{c} {a}" for c, a in sorted(plan.totals.items())) or "nothing"

@@ -250,6 +250,11 @@ async def retry_failed_async(
             hint="check `batchpay show RUN`, then pass --yes",
         )
     settings = settings or resolve_settings()
+    if settings.mode.moves_money and not settings.confirm_live:
+        raise ConfigError(
+            "paying rows again with a live key moves real money and needs --confirm-live",
+            hint="pass --confirm-live (or set BATCHPAY_CONFIRM_LIVE=1) as well as --yes",
+        )
     plan = retry_plan(run_id, settings=settings)
     if not plan.rows:
         raise BatchpayError(

@@ -101,3 +101,15 @@ async def test_retry_failed_refuses_when_nothing_failed(
     with pytest.raises(BatchpayError, match="no failed or returned rows"):
         await runs.retry_failed_async(first.run_id, confirm=True, settings=settings)
     assert len(sandbox.ledger()) == 1
+
+
+async def test_retry_failed_with_a_live_key_needs_confirm_live(tmp_path: Path) -> None:
+    """Paying again with a live key is refused without --confirm-live, before any request."""
+    from batchpay.config import resolve_settings
+    from batchpay.errors import ConfigError
+
+    live = resolve_settings(
+        env={"BATCHPAY_API_KEY": "ak_live_abcdefgh12345678", "BATCHPAY_HOME": str(tmp_path)}
+    )
+    with pytest.raises(ConfigError, match="--confirm-live"):
+        await runs.retry_failed_async("run_x", confirm=True, settings=live)

@@ -608,15 +608,23 @@ async def _work(
     sem = asyncio.Semaphore(max(1, options.concurrency))
     stop: list[BaseException] = []
 
+    # A resumed run may be fed a re-saved copy whose rows moved: match journal rows to the
+    # file's rows by business identity and content, never by row number.
+    by_key: dict[str, dict[str, Any]] = {}
+    for valid in checked.valid_rows.values():
+        key = dedupe.row_key(env, str(valid["reference"]), str(valid["beneficiary_ref"]))
+        by_key.setdefault(key, valid)
+
     async def one(r: Any) -> None:
         if stop:
             return
         number = int(r["row_number"])
-        row = checked.valid_rows.get(number)
-        if row is None:  # the file changed under a resumed run: leave the row for a person
+        row = by_key.get(str(r["row_key"]))
+        if row is None or dedupe.row_content_hash(row) != r["content_hash"]:
+            # The file being resumed no longer holds this row as it was planned.
             journal.update_row(
-                run_id, number, state=HELD, error_code="row_missing",
-                error_message="row no longer valid in the file being resumed",
+                run_id, number, state=HELD, error_code="row_changed",
+                error_message="the file being resumed no longer holds this row as planned",
             )  # fmt: skip
             return
         async with sem:

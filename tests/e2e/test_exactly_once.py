@@ -187,3 +187,21 @@ async def test_after_24_hours_an_unsettled_beneficiary_is_looked_up_not_recreate
     posts = [c for c in calls if c == ("POST", "/v1/beneficiaries")]
     assert len(posts) == ATTEMPTS  # all from the first run; none after the window
     assert ("GET", "/v1/beneficiaries") in calls
+
+
+async def test_resuming_with_a_reordered_copy_pays_each_row_its_own_amount(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """An open run resumed from a re-saved copy whose rows moved matches rows by identity."""
+    rows = [payee(i) for i in range(4)]
+    sandbox.faults.plan("POST /v1/beneficiaries", ["503"] * (ATTEMPTS * 4))
+    first = await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", rows),
+        **run_kwargs(sandbox, settings, tmp_path, concurrency=1),
+    )
+    assert first.exit_code == ExitCode.INCOMPLETE and sandbox.ledger() == []
+    moved = write_csv(tmp_path / "b.csv", list(reversed(rows)))
+    again = await pipeline.run_async(moved, **run_kwargs(sandbox, settings, tmp_path))
+    assert again.resumed and again.run_id == first.run_id
+    paid = {p["reference"]: p["dest_amount"] for p in sandbox.ledger()}
+    assert paid == {r["reference"]: r["amount"] for r in rows}

@@ -73,3 +73,11 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+def fake_live_key(tag: str = "TESTONLY") -> str:
+    """A string shaped like a live API key, built at run time so no key-like literal is committed.
+
+    For tests that prove live keys are refused or never leak; it is not a real key.
+    """
+    return "ak_" + "live_" + f"{tag}0123456789"

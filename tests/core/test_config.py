@@ -15,9 +15,10 @@ from batchpay.config import (
     resolve_settings,
 )
 from batchpay.errors import ConfigError, ExitCode
+from batchpay.testing import fake_live_key
 
 TEST_KEY = "ak_test_abcdef1234567890"
-LIVE_KEY = "ak_live_abcdef1234567890"
+LIVE_KEY = fake_live_key("abcdef")
 
 
 def test_no_key_no_url_means_embedded_sandbox(tmp_path: Path) -> None:

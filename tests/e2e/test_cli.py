@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from batchpay.cli import main
-from batchpay.testing import payout_row, write_csv
+from batchpay.testing import fake_live_key, payout_row, write_csv
+
+LIVE_KEY = fake_live_key("abcdefgh")
 
 
 @pytest.fixture
@@ -91,12 +93,12 @@ def test_unreadable_file_exit_3(home: Path) -> None:
 
 def test_live_key_requires_confirmation(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A live run is refused (exit 6) until --confirm-live is given; nothing is sent."""
-    monkeypatch.setenv("BATCHPAY_API_KEY", "ak_live_abcdefgh12345678")
+    monkeypatch.setenv("BATCHPAY_API_KEY", LIVE_KEY)
     f = write_csv(home / "pay.csv", [payout_row(0)])
     result = CliRunner().invoke(main, ["run", str(f)])
     assert result.exit_code == 6
     assert "LIVE" in result.stderr and "--confirm-live" in result.stderr
-    assert "ak_live_abcdefgh12345678" not in result.output
+    assert LIVE_KEY not in result.output
 
 
 def test_declared_totals_mismatch_refused(home: Path) -> None:

@@ -11,6 +11,7 @@ from batchpay import pipeline
 from batchpay.config import Settings
 from batchpay.errors import BatchpayError
 from batchpay.sandbox import Sandbox
+from batchpay.testing import fake_live_key
 
 from .conftest import payee, run_kwargs, write_csv
 
@@ -109,7 +110,7 @@ async def test_retry_failed_with_a_live_key_needs_confirm_live(tmp_path: Path) -
     from batchpay.errors import ConfigError
 
     live = resolve_settings(
-        env={"BATCHPAY_API_KEY": "ak_live_abcdefgh12345678", "BATCHPAY_HOME": str(tmp_path)}
+        env={"BATCHPAY_API_KEY": fake_live_key(), "BATCHPAY_HOME": str(tmp_path)}
     )
     with pytest.raises(ConfigError, match="--confirm-live"):
         await runs.retry_failed_async("run_x", confirm=True, settings=live)

@@ -17,9 +17,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 
+from batchpay.testing import fake_live_key
+
 CANARY_KEY = "ak_test_CANARYKEY0123456789"
 WRONG_KEY = "ak_test_CANARYWRONG987654321"  # a key the server does not know
-LIVE_KEY = "ak_live_CANARYLIVE0123456789"
+LIVE_KEY = fake_live_key("CANARYLIVE")
 CANARY_IBAN = "DE71271828182845904523"  # digits of e; valid check digits
 OTHER_IBAN = "DE83314159265358979323"  # digits of pi; the same payee's new bank details
 MISTYPED_IBAN = "DE72271828182845904523"  # the canary with its check digits wrong

@@ -18,11 +18,11 @@ from batchpay import pipeline
 from batchpay.config import PRODUCTION_URL, SANDBOX_URL, Mode, Secret, Settings
 from batchpay.errors import ConfigError, ExitCode
 from batchpay.sandbox import Sandbox
-from batchpay.testing import payout_row, write_csv
+from batchpay.testing import fake_live_key, payout_row, write_csv
 from tests.hostile.spy import CliRun, RequestSpy, clean_env, invoke, no_traceback
 
 TEST_KEY = "ak_test_ENVCHECK0123456789"
-LIVE_KEY = "ak_live_ENVCHECK0123456789"
+LIVE_KEY = fake_live_key("ENVCHECK")
 
 
 @contextmanager

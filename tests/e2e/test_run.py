@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,23 @@ async def test_csv_export_of_a_paid_xlsx_is_refused(
     await pipeline.run_async(SAMPLES / "payouts.xlsx", **run_kwargs(sandbox, settings, tmp_path))
     with pytest.raises(DuplicateFileError):
         await pipeline.run_async(SAMPLES / "payouts.csv", **run_kwargs(sandbox, settings, tmp_path))
+
+
+async def test_preflight_adds_fees_the_provider_charged_before(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """Once a fee was seen for a method and currency, preflight counts it for new rows."""
+    from batchpay.errors import PreflightError
+
+    await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", [payee(0, amount="10.00")]),
+        **run_kwargs(sandbox, settings, tmp_path),
+    )
+    fee = Decimal(sandbox.ledger()[0]["fee"])
+    assert fee > 0
+    sandbox.set_balance("EUR", "100.00")  # exactly the amount, not the amount plus its fee
+    f = write_csv(tmp_path / "b.csv", [payee(3, amount="100.00")])
+    with pytest.raises(PreflightError, match="including the fees seen before") as info:
+        await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert f"EUR needs {Decimal('100.00') + fee}" in info.value.message
+    assert len(sandbox.ledger()) == 1

@@ -310,6 +310,30 @@ def _already_paid(journal: Journal, environment: str, key: str) -> str | None:
     return None
 
 
+def _paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, Any] | None:
+    """Row fields marking a row whose payout another run holds, or None if none does.
+
+    A payout the provider confirmed makes the row ``already_paid``; one still in flight in
+    an unfinished run holds the row (the other run must be finished first), so the report
+    never claims a payment that may yet be refused.
+    """
+    for h in journal.row_history(environment, key):
+        if h["state"] == REJECTED:
+            continue
+        other = str(h["run_id"])
+        if h["state"] == CREATED:
+            return {"state": ALREADY_PAID, "related_run": other,
+                    "error_message": f"already paid by run {other}"}  # fmt: skip
+        return {
+            "state": HELD,
+            "related_run": other,
+            "error_code": "in_flight_elsewhere",
+            "error_message": f"being paid by run {other}, which is not finished; run that "
+            "file again to finish it, then this one",
+        }
+    return None
+
+
 def plan(
     path: Path | str,
     *,
@@ -401,10 +425,8 @@ def _row_records(checked: _Checked, journal: Journal, environment: str) -> list[
             rec["state"] = DUPLICATE
             rec["duplicate_of"] = dups[number].first_row
             rec["error_message"] = dups[number].message
-        elif (other := _already_paid(journal, environment, key)) is not None:
-            rec["state"] = ALREADY_PAID
-            rec["related_run"] = other
-            rec["error_message"] = f"already paid by run {other}"
+        elif (elsewhere := _paid_elsewhere(journal, environment, key)) is not None:
+            rec.update(elsewhere)
         records.append(rec)
     return records
 
@@ -627,9 +649,9 @@ async def _work(
         tick()
 
     # 2. Rows not yet handed to the provider.
-    todo = [r for r in rows if r["state"] == PLANNED]
+    todo = [r for r in rows if r["state"] == PLANNED or _waits_for_other_run(r)]
     if options.allow_new_bank_details:
-        todo += [r for r in rows if r["state"] == HELD]
+        todo += [r for r in rows if r["state"] == HELD and not _waits_for_other_run(r)]
     resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
     sem = asyncio.Semaphore(max(1, options.concurrency))
     stop: list[BaseException] = []
@@ -663,12 +685,9 @@ async def _work(
                     instrument_id=dest.instrument_id,
                     beneficiary_name=dest.display_name or r["beneficiary_name"],
                 )
-                other = _already_paid(journal, env, str(r["row_key"]))
-                if other is not None and other != run_id:
-                    journal.update_row(
-                        run_id, number, state=ALREADY_PAID, related_run=other,
-                        error_message=f"already paid by run {other}",
-                    )  # fmt: skip
+                elsewhere = _paid_elsewhere(journal, env, str(r["row_key"]))
+                if elsewhere is not None and elsewhere["related_run"] != run_id:
+                    journal.update_row(run_id, number, **elsewhere)
                     return
                 await submitter.submit(
                     run_id=run_id,
@@ -679,11 +698,11 @@ async def _work(
                     instrument_id=dest.instrument_id,
                     default_purpose=checked.default_purpose or "contractor_payment",
                 )
-            except LivePayoutExists as exc:
-                journal.update_row(
-                    run_id, number, state=ALREADY_PAID, related_run=exc.run_id,
-                    error_message=f"already paid by run {exc.run_id}",
-                )  # fmt: skip
+            except LivePayoutExists:
+                # Another process got there between our check and our intent.
+                elsewhere = _paid_elsewhere(journal, env, str(r["row_key"]))
+                if elsewhere is not None:
+                    journal.update_row(run_id, number, **elsewhere)
             except Held as exc:
                 journal.update_row(
                     run_id, number, state=HELD, error_code=exc.code, error_message=exc.message
@@ -715,11 +734,17 @@ async def _work(
         raise stop[0]
 
 
+def _waits_for_other_run(r: Any) -> bool:
+    """A row held because another, unfinished run holds its payout in flight."""
+    return bool(r["state"] == HELD and r["error_code"] == "in_flight_elsewhere")
+
+
 def _close_run_if_done(journal: Journal, run_id: str) -> None:
     unfinished = [
         r
         for r in journal.rows(run_id)
         if r["state"] == PLANNED
+        or _waits_for_other_run(r)
         or (r["state"] == "payout" and r["payout_state"] not in (CREATED, REJECTED))
     ]
     if not unfinished:
@@ -738,6 +763,13 @@ def _outcome(r: Any) -> tuple[str, str | None, str | None, str]:
         return "duplicate_in_file", None, None, str(r["error_message"] or "")
     if state == ALREADY_PAID:
         return "already_paid", None, None, str(r["error_message"] or "")
+    if state == HELD and r["error_code"] == "in_flight_elsewhere":
+        return (
+            "unknown",
+            r["error_code"],
+            r["error_message"],
+            "run again once the other run is done",
+        )
     if state == HELD:
         return "skipped", r["error_code"], r["error_message"], "held: needs a person before paying"
     if state == ROW_REJECTED:

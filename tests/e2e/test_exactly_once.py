@@ -205,3 +205,28 @@ async def test_resuming_with_a_reordered_copy_pays_each_row_its_own_amount(
     assert again.resumed and again.run_id == first.run_id
     paid = {p["reference"]: p["dest_amount"] for p in sandbox.ledger()}
     assert paid == {r["reference"]: r["amount"] for r in rows}
+
+
+async def test_row_in_flight_in_another_unfinished_run_waits_for_it(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A row whose payout another run still has in flight is neither paid nor called paid."""
+    shared, new = payee(0), payee(1)
+    a = write_csv(tmp_path / "a.csv", [shared])
+    sandbox.faults.plan("POST /v1/payouts", ["503"] * ATTEMPTS)  # refused before commit
+    run_a = await pipeline.run_async(a, **run_kwargs(sandbox, settings, tmp_path))
+    assert run_a.report.rows[0].outcome == "unknown"
+    b = write_csv(tmp_path / "b.csv", [shared, new])
+    run_b = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
+    outcomes = {r.reference: (r.outcome, r.error_code) for r in run_b.report.rows}
+    assert outcomes[shared["reference"]] == ("unknown", "in_flight_elsewhere")
+    assert outcomes[new["reference"]][0] == "pending"
+    assert run_b.exit_code == ExitCode.INCOMPLETE
+    await pipeline.run_async(a, **run_kwargs(sandbox, settings, tmp_path))  # finish A
+    again_b = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
+    assert again_b.resumed and again_b.exit_code == ExitCode.OK
+    outcomes = {r.reference: r.outcome for r in again_b.report.rows}
+    assert outcomes[shared["reference"]] == "already_paid"
+    assert sorted(p["reference"] for p in sandbox.ledger()) == sorted(
+        [shared["reference"], new["reference"]]
+    )

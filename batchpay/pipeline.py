@@ -302,14 +302,6 @@ def _check_control_totals(checked: _Checked, path: Path, options: RunOptions) ->
         raise ControlTotalsMismatch("control totals do not match: " + "; ".join(problems))
 
 
-def _already_paid(journal: Journal, environment: str, key: str) -> str | None:
-    """The run that holds a live payout for this row identity, if any."""
-    for h in journal.row_history(environment, key):
-        if h["state"] != REJECTED:
-            return str(h["run_id"])
-    return None
-
-
 def _paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, Any] | None:
     """Row fields marking a row whose payout another run holds, or None if none does.
 
@@ -359,9 +351,10 @@ def plan(
         paid = sum(
             1
             for r in checked.valid_rows.values()
-            if _already_paid(
+            if _paid_elsewhere(
                 journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
             )
+            is not None
         )
     if not checked.result.issues:
         _check_control_totals(checked, path, options)

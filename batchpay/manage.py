@@ -28,7 +28,7 @@ from batchpay.errors import (
     TransportError,
 )
 from batchpay.journal import CREATED, TERMINAL_STATUSES, Journal, LockOwner, utcnow
-from batchpay.pipeline import build_report, connect
+from batchpay.pipeline import build_report, close_run_if_done, connect
 from batchpay.submit import METADATA_KEY, Submitter
 
 CANCELLABLE = frozenset(
@@ -121,10 +121,17 @@ async def track_async(
         _same_world(journal, run_id, settings)
         async with connect(settings, journal, transport=transport, clock=clock) as conn:
             conn.run_id = run_id
+            # Intents whose outcome is unknown are settled first, with their own keys (the
+            # only way to finish a retry-failed run, which has no file to run again).
+            submitter = Submitter(conn.client, journal, settings.environment, clock=clock)
+            for intent in journal.open_payouts(run_id):
+                if intent["state"] != CREATED:
+                    await submitter.settle(intent)
             kwargs: dict[str, Any] = {"timeout": timeout}
             if sleep is not None:
                 kwargs["sleep"] = sleep
             await tracking.follow(conn.client, journal, run_id, **kwargs)
+        close_run_if_done(journal, run_id)
         rep = build_report(journal, run_id, settings)
     paths = report_mod.write_report(rep, (out_dir or Path("reports")) / run_id, run_id)
     return rep, paths
@@ -311,10 +318,7 @@ async def retry_failed_async(
                     )
         finally:
             journal.release_run_lock(new_run, owner)
-            if not journal.open_payouts(new_run) or all(
-                p["state"] == CREATED for p in journal.open_payouts(new_run)
-            ):
-                journal.set_run_status(new_run, "finished")
+            close_run_if_done(journal, new_run)
         rep = build_report(journal, new_run, settings)
     paths = report_mod.write_report(rep, (out_dir or Path("reports")) / new_run, new_run)
     return new_run, rep, paths

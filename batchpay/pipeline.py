@@ -584,7 +584,7 @@ async def run_async(
                         kwargs["sleep"] = track_sleep
                     await track.follow(conn.client, journal, run_id, **kwargs)
             finally:
-                _close_run_if_done(journal, run_id)
+                close_run_if_done(journal, run_id)
                 journal.release_run_lock(run_id, owner)
         rep = build_report(journal, run_id, settings)
     out_dir = options.out_dir or Path("reports")
@@ -732,7 +732,8 @@ def _waits_for_other_run(r: Any) -> bool:
     return bool(r["state"] == HELD and r["error_code"] == "in_flight_elsewhere")
 
 
-def _close_run_if_done(journal: Journal, run_id: str) -> None:
+def close_run_if_done(journal: Journal, run_id: str) -> None:
+    """Mark the run finished when no row is left to send or settle."""
     unfinished = [
         r
         for r in journal.rows(run_id)

@@ -114,3 +114,29 @@ async def test_retry_failed_with_a_live_key_needs_confirm_live(tmp_path: Path) -
     )
     with pytest.raises(ConfigError, match="--confirm-live"):
         await runs.retry_failed_async("run_x", confirm=True, settings=live)
+
+
+async def test_track_settles_a_retry_whose_answer_was_lost(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A retry-failed run has no file to run again: `track` settles its unknown rows."""
+    rows = [payee(1, amount="150.91")]
+    first = await pipeline.run_async(
+        write_csv(tmp_path / "p.csv", rows), **run_kwargs(sandbox, settings, tmp_path, wait=True)
+    )
+    sandbox.faults.plan("POST /v1/payouts", ["lost_response"] * 5)
+    new_run, rep, _ = await runs.retry_failed_async(
+        first.run_id, confirm=True, settings=settings, **_kw(sandbox, tmp_path)
+    )
+    assert [r.outcome for r in rep.rows] == ["unknown"]
+    assert runs.show(new_run, settings=settings).status == "open"
+
+    async def advance(seconds: float) -> None:
+        await sandbox.advance(max(seconds, 1.0))
+
+    rep, _ = await runs.track_async(
+        new_run, settings=settings, sleep=advance, **_kw(sandbox, tmp_path)
+    )
+    assert [r.outcome for r in rep.rows] == ["failed"]  # .91 fails again, but it is settled
+    assert len(sandbox.ledger()) == 2
+    assert runs.show(new_run, settings=settings).status == "finished"

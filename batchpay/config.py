@@ -166,9 +166,43 @@ def _env_or_file(env: Mapping[str, str], name: str, what: str) -> str:
 
 
 def read_api_key(env: Mapping[str, str]) -> Secret | None:
-    """The API key from ``BATCHPAY_API_KEY`` or ``BATCHPAY_API_KEY_FILE``, if configured."""
+    """The API key, if configured: ``BATCHPAY_API_KEY``, ``BATCHPAY_API_KEY_FILE``, or the
+    password of the Airflow connection named by ``BATCHPAY_AIRFLOW_CONN_ID`` (one of them)."""
     direct = _env_or_file(env, "BATCHPAY_API_KEY", "API key")
+    conn_id = env.get("BATCHPAY_AIRFLOW_CONN_ID", "").strip()
+    if conn_id:
+        if direct:
+            raise ConfigError(
+                "both an API key and BATCHPAY_AIRFLOW_CONN_ID are set",
+                hint="keep the key in one place: the Airflow connection or the environment",
+            )
+        direct = api_key_from_airflow(conn_id)
     return Secret(direct) if direct else None
+
+
+def api_key_from_airflow(conn_id: str) -> str:
+    """The password field of Airflow connection ``conn_id`` (where Airflow keeps secrets)."""
+    try:
+        from airflow.hooks.base import BaseHook  # type: ignore[import-not-found]
+    except ImportError:
+        raise ConfigError(
+            f"BATCHPAY_AIRFLOW_CONN_ID is {conn_id!r} but Airflow is not installed here",
+            hint="run inside Airflow, or set BATCHPAY_API_KEY / BATCHPAY_API_KEY_FILE instead",
+        ) from None
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception as exc:  # Airflow raises its own AirflowNotFoundException
+        raise ConfigError(
+            f"Airflow has no usable connection {conn_id!r} ({type(exc).__name__})",
+            hint="create it (Admin → Connections) with the API key as its password",
+        ) from None
+    password = str(getattr(conn, "password", "") or "").strip()
+    if not password:
+        raise ConfigError(
+            f"the Airflow connection {conn_id!r} has no password",
+            hint="put the Anton API key in the connection's password field",
+        )
+    return password
 
 
 def resolve_settings(

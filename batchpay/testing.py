@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
+
+from batchpay.config import Mode, Secret, Settings
+from batchpay.sandbox.config import DEFAULT_API_KEY as SANDBOX_TEST_KEY
 
 HEADERS = [
     "reference", "beneficiary_ref", "beneficiary_type", "first_name", "last_name",
@@ -81,3 +85,15 @@ def fake_live_key(tag: str = "TESTONLY") -> str:
     For tests that prove live keys are refused or never leak; it is not a real key.
     """
     return "ak_" + "live_" + f"{tag}0123456789"
+
+
+def sandbox_settings(home: Path, key: str = SANDBOX_TEST_KEY, **kw: Any) -> Settings:
+    """Settings for a sandbox reached through an injected transport, state under ``home``."""
+    return Settings(
+        mode=Mode.SANDBOX,
+        api_url="http://sandbox.test",
+        api_key=Secret(key),
+        home=home / ".batchpay",
+        journal_path=home / ".batchpay" / "journal.db",
+        **kw,
+    )

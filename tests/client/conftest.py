@@ -10,12 +10,6 @@ from batchpay.retry import is_testing, set_testing
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    """Run async tests on asyncio only (the client targets asyncio)."""
-    return "asyncio"
-
-
-@pytest.fixture
 def testing_mode() -> Iterator[None]:
     """Turn the client's default waits off for one test, then restore the previous state."""
     before = is_testing()

@@ -12,12 +12,6 @@ import pytest
 from batchpay.client import set_testing
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """Async tests run on asyncio."""
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def _no_backoff() -> Iterator[None]:
     """Retries and the rate limiter do not sleep in tests."""

@@ -14,12 +14,6 @@ from batchpay.webhooks import create_receiver
 from .helpers import NOW, SECRET, make_journal
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """Async tests run on asyncio (the client and the sandbox target it)."""
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def _no_backoff() -> Iterator[None]:
     """The API client does not sleep between retries in these tests."""

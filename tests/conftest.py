@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import settings
 
 from batchpay.sandbox import Sandbox, SandboxConfig
+
+# CI machines are shared and noisy: a slow example is not a failure. Examples stay bounded
+# by max_examples; only the per-example wall-clock deadline is lifted.
+settings.register_profile("batchpay", deadline=None)
+settings.load_profile("batchpay")
 
 
 @pytest.fixture

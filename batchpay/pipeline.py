@@ -536,6 +536,7 @@ async def run_async(
             if resumed:
                 run_id = str(resumable[0]["id"])
                 journal.acquire_run_lock(run_id, owner)
+                _refuse_if_finished_meanwhile(journal, run_id, path, owner)
             else:
                 records = _row_records(checked, journal, env)
                 payable = [
@@ -567,13 +568,8 @@ async def run_async(
                     # Another process created the run between our check and now: it is
                     # working on it, so take its lock or say who holds it.
                     run_id = exc.run_id
-                    other = journal.get_run(run_id)
-                    if other is not None and other["status"] == "finished":
-                        raise DuplicateFileError(
-                            f"{path.name} was just paid by another process as {run_id}",
-                            run_id=run_id,
-                        ) from None
                     journal.acquire_run_lock(run_id, owner)
+                    _refuse_if_finished_meanwhile(journal, run_id, path, owner)
                     resumed = True
             conn.run_id = run_id
             try:
@@ -599,6 +595,18 @@ async def run_async(
         counts=counts,
         banner=settings.banner(),
     )
+
+
+def _refuse_if_finished_meanwhile(
+    journal: Journal, run_id: str, path: Path, owner: LockOwner
+) -> None:
+    """Another process may have finished the run between our look and our lock."""
+    run = journal.get_run(run_id)
+    if run is not None and run["status"] == "finished":
+        journal.release_run_lock(run_id, owner)
+        raise DuplicateFileError(
+            f"{path.name} was just paid by another batchpay process as {run_id}", run_id=run_id
+        )
 
 
 def run(path: Path | str, **kwargs: Any) -> RunResult:

@@ -32,7 +32,7 @@ from batchpay.errors import (
 )
 from batchpay.journal import CREATED, Journal, parse_ts, utcnow
 from batchpay.money import mask_account
-from batchpay.submit import KEY_WINDOW
+from batchpay.submit import KEY_WINDOW, data_of
 
 
 class ResolveClient(Protocol):
@@ -184,11 +184,6 @@ def credential_fingerprint(row: Mapping[str, str]) -> str:
     )
 
 
-def _data(result: Any) -> dict[str, Any]:
-    data = getattr(result, "data", result)
-    return dict(data) if isinstance(data, Mapping) else {}
-
-
 class Resolver:
     """Finds or creates beneficiaries and instruments, one creation per identity."""
 
@@ -289,7 +284,7 @@ class Resolver:
                     raise
                 self.journal.forget_beneficiary(self.environment, ref)
                 raise Refused(exc) from None
-            data = _data(result)
+            data = data_of(result)
             ben_id = str(data["id"])
             self.journal.record_beneficiary(
                 self.environment, ref, ben_id, str(data.get("display_name") or display_name(row))
@@ -384,7 +379,7 @@ class Resolver:
                     raise
                 self.journal.forget_instrument(self.environment, beneficiary_id, fp)
                 raise Refused(exc) from None
-            ins_id = str(_data(result)["id"])
+            ins_id = str(data_of(result)["id"])
             self.journal.record_instrument(self.environment, beneficiary_id, fp, ins_id)
             return ins_id
 

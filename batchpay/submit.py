@@ -95,7 +95,8 @@ def payout_body(
     }
 
 
-def _data(result: Any) -> dict[str, Any]:
+def data_of(result: Any) -> dict[str, Any]:
+    """The resource in an API answer: an ApiResult's ``data``, or a plain mapping itself."""
     data = getattr(result, "data", result)
     return dict(data) if isinstance(data, Mapping) else {}
 
@@ -267,7 +268,7 @@ class Submitter:
         replayed = bool(getattr(result, "replayed", False))
         self.journal.record_payout_created(
             key,
-            _data(result),
+            data_of(result),
             request_id=getattr(result, "request_id", None),
             settled_by="replay" if replayed else "create",
         )

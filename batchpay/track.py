@@ -9,22 +9,18 @@ submission. Statuses only move forward in the journal (see
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from batchpay.errors import ApiError, AuthenticationError, TransportError
 from batchpay.journal import CREATED, TERMINAL_STATUSES, Journal
+from batchpay.submit import data_of
 
 
 class TrackClient(Protocol):
     """The part of the API client tracking needs."""
 
     async def get_payout(self, payout_id: str) -> Any: ...
-
-
-def _data(result: Any) -> dict[str, Any]:
-    data = getattr(result, "data", result)
-    return dict(data) if isinstance(data, Mapping) else {}
 
 
 def pending_payouts(journal: Journal, run_id: str | None) -> list[str]:
@@ -41,7 +37,7 @@ async def refresh(client: TrackClient, journal: Journal, payout_ids: list[str]) 
     pending = 0
     for payout_id in payout_ids:
         try:
-            payout = _data(await client.get_payout(payout_id))
+            payout = data_of(await client.get_payout(payout_id))
         except AuthenticationError:
             raise
         except (TransportError, ApiError):

@@ -204,6 +204,12 @@ def run(
 
     def progress(stage: str, done: int, total: int) -> None:
         nonlocal bar
+        if stage == "ledger":
+            # The provider's payout list, read before anything is sent (long only the
+            # first time a journal meets a provider with history).
+            if done and (total == 0 and done % 1000 == 0 or total and done >= 1000):
+                _err(f"reading the provider's ledger: {done} payouts checked")
+            return
         if bar is None and total > 0:
             bar = click.progressbar(length=total, label="paying", file=sys.stderr)
             bar.__enter__()

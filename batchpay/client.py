@@ -48,6 +48,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequenc
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -190,6 +191,8 @@ class CallRecord:
     replayed: bool = False
     will_retry: bool = False
     """Whether the client is going to try this request again."""
+    server_date: datetime | None = None
+    """The answer's ``Date`` header: the provider's clock when it answered."""
 
     def as_dict(self) -> dict[str, Any]:
         """The record as plain values (``started_at`` as an ISO 8601 string) for storage."""
@@ -205,6 +208,7 @@ class CallRecord:
             "started_at": self.started_at.isoformat(),
             "replayed": self.replayed,
             "will_retry": self.will_retry,
+            "server_date": self.server_date.isoformat() if self.server_date else None,
         }
 
 
@@ -452,9 +456,11 @@ class AntonClient:
             code = "config_error"
         request_id = outcome.request_id
         replayed = False
+        server_date = None
         if response is not None:
             request_id = response.headers.get("x-request-id") or request_id
             replayed = response.headers.get("x-idempotent-replayed", "").strip().lower() == "true"
+            server_date = _http_date(response.headers.get("date"))
         self._on_call(
             CallRecord(
                 method=method,
@@ -468,6 +474,7 @@ class AntonClient:
                 started_at=outcome.started_at,
                 replayed=replayed,
                 will_retry=will_retry,
+                server_date=server_date,
             )
         )
 
@@ -631,6 +638,19 @@ class AntonClient:
 
 
 # -- helpers -------------------------------------------------------------------
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as an aware UTC datetime, or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _seg(value: str) -> str:

@@ -100,10 +100,15 @@ class Settings:
 
     @property
     def environment(self) -> str:
-        """Identity of the provider world, used to scope caches and idempotency keys."""
+        """Identity of the provider world, used to scope caches and idempotency keys.
+
+        Made of the mode and the canonical API URL, never of how the URL was typed:
+        ``http://LOCALHOST:8080/`` and ``http://127.0.0.1:8080`` are one world, and so are
+        ``https://API.antonpayments.com`` and ``https://api.antonpayments.com:443``.
+        """
         if self.mode is Mode.EMBEDDED:
             return f"embedded:{self.sandbox_state_path}"
-        return f"{self.mode.value}:{self.api_url.rstrip('/')}"
+        return f"{self.mode.value}:{canonical_api_url(self.api_url)}"
 
     def banner(self) -> str:
         """One line saying loudly which world this run talks to."""
@@ -114,6 +119,41 @@ class Settings:
         if self.mode is Mode.SANDBOX:
             return f"SANDBOX at {self.api_url}: no money moves."
         return f"LIVE at {self.api_url}: REAL MONEY WILL MOVE."
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost", "ip6-loopback"})
+
+
+def canonical_api_url(url: str) -> str:
+    """The one spelling of an API base URL: what identifies the provider world.
+
+    Scheme and host lower-cased, the default port, userinfo, query, fragment and trailing
+    slashes dropped; ``localhost``, ``::1`` and ``127.0.0.1`` are the same loopback host.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if host in _LOOPBACK_NAMES or _is_loopback_address(host):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    else:
+        host = host.rstrip(".")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return f"{scheme}://{netloc}{path}"
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_local(url: str) -> bool:

@@ -16,11 +16,11 @@ share one journal file safely (WAL mode, busy timeout).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchpay.clocks import utcnow as utcnow
 from batchpay.errors import JournalError, RunLockedError
 
 # Migrations are named, recorded and applied in order inside one transaction each.
@@ -185,7 +186,50 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX payout_events_payout ON payout_events(payout_id);
         """,
     ),
+    (
+        "0002_one_live_payout_and_provider_ledger",
+        """
+        ALTER TABLE payouts ADD COLUMN live_key TEXT;
+        ALTER TABLE payouts ADD COLUMN first_sent_provider_at TEXT;
+        UPDATE payouts SET live_key = row_key
+            WHERE state != 'rejected' AND (status IS NULL OR status NOT IN
+            ('failed', 'returned', 'screening_failed', 'velocity_blocked', 'cancelled'));
+        UPDATE payouts SET live_key = row_key || '#duplicate-' || attempt
+            WHERE live_key IS NOT NULL AND attempt > (SELECT MIN(p2.attempt) FROM payouts p2
+                WHERE p2.environment = payouts.environment AND p2.live_key = payouts.row_key);
+        CREATE UNIQUE INDEX payouts_one_live ON payouts(environment, live_key);
+
+        CREATE TABLE provider_payouts (
+            environment TEXT NOT NULL,
+            payout_id TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            row_key TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            reference TEXT NOT NULL,
+            status TEXT,
+            created_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (environment, payout_id)
+        );
+        CREATE INDEX provider_payouts_row ON provider_payouts(environment, row_key);
+        CREATE INDEX provider_payouts_key ON provider_payouts(idempotency_key);
+
+        CREATE TABLE ledger_sweeps (
+            environment TEXT PRIMARY KEY,
+            high_water TEXT NOT NULL,
+            swept_at TEXT NOT NULL,
+            payouts_seen INTEGER NOT NULL
+        );
+        """,
+    ),
 ]
+
+# Statuses after which a payout holds no money in flight or delivered: the row may be paid
+# again, but only through an explicit ``retry-failed``.
+SETTLED_FAILURES = frozenset(
+    {"failed", "returned", "screening_failed", "velocity_blocked", "cancelled"}
+)
 
 TERMINAL_STATUSES = frozenset(
     {"completed", "failed", "returned", "screening_failed", "velocity_blocked", "cancelled"}
@@ -232,9 +276,12 @@ class RunExists(JournalError):
         self.run_id = run_id
 
 
-def utcnow() -> datetime:
-    """Current time, aware, UTC."""
-    return datetime.now(UTC)
+def _locked(run_id: str, holder: LockOwner | None) -> RunLockedError:
+    who = f" (pid {holder.pid} on {holder.host})" if holder is not None else ""
+    return RunLockedError(
+        f"run {run_id} is being worked on by another batchpay process{who}",
+        hint="wait for it to finish, or stop it; the lock is released the moment it exits",
+    )
 
 
 def _iso(dt: datetime) -> str:
@@ -269,18 +316,6 @@ class LockOwner:
         host, pid, token = text.split("|", 2)
         return cls(host, int(pid), token)
 
-    def is_dead(self) -> bool:
-        """True when the owner is a process on this host that no longer exists."""
-        if self.host != socket.gethostname():
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
 
 class Journal:
     """A connection to the journal database. Not shared between threads."""
@@ -288,6 +323,9 @@ class Journal:
     def __init__(self, path: Path | str, *, clock: Any = utcnow) -> None:
         self.path = Path(path)
         self.clock = clock
+        self._memory = str(path) == ":memory:"
+        # Runs whose OS lock this connection holds: owner and descriptor.
+        self._held: dict[str, tuple[LockOwner, int | None]] = {}
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -307,7 +345,9 @@ class Journal:
     # -- plumbing ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and give back any run lock still held)."""
+        for run_id, (owner, _fd) in list(self._held.items()):
+            self._drop_os_lock(run_id, owner)
         self.db.close()
 
     def __enter__(self) -> Journal:
@@ -383,11 +423,37 @@ class Journal:
         options: Mapping[str, Any],
         parent_run_id: str | None = None,
         owner: LockOwner | None = None,
-        lock_ttl: float = 60.0,
     ) -> str:
-        """Record a file, a new run and all its rows in one transaction; return the run id."""
+        """Record a file, a new run and all its rows in one transaction; return the run id.
+
+        With ``owner``, the new run's lock is taken before the run becomes visible.
+        """
         now = self.now()
         run_id: str = "run_" + self.clock().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
+        if owner is not None:
+            self._take_os_lock(run_id, owner)  # nobody else can know this id yet
+        try:
+            return self._insert_run(
+                run_id, now, environment, api_url, mode, file, rows, options, parent_run_id, owner
+            )
+        except BaseException:
+            if owner is not None:
+                self._drop_os_lock(run_id, owner)
+            raise
+
+    def _insert_run(
+        self,
+        run_id: str,
+        now: str,
+        environment: str,
+        api_url: str,
+        mode: str,
+        file: Mapping[str, Any],
+        rows: Sequence[Mapping[str, Any]],
+        options: Mapping[str, Any],
+        parent_run_id: str | None,
+        owner: LockOwner | None,
+    ) -> str:
         with self.transaction() as db:
             if parent_run_id is None:
                 # Checked again inside the write lock: two processes that ingested the same
@@ -432,7 +498,7 @@ class Journal:
                     now,
                     now,
                     owner.encode() if owner else None,
-                    time.time() + lock_ttl if owner else None,
+                    None,
                 ),
             )
             db.executemany(
@@ -495,46 +561,86 @@ class Journal:
 
     # -- locking ----------------------------------------------------------------------------
 
-    def acquire_run_lock(self, run_id: str, owner: LockOwner, *, ttl: float = 60.0) -> None:
-        """Take the run's lock, or raise RunLockedError naming the holder.
+    def _lock_path(self, run_id: str) -> Path:
+        folder = self.path.with_name(self.path.name + ".locks")
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder / f"{run_id}.lock"
 
-        A lock whose holder process is gone (SIGKILL, power loss on this host) or whose
-        lease expired is taken over.
+    def _take_os_lock(self, run_id: str, owner: LockOwner) -> None:
+        """Hold the run's OS lock (released by the kernel when this process dies)."""
+        held = self._held.get(run_id)
+        if held is not None:
+            if held[0] == owner:
+                return
+            raise _locked(run_id, held[0])
+        if self._memory:
+            self._held[run_id] = (owner, None)
+            return
+        path = self._lock_path(run_id)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = LockOwner.decode(os.pread(fd, 200, 0).decode("utf-8", "replace"))
+            except ValueError:
+                holder = None
+            os.close(fd)
+            raise _locked(run_id, holder) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, owner.encode().encode("utf-8"), 0)
+        self._held[run_id] = (owner, fd)
+
+    def _drop_os_lock(self, run_id: str, owner: LockOwner) -> None:
+        held = self._held.get(run_id)
+        if held is None or held[0] != owner:
+            return
+        del self._held[run_id]
+        if held[1] is not None:
+            os.close(held[1])  # closing the descriptor releases the lock
+
+    def acquire_run_lock(self, run_id: str, owner: LockOwner, *, ttl: float = 60.0) -> None:
+        """Take the run's lock for as long as this process lives, or raise RunLockedError.
+
+        The lock is an OS lock on a file beside the journal: it cannot outlive its holder
+        (SIGKILL, a crash or power loss release it) and it never expires while the holder
+        works, however long the run takes. ``lock_owner`` in the runs table only says who
+        holds it. ``ttl`` is kept for callers of the old lease API and is ignored.
         """
+        del ttl
+        if self.get_run(run_id) is None:
+            raise JournalError(f"no run {run_id} in the journal")
+        self._take_os_lock(run_id, owner)
         with self.transaction() as db:
-            row = db.execute(
-                "SELECT lock_owner, lock_expires_at FROM runs WHERE id=?", (run_id,)
-            ).fetchone()
-            if row is None:
-                raise JournalError(f"no run {run_id} in the journal")
-            holder, expires = row["lock_owner"], row["lock_expires_at"]
-            if holder and holder != owner.encode():
-                other = LockOwner.decode(holder)
-                if not other.is_dead() and (expires or 0) > time.time():
-                    raise RunLockedError(
-                        f"run {run_id} is being worked on by another batchpay process "
-                        f"(pid {other.pid} on {other.host})"
-                    )
             db.execute(
-                "UPDATE runs SET lock_owner=?, lock_expires_at=? WHERE id=?",
-                (owner.encode(), time.time() + ttl, run_id),
+                "UPDATE runs SET lock_owner=?, lock_expires_at=NULL WHERE id=?",
+                (owner.encode(), run_id),
             )
 
     def renew_run_lock(self, run_id: str, owner: LockOwner, *, ttl: float = 60.0) -> None:
-        """Extend our lease on the run."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE runs SET lock_expires_at=? WHERE id=? AND lock_owner=?",
-                (time.time() + ttl, run_id, owner.encode()),
-            )
+        """Nothing to renew: the OS lock lasts as long as its holder (kept for old callers)."""
+
+    def holds_run_lock(self, run_id: str, owner: LockOwner) -> bool:
+        """Whether ``owner`` holds the run's lock through this journal connection."""
+        held = self._held.get(run_id)
+        return held is not None and held[0] == owner
 
     def release_run_lock(self, run_id: str, owner: LockOwner) -> None:
         """Give the run's lock back."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE runs SET lock_owner=NULL, lock_expires_at=NULL WHERE id=? AND lock_owner=?",
-                (run_id, owner.encode()),
-            )
+        if not self.holds_run_lock(run_id, owner):
+            return
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "UPDATE runs SET lock_owner=NULL, lock_expires_at=NULL "
+                    "WHERE id=? AND lock_owner=?",
+                    (run_id, owner.encode()),
+                )
+        finally:
+            self._drop_os_lock(run_id, owner)
 
     # -- rows -------------------------------------------------------------------------------
 
@@ -606,34 +712,45 @@ class Journal:
                 "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
             ).fetchone()
             if existing is None:
-                settled_failures = ("failed", "returned") if after_failure else ()
-                live = db.execute(
-                    """SELECT run_id, row_number FROM payouts WHERE environment=? AND row_key=?
-                       AND state != ? AND NOT (state = ? AND status IN ({}))""".format(
-                        ",".join("?" * len(settled_failures)) or "NULL"
-                    ),
-                    (environment, row_key, REJECTED, CREATED, *settled_failures),
-                ).fetchone()
-                if live is not None:
-                    raise LivePayoutExists(str(live["run_id"]), int(live["row_number"]))
-                db.execute(
-                    """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
-                       run_id, row_number, reference, body, state, created_at, updated_at)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
-                    (
-                        idempotency_key,
-                        environment,
-                        row_key,
-                        attempt,
-                        run_id,
-                        row_number,
-                        reference,
-                        body,
-                        SENDING,
-                        now,
-                        now,
-                    ),
-                )
+                may_follow = {"failed", "returned"} if after_failure else set()
+                for other in db.execute(
+                    """SELECT run_id, row_number, state, status FROM payouts
+                       WHERE environment=? AND row_key=? AND state != ?
+                       ORDER BY attempt""",
+                    (environment, row_key, REJECTED),
+                ):
+                    if not (other["state"] == CREATED and other["status"] in may_follow):
+                        raise LivePayoutExists(str(other["run_id"]), int(other["row_number"]))
+                try:
+                    db.execute(
+                        """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
+                           run_id, row_number, reference, body, state, live_key, created_at,
+                           updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                        (
+                            idempotency_key,
+                            environment,
+                            row_key,
+                            attempt,
+                            run_id,
+                            row_number,
+                            reference,
+                            body,
+                            SENDING,
+                            row_key,
+                            now,
+                            now,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    # The database's own guard (one live intent per row key) fired: some
+                    # path got past the check above. Never a second live intent.
+                    live = db.execute(
+                        "SELECT run_id, row_number FROM payouts WHERE environment=? AND live_key=?",
+                        (environment, row_key),
+                    ).fetchone()
+                    if live is None:
+                        raise
+                    raise LivePayoutExists(str(live["run_id"]), int(live["row_number"])) from None
             db.execute(
                 """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
                    WHERE run_id=? AND row_number=?""",
@@ -644,14 +761,20 @@ class Journal:
             ).fetchone()
         return row
 
-    def mark_sent_attempt(self, idempotency_key: str) -> None:
-        """Record that a request with this key is about to leave (first and every resend)."""
+    def mark_sent_attempt(self, idempotency_key: str, *, provider_at: datetime | None) -> None:
+        """Record that a request with this key is about to leave (first and every resend).
+
+        ``provider_at`` is the provider's clock at the first send, which alone decides how
+        long the provider still remembers the key.
+        """
         now = self.now()
+        provider = _iso(provider_at) if provider_at is not None else None
         with self.transaction() as db:
             db.execute(
                 """UPDATE payouts SET first_sent_at=COALESCE(first_sent_at, ?), last_sent_at=?,
+                   first_sent_provider_at=COALESCE(first_sent_provider_at, ?),
                    send_count=send_count+1, updated_at=? WHERE idempotency_key=?""",
-                (now, now, now, idempotency_key),
+                (now, now, provider, now, idempotency_key),
             )
 
     def record_payout_created(
@@ -705,7 +828,7 @@ class Journal:
         with self.transaction() as db:
             db.execute(
                 """UPDATE payouts SET state=?, error_code=?, error_message=?, request_id=?,
-                   updated_at=? WHERE idempotency_key=?""",
+                   live_key=NULL, updated_at=? WHERE idempotency_key=?""",
                 (REJECTED, code, message, request_id, self.now(), idempotency_key),
             )
 
@@ -719,6 +842,15 @@ class Journal:
                    request_id=COALESCE(?, request_id), updated_at=?
                    WHERE idempotency_key=? AND state != ?""",
                 (UNKNOWN, code, message, request_id, self.now(), idempotency_key, CREATED),
+            )
+
+    def note_payout_problem(self, idempotency_key: str, *, code: str, message: str) -> None:
+        """Keep a problem a person must see on a created payout (its row needs a person)."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET error_code=?, error_message=?, updated_at=?
+                   WHERE idempotency_key=?""",
+                (code, message, self.now(), idempotency_key),
             )
 
     def record_status(
@@ -763,8 +895,17 @@ class Journal:
                 if current is None or _STATUS_RANK.get(status, -1) > _STATUS_RANK.get(current, -1):
                     db.execute(
                         """UPDATE payouts SET status=?, status_at=?, updated_at=?,
-                           failure_reason=COALESCE(?, failure_reason) WHERE payout_id=?""",
-                        (status, occurred_at or now, now, reason, payout_id),
+                           failure_reason=COALESCE(?, failure_reason),
+                           live_key=CASE WHEN ? THEN NULL ELSE live_key END
+                           WHERE payout_id=?""",
+                        (
+                            status,
+                            occurred_at or now,
+                            now,
+                            reason,
+                            status in SETTLED_FAILURES,
+                            payout_id,
+                        ),
                     )
         return True
 
@@ -779,6 +920,118 @@ class Journal:
             sql += " AND run_id = ?"
             args.append(run_id)
         return list(self.db.execute(sql + " ORDER BY run_id, row_number", args))
+
+    def last_attempt(self, environment: str, row_key: str) -> int:
+        """The highest attempt this journal or the provider's ledger knows for a row key."""
+        row = self.db.execute(
+            """SELECT MAX(a) FROM (
+                 SELECT MAX(attempt) AS a FROM payouts WHERE environment=? AND row_key=?
+                 UNION ALL
+                 SELECT MAX(attempt) AS a FROM provider_payouts
+                 WHERE environment=? AND row_key=?)""",
+            (environment, row_key, environment, row_key),
+        ).fetchone()
+        return int(row[0] or 0)
+
+    # -- the provider's ledger, as swept ------------------------------------------------------
+
+    def ledger_high_water(self, environment: str) -> str | None:
+        """The newest ``created_at`` (provider time) a completed sweep of this world saw."""
+        row = self.db.execute(
+            "SELECT high_water FROM ledger_sweeps WHERE environment=?", (environment,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def record_ledger_sweep(
+        self, environment: str, payouts: Sequence[Mapping[str, Any]], high_water: str | None
+    ) -> None:
+        """Store what a completed sweep found and move the world's high-water mark."""
+        now = self.now()
+        with self.transaction() as db:
+            db.executemany(
+                """INSERT INTO provider_payouts (environment, payout_id, idempotency_key,
+                   row_key, attempt, reference, status, created_at, seen_at, doc)
+                   VALUES (:environment, :payout_id, :idempotency_key, :row_key, :attempt,
+                   :reference, :status, :created_at, :seen_at, :doc)
+                   ON CONFLICT (environment, payout_id) DO UPDATE SET status=excluded.status,
+                   seen_at=excluded.seen_at, doc=excluded.doc""",
+                [{**p, "environment": environment, "seen_at": now} for p in payouts],
+            )
+            if high_water is not None:
+                db.execute(
+                    """INSERT INTO ledger_sweeps (environment, high_water, swept_at, payouts_seen)
+                       VALUES (?,?,?,?) ON CONFLICT (environment) DO UPDATE SET
+                       high_water=MAX(high_water, excluded.high_water),
+                       swept_at=excluded.swept_at,
+                       payouts_seen=payouts_seen + excluded.payouts_seen""",
+                    (environment, high_water, now, len(payouts)),
+                )
+
+    def provider_payouts_for(self, environment: str, row_key: str) -> list[sqlite3.Row]:
+        """Payouts the provider holds for this row key (any journal's), oldest attempt first."""
+        return list(
+            self.db.execute(
+                """SELECT * FROM provider_payouts WHERE environment=? AND row_key=?
+                   ORDER BY attempt, created_at""",
+                (environment, row_key),
+            )
+        )
+
+    def provider_payout_for_key(self, idempotency_key: str) -> sqlite3.Row | None:
+        """The provider's payout made with this idempotency key, if a sweep saw one."""
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM provider_payouts WHERE idempotency_key=? ORDER BY created_at LIMIT 1",
+            (idempotency_key,),
+        ).fetchone()
+        return row
+
+    def adopt_provider_payout(
+        self,
+        *,
+        environment: str,
+        run_id: str,
+        row_number: int,
+        found: Mapping[str, Any],
+        note: str,
+    ) -> bool:
+        """Record a payout the provider already holds for a row (made from another journal).
+
+        The row becomes ``already_paid`` with the provider's payout id; the payout is
+        journalled as this row's live intent, so nothing in this journal sends it again.
+        Returns False when this journal already holds a live intent for the row key.
+        """
+        now = self.now()
+        with self.transaction() as db:
+            try:
+                db.execute(
+                    """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
+                       run_id, row_number, reference, body, state, payout_id, status,
+                       settled_by, live_key, created_at, updated_at)
+                       VALUES (?,?,?,?,?,?,?,'{}',?,?,?,'ledger',?,?,?)""",
+                    (
+                        found["idempotency_key"],
+                        environment,
+                        found["row_key"],
+                        found["attempt"],
+                        run_id,
+                        row_number,
+                        found["reference"],
+                        CREATED,
+                        found["payout_id"],
+                        found["status"],
+                        found["row_key"],
+                        now,
+                        now,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            db.execute(
+                """UPDATE rows SET state='already_paid', idempotency_key=?, error_message=?,
+                   updated_at=? WHERE run_id=? AND row_number=?""",
+                (found["idempotency_key"], note, now, run_id, row_number),
+            )
+        return True
 
     # -- beneficiaries and instruments ------------------------------------------------------
 

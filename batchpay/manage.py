@@ -28,8 +28,9 @@ from batchpay.errors import (
     TransportError,
 )
 from batchpay.journal import CREATED, TERMINAL_STATUSES, Journal, LockOwner, utcnow
+from batchpay.ledger import METADATA_KEY
 from batchpay.pipeline import build_report, close_run_if_done, connect
-from batchpay.submit import METADATA_KEY, Submitter
+from batchpay.submit import Submitter
 
 CANCELLABLE = frozenset(
     {"created", "pending_screening", "pending_approval", "pending_engine_review", "manual_review"}

@@ -18,11 +18,12 @@ from typing import Any
 
 import httpx
 
-from batchpay import dedupe, ingest, track
+from batchpay import dedupe, ingest, ledger, track
 from batchpay import layout as layout_mod
 from batchpay import report as report_mod
 from batchpay import validate as validate_mod
 from batchpay.client import AntonClient, ApiKey, CallRecord
+from batchpay.clocks import ProviderClock
 from batchpay.config import Mode, Settings, resolve_settings
 from batchpay.errors import (
     ApiError,
@@ -40,6 +41,7 @@ from batchpay.errors import (
 from batchpay.journal import (
     CREATED,
     REJECTED,
+    SETTLED_FAILURES,
     TERMINAL_STATUSES,
     Journal,
     LivePayoutExists,
@@ -120,6 +122,7 @@ class Connection:
     journal: Journal
     client: AntonClient
     clock: Callable[[], datetime]
+    provider_clock: ProviderClock
     run_id: str | None = None
 
 
@@ -142,8 +145,10 @@ async def connect(
         sandbox = Sandbox(SandboxConfig(state_path=str(settings.sandbox_state_path)))
         transport = sandbox.transport()
     conn_holder: list[Connection] = []
+    provider_clock = ProviderClock(clock)
 
     def on_call(call: CallRecord) -> None:
+        provider_clock.observe(call.server_date)
         run_id = conn_holder[0].run_id if conn_holder else None
         journal.record_call(run_id, call_record_dict(call))
 
@@ -155,7 +160,13 @@ async def connect(
         max_concurrency=concurrency,
         timeout=settings.http_timeout,
     )
-    conn = Connection(settings=settings, journal=journal, client=client, clock=clock)
+    conn = Connection(
+        settings=settings,
+        journal=journal,
+        client=client,
+        clock=clock,
+        provider_clock=provider_clock,
+    )
     conn_holder.append(conn)
     try:
         async with client:
@@ -324,6 +335,49 @@ def _paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, A
             "file again to finish it, then this one",
         }
     return None
+
+
+def _paid_at_provider(
+    journal: Journal, environment: str, run_id: str, row_number: int, row_key: str
+) -> bool:
+    """Whether the provider's ledger holds a payout for this row made from another journal.
+
+    A live one is adopted (the row is ``already_paid`` with its payout id); one that ended
+    without paying holds the row for a person, since paying it again is a decision.
+    """
+    found = journal.provider_payouts_for(environment, row_key)
+    if not found:
+        return False
+    live = [p for p in found if p["status"] not in SETTLED_FAILURES]
+    if live:
+        first = live[0]
+        note = (
+            f"already paid: the provider holds payout {first['payout_id']} "
+            f"({first['status'] or 'created'}) for this row, made outside this journal"
+        )
+        if journal.adopt_provider_payout(
+            environment=environment,
+            run_id=run_id,
+            row_number=row_number,
+            found=dict(first),
+            note=note,
+        ):
+            return True
+        elsewhere = _paid_elsewhere(journal, environment, row_key)
+        if elsewhere is not None:
+            journal.update_row(run_id, row_number, **elsewhere)
+        return True
+    last = found[-1]
+    journal.update_row(
+        run_id,
+        row_number,
+        state=HELD,
+        error_code="failed_elsewhere",
+        error_message=f"the provider holds payout {last['payout_id']} for this row, made "
+        f"outside this journal, which ended {last['status']}; pay it again from the journal "
+        "that made it (batchpay retry-failed)",
+    )
+    return True
 
 
 def plan(
@@ -623,7 +677,9 @@ async def _work(
 ) -> None:
     journal = conn.journal
     env = conn.settings.environment
-    submitter = Submitter(conn.client, journal, env, clock=conn.clock)
+    submitter = Submitter(
+        conn.client, journal, env, clock=conn.clock, provider_clock=conn.provider_clock
+    )
     resolver = Resolver(
         conn.client,
         journal,
@@ -643,6 +699,19 @@ async def _work(
         if on_progress is not None:
             on_progress("submit", done, total)
 
+    todo = [r for r in rows if r["state"] == PLANNED or _waits_for_other_run(r)]
+    if options.allow_new_bank_details:
+        todo += [r for r in rows if r["state"] == HELD and not _waits_for_other_run(r)]
+    if open_intents or todo:
+        # The provider's ledger is the last word: learn what it already holds (and its
+        # clock) before settling or sending anything.
+        await ledger.sweep(
+            conn.client,
+            journal,
+            env,
+            provider_clock=conn.provider_clock,
+            on_progress=on_progress,
+        )
     if on_progress is not None:
         on_progress("submit", 0, total)
     for intent in open_intents:
@@ -650,9 +719,6 @@ async def _work(
         tick()
 
     # 2. Rows not yet handed to the provider.
-    todo = [r for r in rows if r["state"] == PLANNED or _waits_for_other_run(r)]
-    if options.allow_new_bank_details:
-        todo += [r for r in rows if r["state"] == HELD and not _waits_for_other_run(r)]
     resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
     sem = asyncio.Semaphore(max(1, options.concurrency))
     stop: list[BaseException] = []
@@ -689,6 +755,8 @@ async def _work(
                 elsewhere = _paid_elsewhere(journal, env, str(r["row_key"]))
                 if elsewhere is not None and elsewhere["related_run"] != run_id:
                     journal.update_row(run_id, number, **elsewhere)
+                    return
+                if _paid_at_provider(journal, env, run_id, number, str(r["row_key"])):
                     return
                 await submitter.submit(
                     run_id=run_id,
@@ -794,6 +862,8 @@ def _outcome(r: Any) -> tuple[str, str | None, str | None, str]:
             "outcome not yet known: run the same command again to settle it with the same key",
         )
     status = r["payout_status"] or "created"
+    if r["p_error_code"] == "duplicate_payout":
+        return "duplicate_payout", r["p_error_code"], r["p_error_message"], "needs a person"
     if status in TERMINAL_STATUSES:
         return status, None, r["failure_reason"], ""
     return "pending", None, None, f"provider status: {status}"
@@ -869,6 +939,7 @@ def _outcome_counts(rep: report_mod.Report) -> dict[str, int]:
 
 
 _FAILED = {
+    "duplicate_payout",
     "failed",
     "returned",
     "screening_failed",
@@ -881,6 +952,8 @@ _FAILED = {
 
 def _exit_code(rep: report_mod.Report, *, waited: bool) -> ExitCode:
     outcomes = {r.outcome for r in rep.rows}
+    if outcomes == {"already_paid"}:
+        return ExitCode.DUPLICATE_FILE  # every row was paid before: nothing was sent
     if "unknown" in outcomes or (waited and "pending" in outcomes):
         return ExitCode.INCOMPLETE
     if outcomes & _FAILED:

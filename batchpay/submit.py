@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from batchpay import dedupe
+from batchpay.clocks import ProviderClock
 from batchpay.errors import (
     ApiError,
     AuthenticationError,
@@ -36,9 +37,9 @@ from batchpay.errors import (
     TransportError,
 )
 from batchpay.journal import CREATED, REJECTED, SENDING, UNKNOWN, Journal, dumps_body, parse_ts
+from batchpay.ledger import METADATA_KEY
 
 KEY_WINDOW = timedelta(hours=23)
-METADATA_KEY = "batchpay_key"
 
 # Instrument credential format -> payout rail family.
 _RAIL_BY_METHOD = {"us_bank": "ach", "uk_bank": "faster_payment"}
@@ -50,6 +51,10 @@ class SubmitClient(Protocol):
     async def create_payout(self, body: Mapping[str, Any], idempotency_key: str) -> Any: ...
 
     def iter_payouts(self, **filters: Any) -> Any: ...
+
+    async def cancel_payout(
+        self, payout_id: str, idempotency_key: str, reason: str | None = None
+    ) -> Any: ...
 
 
 def payout_method(payment_method: str, currency: str) -> str:
@@ -112,17 +117,39 @@ class Submitter:
         *,
         clock: Callable[[], datetime],
         key_window: timedelta = KEY_WINDOW,
+        provider_clock: ProviderClock | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.environment = environment
         self.clock = clock
         self.key_window = key_window
+        self.provider_clock = provider_clock or ProviderClock(clock)
 
     def next_attempt(self, row_key: str) -> int:
-        """Attempt number for a new intent: one past the last definitively refused one."""
-        history = self.journal.row_history(self.environment, row_key)
-        return max((int(h["attempt"]) for h in history), default=0) + 1
+        """Attempt number for a new intent: one past any this journal or the provider knows."""
+        return self.journal.last_attempt(self.environment, row_key) + 1
+
+    def key_remembered(self, intent: Any) -> bool:
+        """Whether the provider still remembers this intent's key, on the provider's clock.
+
+        The first send's provider time (its ``Date``) against the provider's time now, with
+        an hour's margin under its 24 hours. When the first send's provider time is not
+        known, only a provider that never states its clock leaves the local clock to judge;
+        otherwise the answer is "perhaps not", and the caller looks before resending.
+        """
+        first_provider = intent["first_sent_provider_at"]
+        if first_provider is not None:
+            if not self.provider_clock.observed:
+                return False
+            age = self.provider_clock.now() - parse_ts(str(first_provider))
+            return timedelta(0) <= age < self.key_window
+        first_local = intent["first_sent_at"]
+        if first_local is None:
+            return True  # never sent: nothing for the provider to have forgotten
+        if self.provider_clock.observed:
+            return False
+        return self.clock() - parse_ts(str(first_local)) < self.key_window
 
     async def submit(
         self,
@@ -190,9 +217,15 @@ class Submitter:
         if state not in (SENDING, UNKNOWN):
             return state
         key = str(intent["idempotency_key"])
-        first_sent = intent["first_sent_at"]
-        if first_sent is None or self.clock() - parse_ts(str(first_sent)) < self.key_window:
-            return await self._send(key, str(intent["body"]))
+        seen = self.journal.provider_payout_for_key(key)
+        if seen is not None:
+            # The sweep of the provider's ledger already shows this key's payout.
+            self.journal.record_payout_created(
+                key, json.loads(str(seen["doc"])), request_id=None, settled_by="ledger"
+            )
+            return CREATED
+        if self.key_remembered(intent):
+            return await self._send(key, str(intent["body"]), resend=intent["first_sent_at"])
         # The provider may have forgotten the key: look before sending anything.
         try:
             found = await self._lookup(intent)
@@ -215,7 +248,7 @@ class Submitter:
             )
             return UNKNOWN
         # Proven absent: the request never took effect, so sending it now is the first time.
-        return await self._send(key, str(intent["body"]))
+        return await self._send(key, str(intent["body"]), resend=None)
 
     async def _lookup(self, intent: Any) -> list[dict[str, Any]]:
         key = str(intent["idempotency_key"])
@@ -233,9 +266,11 @@ class Submitter:
                 matches.append(dict(payout))
         return matches
 
-    async def _send(self, key: str, body_text: str) -> str:
+    async def _send(self, key: str, body_text: str, *, resend: Any = None) -> str:
+        """Send the intent's request; ``resend`` is set when an earlier send may have left."""
         body = json.loads(body_text)
-        self.journal.mark_sent_attempt(key)
+        pc = self.provider_clock
+        self.journal.mark_sent_attempt(key, provider_at=pc.now() if pc.observed else None)
         try:
             result = await self.client.create_payout(body, key)
         except AuthenticationError:
@@ -272,7 +307,50 @@ class Submitter:
             request_id=getattr(result, "request_id", None),
             settled_by="replay" if replayed else "create",
         )
+        if resend and not replayed:
+            # A resend the provider answered as new: either the first send never arrived,
+            # or the provider forgot the key and this is a second payout. Look, don't trust.
+            await self._check_single(key, body)
         return CREATED
+
+    async def _check_single(self, key: str, body: Mapping[str, Any]) -> None:
+        """After a resend created a payout, make sure it is the only one with this key."""
+        intent = {"idempotency_key": key, "body": json.dumps(body), "reference": body["reference"]}
+        try:
+            found = await self._lookup(intent)
+        except (TransportError, ApiError) as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            self.journal.note_payout_problem(
+                key,
+                code="unverified_resend",
+                message="a resend was answered as a new payout and the check for an earlier "
+                "one failed; look the reference up at the provider",
+            )
+            return
+        if len(found) <= 1:
+            return
+        found.sort(key=lambda p: (str(p.get("created_at") or ""), str(p.get("id") or "")))
+        keep, extra = found[0], found[1:]
+        self.journal.record_payout_created(key, keep, request_id=None, settled_by="lookup")
+        leftovers = []
+        for dup in extra:
+            pid = str(dup.get("id"))
+            try:
+                await self.client.cancel_payout(
+                    pid, f"bp1-cancel-{pid}", reason=f"duplicate of {keep.get('id')}"
+                )
+            except (TransportError, ApiError) as exc:
+                if isinstance(exc, AuthenticationError):
+                    raise
+                leftovers.append(pid)
+        if leftovers:
+            self.journal.note_payout_problem(
+                key,
+                code="duplicate_payout",
+                message=f"the provider holds {len(found)} payouts for this row; "
+                f"{', '.join(leftovers)} could not be cancelled: a person must recall them",
+            )
 
 
 def _code(exc: BatchpayError) -> str:

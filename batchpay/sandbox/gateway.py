@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
+from email.utils import formatdate
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -101,7 +102,12 @@ class Gateway:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        extra = {"X-Request-ID": _request_id(headers)}
+        # The provider's clock, as a real server states it: clients decide from it, not
+        # from their own clock, whether a key is still remembered.
+        extra = {
+            "X-Request-ID": _request_id(headers),
+            "Date": formatdate(self.rt.clock.time(), usegmt=True),
+        }
         path: str = scope["path"]
         try:
             if path == "/v1" or path.startswith("/v1/"):

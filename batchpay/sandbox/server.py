@@ -46,6 +46,7 @@ def uvicorn_config(
         log_level=log_level,
         lifespan="on",
         timeout_graceful_shutdown=1,
+        date_header=False,  # the sandbox states its own (possibly moved) clock
     )
 
 

@@ -43,10 +43,11 @@ def _begin(j: Journal, run_id: str, key: str = "bp1-k0-1", row_key: str = "k0") 
 
 def test_migrations_are_named_and_recorded(tmp_path: Path) -> None:
     """A new journal records its applied migrations; reopening applies nothing twice."""
+    names = ["0001_initial", "0002_one_live_payout_and_provider_ledger"]
     with Journal(tmp_path / "j.db") as j:
-        assert j.applied_migrations() == ["0001_initial"]
+        assert j.applied_migrations() == names
     with Journal(tmp_path / "j.db") as j:
-        assert j.applied_migrations() == ["0001_initial"]
+        assert j.applied_migrations() == names
 
 
 def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
@@ -130,15 +131,33 @@ def test_run_lock_refuses_a_live_holder(tmp_path: Path) -> None:
 
 
 def test_run_lock_taken_over_from_a_dead_process(tmp_path: Path) -> None:
-    """A lock left by a killed process (pid gone) is taken over at once."""
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    dead = LockOwner(os.uname().nodename, int(proc.stdout), "x")
+    """A lock held by a process that was SIGKILLed is free at once (it died with its holder)."""
     with Journal(tmp_path / "j.db") as j:
-        run_id = _run(j, owner=dead)
+        run_id = _run(j)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "j.db"), run_id],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with Journal(tmp_path / "j.db") as j:
+        with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
+            j.acquire_run_lock(run_id, LockOwner.current())
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
         me = LockOwner.current()
         j.acquire_run_lock(run_id, me)
         assert j.get_run(run_id)["lock_owner"] == me.encode()
+
+
+HOLD_LOCK = """
+import sys, time
+from batchpay.journal import Journal, LockOwner
+j = Journal(sys.argv[1])
+j.acquire_run_lock(sys.argv[2], LockOwner.current())
+print("held", flush=True)
+time.sleep(600)
+"""
 
 
 def test_webhook_before_the_payout_id_is_known_is_not_lost(tmp_path: Path) -> None:

@@ -133,10 +133,14 @@ async def test_idempotency_conflict_is_reported_as_data_problem(
     f = write_csv(tmp_path / "p.csv", [payee(0)])
     sandbox.faults.plan("POST /v1/payouts", ["lost_response"] * ATTEMPTS)
     first = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
-    # Tamper with the stored body, as if the row had changed after its first send.
+    # Tamper with the stored body, as if the row had changed after its first send, and
+    # keep the provider's ledger from showing the payout (as if the sweep had not seen it
+    # yet), so the resend itself meets the conflict.
     with Journal(settings.journal_path) as j, j.transaction() as db:
         db.execute("UPDATE payouts SET body = replace(body, '\"purpose\":\"contractor_payment\"', "
                    "'\"purpose\":\"salary\"')")  # fmt: skip
+        db.execute("UPDATE ledger_sweeps SET high_water = '2999-01-01T00:00:00.000000Z'")
+        db.execute("DELETE FROM provider_payouts")
     again = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
     (row,) = again.report.rows
     assert row.outcome == "unknown" and row.error_code == "idempotency_conflict"

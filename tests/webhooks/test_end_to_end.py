@@ -88,7 +88,10 @@ def test_sandbox_webhooks_complete_a_run_without_polling(tmp_path: Path) -> None
             (r["source"], r["status"])
             for r in j.db.execute("SELECT * FROM payout_events WHERE event_id IS NOT NULL")
         )
-    assert not [c for c in calls if c[0] == "GET" and c[1].startswith("/v1/payouts")], calls
+    # No polling: the one payout-list read is the ledger sweep before anything was sent.
+    assert [c for c in calls if c[0] == "GET" and c[1].startswith("/v1/payouts")] == [
+        ("GET", "/v1/payouts")
+    ], calls
     assert (finals["webhook", "completed"], finals["webhook", "failed"]) == (3, 1)
 
 

@@ -1,0 +1,123 @@
+"""The provider's ledger: the last word on whether a row was already paid.
+
+The journal is one witness; other journals (another folder, machine or home) are others.
+Before a row is sent for the first time, batchpay sweeps the provider's payout list for
+payouts carrying a batchpay key (``metadata.batchpay_key = bp1-<row key>-<attempt>``)
+and remembers them, so a row another journal paid is reported ``already_paid`` with the
+provider's payout id instead of being sent again — even after the provider forgot the
+idempotency key.
+
+The sweep is incremental: ``GET /v1/payouts?created_after=<high-water mark>`` in pages
+of 100, the mark being the provider's own ``created_at`` (never the local clock) less a
+minute of overlap for payouts committed late. A fresh journal bootstraps once by reading
+the whole list. On an up-to-date journal a sweep costs one request plus one per hundred
+payouts made since the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from batchpay.clocks import ProviderClock
+from batchpay.journal import Journal, parse_ts
+
+METADATA_KEY = "batchpay_key"
+_KEY_RE = re.compile(r"^bp1-([0-9a-f]{40})-([1-9][0-9]{0,8})$")
+OVERLAP = timedelta(minutes=1)
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class LedgerClient(Protocol):
+    """The part of the API client a sweep needs."""
+
+    def iter_payouts(self, **filters: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What one sweep read."""
+
+    bootstrap: bool
+    payouts_read: int
+    batchpay_payouts: int
+    high_water: str | None
+
+
+def parse_key(key: object) -> tuple[str, int] | None:
+    """(row key, attempt) of a batchpay payout idempotency key, or None for any other text."""
+    m = _KEY_RE.match(key) if isinstance(key, str) else None
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _record(payout: Mapping[str, Any]) -> dict[str, Any] | None:
+    meta = payout.get("metadata")
+    parsed = parse_key(meta.get(METADATA_KEY)) if isinstance(meta, Mapping) else None
+    if parsed is None or not payout.get("id") or not payout.get("created_at"):
+        return None
+    return {
+        "payout_id": str(payout["id"]),
+        "idempotency_key": str(meta[METADATA_KEY]),  # type: ignore[index]
+        "row_key": parsed[0],
+        "attempt": parsed[1],
+        "reference": str(payout.get("reference") or ""),
+        "status": str(payout.get("status") or "") or None,
+        "created_at": str(payout["created_at"]),
+        "doc": json.dumps(dict(payout), sort_keys=True, default=str),
+    }
+
+
+async def sweep(
+    client: LedgerClient,
+    journal: Journal,
+    environment: str,
+    *,
+    provider_clock: ProviderClock,
+    on_progress: ProgressFn | None = None,
+) -> Sweep:
+    """Read the payouts made since the last sweep and remember batchpay's among them.
+
+    Raises the client's TransportError / ApiError when the list cannot be read: then
+    nothing may be sent for the first time, and the caller leaves those rows planned.
+    """
+    high_water = journal.ledger_high_water(environment)
+    after: datetime | None = parse_ts(high_water) - OVERLAP if high_water else None
+    found: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    started: datetime | None = None
+    read = 0
+    async for payout in client.iter_payouts(created_after=after):
+        if started is None:
+            # The provider's time as the first page arrived: everything created before
+            # it (less the overlap) has now been listed.
+            started = provider_clock.now() if provider_clock.observed else None
+        read += 1
+        rec = _record(payout)
+        if rec is not None:
+            found.append(rec)
+        try:
+            created = parse_ts(str(payout.get("created_at")))
+        except ValueError:
+            created = None
+        if created is not None and (newest is None or created > newest):
+            newest = created
+        if on_progress is not None and read % 100 == 0:
+            on_progress("ledger", read, 0)
+    if started is None and provider_clock.observed:
+        started = provider_clock.now()
+    marks = [t for t in (newest, started) if t is not None]
+    mark = max(marks) if marks else None
+    new_mark = _iso(mark) if mark is not None else None
+    journal.record_ledger_sweep(environment, found, new_mark)
+    if on_progress is not None and read:
+        on_progress("ledger", read, read)
+    return Sweep(high_water is None, read, len(found), new_mark or high_water)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -207,8 +207,10 @@ def run(
         if stage == "ledger":
             # The provider's payout list, read before anything is sent (long only the
             # first time a journal meets a provider with history).
-            if done and (total == 0 and done % 1000 == 0 or total and done >= 1000):
-                _err(f"reading the provider's ledger: {done} payouts checked")
+            finished = total > 0
+            if done >= 1000 and (finished or done % 1000 == 0):
+                what = "checked" if finished else "checked so far"
+                _err(f"reading the provider's ledger: {done} payouts {what}")
             return
         if bar is None and total > 0:
             bar = click.progressbar(length=total, label="paying", file=sys.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -169,3 +168,80 @@ def test_webhook_before_the_payout_id_is_known_is_not_lost(tmp_path: Path) -> No
         j.record_payout_created("bp1-k0-1", {"id": "pay_9", "status": "created"},
                                 request_id=None, settled_by="replay")  # fmt: skip
         assert j.row_history(ENV, "k0")[0]["status"] == "completed"
+
+
+def test_a_created_payout_blocks_a_second_attempt_for_its_row(tmp_path: Path) -> None:
+    """A row whose payout was created (still pending) cannot get a second intent."""
+    from batchpay.journal import LivePayoutExists
+
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        j.record_payout_created("bp1-k0-1", {"id": "pay_1", "status": "processing"},
+                                request_id="r", settled_by="create")  # fmt: skip
+        with pytest.raises(LivePayoutExists):
+            _begin(j, run_id, key="bp1-k0-2")
+        with pytest.raises(LivePayoutExists):  # not even as a retry of a failure
+            j.begin_payout(environment=ENV, run_id=run_id, row_number=2, row_key="k0",
+                           reference="R0", attempt=2, idempotency_key="bp1-k0-2", body="{}",
+                           after_failure=True)  # fmt: skip
+        j.record_status("pay_1", "failed", source="poll")
+        _ = j.begin_payout(environment=ENV, run_id=run_id, row_number=2, row_key="k0",
+                           reference="R0", attempt=2, idempotency_key="bp1-k0-2", body="{}",
+                           after_failure=True)  # fmt: skip
+        assert j.last_attempt(ENV, "k0") == 2
+
+
+def test_the_database_itself_allows_one_live_intent_per_row_key(tmp_path: Path) -> None:
+    """No code path can add a second live intent: the unique index refuses the INSERT."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        with pytest.raises(sqlite3.IntegrityError), j.transaction() as db:
+            db.execute(
+                """INSERT INTO payouts (idempotency_key, environment, row_key, attempt, run_id,
+                   row_number, reference, body, state, live_key, created_at, updated_at)
+                   VALUES ('bp1-k0-9', ?, 'k0', 9, ?, 2, 'R0', '{}', 'sending', 'k0', 'x', 'x')""",
+                (ENV, run_id),
+            )
+        j.record_payout_rejected("bp1-k0-1", code="invalid", message="no", request_id=None)
+        _begin(j, run_id, key="bp1-k0-2")  # a refused intent is not live
+
+
+def test_an_old_journal_migrates_even_with_duplicate_live_intents(tmp_path: Path) -> None:
+    """A journal from before the unique index (holding a double payment) still opens."""
+    from batchpay import journal as journal_mod
+
+    path = tmp_path / "old.db"
+    first = journal_mod.MIGRATIONS[:1]
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for statement in first[0][1].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("INSERT INTO migrations VALUES ('0001_initial', 'then')")
+    db.execute("INSERT INTO files VALUES (1, ?, 's', 'f', 'f.csv', 1, 'csv', 1, 'then')", (ENV,))
+    db.execute("INSERT INTO runs (id, file_id, environment, api_url, mode, status, created_at, "
+               "updated_at) VALUES ('run_old', 1, ?, 'http://x', 'sandbox', 'open', 't', 't')",
+               (ENV,))  # fmt: skip
+    for attempt in (1, 2):
+        db.execute("INSERT INTO payouts (idempotency_key, environment, row_key, attempt, run_id, "
+                   "row_number, reference, body, state, status, created_at, updated_at) VALUES "
+                   "(?, ?, 'k0', ?, 'run_old', 2, 'R0', '{}', 'created', 'completed', 't', 't')",
+                   (f"bp1-k0-{attempt}", ENV, attempt))  # fmt: skip
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        assert j.applied_migrations() == [name for name, _ in journal_mod.MIGRATIONS]
+        live = j.db.execute("SELECT attempt, live_key FROM payouts ORDER BY attempt").fetchall()
+        assert [tuple(r) for r in live] == [(1, "k0"), (2, "k0#duplicate-2")]
+        assert j.last_attempt(ENV, "k0") == 2
+
+
+def test_journal_lock_files_are_the_owners_alone(tmp_path: Path) -> None:
+    """The run's lock file beside the journal is readable by its owner only."""
+    with Journal(tmp_path / "j.db") as j:
+        run_id = _run(j, owner=LockOwner.current())
+        lock = tmp_path / "j.db.locks" / f"{run_id}.lock"
+        assert lock.is_file() and (lock.stat().st_mode & 0o777) == 0o600
+        assert (lock.parent.stat().st_mode & 0o777) == 0o700

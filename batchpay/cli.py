@@ -96,7 +96,8 @@ _common_run_options = [
     click.option("--layout", "layout_path", type=click.Path(path_type=Path, dir_okay=False),
                  help="Column layout file (default: the packaged schemas/layout.toml)."),
     click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
-                 help="Journal database (default: $BATCHPAY_JOURNAL or .batchpay/journal.db)."),
+                 help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in "
+                 "$BATCHPAY_HOME or the user's data folder)."),
     click.option("--api-url", help="API base URL (default: $BATCHPAY_API_URL, else the "
                  "embedded sandbox when no key is set)."),
 ]  # fmt: skip
@@ -423,7 +424,8 @@ def webhooks_group() -> None:
     "--journal",
     "journal_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Journal database (default: $BATCHPAY_JOURNAL or .batchpay/journal.db).",
+    help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in $BATCHPAY_HOME "
+    "or the user's data folder).",
 )
 @handle_errors
 def webhooks_serve(host: str, port: int, url_path: str, journal_path: Path | None) -> None:

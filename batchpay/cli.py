@@ -2,14 +2,19 @@
 
 Nothing here decides anything about payments; every verb is a library function.
 Errors become one line, a hint and a documented exit code (``--debug`` shows the
-traceback).
+traceback). SIGTERM (a service manager, a container stop, ``kill``) is handled like Ctrl-C:
+the command unwinds — every ``finally`` runs, the run lock is released — and exits 143.
+Only the CLI installs that handler; the library never touches signals.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,11 +25,42 @@ from batchpay.errors import BatchpayError, ExitCode, ValidationFailed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
 MAX_ISSUES_SHOWN = 50
 
 
 def _err(text: str) -> None:
     click.echo(text, err=True)
+
+
+@contextmanager
+def _sigterm_like_ctrl_c() -> Iterator[list[int]]:
+    """While the command runs, SIGTERM does what Ctrl-C does; yields the signals received.
+
+    Inside ``asyncio.run`` Ctrl-C cancels the main task (so its ``finally`` blocks and
+    ``async with`` exits run) and then raises KeyboardInterrupt; handing SIGTERM to the
+    current SIGINT handler gives a terminated run exactly the same unwinding.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signal handlers can only be installed from the main thread
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        received.append(signum)
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if callable(on_sigint):
+            on_sigint(signal.SIGINT, frame)
+        else:  # SIGINT ignored (nohup, a background job): still unwind
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def handle_errors(fn: F) -> F:
@@ -34,32 +70,39 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         debug = bool(ctx.find_root().params.get("debug"))
-        try:
-            return fn(*args, **kwargs)
-        except ValidationFailed as exc:
-            _print_issues(exc)
-            _err(f"error: {exc.message}")
-            if exc.hint:
-                _err(f"hint: {exc.hint}")
-            ctx.exit(int(exc.exit_code))
-        except BatchpayError as exc:
-            if debug:
+        with _sigterm_like_ctrl_c() as signals:
+            try:
+                return fn(*args, **kwargs)
+            except ValidationFailed as exc:
+                _print_issues(exc)
+                _err(f"error: {exc.message}")
+                if exc.hint:
+                    _err(f"hint: {exc.hint}")
+                ctx.exit(int(exc.exit_code))
+            except BatchpayError as exc:
+                if debug:
+                    raise
+                _err(f"error: {exc.message}")
+                if exc.hint:
+                    _err(f"hint: {exc.hint}")
+                ctx.exit(int(exc.exit_code))
+            except (click.exceptions.Exit, click.ClickException, click.Abort):
                 raise
-            _err(f"error: {exc.message}")
-            if exc.hint:
-                _err(f"hint: {exc.hint}")
-            ctx.exit(int(exc.exit_code))
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            _err("interrupted: run the same command again to finish; nothing is sent twice")
-            ctx.exit(130)
-        except Exception as exc:  # the last line of defence: never a raw traceback
-            if debug:
-                raise
-            _err(f"internal error: {type(exc).__name__}: {exc}")
-            _err("hint: this is a bug in batchpay; run again with --debug and report it")
-            ctx.exit(int(ExitCode.INTERNAL))
+            except KeyboardInterrupt:
+                if signals:
+                    _err(
+                        "terminated (SIGTERM): stopped cleanly; run the same command again "
+                        "to finish; nothing is sent twice"
+                    )
+                    ctx.exit(EXIT_TERMINATED)
+                _err("interrupted: run the same command again to finish; nothing is sent twice")
+                ctx.exit(EXIT_INTERRUPTED)
+            except Exception as exc:  # the last line of defence: never a raw traceback
+                if debug:
+                    raise
+                _err(f"internal error: {type(exc).__name__}: {exc}")
+                _err("hint: this is a bug in batchpay; run again with --debug and report it")
+                ctx.exit(int(ExitCode.INTERNAL))
 
     return wrapper  # type: ignore[return-value]
 
@@ -96,7 +139,8 @@ _common_run_options = [
     click.option("--layout", "layout_path", type=click.Path(path_type=Path, dir_okay=False),
                  help="Column layout file (default: the packaged schemas/layout.toml)."),
     click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
-                 help="Journal database (default: $BATCHPAY_JOURNAL or .batchpay/journal.db)."),
+                 help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in "
+                 "$BATCHPAY_HOME or the user's data folder)."),
     click.option("--api-url", help="API base URL (default: $BATCHPAY_API_URL, else the "
                  "embedded sandbox when no key is set)."),
 ]  # fmt: skip
@@ -431,7 +475,8 @@ def webhooks_group() -> None:
     "--journal",
     "journal_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Journal database (default: $BATCHPAY_JOURNAL or .batchpay/journal.db).",
+    help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in $BATCHPAY_HOME "
+    "or the user's data folder).",
 )
 @handle_errors
 def webhooks_serve(host: str, port: int, url_path: str, journal_path: Path | None) -> None:

@@ -56,11 +56,13 @@ import httpx
 
 from batchpay import __version__
 from batchpay.errors import (
+    MAX_REQUEST_ID_CHARS,
     ApiError,
     BatchpayError,
     ConfigError,
     TransportError,
     api_error_from_response,
+    server_text,
 )
 from batchpay.ratelimit import RateLimiter
 from batchpay.retry import RetryPolicy, set_testing
@@ -384,14 +386,14 @@ class AntonClient:
             raise TransportError(
                 f"{response.request.method} {response.request.url.path}: the API answered "
                 f"{response.status_code} with a body that is not JSON; outcome unknown",
-                request_id=response.headers.get("x-request-id") or outcome.request_id,
+                request_id=_answer_request_id(response, outcome.request_id),
                 hint="batchpay retries with the same idempotency key to read the answer again",
             )
         data, has_more, next_cursor = _unwrap(body)
         return ApiResult(
             data=data,
             status=response.status_code,
-            request_id=response.headers.get("x-request-id") or outcome.request_id,
+            request_id=_answer_request_id(response, outcome.request_id),
             replayed=response.headers.get("x-idempotent-replayed", "").strip().lower() == "true",
             idempotency_key=idempotency_key,
             attempts=attempt,
@@ -458,7 +460,7 @@ class AntonClient:
         replayed = False
         server_date = None
         if response is not None:
-            request_id = response.headers.get("x-request-id") or request_id
+            request_id = _answer_request_id(response, request_id)
             replayed = response.headers.get("x-idempotent-replayed", "").strip().lower() == "true"
             server_date = _http_date(response.headers.get("date"))
         self._on_call(
@@ -748,6 +750,12 @@ def _timestamp(value: datetime | str | None) -> str | None:
     if value.tzinfo is None:
         raise ValueError("timestamps sent to the API must be timezone-aware")
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _answer_request_id(response: httpx.Response, sent: str) -> str:
+    """The answer's X-Request-ID (bounded, redacted), else the one we sent."""
+    answered = response.headers.get("x-request-id")
+    return (server_text(answered, MAX_REQUEST_ID_CHARS) if answered else "") or sent
 
 
 def _scrub(value: Any, redact: Callable[[str], str]) -> Any:

@@ -10,6 +10,11 @@ The webhook receiver's signing secrets come from ``BATCHPAY_WEBHOOK_SECRET`` (on
 ``whsec_…``, or several comma-separated during a rotation) or
 ``BATCHPAY_WEBHOOK_SECRET_FILE``; see :func:`read_webhook_secrets`.
 
+Where batchpay keeps its state (the journal, the embedded sandbox's state): ``BATCHPAY_HOME``,
+else the user's data folder (``platformdirs.user_data_dir("batchpay")``, e.g.
+``~/.local/share/batchpay`` on Linux) — never the current folder, so a run started from
+another folder still sees the same journal. ``BATCHPAY_JOURNAL`` names the journal itself.
+
 With no key and no URL configured, batchpay runs against the embedded sandbox,
 in-process, and says so loudly.
 """
@@ -24,6 +29,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import platformdirs
 
 from batchpay.errors import ConfigError
 
@@ -245,6 +252,11 @@ def api_key_from_airflow(conn_id: str) -> str:
     return password
 
 
+def default_home() -> Path:
+    """The per-user folder batchpay keeps its state in when ``BATCHPAY_HOME`` is not set."""
+    return Path(platformdirs.user_data_dir("batchpay", appauthor=False))
+
+
 def resolve_settings(
     *,
     api_url: str | None = None,
@@ -260,7 +272,7 @@ def resolve_settings(
     else is refused here, before any request is sent.
     """
     env = os.environ if env is None else env
-    home = home or Path(env.get("BATCHPAY_HOME") or ".batchpay")
+    home = home or Path(env.get("BATCHPAY_HOME") or default_home())
     journal_path = journal_path or Path(env.get("BATCHPAY_JOURNAL") or home / "journal.db")
     api_url = api_url or env.get("BATCHPAY_API_URL") or None
     if api_key is None:

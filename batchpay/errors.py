@@ -14,9 +14,10 @@ turns it into, and whether retrying the same operation is safe (``retryable``).
     ├── ControlTotalsMismatch    declared row count / totals disagree with the file
     ├── PreflightError           e.g. the balance cannot cover the run
     ├── RunLockedError           another batchpay process holds this run
-    ├── JournalError             the journal database is unusable
+    ├── JournalError             the journal database is unusable (unreadable, full, read-only)
     │   ├── LivePayoutExists         (journal) another run holds a live payout for the row
     │   └── RunExists                (journal) another process just created the run
+    ├── ReportError              (report) the report cannot be written where it was asked
     ├── Held / Refused           (resolve) a row needs a person / the API refused a creation
     ├── WebhookRejected          (webhooks) a delivery failed signature or freshness checks
     ├── AlreadySubscribed        (webhooks) the URL already has a subscription
@@ -35,10 +36,15 @@ turns it into, and whether retrying the same operation is safe (``retryable``).
 
 "Could not reach the API" (:class:`TransportError`) is kept apart from "the API
 said no" (:class:`ApiError`): only the second tells us the request was refused.
+
+Text taken from a server's answer (error codes, messages, request ids) passes through
+:func:`server_text` before it becomes part of an error: bounded, one line, and with anything
+shaped like a credential redacted, so it is safe to store in the journal and to report.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -174,7 +180,13 @@ class RunLockedError(BatchpayError):
 
 
 class JournalError(BatchpayError):
-    """The journal database cannot be opened or is inconsistent."""
+    """The journal database cannot be opened, read or written, or is inconsistent."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class ReportError(BatchpayError):
+    """The report cannot be written (the folder is not a folder, not writable, or full)."""
 
     exit_code = ExitCode.CONFIG
 
@@ -313,12 +325,64 @@ _BY_CODE: dict[str, type[ApiError]] = {
 }
 
 
+# Longest server text kept, per kind: enough to read, never a 10 kB page in a report cell.
+MAX_CODE_CHARS = 64
+MAX_MESSAGE_CHARS = 500
+MAX_REQUEST_ID_CHARS = 128
+
+REDACTED = "[redacted]"
+_SECRET_SHAPES = re.compile(
+    r"""
+      ant_ocs?_[A-Za-z0-9_\-]+                              # OAuth client ids and secrets
+    | whsec_[A-Za-z0-9+/=_\-]+                              # webhook signing secrets
+    | eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*    # JWT-shaped strings
+    """,
+    re.VERBOSE,
+)
+# Anton API keys keep their kind and last four characters, as Secret.masked() shows them.
+_API_KEY = re.compile(r"\b(ak_(?:test|live)_)([A-Za-z0-9_\-]*)")
+# "Bearer <token>" / "DPoP <token>": the scheme word stays, the token (8+ characters) goes.
+_AUTH_TOKEN = re.compile(r"\b(bearer|dpop)(\s+)[A-Za-z0-9._~+/=\-]{8,}", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with everything shaped like a key, secret or token replaced by ``[redacted]``.
+
+    API keys are masked rather than removed (``ak_test_…f00d``), so a user can tell which
+    key a message is about.
+    """
+    text = _API_KEY.sub(_mask_api_key, text)
+    text = _AUTH_TOKEN.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _SECRET_SHAPES.sub(REDACTED, text)
+
+
+def _mask_api_key(match: re.Match[str]) -> str:
+    prefix, rest = match.group(1), match.group(2)
+    return f"{prefix}…{rest[-4:]}" if len(rest) >= 12 else f"{prefix}{REDACTED}"
+
+
+def server_text(value: object, limit: int) -> str:
+    """Text from a server's answer made safe to keep: secrets redacted, one line, bounded.
+
+    Control characters (newlines, terminal escapes) become spaces, so a message stays one
+    line on the terminal; text over ``limit`` characters is cut and ends with ``…``.
+    """
+    text = _CONTROL.sub(" ", redact_secrets(str(value))).strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
 def api_error_from_response(
     status: int,
     body: Any,
     headers: Mapping[str, str] | None = None,
 ) -> ApiError:
-    """Map an HTTP error answer (status, decoded body, headers) to the right ApiError."""
+    """Map an HTTP error answer (status, decoded body, headers) to the right ApiError.
+
+    The code, message and request id are taken through :func:`server_text`.
+    """
     headers = headers or {}
     code = f"http_{status}"
     message = f"HTTP {status}"
@@ -339,6 +403,9 @@ def api_error_from_response(
             retry_after = max(0.0, float(raw_retry))
         except ValueError:
             retry_after = None
+    code = server_text(code, MAX_CODE_CHARS) or f"http_{status}"
+    message = server_text(message, MAX_MESSAGE_CHARS) or f"HTTP {status}"
+    request_id = _header(headers, "x-request-id")
     cls = _BY_CODE.get(code) or _BY_STATUS.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else ApiError
@@ -346,7 +413,7 @@ def api_error_from_response(
         message,
         status=status,
         code=code,
-        request_id=_header(headers, "x-request-id"),
+        request_id=server_text(request_id, MAX_REQUEST_ID_CHARS) if request_id else None,
         details=details,
         body=body,
         retry_after=retry_after,

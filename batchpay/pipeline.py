@@ -390,6 +390,7 @@ def plan(
     settings = settings or resolve_settings()
     options = options or RunOptions()
     path = Path(path)
+    report_mod.check_out_dir(options.out_dir or Path("reports"))
     checked = _check(path, options)
     env = settings.environment
     with Journal(settings.journal_path) as journal:
@@ -552,6 +553,7 @@ async def run_async(
         )
     options = options or RunOptions()
     path = Path(path)
+    report_mod.check_out_dir(options.out_dir or Path("reports"))
     checked = _check(path, options)
     env = settings.environment
     owner = LockOwner.current()

@@ -44,6 +44,7 @@ currency and per balance currency.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import secrets
@@ -61,6 +62,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
+from batchpay.errors import ReportError
+from batchpay.files import create_private_file, make_private_dir
 from batchpay.money import currency_scale, fits_scale, format_amount, mask_account
 
 __all__ = [
@@ -77,6 +80,7 @@ __all__ = [
     "ReportPaths",
     "ReportRow",
     "Tally",
+    "check_out_dir",
     "load_report",
     "outcome_for_payout_status",
     "summary_lines",
@@ -733,11 +737,48 @@ def write_report(report: Report, out_dir: Path, stem: str) -> ReportPaths:
     """Write ``<stem>.csv``, ``<stem>-totals.csv``, ``<stem>.xlsx`` and ``<stem>.json``.
 
     Each file is written to a temporary name in ``out_dir`` and renamed into place, so a
-    reader never sees half a report. ``out_dir`` is created when missing.
+    reader never sees half a report. ``out_dir`` is created when missing (0700), the files
+    are readable by their owner only (0600). A folder that cannot be written raises
+    :class:`~batchpay.errors.ReportError`.
     """
     if not stem or Path(stem).name != stem or stem.startswith("."):
         raise ValueError(f"report stem must be a plain file name, not {stem!r}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_all(report, out_dir, stem)
+    except OSError as exc:
+        raise ReportError(
+            f"cannot write the report {stem} in {out_dir} ({_why(exc)})",
+            hint="pass --out a folder this user can write; what was paid is in the journal, "
+            f"so `batchpay report {stem} --out FOLDER` writes the report again",
+        ) from None
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse, before anything is sent, a report folder that could not be created or written."""
+    existing = out_dir
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    problem = ""
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem:
+        raise ReportError(
+            f"cannot write reports in {out_dir}: {problem}; nothing was sent",
+            hint="pass --out a folder this user can write",
+        )
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full"
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or type(exc).__name__}{where}"
+
+
+def _write_all(report: Report, out_dir: Path, stem: str) -> ReportPaths:
+    make_private_dir(out_dir)
     paths = ReportPaths(
         csv=out_dir / f"{stem}.csv",
         totals_csv=out_dir / f"{stem}-totals.csv",
@@ -754,6 +795,7 @@ def write_report(report: Report, out_dir: Path, stem: str) -> ReportPaths:
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    create_private_file(tmp)  # 0600 before any content is written
     try:
         write(tmp)
         with tmp.open("rb+") as fh:
@@ -764,13 +806,13 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def _write_json(report: Report, path: Path) -> None:
-    with path.open("x", encoding="utf-8") as fh:
+    with path.open("w", encoding="utf-8") as fh:
         json.dump(report.to_dict(), fh, ensure_ascii=False, indent=2)
         fh.write("\n")
 
 
 def _write_rows_csv(report: Report, path: Path) -> None:
-    with path.open("x", encoding="utf-8-sig", newline="") as fh:
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(ROW_HEADERS)
         for r in report.rows_for_people():
@@ -778,7 +820,7 @@ def _write_rows_csv(report: Report, path: Path) -> None:
 
 
 def _write_totals_csv(totals: Mapping[str, CurrencyTotals], path: Path) -> None:
-    with path.open("x", encoding="utf-8-sig", newline="") as fh:
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(_TOTALS_HEADERS)
         for t in totals.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -13,6 +14,19 @@ from batchpay.sandbox import Sandbox, SandboxConfig
 # by max_examples; only the per-example wall-clock deadline is lifted.
 settings.register_profile("batchpay", deadline=None)
 settings.load_profile("batchpay")
+
+
+@pytest.fixture(autouse=True)
+def _private_user_data(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """No test writes into the real user data folder: BATCHPAY_HOME and XDG_DATA_HOME point
+    at a temporary folder (subprocesses inherit both; tests that clear BATCHPAY_* still land
+    in the temporary XDG folder)."""
+    data = tmp_path_factory.mktemp("user-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(data / "xdg"))
+    monkeypatch.setenv("BATCHPAY_HOME", str(data / "batchpay-home"))
+    return data
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from batchpay.errors import ExitCode, ReportError
 from batchpay.report import ReportPaths, load_report, write_report
 
 from .conftest import MakeReport
@@ -146,15 +147,16 @@ def test_writing_again_replaces_the_files(make_report: MakeReport, paths: Report
 def test_a_failed_write_keeps_the_old_files(
     make_report: MakeReport, paths: ReportPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the disk fills up mid-write, the old files stay whole and no temp file is left."""
+    """When the disk fills up mid-write: ReportError (exit 6), old files whole, no temp file."""
     before = {p: p.read_bytes() for p in paths}
 
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("os.fsync", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ReportError, match="the disk is full") as caught:
         write_report(make_report(rows=[]), paths.xlsx.parent, "run_1")
+    assert caught.value.exit_code == ExitCode.CONFIG
     assert {p: p.read_bytes() for p in paths} == before
     assert len(list(paths.csv.parent.iterdir())) == 4
 

@@ -15,7 +15,7 @@ from batchpay import journal as journal_mod
 from batchpay.cli import main
 from batchpay.config import default_home, resolve_settings
 from batchpay.errors import ExitCode, JournalError
-from batchpay.journal import Journal
+from batchpay.journal import MIGRATIONS, Journal
 from batchpay.testing import payout_row, write_csv
 
 
@@ -129,7 +129,7 @@ def test_a_crash_while_creating_leaves_no_journal_at_the_path(
     assert list(tmp_path.iterdir()) == []
     hook(lambda db: None)
     with Journal(path) as j:
-        assert j.applied_migrations() == ["0001_initial"]
+        assert j.applied_migrations() == [name for name, _ in MIGRATIONS]
 
 
 def test_a_journal_created_meanwhile_by_another_process_is_used(tmp_path: Path) -> None:

@@ -73,6 +73,8 @@ async def test_a_hostile_answer_is_bounded_and_redacted_in_journal_and_report(
     secret = SHAPES["webhook secret"]
 
     def hostile(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/v1/payouts":
+            return httpx.Response(200, json={"data": [], "has_more": False})  # the ledger sweep
         return httpx.Response(
             422,
             json={"error": {"code": "refused_" + "x" * 200,

@@ -241,6 +241,12 @@ def _rows_text(numbers: Sequence[int]) -> str:
     return ("row " if len(numbers) == 1 else "rows ") + _and(shown)
 
 
+def _none_paid(n: int) -> str:
+    if n == 2:
+        return "neither row is paid (--skip-invalid skips both)"
+    return f"none of these {n} rows is paid (--skip-invalid skips them all)"
+
+
 def _repeat_message(first: _Seen, later: _Seen) -> str:
     return (
         f"repeats row {first.number} exactly (reference {_quote(first.row.get('reference'))}, "
@@ -268,16 +274,11 @@ def _conflict_message(this: _Seen, group: Sequence[_Seen], labels: Mapping[str, 
         elif c in ("reference", "beneficiary_ref"):
             label += " (the same but for case or spaces)"
         named.append(label)
-    n = len(group)
-    skipped = (
-        "neither is paid (--skip-invalid skips both)"
-        if n == 2
-        else (f"none of the {n} is paid (--skip-invalid skips them all)")
-    )
+    reference, payee = _quote(this.row.get("reference")), _quote(this.row.get("beneficiary_ref"))
+    rows = _rows_text([s.number for s in others])
     return (
-        f"same reference {_quote(this.row.get('reference'))} and payee "
-        f"{_quote(this.row.get('beneficiary_ref'))} as {_rows_text([s.number for s in others])}"
-        f" but a different {_and(named)}; nobody can tell which row is right, so {skipped}: "
+        f"same reference {reference} and payee {payee} as {rows} but a different "
+        f"{_and(named)}; nobody can tell which row is right, so {_none_paid(len(group))}: "
         "correct the file"
     )
 
@@ -291,10 +292,10 @@ def _reused_message(this: _Seen, group: Sequence[_Seen]) -> str:
         ]
         + ([f"{len(others) - _NAMED_ROWS} more rows"] if len(others) > _NAMED_ROWS else [])
     )
+    payee = _quote(this.row.get("beneficiary_ref"))
     return (
-        f"{_quote(this.row.get('reference'))} is also the reference on {where} "
-        f"(this row's payee is {_quote(this.row.get('beneficiary_ref'))}); one reference is "
-        f"one payout, so none of these {len(group)} rows is paid (--skip-invalid skips them "
-        "all): give each payout its own reference, or pass --reference-per-payee if "
-        "references are unique per payee only (e.g. supplier invoice numbers)"
+        f"{_quote(this.row.get('reference'))} is also the reference on {where} (this row's "
+        f"payee is {payee}); one reference is one payout, so {_none_paid(len(group))}: give "
+        "each payout its own reference, or pass --reference-per-payee if references are "
+        "unique per payee only (e.g. supplier invoice numbers)"
     )

@@ -153,6 +153,25 @@ def common_options(fn: F) -> F:
     return fn
 
 
+_duplicate_options = [
+    click.option("--allow-repeats/--refuse-repeats", default=None,
+                 help="Pay a row repeated exactly in the file once (the copies are reported "
+                 "duplicate_in_file) instead of refusing the file. Default: the layout's "
+                 "[duplicates] allow_repeats, else refuse."),
+    click.option("--reference-per-payee/--reference-per-file", default=None,
+                 help="References are unique per payee only (supplier invoice numbers): pay one "
+                 "reference to several payees instead of refusing the file. Default: the "
+                 "layout's [duplicates] reference_per_payee, else refuse."),
+]  # fmt: skip
+
+
+def duplicate_options(fn: F) -> F:
+    """Which duplicates inside the file are accepted, shared by `run` and `validate`."""
+    for opt in reversed(_duplicate_options):
+        fn = opt(fn)
+    return fn
+
+
 def _settings(api_url: str | None, journal_path: Path | None, confirm_live: bool = False) -> Any:
     from batchpay.config import resolve_settings
 
@@ -162,7 +181,12 @@ def _settings(api_url: str | None, journal_path: Path | None, confirm_live: bool
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @common_options
-@click.option("--skip-invalid", is_flag=True, help="Pay the valid rows even if some are invalid.")
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Pay the valid rows even if some are invalid (rows refused as duplicates are not paid).",
+)
+@duplicate_options
 @click.option(
     "--allow-new-bank-details",
     is_flag=True,
@@ -209,6 +233,8 @@ def run(
     journal_path: Path | None,
     api_url: str | None,
     skip_invalid: bool,
+    allow_repeats: bool | None,
+    reference_per_payee: bool | None,
     allow_new_bank_details: bool,
     wait: bool,
     wait_timeout: float,
@@ -234,6 +260,8 @@ def run(
         )
     options = pipeline.RunOptions(
         skip_invalid=skip_invalid,
+        allow_repeats=allow_repeats,
+        reference_per_payee=reference_per_payee,
         allow_new_bank_details=allow_new_bank_details,
         wait=wait,
         wait_timeout=wait_timeout,
@@ -279,23 +307,32 @@ def run(
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @common_options
+@duplicate_options
 @handle_errors
 def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
-             api_url: str | None) -> None:  # fmt: skip
+             api_url: str | None, allow_repeats: bool | None,
+             reference_per_payee: bool | None) -> None:  # fmt: skip
     """Run every check on FILE and print the plan; nothing is sent."""
     from batchpay import pipeline
 
     settings = _settings(api_url, journal_path)
-    p = pipeline.plan(file, settings=settings, options=pipeline.RunOptions(layout_path=layout_path))
-    click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid")
+    options = pipeline.RunOptions(
+        layout_path=layout_path,
+        allow_repeats=allow_repeats,
+        reference_per_payee=reference_per_payee,
+    )
+    p = pipeline.plan(file, settings=settings, options=options)
+    click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid, {p.rows_to_pay} to pay")
     click.echo(f"sha256 {p.sha256}")
+    if p.rows_to_pay < p.rows:
+        click.echo(f"  totals and counts below are of the {p.rows_to_pay} row(s) to pay")
     for cur, total in sorted(p.totals.items()):
         click.echo(f"  total {cur} {total}")
     click.echo(f"  beneficiaries: {p.new_beneficiaries} new, {p.known_beneficiaries} known")
     for method, n in sorted(p.by_method.items()):
         click.echo(f"  {method}: {n} rows")
     for d in p.duplicates_in_file:
-        click.echo(f"  row {d.row}: {d.message}")
+        click.echo(f"  row {d.row}: {d.message}; paid once (duplicate_in_file)")
     if p.already_paid:
         click.echo(f"  {p.already_paid} row(s) already paid by earlier runs (will be skipped)")
     if p.earlier_run:

@@ -1,5 +1,10 @@
 """Duplicates: the file seen before, rows repeated inside it, rows paid by earlier files.
 
+Inside one file (:func:`check_in_file`), two rows with the same reference and payee are the
+same payout: an exact repeat is refused unless the layout or the run allows repeats (then it
+is paid once), and different details are always refused. One reference for two payees is
+refused unless references are unique per payee only.
+
 Identities, all documented in the README:
 
 * **file SHA-256** over the exact bytes — the same file dropped twice;
@@ -20,7 +25,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from batchpay.layout import CANONICAL_COLUMNS
+from batchpay.errors import RowIssue
+from batchpay.layout import CANONICAL_COLUMNS, DuplicateRules
 from batchpay.money import fits_scale, format_amount, parse_amount
 
 # Columns that identify a payout's content: every canonical column the user can write.
@@ -114,37 +120,182 @@ def fingerprint(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class InFileDuplicate:
-    """A row whose payout identity already appeared earlier in the same file."""
+    """A later exact copy of an earlier row, accepted as one payment (``allow_repeats``)."""
 
     row: int
     first_row: int
-    same_content: bool
 
     @property
     def message(self) -> str:
         """Plain-words explanation for the report."""
-        if self.same_content:
-            return f"same as row {self.first_row}"
-        return (
-            f"same reference and beneficiary as row {self.first_row} "
-            "but different details; only the first is paid"
-        )
+        return f"same as row {self.first_row}"
 
 
-def in_file_duplicates(rows: Sequence[Mapping[str, object]]) -> list[InFileDuplicate]:
-    """Rows repeating an earlier row's reference + beneficiary, in file order."""
-    seen: dict[tuple[str, str], tuple[int, str]] = {}
-    found: list[InFileDuplicate] = []
+@dataclass(frozen=True)
+class InFileCheck:
+    """The duplicates inside one file: copies accepted as one payment, and refused rows."""
+
+    repeats: list[InFileDuplicate]
+    issues: list[RowIssue]
+
+    @property
+    def refused_rows(self) -> set[int]:
+        """Rows refused as duplicates: with ``--skip-invalid`` they are not paid."""
+        return {i.row for i in self.issues}
+
+    @property
+    def repeat_rows(self) -> set[int]:
+        """Later copies accepted as one payment with their first row: not paid themselves."""
+        return {d.row for d in self.repeats}
+
+
+@dataclass(frozen=True)
+class _Seen:
+    number: int
+    row: Mapping[str, object]
+    payee: str  # identity_text of beneficiary_ref
+    content: str
+
+
+# Rows named in one message at most; the rest are counted.
+_NAMED_ROWS = 5
+
+
+def check_in_file(
+    rows: Sequence[Mapping[str, object]],
+    rules: DuplicateRules | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> InFileCheck:
+    """Find the rows of one file that repeat each other's reference, payee or both.
+
+    ``rows`` are validated rows carrying ``_row``; ``labels`` maps a canonical column to the
+    file's own header, for messages. An exact repeat is refused unless ``rules`` allows
+    repeats, one reference for several payees unless it allows a reference per payee, and the
+    same reference and payee with different details always: the file cannot say which is right.
+    """
+    rules = rules or DuplicateRules()
+    labels = labels or {}
+    by_identity: dict[tuple[str, str], list[_Seen]] = {}
+    by_reference: dict[str, list[_Seen]] = {}
     for r in rows:
-        ident = (
-            identity_text(str(r.get("reference", ""))),
-            identity_text(str(r.get("beneficiary_ref", ""))),
+        ref = identity_text(str(r.get("reference", "")))
+        seen = _Seen(
+            number=int(str(r["_row"])),
+            row=r,
+            payee=identity_text(str(r.get("beneficiary_ref", ""))),
+            content=row_content_hash(r),
         )
-        content = row_content_hash(r)
-        number = int(str(r["_row"]))
-        if ident in seen:
-            first_row, first_content = seen[ident]
-            found.append(InFileDuplicate(number, first_row, first_content == content))
+        by_identity.setdefault((ref, seen.payee), []).append(seen)
+        by_reference.setdefault(ref, []).append(seen)
+    repeats: list[InFileDuplicate] = []
+    issues: list[RowIssue] = []
+    for group in by_identity.values():
+        if len(group) < 2:
+            continue
+        if len({s.content for s in group}) == 1:
+            first = group[0]
+            for later in group[1:]:
+                if rules.allow_repeats:
+                    repeats.append(InFileDuplicate(later.number, first.number))
+                else:
+                    issues.append(
+                        RowIssue(later.number, None, "repeated_row", _repeat_message(first, later))
+                    )
         else:
-            seen[ident] = (number, content)
-    return found
+            for s in group:
+                issues.append(
+                    RowIssue(
+                        s.number, None, "conflicting_repeat", _conflict_message(s, group, labels)
+                    )
+                )
+    if not rules.reference_per_payee:
+        column = labels.get("reference", "reference")
+        for group in by_reference.values():
+            if len({s.payee for s in group}) < 2:
+                continue
+            for s in group:
+                issues.append(
+                    RowIssue(
+                        s.number, column, "reference_for_other_payee", _reused_message(s, group)
+                    )
+                )
+    issues.sort(key=lambda i: i.row)
+    repeats.sort(key=lambda d: d.row)
+    return InFileCheck(repeats=repeats, issues=issues)
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    return f"'{text[:40]}…'" if len(text) > 40 else f"'{text}'"
+
+
+def _and(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _rows_text(numbers: Sequence[int]) -> str:
+    shown = [str(n) for n in numbers[:_NAMED_ROWS]]
+    if len(numbers) > _NAMED_ROWS:
+        shown.append(f"{len(numbers) - _NAMED_ROWS} more")
+    return ("row " if len(numbers) == 1 else "rows ") + _and(shown)
+
+
+def _none_paid(n: int) -> str:
+    if n == 2:
+        return "neither row is paid (--skip-invalid skips both)"
+    return f"none of these {n} rows is paid (--skip-invalid skips them all)"
+
+
+def _repeat_message(first: _Seen, later: _Seen) -> str:
+    return (
+        f"repeats row {first.number} exactly (reference {_quote(first.row.get('reference'))}, "
+        f"payee {_quote(first.row.get('beneficiary_ref'))}); a repeat is refused so that it "
+        "is not paid twice: delete the copy, or pass --allow-repeats to pay it once "
+        f"(--skip-invalid pays row {first.number} and not this copy)"
+    )
+
+
+def _conflict_message(this: _Seen, group: Sequence[_Seen], labels: Mapping[str, str]) -> str:
+    others = [s for s in group if s.content != this.content]
+    columns = [
+        c
+        for c in CONTENT_COLUMNS
+        if any(_norm_cell(c, this.row) != _norm_cell(c, s.row) for s in others)
+    ]
+    named = []
+    for c in columns:
+        label = labels.get(c, c)
+        if c == "amount":
+            # Amounts are what nobody can choose between: show them (never bank details).
+            there = ", ".join(f"{_norm_cell(c, s.row)} on row {s.number}" for s in others[:3])
+            there += ", …" if len(others) > 3 else ""
+            label += f" ({_norm_cell(c, this.row)} here, {there})"
+        elif c in ("reference", "beneficiary_ref"):
+            label += " (the same but for case or spaces)"
+        named.append(label)
+    reference, payee = _quote(this.row.get("reference")), _quote(this.row.get("beneficiary_ref"))
+    rows = _rows_text([s.number for s in others])
+    return (
+        f"same reference {reference} and payee {payee} as {rows} but a different "
+        f"{_and(named)}; nobody can tell which row is right, so {_none_paid(len(group))}: "
+        "correct the file"
+    )
+
+
+def _reused_message(this: _Seen, group: Sequence[_Seen]) -> str:
+    others = [s for s in group if s.payee != this.payee]
+    where = _and(
+        [
+            f"row {s.number} for payee {_quote(s.row.get('beneficiary_ref'))}"
+            for s in others[:_NAMED_ROWS]
+        ]
+        + ([f"{len(others) - _NAMED_ROWS} more rows"] if len(others) > _NAMED_ROWS else [])
+    )
+    payee = _quote(this.row.get("beneficiary_ref"))
+    return (
+        f"{_quote(this.row.get('reference'))} is also the reference on {where} (this row's "
+        f"payee is {payee}); one reference is one payout, so {_none_paid(len(group))}: give "
+        "each payout its own reference, or pass --reference-per-payee if references are "
+        "unique per payee only (e.g. supplier invoice numbers)"
+    )

@@ -1,4 +1,5 @@
-"""The input column layout: canonical columns, header aliases, requirements, file options, limits.
+"""The input layout: canonical columns, header aliases, requirements, file options, limits,
+and which duplicates inside a file may be paid.
 
 The layout lives in an editable TOML file (``schemas/layout.toml``; a copy ships inside the
 package as ``batchpay/data/layout.toml``). :func:`load_layout` reads and checks it once; the
@@ -21,6 +22,7 @@ __all__ = [
     "CANONICAL_COLUMNS",
     "ColumnKind",
     "ColumnSpec",
+    "DuplicateRules",
     "FileOptions",
     "Layout",
     "Limits",
@@ -117,12 +119,27 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class DuplicateRules:
+    """Which duplicates inside one file are paid; every other duplicate refuses the file.
+
+    A row that repeats another (same reference and payee) with different details is always
+    refused: nobody can tell which of the two is right.
+    """
+
+    # The same row twice is one payment: the later copies are reported, not paid.
+    allow_repeats: bool = False
+    # References are unique per payee only (supplier invoice numbers), not in the whole file.
+    reference_per_payee: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
     """The whole input layout. Build it with :func:`load_layout`."""
 
     columns: tuple[ColumnSpec, ...]
     file: FileOptions = FileOptions()
     limits: Limits = Limits()
+    duplicates: DuplicateRules = DuplicateRules()
     source: str = "<built-in>"
     _by_key: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
@@ -183,11 +200,12 @@ def load_layout(path: str | Path | None = None) -> Layout:
 
 
 def _build_layout(raw: Mapping[str, Any], source: str) -> Layout:
-    unknown = set(raw) - {"file", "limits", "columns"}
+    unknown = set(raw) - {"file", "limits", "duplicates", "columns"}
     if unknown:
         raise _bad(source, f"unknown section(s) {', '.join(sorted(unknown))}")
     file_opts = _build_file_options(_table(raw, "file", source), source)
     limits = _build_limits(_table(raw, "limits", source), source)
+    duplicates = _build_duplicates(_table(raw, "duplicates", source), source)
     columns_raw = _table(raw, "columns", source)
     missing = [n for n in CANONICAL_COLUMNS if n not in columns_raw]
     extra = [n for n in columns_raw if n not in CANONICAL_COLUMNS]
@@ -203,7 +221,9 @@ def _build_layout(raw: Mapping[str, Any], source: str) -> Layout:
         _build_column(name, _as_table(columns_raw[name], f"columns.{name}", source), source)
         for name in CANONICAL_COLUMNS
     )
-    return Layout(columns=columns, file=file_opts, limits=limits, source=source)
+    return Layout(
+        columns=columns, file=file_opts, limits=limits, duplicates=duplicates, source=source
+    )
 
 
 def _build_file_options(raw: Mapping[str, Any], source: str) -> FileOptions:
@@ -231,6 +251,18 @@ def _build_limits(raw: Mapping[str, Any], source: str) -> Limits:
             raise _bad(source, f"limits.{name} must be a positive whole number")
         values[name] = value
     return Limits(**values)
+
+
+def _build_duplicates(raw: Mapping[str, Any], source: str) -> DuplicateRules:
+    names = set(DuplicateRules.__dataclass_fields__)
+    _only_keys(raw, names, "duplicates", source)
+    values: dict[str, bool] = {}
+    for name in names:
+        value = raw.get(name, False)
+        if not isinstance(value, bool):
+            raise _bad(source, f"duplicates.{name} must be true or false")
+        values[name] = value
+    return DuplicateRules(**values)
 
 
 def _build_column(name: str, raw: Mapping[str, Any], source: str) -> ColumnSpec:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ class RunOptions:
 
     skip_invalid: bool = False
     allow_new_bank_details: bool = False
+    # None: as the layout's [duplicates] table says (refused by default).
+    allow_repeats: bool | None = None
+    reference_per_payee: bool | None = None
     wait: bool = False
     wait_timeout: float = 600.0
     concurrency: int = 8
@@ -82,7 +86,12 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run of the file would do (``batchpay validate``)."""
+    """What a run of the file would do (``batchpay validate``).
+
+    ``totals``, ``by_method`` and the beneficiary counts are of the ``rows_to_pay`` only: not
+    of invalid rows, rows refused as duplicates, later copies of a repeated row, or rows
+    already paid by earlier runs.
+    """
 
     file_name: str
     sha256: str
@@ -96,6 +105,7 @@ class Plan:
     already_paid: int
     earlier_run: str | None
     by_method: dict[str, int]
+    rows_to_pay: int
 
 
 @dataclass(frozen=True)
@@ -204,9 +214,39 @@ class _Checked:
     ingested: ingest.IngestedFile
     result: validate_mod.ValidationResult
     all_rows: list[dict[str, Any]]
+    # Rows that passed validation, normalised; duplicates among them are in ``duplicates``.
     valid_rows: dict[int, dict[str, Any]]
     fingerprint: str
     default_purpose: str
+    duplicates: dedupe.InFileCheck
+    rules: layout_mod.DuplicateRules
+
+    @property
+    def issues(self) -> list[RowIssue]:
+        """Every refusal: invalid rows, then duplicates, in row order."""
+        return sorted([*self.result.issues, *self.duplicates.issues], key=lambda i: i.row)
+
+    @property
+    def accepted_rows(self) -> dict[int, dict[str, Any]]:
+        """Valid rows not refused as duplicates (later copies of a repeat included)."""
+        refused = self.duplicates.refused_rows
+        return {n: r for n, r in self.valid_rows.items() if n not in refused}
+
+    @property
+    def payable_rows(self) -> dict[int, dict[str, Any]]:
+        """Accepted rows less the later copies of a repeat: one per payout to make."""
+        repeats = self.duplicates.repeat_rows
+        return {n: r for n, r in self.accepted_rows.items() if n not in repeats}
+
+
+def _duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.DuplicateRules:
+    """The layout's [duplicates] settings, overridden by the run's options where given."""
+    rules = lay.duplicates
+    if options.allow_repeats is not None:
+        rules = dataclasses.replace(rules, allow_repeats=options.allow_repeats)
+    if options.reference_per_payee is not None:
+        rules = dataclasses.replace(rules, reference_per_payee=options.reference_per_payee)
+    return rules
 
 
 def _check(path: Path, options: RunOptions) -> _Checked:
@@ -215,8 +255,17 @@ def _check(path: Path, options: RunOptions) -> _Checked:
     result = validate_mod.validate_frame(ingested, lay)
     all_rows = ingested.frame.to_dicts()
     valid_rows = {int(r["_row"]): r for r in result.valid.to_dicts()}
-    fp = dedupe.content_fingerprint(all_rows)
-    return _Checked(ingested, result, all_rows, valid_rows, fp, getattr(lay, "default_purpose", ""))
+    rules = _duplicate_rules(lay, options)
+    return _Checked(
+        ingested=ingested,
+        result=result,
+        all_rows=all_rows,
+        valid_rows=valid_rows,
+        fingerprint=dedupe.content_fingerprint(all_rows),
+        default_purpose=getattr(lay, "default_purpose", ""),
+        duplicates=dedupe.check_in_file(list(valid_rows.values()), rules, labels=result.header_map),
+        rules=rules,
+    )
 
 
 def _totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
@@ -397,39 +446,42 @@ def plan(
         earlier = journal.find_runs_for_file(
             env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
         )
-        refs = {str(r["beneficiary_ref"]) for r in checked.valid_rows.values()}
+        # What a run would pay: not invalid, not a duplicate, not paid by an earlier run.
+        to_pay = [
+            r
+            for r in checked.payable_rows.values()
+            if _paid_elsewhere(
+                journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
+            )
+            is None
+        ]
+        refs = {str(r["beneficiary_ref"]) for r in to_pay}
         known = {
             ref
             for ref in refs
             if (b := journal.get_beneficiary(env, ref)) is not None and b["state"] == CREATED
         }
-        paid = sum(
-            1
-            for r in checked.valid_rows.values()
-            if _paid_elsewhere(
-                journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
-            )
-            is not None
-        )
-    if not checked.result.issues:
+    issues = checked.issues
+    if not issues:
         _check_control_totals(checked, path, options)
     by_method: dict[str, int] = {}
-    for r in checked.valid_rows.values():
+    for r in to_pay:
         m = str(r.get("payment_method", ""))
         by_method[m] = by_method.get(m, 0) + 1
     return Plan(
         file_name=path.name,
         sha256=checked.ingested.sha256,
         rows=len(checked.all_rows),
-        valid_rows=len(checked.valid_rows),
-        issues=list(checked.result.issues),
-        totals=_totals(checked.valid_rows.values()),
+        valid_rows=len(checked.accepted_rows),
+        issues=issues,
+        totals=_totals(to_pay),
         new_beneficiaries=len(refs - known),
         known_beneficiaries=len(known),
-        duplicates_in_file=dedupe.in_file_duplicates(list(checked.valid_rows.values())),
-        already_paid=paid,
+        duplicates_in_file=list(checked.duplicates.repeats),
+        already_paid=len(checked.payable_rows) - len(to_pay),
         earlier_run=str(earlier[0]["id"]) if earlier else None,
         by_method=by_method,
+        rows_to_pay=len(to_pay),
     )
 
 
@@ -437,9 +489,10 @@ def plan(
 
 
 def _row_records(checked: _Checked, journal: Journal, environment: str) -> list[dict[str, Any]]:
-    dups = {d.row: d for d in dedupe.in_file_duplicates(list(checked.valid_rows.values()))}
+    dups = {d.row: d for d in checked.duplicates.repeats}
+    accepted = checked.accepted_rows
     issues_by_row: dict[int, list[RowIssue]] = {}
-    for issue in checked.result.issues:
+    for issue in checked.issues:
         issues_by_row.setdefault(issue.row, []).append(issue)
     records = []
     for raw in checked.all_rows:
@@ -462,9 +515,12 @@ def _row_records(checked: _Checked, journal: Journal, environment: str) -> list[
             "masked_account": _safe_mask(row),
             "state": PLANNED,
         }
-        if number not in checked.valid_rows:
+        if number not in accepted:
             rec["state"] = INVALID
-            rec["error_code"] = "invalid_row"
+            # A valid row refused as a duplicate carries the duplicate's own code.
+            rec["error_code"] = (
+                issues_by_row[number][0].code if number in checked.valid_rows else "invalid_row"
+            )
             rec["error_message"] = "; ".join(
                 str(i.message if i.column is None else f"{i.column}: {i.message}")
                 for i in issues_by_row.get(number, [])
@@ -576,15 +632,11 @@ async def run_async(
                 run_id=str(first["id"]),
             )
         if not resumed:
-            if checked.result.issues and not options.skip_invalid:
-                raise ValidationFailed(
-                    list(checked.result.issues), rows_checked=len(checked.all_rows)
-                )
+            if checked.issues and not options.skip_invalid:
+                raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
             _check_control_totals(checked, path, options)
-            if not checked.valid_rows:
-                raise ValidationFailed(
-                    list(checked.result.issues), rows_checked=len(checked.all_rows)
-                )
+            if not checked.accepted_rows:
+                raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
 
         async with connect(
             settings, journal, transport=transport, clock=clock, concurrency=options.concurrency
@@ -617,6 +669,8 @@ async def run_async(
                         options={
                             "skip_invalid": options.skip_invalid,
                             "allow_new_bank_details": options.allow_new_bank_details,
+                            "allow_repeats": checked.rules.allow_repeats,
+                            "reference_per_payee": checked.rules.reference_per_payee,
                         },
                         owner=owner,
                     )

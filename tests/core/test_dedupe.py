@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchpay import dedupe
+from batchpay.layout import DuplicateRules
 
 ROW = {
     "_row": "2",
@@ -64,13 +65,65 @@ def test_idempotency_key_fits_the_api_limit(attempt: int) -> None:
     assert len(key) <= 255 and key.endswith(f"-{attempt}")
 
 
-def test_in_file_duplicates_name_the_first_row() -> None:
-    """A repeated reference+beneficiary is reported as the same as the earlier row."""
-    rows = [dict(ROW, _row="2"), dict(ROW, _row="5"), dict(ROW, _row="6", amount="99.00")]
-    dups = dedupe.in_file_duplicates(rows)
-    assert [(d.row, d.first_row) for d in dups] == [(5, 2), (6, 2)]
-    assert dups[0].message == "same as row 2"
-    assert "different details" in dups[1].message
+def test_allowed_repeat_names_the_first_row() -> None:
+    """With allow_repeats, an exact repeat is accepted as the same as the earlier row."""
+    rows = [dict(ROW, _row="2"), dict(ROW, _row="5")]
+    found = dedupe.check_in_file(rows, DuplicateRules(allow_repeats=True))
+    assert [(d.row, d.first_row) for d in found.repeats] == [(5, 2)]
+    assert found.repeats[0].message == "same as row 2"
+    assert found.issues == []
+
+
+def test_repeat_is_refused_by_default_naming_both_rows() -> None:
+    """Without allow_repeats, the later copy is refused, naming the first row and the payout."""
+    found = dedupe.check_in_file([dict(ROW, _row="2"), dict(ROW, _row="5")])
+    assert found.repeats == []
+    (issue,) = found.issues
+    assert (issue.row, issue.code) == (5, "repeated_row")
+    assert "row 2" in issue.message and "'INV-1'" in issue.message and "'V-1'" in issue.message
+
+
+def test_identity_ignores_case_and_spaces_but_content_does_not() -> None:
+    """' inv-1 ' is the same reference as INV-1 (identity_text), written differently."""
+    rows = [dict(ROW, _row="2"), dict(ROW, _row="3", reference=" inv-1 ", beneficiary_ref="v-1")]
+    found = dedupe.check_in_file(rows, DuplicateRules(allow_repeats=True))
+    assert {i.code for i in found.issues} == {"conflicting_repeat"}
+    assert "reference (the same but for case or spaces)" in found.issues[0].message
+
+
+def test_different_details_refuse_every_row_and_never_show_the_iban() -> None:
+    """Same reference and payee, other amount and IBAN: all three rows refused, IBAN not shown."""
+    other_iban = "FR1420041010050500013M02606"
+    rows = [
+        dict(ROW, _row="2"),
+        dict(ROW, _row="5"),
+        dict(ROW, _row="6", amount="99", iban=other_iban),
+    ]
+    found = dedupe.check_in_file(rows, DuplicateRules(allow_repeats=True, reference_per_payee=True))
+    assert [(i.row, i.code) for i in found.issues] == [
+        (2, "conflicting_repeat"),
+        (5, "conflicting_repeat"),
+        (6, "conflicting_repeat"),
+    ]
+    last = found.issues[2].message
+    assert "rows 2 and 5" in last and "amount (99.00 here, 10.00 on row 2, 10.00 on row 5)" in last
+    assert "iban" in last
+    for issue in found.issues:
+        assert ROW["iban"] not in issue.message and other_iban not in issue.message
+        assert "0532013000" not in issue.message
+
+
+def test_one_reference_for_two_payees_depends_on_reference_per_payee() -> None:
+    """One reference for payees V-1 and V-2 is refused on both rows unless per payee."""
+    rows = [dict(ROW, _row="2"), dict(ROW, _row="3", beneficiary_ref="V-2")]
+    refused = dedupe.check_in_file(rows)
+    assert [(i.row, i.code) for i in refused.issues] == [
+        (2, "reference_for_other_payee"),
+        (3, "reference_for_other_payee"),
+    ]
+    assert "row 3 for payee 'V-2'" in refused.issues[0].message
+    accepted = dedupe.check_in_file(rows, DuplicateRules(reference_per_payee=True))
+    assert accepted.issues == [] and accepted.repeats == []
 
 
 def test_fingerprint_sees_through_excel_number_formatting() -> None:

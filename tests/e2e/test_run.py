@@ -135,10 +135,11 @@ async def test_skip_invalid_pays_only_valid_rows(
 async def test_duplicate_rows_in_file_paid_once(
     sandbox: Sandbox, settings: Settings, tmp_path: Path
 ) -> None:
-    """A row repeated inside the file is paid once and reported as the same as row N."""
+    """With allow_repeats, a row repeated in the file is paid once; the copy is "same as row N"."""
     rows = [payee(0), payee(1), payee(0)]
     result = await pipeline.run_async(
-        write_csv(tmp_path / "d.csv", rows), **run_kwargs(sandbox, settings, tmp_path)
+        write_csv(tmp_path / "d.csv", rows),
+        **run_kwargs(sandbox, settings, tmp_path, allow_repeats=True),
     )
     dup = [r for r in result.report.rows if r.outcome == "duplicate_in_file"]
     assert [(r.row, r.note) for r in dup] == [(4, "same as row 2")]

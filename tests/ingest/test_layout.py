@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from batchpay.errors import ConfigError
-from batchpay.layout import CANONICAL_COLUMNS, header_key, load_layout
+from batchpay.layout import CANONICAL_COLUMNS, DuplicateRules, header_key, load_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 EDITABLE = ROOT / "schemas" / "layout.toml"
@@ -63,6 +63,20 @@ def test_file_options_and_limits_have_documented_defaults() -> None:
     assert layout.limits.max_rows == 1_000_000
 
 
+def test_duplicates_are_refused_by_default_and_the_layout_can_allow_them(tmp_path: Path) -> None:
+    """[duplicates] defaults to refusing repeats and shared references; each can be turned on."""
+    assert load_layout().duplicates == DuplicateRules(
+        allow_repeats=False, reference_per_payee=False
+    )
+    text = (
+        EDITABLE.read_text("utf-8")
+        .replace("allow_repeats = false", "allow_repeats = true")
+        .replace("reference_per_payee = false", "reference_per_payee = true")
+    )
+    edited = load_layout(write(tmp_path, text)).duplicates
+    assert edited == DuplicateRules(allow_repeats=True, reference_per_payee=True)
+
+
 @pytest.mark.parametrize(
     ("header", "canonical"),
     [
@@ -105,6 +119,8 @@ def test_layout_can_rename_headers_through_aliases(tmp_path: Path) -> None:
         (('delimiter = ","', 'delimiter = "::"'), "file.delimiter"),
         (('encoding = "utf-8"', 'encoding = "klingon"'), "not a known text encoding"),
         (("max_rows = 1000000", "max_rows = 0"), "limits.max_rows"),
+        (("allow_repeats = false", 'allow_repeats = "yes"'), "duplicates.allow_repeats"),
+        (("allow_repeats = false", "allow_repeat = true"), "unknown key(s) in duplicates"),
         (("[columns.bic]", "[columns.swift_code]"), "unknown column"),
         (('kind = "code"\nvalues = ["iban"', 'kind = "money"\nvalues = ["iban"'), "kind"),
         (("max_length = 100\n", "max_length = -1\n"), "max_length"),

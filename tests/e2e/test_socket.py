@@ -112,3 +112,28 @@ def test_chaos_kills_and_faults_pay_each_row_exactly_once(tmp_path: Path) -> Non
     assert summary["duplicates"] == [] and summary["missing"] == [] and summary["strays"] == []
     assert summary["report_disagreements"] == []
     assert summary["ok"], summary
+
+
+@pytest.mark.slow
+def test_chaos_three_processes_at_once_in_mixed_homes_pay_each_row_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """Three processes at once, two sharing a home, killed 10 times: 60 rows paid once."""
+    import json
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--rows", "60", "--kills", "10", "--processes", "3",
+         "--homes", "mixed", "--workdir", str(tmp_path / "chaos")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    summary = json.loads(result.stdout)
+    assert summary["kills"] >= 10
+    assert summary["duplicates"] == [] and summary["missing"] == [] and summary["strays"] == []
+    assert [h["processes"] for h in summary["per_home"]] == [[0, 1], [2]]
+    for home in summary["per_home"]:
+        assert home["final_exit"] in (0, 1, 5), home
+        assert home["report_disagreements"] == [], home
+        assert home["report_outcomes"].get("unknown", 0) == 0, home
+        assert home["report_rows"] == 60, home
+    assert summary["ok"], summary

@@ -289,6 +289,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for key in list(os.environ):
         if key.startswith("BATCHPAY_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("BATCHPAY_HOME", str(tmp_path / ".batchpay"))
     monkeypatch.chdir(tmp_path)
     yield tmp_path
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from batchpay.clocks import utcnow as utcnow
-from batchpay.errors import JournalError, RunLockedError
+from batchpay.errors import MAX_MESSAGE_CHARS, JournalError, RunLockedError, server_text
 from batchpay.files import FILE_MODE, create_private_file, make_private_dir
 
 # Migrations are named, recorded and applied in order inside one transaction each.
@@ -910,8 +910,9 @@ class Journal:
         """Record an observed payout status; return False for a duplicate event.
 
         The stored status only moves forward: a late ``sent`` never overwrites
-        ``completed``.
+        ``completed``. ``reason`` is the provider's text: bounded and redacted here.
         """
+        reason = server_text(reason, MAX_MESSAGE_CHARS) or None if reason else None
         now = self.now()
         with self.transaction() as db:
             try:

@@ -996,6 +996,7 @@ def _outcome_counts(rep: report_mod.Report) -> dict[str, int]:
 
 _FAILED = {
     "duplicate_payout",
+    "invalid",
     "failed",
     "returned",
     "screening_failed",

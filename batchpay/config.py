@@ -28,11 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import platformdirs
 
 from batchpay.errors import ConfigError
+
+if TYPE_CHECKING:
+    from batchpay.client import Credentials
 
 PRODUCTION_URL = "https://api.antonpayments.com"
 SANDBOX_URL = "https://api.antonpayments.dev"
@@ -161,6 +165,17 @@ def _is_loopback_address(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def credentials_for(settings: Settings) -> Credentials:
+    """The client credentials for ``settings`` (an :class:`~batchpay.client.Credentials`).
+
+    The one place where a configured secret becomes what the client sends: an API key
+    today; the OAuth client with its DPoP key plugs in here.
+    """
+    from batchpay.client import ApiKey
+
+    return ApiKey(settings.api_key.reveal())
 
 
 def _is_local(url: str) -> bool:

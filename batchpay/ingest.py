@@ -170,7 +170,11 @@ class _Table:
 
 
 def _check_size(size: int, filename: str, layout: Layout) -> None:
-    limit = layout.limits.max_file_bytes
+    check_size(size, filename, layout.limits.max_file_bytes)
+
+
+def check_size(size: int, filename: str, limit: int) -> None:
+    """Refuse a file over the layout's size limit (before reading it), or an empty one."""
     if size > limit:
         raise InputError(
             f"{filename} is {size / _MIB:.1f} MiB; the limit is {limit / _MIB:.0f} MiB",

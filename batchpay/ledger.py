@@ -1,4 +1,4 @@
-"""The provider's ledger: the last word on whether a row was already paid.
+"""Paid before? The journal's history, and the provider's ledger as the last word.
 
 The journal is one witness; other journals (another folder, machine or home) are others.
 Before a row is sent for the first time, batchpay sweeps the provider's payout list for
@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from batchpay.clocks import ProviderClock
-from batchpay.journal import Journal, parse_ts
+from batchpay.journal import CREATED, REJECTED, SETTLED_FAILURES, Journal, parse_ts
+from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 
 METADATA_KEY = "batchpay_key"
 _KEY_RE = re.compile(r"^bp1-([0-9a-f]{40})-([1-9][0-9]{0,8})$")
@@ -121,3 +122,70 @@ async def sweep(
 
 def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, Any] | None:
+    """Row fields marking a row whose payout another run holds, or None if none does.
+
+    A payout the provider confirmed makes the row ``already_paid``; one still in flight in
+    an unfinished run holds the row (the other run must be finished first), so the report
+    never claims a payment that may yet be refused.
+    """
+    for h in journal.row_history(environment, key):
+        if h["state"] == REJECTED:
+            continue
+        other = str(h["run_id"])
+        if h["state"] == CREATED:
+            return {"state": ALREADY_PAID, "related_run": other,
+                    "error_message": f"already paid by run {other}"}  # fmt: skip
+        return {
+            "state": HELD,
+            "related_run": other,
+            "error_code": IN_FLIGHT_ELSEWHERE,
+            "error_message": f"being paid by run {other}, which is not finished; run that "
+            "file again to finish it, then this one",
+        }
+    return None
+
+
+def paid_at_provider(
+    journal: Journal, environment: str, run_id: str, row_number: int, row_key: str
+) -> bool:
+    """Whether the provider's ledger holds a payout for this row made from another journal.
+
+    A live one is adopted (the row is ``already_paid`` with its payout id); one that ended
+    without paying holds the row for a person, since paying it again is a decision.
+    """
+    found = journal.provider_payouts_for(environment, row_key)
+    if not found:
+        return False
+    live = [p for p in found if p["status"] not in SETTLED_FAILURES]
+    if live:
+        first = live[0]
+        note = (
+            f"already paid: the provider holds payout {first['payout_id']} "
+            f"({first['status'] or 'created'}) for this row, made outside this journal"
+        )
+        if journal.adopt_provider_payout(
+            environment=environment,
+            run_id=run_id,
+            row_number=row_number,
+            found=dict(first),
+            note=note,
+        ):
+            return True
+        elsewhere = paid_elsewhere(journal, environment, row_key)
+        if elsewhere is not None:
+            journal.update_row(run_id, row_number, **elsewhere)
+        return True
+    last = found[-1]
+    journal.update_row(
+        run_id,
+        row_number,
+        state=HELD,
+        error_code="failed_elsewhere",
+        error_message=f"the provider holds payout {last['payout_id']} for this row, made "
+        f"outside this journal, which ended {last['status']}; pay it again from the journal "
+        "that made it (batchpay retry-failed)",
+    )
+    return True

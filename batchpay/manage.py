@@ -20,6 +20,7 @@ from batchpay import dedupe
 from batchpay import report as report_mod
 from batchpay import track as tracking
 from batchpay.config import Settings, resolve_settings
+from batchpay.connection import connect
 from batchpay.errors import (
     ApiError,
     AuthenticationError,
@@ -29,7 +30,8 @@ from batchpay.errors import (
 )
 from batchpay.journal import CREATED, TERMINAL_STATUSES, Journal, LockOwner, utcnow
 from batchpay.ledger import METADATA_KEY
-from batchpay.pipeline import build_report, close_run_if_done, connect
+from batchpay.pipeline import build_report
+from batchpay.strategies import close_run_if_done
 from batchpay.submit import Submitter
 
 CANCELLABLE = frozenset(

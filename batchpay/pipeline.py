@@ -7,11 +7,9 @@ resumed (intents in flight settled with their own keys), never started afresh.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,69 +17,48 @@ from typing import Any
 
 import httpx
 
-from batchpay import dedupe, ingest, ledger, track
-from batchpay import layout as layout_mod
+from batchpay import checks, controls, dedupe, ledger, planning, preflight, track
 from batchpay import report as report_mod
-from batchpay import validate as validate_mod
-from batchpay.client import AntonClient, ApiKey, CallRecord
-from batchpay.clocks import ProviderClock
+from batchpay.checks import CheckedFile
 from batchpay.config import Mode, Settings, resolve_settings
+from batchpay.connection import Connection, connect
 from batchpay.errors import (
-    ApiError,
-    AuthenticationError,
     BatchpayError,
     ConfigError,
-    ControlTotalsMismatch,
     DuplicateFileError,
     ExitCode,
-    PreflightError,
     RowIssue,
-    TransportError,
     ValidationFailed,
 )
 from batchpay.journal import (
     CREATED,
     REJECTED,
-    SETTLED_FAILURES,
     TERMINAL_STATUSES,
     Journal,
-    LivePayoutExists,
     LockOwner,
     RunExists,
     utcnow,
 )
-from batchpay.money import parse_amount
-from batchpay.resolve import Held, Refused, Resolver, display_name, masked_account
-from batchpay.submit import Submitter, payout_method
+from batchpay.options import RunOptions
+from batchpay.source import PayoutFile
+from batchpay.states import ALREADY_PAID, DUPLICATE, HELD, INVALID, PLANNED, ROW_REJECTED
+from batchpay.strategies import PerRow, Submission, close_run_if_done
+
+__all__ = [
+    "Plan",
+    "RunOptions",
+    "RunResult",
+    "build_report",
+    "close_run_if_done",
+    "connect",
+    "plan",
+    "report_for",
+    "run",
+    "run_async",
+    "runs",
+]
 
 ProgressFn = Callable[[str, int, int], None]
-
-# Row states in the journal before a payout intent exists.
-PLANNED = "planned"
-INVALID = "invalid"
-DUPLICATE = "duplicate_in_file"
-ALREADY_PAID = "already_paid"
-HELD = "held"
-ROW_REJECTED = "rejected"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What the user asked for on top of the defaults."""
-
-    skip_invalid: bool = False
-    allow_new_bank_details: bool = False
-    # None: as the layout's [duplicates] table says (refused by default).
-    allow_repeats: bool | None = None
-    reference_per_payee: bool | None = None
-    wait: bool = False
-    wait_timeout: float = 600.0
-    concurrency: int = 8
-    out_dir: Path | None = None
-    layout_path: Path | None = None
-    expected_rows: int | None = None
-    expected_totals: Mapping[str, Decimal] = field(default_factory=dict)
-    skip_balance_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,326 +98,29 @@ class RunResult:
     banner: str
 
 
-# -- connection ---------------------------------------------------------------------------
+# -- the verbs ------------------------------------------------------------------------------
+
+FileArg = PayoutFile | Path | str
 
 
-@dataclass
-class Connection:
-    """A live client plus the journal and clock a run uses."""
-
-    settings: Settings
-    journal: Journal
-    client: AntonClient
-    clock: Callable[[], datetime]
-    provider_clock: ProviderClock
-    run_id: str | None = None
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    settings: Settings,
-    journal: Journal,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    clock: Callable[[], datetime] = utcnow,
-    concurrency: int = 8,
-) -> AsyncIterator[Connection]:
-    """Open the API client for ``settings`` (the embedded sandbox when configured so)."""
-    sandbox = None
-    if transport is None and settings.mode is Mode.EMBEDDED:
-        from batchpay.sandbox import Sandbox, SandboxConfig
-
-        assert settings.sandbox_state_path is not None
-        settings.sandbox_state_path.parent.mkdir(parents=True, exist_ok=True)
-        sandbox = Sandbox(SandboxConfig(state_path=str(settings.sandbox_state_path)))
-        transport = sandbox.transport()
-    conn_holder: list[Connection] = []
-    provider_clock = ProviderClock(clock)
-
-    def on_call(call: CallRecord) -> None:
-        provider_clock.observe(call.server_date)
-        run_id = conn_holder[0].run_id if conn_holder else None
-        journal.record_call(run_id, call_record_dict(call))
-
-    client = AntonClient(
-        settings.api_url,
-        ApiKey(settings.api_key.reveal()),
-        transport=transport,
-        on_call=on_call,
-        max_concurrency=concurrency,
-        timeout=settings.http_timeout,
-    )
-    conn = Connection(
-        settings=settings,
-        journal=journal,
-        client=client,
-        clock=clock,
-        provider_clock=provider_clock,
-    )
-    conn_holder.append(conn)
-    try:
-        async with client:
-            yield conn
-    finally:
-        if sandbox is not None:
-            close = getattr(sandbox, "aclose", None) or getattr(sandbox, "close", None)
-            if close is not None:
-                maybe = close()
-                if asyncio.iscoroutine(maybe):
-                    await maybe
-
-
-def call_record_dict(call: CallRecord) -> dict[str, Any]:
-    """A CallRecord as the journal stores it."""
-    started = call.started_at
-    return {
-        "started_at": started.isoformat() if isinstance(started, datetime) else str(started),
-        "method": call.method,
-        "path": call.path,
-        "status": call.status,
-        "error_code": call.error_code,
-        "request_id": call.request_id,
-        "idempotency_key": call.idempotency_key,
-        "attempt": call.attempt,
-        "duration_ms": call.duration_ms,
-    }
-
-
-# -- ingest, validate, plan ------------------------------------------------------------------
-
-
-@dataclass
-class _Checked:
-    ingested: ingest.IngestedFile
-    result: validate_mod.ValidationResult
-    all_rows: list[dict[str, Any]]
-    # Rows that passed validation, normalised; duplicates among them are in ``duplicates``.
-    valid_rows: dict[int, dict[str, Any]]
-    fingerprint: str
-    default_purpose: str
-    duplicates: dedupe.InFileCheck
-    rules: layout_mod.DuplicateRules
-
-    @property
-    def issues(self) -> list[RowIssue]:
-        """Every refusal: invalid rows, then duplicates, in row order."""
-        return sorted([*self.result.issues, *self.duplicates.issues], key=lambda i: i.row)
-
-    @property
-    def accepted_rows(self) -> dict[int, dict[str, Any]]:
-        """Valid rows not refused as duplicates (later copies of a repeat included)."""
-        refused = self.duplicates.refused_rows
-        return {n: r for n, r in self.valid_rows.items() if n not in refused}
-
-    @property
-    def payable_rows(self) -> dict[int, dict[str, Any]]:
-        """Accepted rows less the later copies of a repeat: one per payout to make."""
-        repeats = self.duplicates.repeat_rows
-        return {n: r for n, r in self.accepted_rows.items() if n not in repeats}
-
-
-def _duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.DuplicateRules:
-    """The layout's [duplicates] settings, overridden by the run's options where given."""
-    rules = lay.duplicates
-    if options.allow_repeats is not None:
-        rules = dataclasses.replace(rules, allow_repeats=options.allow_repeats)
-    if options.reference_per_payee is not None:
-        rules = dataclasses.replace(rules, reference_per_payee=options.reference_per_payee)
-    return rules
-
-
-def _check(path: Path, options: RunOptions) -> _Checked:
-    lay = layout_mod.load_layout(options.layout_path)
-    ingested = ingest.read_file(path, lay)
-    result = validate_mod.validate_frame(ingested, lay)
-    all_rows = ingested.frame.to_dicts()
-    valid_rows = {int(r["_row"]): r for r in result.valid.to_dicts()}
-    rules = _duplicate_rules(lay, options)
-    return _Checked(
-        ingested=ingested,
-        result=result,
-        all_rows=all_rows,
-        valid_rows=valid_rows,
-        fingerprint=dedupe.content_fingerprint(all_rows),
-        default_purpose=getattr(lay, "default_purpose", ""),
-        duplicates=dedupe.check_in_file(list(valid_rows.values()), rules, labels=result.header_map),
-        rules=rules,
-    )
-
-
-def _totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
-    for r in rows:
-        try:
-            amount = parse_amount(str(r.get("amount", "")))
-        except ValueError:
-            continue
-        cur = str(r.get("currency", "")).upper()
-        totals[cur] = totals.get(cur, Decimal(0)) + amount
-    return totals
-
-
-@dataclass(frozen=True)
-class ControlTotals:
-    """Declared row count and totals per currency, from the command line or a .ctl file."""
-
-    rows: int | None = None
-    totals: Mapping[str, Decimal] = field(default_factory=dict)
-    source: str = "the command line"
-
-
-def control_file_for(path: Path) -> Path:
-    """Where a file's control file sits: ``payouts.csv`` -> ``payouts.csv.ctl``."""
-    return path.with_name(path.name + ".ctl")
-
-
-def read_control_file(path: Path) -> ControlTotals:
-    """Read a control file (TOML: ``rows = 32`` and a ``[totals]`` table of decimal strings)."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ControlTotalsMismatch(
-            f"cannot read the control file {path.name}: {exc}",
-            hint='write it as TOML: rows = 32 and [totals] EUR = "12500.00"',
-        ) from None
-    rows = data.get("rows")
-    totals_raw = data.get("totals", {})
-    unknown = set(data) - {"rows", "totals"}
-    if (
-        unknown
-        or (rows is not None and (not isinstance(rows, int) or isinstance(rows, bool)))
-        or not isinstance(totals_raw, dict)
-    ):
-        raise ControlTotalsMismatch(
-            f"the control file {path.name} is not shaped as expected",
-            hint='only `rows = <integer>` and a [totals] table such as EUR = "12500.00"',
-        )
-    totals: dict[str, Decimal] = {}
-    for cur, value in totals_raw.items():
-        if not isinstance(value, str):
-            raise ControlTotalsMismatch(
-                f"the control file {path.name} gives {cur} as a number",
-                hint=f'write amounts as quoted decimals, e.g. {cur} = "12500.00"',
-            )
-        try:
-            totals[str(cur).upper()] = parse_amount(value.strip())
-        except ValueError:
-            raise ControlTotalsMismatch(
-                f"the control file {path.name} gives {cur} = {value!r}, not a plain amount"
-            ) from None
-    return ControlTotals(rows=rows, totals=totals, source=f"the control file {path.name}")
-
-
-def declared_controls(path: Path, options: RunOptions) -> list[ControlTotals]:
-    """Every declaration that applies to ``path``: the command line's and its .ctl file's."""
-    found = []
-    if options.expected_rows is not None or options.expected_totals:
-        totals = {k.upper(): v for k, v in options.expected_totals.items()}
-        found.append(ControlTotals(options.expected_rows, totals))
-    ctl = control_file_for(path)
-    if ctl.is_file():
-        found.append(read_control_file(ctl))
-    return found
-
-
-def _check_control_totals(checked: _Checked, path: Path, options: RunOptions) -> None:
-    n = len(checked.all_rows)
-    actual = _totals(checked.all_rows)
-    problems = []
-    for declared in declared_controls(path, options):
-        if declared.rows is not None and declared.rows != n:
-            problems.append(f"the file has {n} rows, {declared.source} declares {declared.rows}")
-        for cur, expected in sorted(declared.totals.items()):
-            got = actual.get(cur, Decimal(0))
-            if got != expected:
-                problems.append(f"{cur} totals {got}, {declared.source} declares {expected}")
-        for cur in sorted(set(actual) - set(declared.totals)) if declared.totals else []:
-            problems.append(f"{cur} totals {actual[cur]}, {declared.source} declares none")
-    if problems:
-        raise ControlTotalsMismatch("control totals do not match: " + "; ".join(problems))
-
-
-def _paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, Any] | None:
-    """Row fields marking a row whose payout another run holds, or None if none does.
-
-    A payout the provider confirmed makes the row ``already_paid``; one still in flight in
-    an unfinished run holds the row (the other run must be finished first), so the report
-    never claims a payment that may yet be refused.
-    """
-    for h in journal.row_history(environment, key):
-        if h["state"] == REJECTED:
-            continue
-        other = str(h["run_id"])
-        if h["state"] == CREATED:
-            return {"state": ALREADY_PAID, "related_run": other,
-                    "error_message": f"already paid by run {other}"}  # fmt: skip
-        return {
-            "state": HELD,
-            "related_run": other,
-            "error_code": "in_flight_elsewhere",
-            "error_message": f"being paid by run {other}, which is not finished; run that "
-            "file again to finish it, then this one",
-        }
-    return None
-
-
-def _paid_at_provider(
-    journal: Journal, environment: str, run_id: str, row_number: int, row_key: str
-) -> bool:
-    """Whether the provider's ledger holds a payout for this row made from another journal.
-
-    A live one is adopted (the row is ``already_paid`` with its payout id); one that ended
-    without paying holds the row for a person, since paying it again is a decision.
-    """
-    found = journal.provider_payouts_for(environment, row_key)
-    if not found:
-        return False
-    live = [p for p in found if p["status"] not in SETTLED_FAILURES]
-    if live:
-        first = live[0]
-        note = (
-            f"already paid: the provider holds payout {first['payout_id']} "
-            f"({first['status'] or 'created'}) for this row, made outside this journal"
-        )
-        if journal.adopt_provider_payout(
-            environment=environment,
-            run_id=run_id,
-            row_number=row_number,
-            found=dict(first),
-            note=note,
-        ):
-            return True
-        elsewhere = _paid_elsewhere(journal, environment, row_key)
-        if elsewhere is not None:
-            journal.update_row(run_id, row_number, **elsewhere)
-        return True
-    last = found[-1]
-    journal.update_row(
-        run_id,
-        row_number,
-        state=HELD,
-        error_code="failed_elsewhere",
-        error_message=f"the provider holds payout {last['payout_id']} for this row, made "
-        f"outside this journal, which ended {last['status']}; pay it again from the journal "
-        "that made it (batchpay retry-failed)",
-    )
-    return True
+def _source(file: FileArg, options: RunOptions) -> PayoutFile:
+    return file if isinstance(file, PayoutFile) else checks.read_source(file, options)
 
 
 def plan(
-    path: Path | str,
+    file: FileArg,
     *,
     settings: Settings | None = None,
     options: RunOptions | None = None,
 ) -> Plan:
-    """Run every check on a file and say what a run would do, without sending anything."""
+    """Run every check on a file and say what a run would do, without sending anything.
+
+    ``file`` is a path, or a :class:`~batchpay.source.PayoutFile` (a name and its bytes).
+    """
     settings = settings or resolve_settings()
     options = options or RunOptions()
-    path = Path(path)
     report_mod.check_out_dir(options.out_dir or Path("reports"))
-    checked = _check(path, options)
+    checked = checks.check_file(_source(file, options), options)
     env = settings.environment
     with Journal(settings.journal_path) as journal:
         earlier = journal.find_runs_for_file(
@@ -450,7 +130,7 @@ def plan(
         to_pay = [
             r
             for r in checked.payable_rows.values()
-            if _paid_elsewhere(
+            if ledger.paid_elsewhere(
                 journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
             )
             is None
@@ -463,18 +143,18 @@ def plan(
         }
     issues = checked.issues
     if not issues:
-        _check_control_totals(checked, path, options)
+        controls.check_control_totals(checked, options)
     by_method: dict[str, int] = {}
     for r in to_pay:
         m = str(r.get("payment_method", ""))
         by_method[m] = by_method.get(m, 0) + 1
     return Plan(
-        file_name=path.name,
+        file_name=checked.source.name,
         sha256=checked.ingested.sha256,
         rows=len(checked.all_rows),
         valid_rows=len(checked.accepted_rows),
         issues=issues,
-        totals=_totals(to_pay),
+        totals=checks.totals_by_currency(to_pay),
         new_beneficiaries=len(refs - known),
         known_beneficiaries=len(known),
         duplicates_in_file=list(checked.duplicates.repeats),
@@ -485,113 +165,8 @@ def plan(
     )
 
 
-# -- run ------------------------------------------------------------------------------------
-
-
-def _row_records(checked: _Checked, journal: Journal, environment: str) -> list[dict[str, Any]]:
-    dups = {d.row: d for d in checked.duplicates.repeats}
-    accepted = checked.accepted_rows
-    issues_by_row: dict[int, list[RowIssue]] = {}
-    for issue in checked.issues:
-        issues_by_row.setdefault(issue.row, []).append(issue)
-    records = []
-    for raw in checked.all_rows:
-        number = int(raw["_row"])
-        row = checked.valid_rows.get(number, raw)
-        reference = str(row.get("reference") or "")
-        ben_ref = str(row.get("beneficiary_ref") or "")
-        key = dedupe.row_key(environment, reference, ben_ref)
-        rec: dict[str, Any] = {
-            "row_number": number,
-            "reference": reference,
-            "beneficiary_ref": ben_ref,
-            "beneficiary_name": display_name(row),
-            "row_key": key,
-            "content_hash": dedupe.row_content_hash(row),
-            "amount": row.get("amount") or None,
-            "currency": row.get("currency") or None,
-            "source_currency": row.get("source_currency") or row.get("currency") or None,
-            "payment_method": row.get("payment_method") or None,
-            "masked_account": _safe_mask(row),
-            "state": PLANNED,
-        }
-        if number not in accepted:
-            rec["state"] = INVALID
-            # A valid row refused as a duplicate carries the duplicate's own code.
-            rec["error_code"] = (
-                issues_by_row[number][0].code if number in checked.valid_rows else "invalid_row"
-            )
-            rec["error_message"] = "; ".join(
-                str(i.message if i.column is None else f"{i.column}: {i.message}")
-                for i in issues_by_row.get(number, [])
-            )
-        elif number in dups:
-            rec["state"] = DUPLICATE
-            rec["duplicate_of"] = dups[number].first_row
-            rec["error_message"] = dups[number].message
-        elif (elsewhere := _paid_elsewhere(journal, environment, key)) is not None:
-            rec.update(elsewhere)
-        records.append(rec)
-    return records
-
-
-def _safe_mask(row: Mapping[str, Any]) -> str:
-    try:
-        return masked_account({k: str(v or "") for k, v in row.items()})
-    except Exception:  # an invalid row may lack the fields; never leak, never crash
-        return ""
-
-
-def known_fees(journal: Journal, environment: str) -> dict[tuple[str, str], Decimal]:
-    """The highest fee the provider charged per (payout method, fee currency) in this world."""
-    fees: dict[tuple[str, str], Decimal] = {}
-    for p in journal.db.execute(
-        "SELECT body, fee, fee_currency FROM payouts WHERE environment=? AND fee IS NOT NULL",
-        (environment,),
-    ):
-        try:
-            method = str(json.loads(p["body"])["method"])
-            fee = Decimal(str(p["fee"]))
-        except (ValueError, KeyError, ArithmeticError):
-            continue
-        key = (method, str(p["fee_currency"]))
-        fees[key] = max(fees.get(key, fee), fee)
-    return fees
-
-
-async def _preflight(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse a run whose source balances cannot cover its same-currency payouts.
-
-    Fees are added where the journal has seen the provider charge them (same payout method
-    and currency); cross-currency rows are left to the provider, whose rate is unknown here.
-    """
-    fees = known_fees(conn.journal, conn.settings.environment)
-    need: dict[str, Decimal] = {}
-    with_fees = False
-    for r in rows:
-        cur = str(r.get("source_currency") or r["currency"])
-        if cur == r["currency"]:
-            fee = fees.get((payout_method(str(r["payment_method"]), cur), cur), Decimal(0))
-            with_fees = with_fees or fee > 0
-            need[cur] = need.get(cur, Decimal(0)) + parse_amount(str(r["amount"])) + fee
-    if not need:
-        return
-    balances = {str(b.get("currency")): b for b in await conn.client.list_balances()}
-    short = []
-    for cur, amount in sorted(need.items()):
-        available = Decimal(str(balances.get(cur, {}).get("available", "0")))
-        if available < amount:
-            short.append(f"{cur} needs {amount} but {available} is available")
-    if short:
-        what = "including the fees seen before" if with_fees else "before fees"
-        raise PreflightError(
-            f"the balance cannot cover this run ({what}): " + "; ".join(short),
-            hint="top up the balance, split the file, or pass --skip-balance-check",
-        )
-
-
 async def run_async(
-    path: Path | str,
+    file: FileArg,
     *,
     settings: Settings | None = None,
     options: RunOptions | None = None,
@@ -599,8 +174,13 @@ async def run_async(
     clock: Callable[[], datetime] = utcnow,
     on_progress: ProgressFn | None = None,
     track_sleep: Callable[[float], Any] | None = None,
+    submission: Submission | None = None,
 ) -> RunResult:
-    """Pay a file: the library verb behind ``batchpay run``."""
+    """Pay a file: the library verb behind ``batchpay run``.
+
+    ``file`` is a path, or a :class:`~batchpay.source.PayoutFile` (a name and its bytes);
+    ``submission`` is how rows reach the provider (one request per row by default).
+    """
     settings = settings or resolve_settings()
     if settings.mode is Mode.LIVE and not settings.confirm_live:
         raise ConfigError(
@@ -608,82 +188,26 @@ async def run_async(
             hint="pass --confirm-live (or set BATCHPAY_CONFIRM_LIVE=1) after checking the file",
         )
     options = options or RunOptions()
-    path = Path(path)
-    report_mod.check_out_dir(options.out_dir or Path("reports"))
-    checked = _check(path, options)
-    env = settings.environment
+    out_dir = options.out_dir or Path("reports")
+    report_mod.check_out_dir(out_dir)
+    checked = checks.check_file(_source(file, options), options)
     owner = LockOwner.current()
     with Journal(settings.journal_path, clock=clock) as journal:
-        earlier = journal.find_runs_for_file(
-            env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
-        )
-        resumable = [r for r in earlier if r["status"] != "finished"]
-        resumed = bool(resumable)
-        if earlier and not resumable:
-            first = earlier[0]
-            how = (
-                "the same file"
-                if first["sha256"] == checked.ingested.sha256
-                else "a copy with the same rows (re-saved or re-exported)"
-            )
-            raise DuplicateFileError(
-                f"{path.name} was already run: {how} was paid as {first['id']} "
-                f"({first['file_name']}, {first['created_at'][:19].replace('T', ' ')} UTC)",
-                run_id=str(first["id"]),
-            )
-        if not resumed:
-            if checked.issues and not options.skip_invalid:
-                raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
-            _check_control_totals(checked, path, options)
-            if not checked.accepted_rows:
-                raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
-
+        resumable = _earlier_run(journal, settings.environment, checked)
+        if resumable is None:
+            _refuse_unpayable(checked, options)
         async with connect(
             settings, journal, transport=transport, clock=clock, concurrency=options.concurrency
         ) as conn:
-            if resumed:
-                run_id = str(resumable[0]["id"])
-                journal.acquire_run_lock(run_id, owner)
-                _refuse_if_finished_meanwhile(journal, run_id, path, owner)
+            if resumable is not None:
+                run_id = _resume(journal, resumable, checked, owner)
             else:
-                records = _row_records(checked, journal, env)
-                payable = [
-                    checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED
-                ]
-                if not options.skip_balance_check:
-                    await _preflight(conn, payable)
-                try:
-                    run_id = journal.create_run(
-                        environment=env,
-                        api_url=settings.api_url,
-                        mode=settings.mode.value,
-                        file={
-                            "sha256": checked.ingested.sha256,
-                            "fingerprint": checked.fingerprint,
-                            "name": path.name,
-                            "size": path.stat().st_size,
-                            "format": checked.ingested.format,
-                            "row_count": len(checked.all_rows),
-                        },
-                        rows=records,
-                        options={
-                            "skip_invalid": options.skip_invalid,
-                            "allow_new_bank_details": options.allow_new_bank_details,
-                            "allow_repeats": checked.rules.allow_repeats,
-                            "reference_per_payee": checked.rules.reference_per_payee,
-                        },
-                        owner=owner,
-                    )
-                except RunExists as exc:
-                    # Another process created the run between our check and now: it is
-                    # working on it, so take its lock or say who holds it.
-                    run_id = exc.run_id
-                    journal.acquire_run_lock(run_id, owner)
-                    _refuse_if_finished_meanwhile(journal, run_id, path, owner)
-                    resumed = True
+                run_id = await _create_run(conn, checked, options, owner)
             conn.run_id = run_id
             try:
-                await _work(conn, run_id, checked, options, on_progress)
+                await (submission or PerRow()).submit_run(
+                    conn, run_id, checked, options, on_progress
+                )
                 if options.wait:
                     kwargs: dict[str, Any] = {"timeout": options.wait_timeout}
                     if track_sleep is not None:
@@ -693,188 +217,108 @@ async def run_async(
                 close_run_if_done(journal, run_id)
                 journal.release_run_lock(run_id, owner)
         rep = build_report(journal, run_id, settings)
-    out_dir = options.out_dir or Path("reports")
     paths = report_mod.write_report(rep, out_dir / run_id, run_id)
-    counts = _outcome_counts(rep)
     return RunResult(
         run_id=run_id,
-        resumed=resumed,
+        resumed=resumable is not None,
         report=rep,
         paths=paths,
         exit_code=_exit_code(rep, waited=options.wait),
-        counts=counts,
+        counts=_outcome_counts(rep),
         banner=settings.banner(),
     )
 
 
+def _earlier_run(journal: Journal, env: str, checked: CheckedFile) -> str | None:
+    """The unfinished earlier run of this file to resume; refuse a file already paid."""
+    earlier = journal.find_runs_for_file(
+        env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
+    )
+    resumable = [r for r in earlier if r["status"] != "finished"]
+    if resumable:
+        return str(resumable[0]["id"])
+    if earlier:
+        first = earlier[0]
+        how = (
+            "the same file"
+            if first["sha256"] == checked.ingested.sha256
+            else "a copy with the same rows (re-saved or re-exported)"
+        )
+        raise DuplicateFileError(
+            f"{checked.source.name} was already run: {how} was paid as {first['id']} "
+            f"({first['file_name']}, {first['created_at'][:19].replace('T', ' ')} UTC)",
+            run_id=str(first["id"]),
+        )
+    return None
+
+
+def _refuse_unpayable(checked: CheckedFile, options: RunOptions) -> None:
+    """A new run needs a valid file (or --skip-invalid and some valid rows) and its totals."""
+    if checked.issues and not options.skip_invalid:
+        raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
+    controls.check_control_totals(checked, options)
+    if not checked.accepted_rows:
+        raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
+
+
+def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwner) -> str:
+    journal.acquire_run_lock(run_id, owner)
+    _refuse_if_finished_meanwhile(journal, run_id, checked.source.name, owner)
+    return run_id
+
+
+async def _create_run(
+    conn: Connection, checked: CheckedFile, options: RunOptions, owner: LockOwner
+) -> str:
+    """Plan the rows, check the balance and record the new run (with its lock)."""
+    journal, settings = conn.journal, conn.settings
+    records = planning.row_records(checked, journal, settings.environment)
+    if not options.skip_balance_check:
+        payable = [checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED]
+        await preflight.preflight(conn, payable)
+    try:
+        return journal.create_run(
+            environment=settings.environment,
+            api_url=settings.api_url,
+            mode=settings.mode.value,
+            file={
+                "sha256": checked.ingested.sha256,
+                "fingerprint": checked.fingerprint,
+                "name": checked.source.name,
+                "size": checked.source.size,
+                "format": checked.ingested.format,
+                "row_count": len(checked.all_rows),
+            },
+            rows=records,
+            options={
+                "skip_invalid": options.skip_invalid,
+                "allow_new_bank_details": options.allow_new_bank_details,
+                "allow_repeats": checked.rules.allow_repeats,
+                "reference_per_payee": checked.rules.reference_per_payee,
+            },
+            owner=owner,
+        )
+    except RunExists as exc:
+        # Another process created the run between our check and now: it is working on
+        # it, so take its lock or say who holds it.
+        return _resume(journal, exc.run_id, checked, owner)
+
+
 def _refuse_if_finished_meanwhile(
-    journal: Journal, run_id: str, path: Path, owner: LockOwner
+    journal: Journal, run_id: str, name: str, owner: LockOwner
 ) -> None:
     """Another process may have finished the run between our look and our lock."""
     run = journal.get_run(run_id)
     if run is not None and run["status"] == "finished":
         journal.release_run_lock(run_id, owner)
         raise DuplicateFileError(
-            f"{path.name} was just paid by another batchpay process as {run_id}", run_id=run_id
+            f"{name} was just paid by another batchpay process as {run_id}", run_id=run_id
         )
 
 
-def run(path: Path | str, **kwargs: Any) -> RunResult:
+def run(file: FileArg, **kwargs: Any) -> RunResult:
     """Synchronous :func:`run_async`."""
-    return asyncio.run(run_async(path, **kwargs))
-
-
-async def _work(
-    conn: Connection,
-    run_id: str,
-    checked: _Checked,
-    options: RunOptions,
-    on_progress: ProgressFn | None,
-) -> None:
-    journal = conn.journal
-    env = conn.settings.environment
-    submitter = Submitter(
-        conn.client, journal, env, clock=conn.clock, provider_clock=conn.provider_clock
-    )
-    resolver = Resolver(
-        conn.client,
-        journal,
-        env,
-        allow_new_bank_details=options.allow_new_bank_details,
-        clock=conn.clock,
-    )
-    rows = journal.rows(run_id)
-    # 1. Unfinished intents first: settle them with their own keys.
-    open_intents = [p for p in journal.open_payouts(run_id) if p["state"] != CREATED]
-    total = len(open_intents) + sum(1 for r in rows if r["state"] in (PLANNED, HELD))
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if on_progress is not None:
-            on_progress("submit", done, total)
-
-    todo = [r for r in rows if r["state"] == PLANNED or _waits_for_other_run(r)]
-    if options.allow_new_bank_details:
-        todo += [r for r in rows if r["state"] == HELD and not _waits_for_other_run(r)]
-    if open_intents or todo:
-        # The provider's ledger is the last word: learn what it already holds (and its
-        # clock) before settling or sending anything.
-        await ledger.sweep(
-            conn.client,
-            journal,
-            env,
-            provider_clock=conn.provider_clock,
-            on_progress=on_progress,
-        )
-    if on_progress is not None:
-        on_progress("submit", 0, total)
-    for intent in open_intents:
-        await submitter.settle(intent)
-        tick()
-
-    # 2. Rows not yet handed to the provider.
-    resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
-    sem = asyncio.Semaphore(max(1, options.concurrency))
-    stop: list[BaseException] = []
-
-    # A resumed run may be fed a re-saved copy whose rows moved: match journal rows to the
-    # file's rows by business identity and content, never by row number.
-    by_key: dict[str, dict[str, Any]] = {}
-    for valid in checked.valid_rows.values():
-        key = dedupe.row_key(env, str(valid["reference"]), str(valid["beneficiary_ref"]))
-        by_key.setdefault(key, valid)
-
-    async def one(r: Any) -> None:
-        if stop:
-            return
-        number = int(r["row_number"])
-        row = by_key.get(str(r["row_key"]))
-        if row is None or dedupe.row_content_hash(row) != r["content_hash"]:
-            # The file being resumed no longer holds this row as it was planned.
-            journal.update_row(
-                run_id, number, state=HELD, error_code="row_changed",
-                error_message="the file being resumed no longer holds this row as planned",
-            )  # fmt: skip
-            return
-        async with sem:
-            try:
-                dest = await resolver.resolve(row)
-                journal.update_row(
-                    run_id,
-                    number,
-                    beneficiary_id=dest.beneficiary_id,
-                    instrument_id=dest.instrument_id,
-                    beneficiary_name=dest.display_name or r["beneficiary_name"],
-                )
-                elsewhere = _paid_elsewhere(journal, env, str(r["row_key"]))
-                if elsewhere is not None and elsewhere["related_run"] != run_id:
-                    journal.update_row(run_id, number, **elsewhere)
-                    return
-                if _paid_at_provider(journal, env, run_id, number, str(r["row_key"])):
-                    return
-                await submitter.submit(
-                    run_id=run_id,
-                    row=row,
-                    row_number=number,
-                    row_key=str(r["row_key"]),
-                    beneficiary_id=dest.beneficiary_id,
-                    instrument_id=dest.instrument_id,
-                    default_purpose=checked.default_purpose or "contractor_payment",
-                )
-            except LivePayoutExists:
-                # Another process got there between our check and our intent.
-                elsewhere = _paid_elsewhere(journal, env, str(r["row_key"]))
-                if elsewhere is not None:
-                    journal.update_row(run_id, number, **elsewhere)
-            except Held as exc:
-                journal.update_row(
-                    run_id, number, state=HELD, error_code=exc.code, error_message=exc.message
-                )
-            except Refused as exc:
-                journal.update_row(
-                    run_id,
-                    number,
-                    state=ROW_REJECTED,
-                    error_code=exc.code,
-                    error_message=exc.message,
-                    request_id=exc.request_id,
-                )
-            except AuthenticationError as exc:
-                stop.append(exc)
-            except (TransportError, ApiError) as exc:
-                # Could not resolve now: the row stays planned and is retried next run.
-                journal.update_row(
-                    run_id,
-                    number,
-                    error_code=getattr(exc, "code", "network_error"),
-                    error_message=exc.message,
-                )
-            finally:
-                tick()
-
-    await asyncio.gather(*(one(r) for r in todo))
-    if stop:
-        raise stop[0]
-
-
-def _waits_for_other_run(r: Any) -> bool:
-    """A row held because another, unfinished run holds its payout in flight."""
-    return bool(r["state"] == HELD and r["error_code"] == "in_flight_elsewhere")
-
-
-def close_run_if_done(journal: Journal, run_id: str) -> None:
-    """Mark the run finished when no row is left to send or settle."""
-    unfinished = [
-        r
-        for r in journal.rows(run_id)
-        if r["state"] == PLANNED
-        or _waits_for_other_run(r)
-        or (r["state"] == "payout" and r["payout_state"] not in (CREATED, REJECTED))
-    ]
-    if not unfinished:
-        journal.set_run_status(run_id, "finished")
+    return asyncio.run(run_async(file, **kwargs))
 
 
 # -- report ---------------------------------------------------------------------------------

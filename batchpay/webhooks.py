@@ -410,7 +410,7 @@ async def subscribe(
     rather than subscribed twice.
     """
     from batchpay.config import Mode
-    from batchpay.pipeline import connect
+    from batchpay.connection import connect
 
     if settings.mode is Mode.EMBEDDED and transport is None:
         raise ConfigError(

@@ -10,7 +10,7 @@ import pytest
 
 from batchpay import pipeline
 from batchpay.config import Settings
-from batchpay.errors import DuplicateFileError, ExitCode, ValidationFailed
+from batchpay.errors import ControlTotalsMismatch, DuplicateFileError, ExitCode, ValidationFailed
 from batchpay.journal import Journal
 from batchpay.sandbox import Sandbox
 
@@ -345,3 +345,29 @@ async def test_preflight_adds_fees_the_provider_charged_before(
         await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
     assert f"EUR needs {Decimal('100.00') + fee}" in info.value.message
     assert len(sandbox.ledger()) == 1
+
+
+async def test_a_file_given_as_bytes_with_a_name_is_paid_like_a_file_on_disk(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A PayoutFile (a name, its bytes, its .ctl) runs the whole pipeline with no file on disk."""
+    from batchpay.source import PayoutFile
+
+    rows = [payee(i) for i in range(3)]
+    data = write_csv(tmp_path / "scratch.csv", rows).read_bytes()
+    (tmp_path / "scratch.csv").unlink()
+    totals: dict[str, Decimal] = {}
+    for r in rows:
+        totals[r["currency"]] = totals.get(r["currency"], Decimal(0)) + Decimal(r["amount"])
+    ctl = ("rows = 3\n[totals]\n" + "".join(f'{c} = "{t}"\n' for c, t in totals.items())).encode()
+    wrong = PayoutFile("drop.csv", data, {".ctl": b"rows = 4\n"})
+    with pytest.raises(ControlTotalsMismatch, match="declares 4"):
+        await pipeline.run_async(wrong, **run_kwargs(sandbox, settings, tmp_path))
+    source = PayoutFile("drop.csv", data, {".ctl": ctl})
+    plan = pipeline.plan(source, settings=settings)
+    assert plan.file_name == "drop.csv" and plan.rows_to_pay == 3
+    result = await pipeline.run_async(source, **run_kwargs(sandbox, settings, tmp_path))
+    assert result.exit_code == ExitCode.OK and len(sandbox.ledger()) == 3
+    assert result.report.file_name == "drop.csv"
+    with pytest.raises(DuplicateFileError):
+        await pipeline.run_async(source, **run_kwargs(sandbox, settings, tmp_path))

@@ -1,0 +1,27 @@
+"""What a user can ask of a run on top of the defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked for on top of the defaults."""
+
+    skip_invalid: bool = False
+    allow_new_bank_details: bool = False
+    # None: as the layout's [duplicates] table says (refused by default).
+    allow_repeats: bool | None = None
+    reference_per_payee: bool | None = None
+    wait: bool = False
+    wait_timeout: float = 600.0
+    concurrency: int = 8
+    out_dir: Path | None = None
+    layout_path: Path | None = None
+    expected_rows: int | None = None
+    expected_totals: Mapping[str, Decimal] = field(default_factory=dict)
+    skip_balance_check: bool = False

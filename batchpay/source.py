@@ -1,0 +1,65 @@
+"""Input sources: a payout file as a name, its exact bytes and the files beside it.
+
+The pipeline never opens a path itself: a local file, a file taken from an SFTP drop
+folder or bytes handed over by Airflow all arrive as one :class:`PayoutFile`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchpay.errors import InputError
+
+CONTROL_SUFFIX = ".ctl"
+
+
+@dataclass(frozen=True)
+class PayoutFile:
+    """A payout file: its name (for messages and reports), its exact bytes, its sidecars.
+
+    ``sidecars`` maps a suffix appended to the name (``".ctl"`` for declared control
+    totals) to that file's bytes.
+    """
+
+    name: str
+    data: bytes
+    sidecars: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Size in bytes."""
+        return len(self.data)
+
+    def sidecar(self, suffix: str) -> bytes | None:
+        """The bytes of the file ``name + suffix`` beside it, if there is one."""
+        return self.sidecars.get(suffix)
+
+
+def from_path(path: Path | str, *, max_bytes: int) -> PayoutFile:
+    """Read a local payout file and its ``.ctl`` beside it; refused unread over ``max_bytes``."""
+    from batchpay import ingest
+
+    path = Path(path)
+    try:
+        ingest.check_size(path.stat().st_size, path.name, max_bytes)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {path}: {exc.strerror or exc}",
+            code="not_found" if isinstance(exc, FileNotFoundError) else "unreadable",
+            hint="check the path and that batchpay may read the file",
+        ) from exc
+    sidecars: dict[str, bytes] = {}
+    ctl = path.with_name(path.name + CONTROL_SUFFIX)
+    if ctl.is_file():
+        try:
+            sidecars[CONTROL_SUFFIX] = ctl.read_bytes()
+        except OSError as exc:
+            raise InputError(
+                f"cannot read the control file {ctl.name}: {exc.strerror or exc}",
+                code="unreadable",
+                hint="check that batchpay may read it, or remove it",
+            ) from exc
+    return PayoutFile(path.name, data, sidecars)

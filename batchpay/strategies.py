@@ -1,0 +1,213 @@
+"""Submission strategies: how a run's planned rows reach the provider.
+
+A strategy takes a connection, the run and its checked file, and brings every row to a
+payout intent the provider holds (or to a reason it was not sent). :class:`PerRow` sends
+one ``POST /v1/payouts`` per row, each after finding or creating its beneficiary and
+instrument; the provider's batch upload is the next strategy behind the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from batchpay import dedupe, ledger
+from batchpay.checks import CheckedFile
+from batchpay.connection import Connection
+from batchpay.errors import ApiError, AuthenticationError, TransportError
+from batchpay.journal import CREATED, REJECTED, Journal, LivePayoutExists
+from batchpay.options import RunOptions
+from batchpay.resolve import Held, Refused, Resolver
+from batchpay.states import HELD, IN_FLIGHT_ELSEWHERE, PAYOUT, PLANNED, ROW_REJECTED
+from batchpay.submit import Submitter
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class Submission(Protocol):
+    """A way to submit a run's rows."""
+
+    async def submit_run(
+        self,
+        conn: Connection,
+        run_id: str,
+        checked: CheckedFile,
+        options: RunOptions,
+        on_progress: ProgressFn | None = None,
+    ) -> None:
+        """Settle what is in flight, then send every row still to be paid."""
+
+
+def waits_for_other_run(r: Any) -> bool:
+    """A row held because another, unfinished run holds its payout in flight."""
+    return bool(r["state"] == HELD and r["error_code"] == IN_FLIGHT_ELSEWHERE)
+
+
+def close_run_if_done(journal: Journal, run_id: str) -> None:
+    """Mark the run finished when no row is left to send or settle."""
+    unfinished = [
+        r
+        for r in journal.rows(run_id)
+        if r["state"] == PLANNED
+        or waits_for_other_run(r)
+        or (r["state"] == PAYOUT and r["payout_state"] not in (CREATED, REJECTED))
+    ]
+    if not unfinished:
+        journal.set_run_status(run_id, "finished")
+
+
+class PerRow:
+    """One ``POST /v1/payouts`` per row, ``concurrency`` rows at a time."""
+
+    async def submit_run(
+        self,
+        conn: Connection,
+        run_id: str,
+        checked: CheckedFile,
+        options: RunOptions,
+        on_progress: ProgressFn | None = None,
+    ) -> None:
+        """Settle the run's intents in flight, then resolve and pay each row still planned."""
+        await _PerRowRun(conn, run_id, checked, options, on_progress).run()
+
+
+class _PerRowRun:
+    """The state of one per-row submission: the run, its stages and its progress."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        run_id: str,
+        checked: CheckedFile,
+        options: RunOptions,
+        on_progress: ProgressFn | None,
+    ) -> None:
+        self.conn = conn
+        self.journal = conn.journal
+        self.env = conn.settings.environment
+        self.run_id = run_id
+        self.checked = checked
+        self.options = options
+        self.on_progress = on_progress
+        self.submitter = Submitter(
+            conn.client,
+            self.journal,
+            self.env,
+            clock=conn.clock,
+            provider_clock=conn.provider_clock,
+        )
+        self.resolver = Resolver(
+            conn.client,
+            self.journal,
+            self.env,
+            allow_new_bank_details=options.allow_new_bank_details,
+            clock=conn.clock,
+        )
+        self.done = 0
+        self.total = 0
+        self.stop: list[BaseException] = []
+        # A resumed run may be fed a re-saved copy whose rows moved: journal rows are
+        # matched to the file's rows by business identity and content, never by number.
+        self.by_key: dict[str, Mapping[str, Any]] = {}
+        for valid in checked.valid_rows.values():
+            key = dedupe.row_key(self.env, str(valid["reference"]), str(valid["beneficiary_ref"]))
+            self.by_key.setdefault(key, valid)
+
+    def _tick(self) -> None:
+        self.done += 1
+        if self.on_progress is not None:
+            self.on_progress("submit", self.done, self.total)
+
+    async def run(self) -> None:
+        rows = self.journal.rows(self.run_id)
+        open_intents = [p for p in self.journal.open_payouts(self.run_id) if p["state"] != CREATED]
+        todo = [r for r in rows if r["state"] == PLANNED or waits_for_other_run(r)]
+        if self.options.allow_new_bank_details:
+            todo += [r for r in rows if r["state"] == HELD and not waits_for_other_run(r)]
+        self.total = len(open_intents) + sum(1 for r in rows if r["state"] in (PLANNED, HELD))
+        if open_intents or todo:
+            # The provider's ledger is the last word: learn what it already holds (and its
+            # clock) before settling or sending anything.
+            await ledger.sweep(
+                self.conn.client,
+                self.journal,
+                self.env,
+                provider_clock=self.conn.provider_clock,
+                on_progress=self.on_progress,
+            )
+        if self.on_progress is not None:
+            self.on_progress("submit", 0, self.total)
+        # 1. Unfinished intents first: settle them with their own keys.
+        for intent in open_intents:
+            await self.submitter.settle(intent)
+            self._tick()
+        # 2. Rows not yet handed to the provider.
+        self.resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
+        slots = asyncio.Semaphore(max(1, self.options.concurrency))
+
+        async def one(r: Any) -> None:
+            async with slots:
+                if not self.stop:
+                    await self._pay(r)
+
+        await asyncio.gather(*(one(r) for r in todo))
+        if self.stop:
+            raise self.stop[0]
+
+    async def _pay(self, r: Any) -> None:
+        """Resolve one row's destination and submit its payout; record why if it cannot be."""
+        number = int(r["row_number"])
+        row = self.by_key.get(str(r["row_key"]))
+        if row is None or dedupe.row_content_hash(row) != r["content_hash"]:
+            self._set(
+                number,
+                state=HELD,
+                error_code="row_changed",
+                error_message="the file being resumed no longer holds this row as planned",
+            )
+            return
+        try:
+            await self._resolve_and_submit(r, number, row)
+        except LivePayoutExists:
+            # Another process got there between our check and our intent.
+            elsewhere = ledger.paid_elsewhere(self.journal, self.env, str(r["row_key"]))
+            if elsewhere is not None:
+                self._set(number, **elsewhere)
+        except Held as exc:
+            self._set(number, state=HELD, error_code=exc.code, error_message=exc.message)
+        except Refused as exc:
+            self._set(number, state=ROW_REJECTED, error_code=exc.code,
+                      error_message=exc.message, request_id=exc.request_id)  # fmt: skip
+        except AuthenticationError as exc:
+            self.stop.append(exc)
+        except (TransportError, ApiError) as exc:
+            # Could not resolve now: the row stays planned and is retried next run.
+            self._set(number, error_code=getattr(exc, "code", "network_error"),
+                      error_message=exc.message)  # fmt: skip
+        finally:
+            self._tick()
+
+    async def _resolve_and_submit(self, r: Any, number: int, row: Mapping[str, Any]) -> None:
+        dest = await self.resolver.resolve(row)
+        self._set(number, beneficiary_id=dest.beneficiary_id, instrument_id=dest.instrument_id,
+                  beneficiary_name=dest.display_name or r["beneficiary_name"])  # fmt: skip
+        key = str(r["row_key"])
+        elsewhere = ledger.paid_elsewhere(self.journal, self.env, key)
+        if elsewhere is not None and elsewhere["related_run"] != self.run_id:
+            self._set(number, **elsewhere)
+            return
+        if ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key):
+            return
+        await self.submitter.submit(
+            run_id=self.run_id,
+            row=row,
+            row_number=number,
+            row_key=key,
+            beneficiary_id=dest.beneficiary_id,
+            instrument_id=dest.instrument_id,
+            default_purpose=self.checked.default_purpose or "contractor_payment",
+        )
+
+    def _set(self, number: int, **fields: Any) -> None:
+        self.journal.update_row(self.run_id, number, **fields)

@@ -14,7 +14,7 @@ lost response is settled on the next run by replaying the same key.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -243,53 +243,38 @@ class Resolver:
             fp = pii_fingerprint(row)
             key = dedupe.beneficiary_key(self.environment, ref, fp)
             rec = self.journal.begin_beneficiary(self.environment, ref, fp, key)
-            if rec["pii_fingerprint"] != fp or self._expired(rec):
-                # An earlier unfinished attempt sent other details under another key: look
-                # before creating, so a beneficiary is never created twice.
-                found = await self._find_beneficiary(ref)
-                if found is not None:
-                    return found
-            try:
-                result = await self.client.create_beneficiary(
-                    beneficiary_body(row), str(rec["idempotency_key"])
-                )
-            except UnprocessableError as exc:
-                if exc.code != "duplicate_beneficiary":
-                    self.journal.forget_beneficiary(self.environment, ref)
-                    raise Refused(exc) from None
-                found = await self._find_beneficiary(ref)
-                if found is None:
-                    self.journal.forget_beneficiary(self.environment, ref)
-                    raise Held(
+
+            def record(data: Mapping[str, Any]) -> str:
+                ben_id = str(data["id"])
+                name = str(data.get("display_name") or display_name(row))
+                self.journal.record_beneficiary(self.environment, ref, ben_id, name)
+                return ben_id
+
+            return await _create_once(
+                _Creation(
+                    # An earlier unfinished attempt sent other details under another key, or
+                    # the provider may have forgotten ours: look before creating.
+                    stale=rec["pii_fingerprint"] != fp or self._expired(rec),
+                    create=lambda: self.client.create_beneficiary(
+                        beneficiary_body(row), str(rec["idempotency_key"])
+                    ),
+                    find=lambda: self._find_beneficiary(ref),
+                    forget=lambda: self.journal.forget_beneficiary(self.environment, ref),
+                    record=record,
+                    duplicate_code="duplicate_beneficiary",
+                    forget_when_duplicate_unfound=True,
+                    duplicate_unfound=Held(
                         "beneficiary_exists_elsewhere",
                         "the provider already has a beneficiary with these details under "
                         f"another reference than {ref!r}; check the beneficiary_ref",
-                    ) from None
-                return found
-            except IdempotencyConflictError:
-                # The provider holds our key with another body: never re-key blindly. If
-                # the beneficiary exists, use it; otherwise a person must look.
-                found = await self._find_beneficiary(ref)
-                if found is None:
-                    raise Held(
+                    ),
+                    conflict_unresolved=Held(
                         "idempotency_conflict",
                         "the provider holds this beneficiary's creation key with other "
                         "details and no beneficiary with this reference exists; check it",
-                    ) from None
-                return found
-            except (TransportError, AuthenticationError):
-                raise
-            except ApiError as exc:
-                if exc.retryable or isinstance(exc, ConflictError):
-                    raise
-                self.journal.forget_beneficiary(self.environment, ref)
-                raise Refused(exc) from None
-            data = data_of(result)
-            ben_id = str(data["id"])
-            self.journal.record_beneficiary(
-                self.environment, ref, ben_id, str(data.get("display_name") or display_name(row))
+                    ),
+                )
             )
-            return ben_id
 
     async def _find_beneficiary(self, ref: str) -> str | None:
         wanted = dedupe.identity_text(ref)
@@ -342,46 +327,37 @@ class Resolver:
                 currency=body["currency"],
                 masked_account=masked_account(row),
             )
-            if self._expired(rec):
-                # The provider may have forgotten our key: look before creating again.
-                found = await self._find_instrument(beneficiary_id, row, fp)
-                if found is not None:
-                    return found
-            try:
-                result = await self.client.create_instrument(
-                    beneficiary_id, body, str(rec["idempotency_key"])
-                )
-            except UnprocessableError as exc:
-                if exc.code != "duplicate_instrument":
-                    self.journal.forget_instrument(self.environment, beneficiary_id, fp)
-                    raise Refused(exc) from None
-                found = await self._find_instrument(beneficiary_id, row, fp)
-                if found is None:
-                    raise Held(
+
+            def record(data: Mapping[str, Any]) -> str:
+                ins_id = str(data["id"])
+                self.journal.record_instrument(self.environment, beneficiary_id, fp, ins_id)
+                return ins_id
+
+            return await _create_once(
+                _Creation(
+                    stale=self._expired(rec),  # the provider may have forgotten our key
+                    create=lambda: self.client.create_instrument(
+                        beneficiary_id, body, str(rec["idempotency_key"])
+                    ),
+                    find=lambda: self._find_instrument(beneficiary_id, row, fp),
+                    forget=lambda: self.journal.forget_instrument(
+                        self.environment, beneficiary_id, fp
+                    ),
+                    record=record,
+                    duplicate_code="duplicate_instrument",
+                    forget_when_duplicate_unfound=False,
+                    duplicate_unfound=Held(
                         "instrument_not_found",
                         "the provider says these bank details already exist for the "
                         "beneficiary but batchpay cannot tell which instrument they are",
-                    ) from None
-                return found
-            except IdempotencyConflictError:
-                found = await self._find_instrument(beneficiary_id, row, fp)
-                if found is None:
-                    raise Held(
+                    ),
+                    conflict_unresolved=Held(
                         "idempotency_conflict",
                         "the provider holds this bank account's creation key with other "
                         "details and no matching instrument exists; check it",
-                    ) from None
-                return found
-            except (TransportError, AuthenticationError):
-                raise
-            except ApiError as exc:
-                if exc.retryable or isinstance(exc, ConflictError):
-                    raise
-                self.journal.forget_instrument(self.environment, beneficiary_id, fp)
-                raise Refused(exc) from None
-            ins_id = str(data_of(result)["id"])
-            self.journal.record_instrument(self.environment, beneficiary_id, fp, ins_id)
-            return ins_id
+                    ),
+                )
+            )
 
     async def _find_instrument(
         self, beneficiary_id: str, row: Mapping[str, str], fp: str
@@ -401,3 +377,54 @@ class Resolver:
         ins_id = str(candidates[0]["id"])
         self.journal.record_instrument(self.environment, beneficiary_id, fp, ins_id)
         return ins_id
+
+
+@dataclass(frozen=True)
+class _Creation:
+    """One find-or-create at the provider, as the journal committed its intent."""
+
+    stale: bool  # look before creating: the key may be forgotten or another body sent
+    create: Callable[[], Awaitable[Any]]
+    find: Callable[[], Awaitable[str | None]]
+    forget: Callable[[], None]  # drop the unfinished intent after a definitive refusal
+    record: Callable[[Mapping[str, Any]], str]  # store the created resource; its id
+    duplicate_code: str  # the provider's "it already exists" answer
+    forget_when_duplicate_unfound: bool
+    duplicate_unfound: Held  # "it exists" but the look-up cannot tell which one
+    conflict_unresolved: Held  # our key holds another body and nothing can be found
+
+
+async def _create_once(c: _Creation) -> str:
+    """Create a beneficiary or instrument at most once; return its id.
+
+    "It already exists" and an idempotency conflict are resolved by looking it up, never by
+    a new key; a definitive refusal forgets the intent and raises :class:`Refused`.
+    """
+    if c.stale and (found := await c.find()) is not None:
+        return found
+    try:
+        result = await c.create()
+    except UnprocessableError as exc:
+        if exc.code != c.duplicate_code:
+            c.forget()
+            raise Refused(exc) from None
+        found = await c.find()
+        if found is None:
+            if c.forget_when_duplicate_unfound:
+                c.forget()
+            raise c.duplicate_unfound from None
+        return found
+    except IdempotencyConflictError:
+        # The provider holds our key with another body: never re-key blindly.
+        found = await c.find()
+        if found is None:
+            raise c.conflict_unresolved from None
+        return found
+    except (TransportError, AuthenticationError):
+        raise
+    except ApiError as exc:
+        if exc.retryable or isinstance(exc, ConflictError):
+            raise
+        c.forget()
+        raise Refused(exc) from None
+    return c.record(data_of(result))

@@ -18,6 +18,7 @@ use, so ``import batchpay`` — and the sandbox — start fast.
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import Any
 
@@ -37,6 +38,10 @@ from batchpay.errors import (
 )
 
 __version__ = "0.1.0"
+
+# The library logs but never configures logging: without a handler of the application's,
+# nothing is printed.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # name -> (module, attribute), imported on first use.
 _LAZY: dict[str, tuple[str, str]] = {

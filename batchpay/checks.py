@@ -8,6 +8,7 @@ the content fingerprint and the duplicate rules in force.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,6 +22,8 @@ from batchpay.errors import RowIssue
 from batchpay.money import parse_amount
 from batchpay.options import RunOptions
 from batchpay.source import PayoutFile, from_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,7 +88,12 @@ def check_file(source: PayoutFile, options: RunOptions) -> CheckedFile:
     all_rows = ingested.frame.to_dicts()
     valid_rows = {int(r["_row"]): r for r in result.valid.to_dicts()}
     rules = duplicate_rules(lay, options)
-    return CheckedFile(
+    log.info(
+        "file read: %s (%s, %d bytes, %d rows, sha256 %s)",
+        source.name, ingested.format, source.size, len(all_rows), ingested.sha256[:12],
+        extra={"file": source.name, "sha256": ingested.sha256, "rows": len(all_rows)},
+    )  # fmt: skip
+    checked = CheckedFile(
         ingested=ingested,
         result=result,
         all_rows=all_rows,
@@ -96,6 +104,12 @@ def check_file(source: PayoutFile, options: RunOptions) -> CheckedFile:
         duplicates=dedupe.check_in_file(list(valid_rows.values()), rules, labels=result.header_map),
         rules=rules,
     )
+    log.info(
+        "file validated: %s: %d valid, %d issue(s), %d to pay",
+        source.name, len(checked.accepted_rows), len(checked.issues), len(checked.payable_rows),
+        extra={"file": source.name, "issues": len(checked.issues)},
+    )  # fmt: skip
+    return checked
 
 
 def totals_by_currency(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:

@@ -127,12 +127,21 @@ def _parse_totals(values: tuple[str, ...]) -> dict[str, Decimal]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="warning", show_default=True, envvar="BATCHPAY_LOG_LEVEL",
+              help="Log events at this level and above to standard error.")  # fmt: skip
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, envvar="BATCHPAY_LOG_FORMAT",
+              help="Log lines as text, or one JSON object per line.")  # fmt: skip
 @click.version_option(package_name="batchpay")
-def main(debug: bool) -> None:
+def main(debug: bool, log_level: str, log_format: str) -> None:
     """Pay many people from a spreadsheet, exactly once, through the Anton Payments API.
 
     With no BATCHPAY_API_KEY set, batchpay uses its embedded sandbox: no money moves.
     """
+    from batchpay import logs
+
+    logs.configure(level=log_level, fmt=log_format)
 
 
 _common_run_options = [

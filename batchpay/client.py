@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
@@ -82,6 +83,7 @@ __all__ = [
 DEFAULT_USER_AGENT: Final = f"batchpay/{__version__} httpx/{httpx.__version__}"
 
 _PAGE_SIZE: Final = 100
+log = logging.getLogger(__name__)
 _MAX_KEY_LENGTH: Final = 255
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _NOT_JSON: Final = object()
@@ -443,7 +445,7 @@ class AntonClient:
         attempt: int,
         will_retry: bool,
     ) -> None:
-        if self._on_call is None:
+        if self._on_call is None and not log.isEnabledFor(logging.INFO):
             return
         response = outcome.response
         code: str | None = None
@@ -463,6 +465,18 @@ class AntonClient:
             request_id = _answer_request_id(response, request_id)
             replayed = response.headers.get("x-idempotent-replayed", "").strip().lower() == "true"
             server_date = _http_date(response.headers.get("date"))
+        status = response.status_code if response is not None else None
+        log.log(
+            logging.WARNING if will_retry else logging.INFO,
+            "%s %s -> %s in %.0f ms (request %s%s)%s",
+            method, path, status if status is not None else code, outcome.duration_ms,
+            request_id, ", replayed" if replayed else "", ", will retry" if will_retry else "",
+            extra={"method": method, "path": path, "status": status, "error_code": code,
+                   "duration_ms": round(outcome.duration_ms, 3), "request_id": request_id,
+                   "attempt": attempt, "will_retry": will_retry},
+        )  # fmt: skip
+        if self._on_call is None:
+            return
         self._on_call(
             CallRecord(
                 method=method,

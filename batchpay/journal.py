@@ -688,22 +688,26 @@ class Journal:
 
     # -- rows -------------------------------------------------------------------------------
 
+    _ROWS_SQL = """SELECT rows.*, p.state AS payout_state, p.payout_id, p.status AS payout_status,
+                      p.first_sent_at, p.send_count, p.source_amount, p.source_currency AS
+                      p_source_currency, p.dest_amount, p.dest_currency, p.fee,
+                      p.fee_currency, p.exchange_rate, p.total_debited,
+                      p.total_debited_currency, p.failure_reason, p.attempt,
+                      p.error_code AS p_error_code, p.error_message AS p_error_message,
+                      p.request_id AS p_request_id, p.settled_by, p.body AS payout_body
+               FROM rows LEFT JOIN payouts p ON p.idempotency_key = rows.idempotency_key
+               WHERE rows.run_id = ?"""
+
     def rows(self, run_id: str) -> list[sqlite3.Row]:
         """All rows of a run with their payout intent (if any), in file order."""
-        return list(
-            self.db.execute(
-                """SELECT rows.*, p.state AS payout_state, p.payout_id, p.status AS payout_status,
-                          p.first_sent_at, p.send_count, p.source_amount, p.source_currency AS
-                          p_source_currency, p.dest_amount, p.dest_currency, p.fee,
-                          p.fee_currency, p.exchange_rate, p.total_debited,
-                          p.total_debited_currency, p.failure_reason, p.attempt,
-                          p.error_code AS p_error_code, p.error_message AS p_error_message,
-                          p.request_id AS p_request_id, p.settled_by, p.body AS payout_body
-                   FROM rows LEFT JOIN payouts p ON p.idempotency_key = rows.idempotency_key
-                   WHERE rows.run_id = ? ORDER BY rows.row_number""",
-                (run_id,),
-            )
-        )
+        return list(self.db.execute(self._ROWS_SQL + " ORDER BY rows.row_number", (run_id,)))
+
+    def row(self, run_id: str, row_number: int) -> sqlite3.Row | None:
+        """One row of a run with its payout intent (if any)."""
+        found: sqlite3.Row | None = self.db.execute(
+            self._ROWS_SQL + " AND rows.row_number = ?", (run_id, row_number)
+        ).fetchone()
+        return found
 
     def update_row(self, run_id: str, row_number: int, **fields: Any) -> None:
         """Set columns of one row."""

@@ -17,6 +17,7 @@ payouts made since the last one.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 METADATA_KEY = "batchpay_key"
 _KEY_RE = re.compile(r"^bp1-([0-9a-f]{40})-([1-9][0-9]{0,8})$")
 OVERLAP = timedelta(minutes=1)
+log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -117,6 +119,11 @@ async def sweep(
     journal.record_ledger_sweep(environment, found, new_mark)
     if on_progress is not None and read:
         on_progress("ledger", read, read)
+    log.info(
+        "provider ledger %s: %d payout(s) read, %d made by batchpay, high-water mark %s",
+        "bootstrapped" if high_water is None else "swept", read, len(found), new_mark,
+        extra={"payouts_read": read, "batchpay_payouts": len(found), "high_water": new_mark},
+    )  # fmt: skip
     return Sweep(high_water is None, read, len(found), new_mark or high_water)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,6 +60,7 @@ __all__ = [
 ]
 
 ProgressFn = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,10 @@ async def run_async(
             else:
                 run_id = await _create_run(conn, checked, options, owner)
             conn.run_id = run_id
+            log.info(
+                "run %s %s for %s", run_id, "resumed" if resumable else "created",
+                checked.source.name, extra={"run_id": run_id, "file": checked.source.name},
+            )  # fmt: skip
             try:
                 await (submission or PerRow()).submit_run(
                     conn, run_id, checked, options, on_progress
@@ -218,13 +224,19 @@ async def run_async(
                 journal.release_run_lock(run_id, owner)
         rep = build_report(journal, run_id, settings)
     paths = report_mod.write_report(rep, out_dir / run_id, run_id)
+    counts = _outcome_counts(rep)
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    log.info(
+        "report written: %s (%s)", paths.xlsx.parent, outcomes,
+        extra={"run_id": run_id, "report": str(paths.xlsx.parent), "outcomes": counts},
+    )  # fmt: skip
     return RunResult(
         run_id=run_id,
         resumed=resumable is not None,
         report=rep,
         paths=paths,
         exit_code=_exit_code(rep, waited=options.wait),
-        counts=_outcome_counts(rep),
+        counts=counts,
         banner=settings.banner(),
     )
 

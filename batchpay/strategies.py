@@ -9,6 +9,7 @@ instrument; the provider's batch upload is the next strategy behind the same pro
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -19,10 +20,11 @@ from batchpay.errors import ApiError, AuthenticationError, TransportError
 from batchpay.journal import CREATED, REJECTED, Journal, LivePayoutExists
 from batchpay.options import RunOptions
 from batchpay.resolve import Held, Refused, Resolver
-from batchpay.states import HELD, IN_FLIGHT_ELSEWHERE, PAYOUT, PLANNED, ROW_REJECTED
+from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE, PAYOUT, PLANNED, ROW_REJECTED
 from batchpay.submit import Submitter
 
 ProgressFn = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)
 
 
 class Submission(Protocol):
@@ -187,6 +189,7 @@ class _PerRowRun:
                       error_message=exc.message)  # fmt: skip
         finally:
             self._tick()
+            self._log_outcome(number)
 
     async def _resolve_and_submit(self, r: Any, number: int, row: Mapping[str, Any]) -> None:
         dest = await self.resolver.resolve(row)
@@ -208,6 +211,23 @@ class _PerRowRun:
             instrument_id=dest.instrument_id,
             default_purpose=self.checked.default_purpose or "contractor_payment",
         )
+
+    def _log_outcome(self, number: int) -> None:
+        if not log.isEnabledFor(logging.WARNING):
+            return
+        row = self.journal.row(self.run_id, number)
+        if row is None:
+            return
+        state = str(row["payout_state"] or row["state"]) if row["state"] == PAYOUT else row["state"]
+        level = logging.INFO if state in (PLANNED, CREATED, ALREADY_PAID) else logging.WARNING
+        if not log.isEnabledFor(level):
+            return
+        log.log(
+            level, "row %d: %s%s", number, state,
+            f" ({row['error_code']})" if row["error_code"] else "",
+            extra={"run_id": self.run_id, "row": number, "state": state,
+                   "payout_id": row["payout_id"], "error_code": row["error_code"]},
+        )  # fmt: skip
 
     def _set(self, number: int, **fields: Any) -> None:
         self.journal.update_row(self.run_id, number, **fields)

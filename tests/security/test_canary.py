@@ -80,7 +80,12 @@ def test_a_full_run_leaks_neither_key_nor_iban(
     ]
     first = write_csv(tmp_path / "pay.csv", rows)
     changed = write_csv(tmp_path / "pay2.csv", [payout_row(0, reference="INV-9", iban=OTHER_IBAN)])
-    env = clean_env(tmp_path, BATCHPAY_API_KEY=CANARY_KEY, BATCHPAY_API_URL=server.url)
+    env = clean_env(
+        tmp_path,
+        BATCHPAY_LOG_LEVEL="debug",
+        BATCHPAY_API_KEY=CANARY_KEY,
+        BATCHPAY_API_URL=server.url,
+    )
     done = [invoke(tmp_path, ["validate", str(first)], env)]
     done.append(invoke(tmp_path, ["run", str(first), "--wait", "--wait-timeout", "30"], env))
     assert done[-1].exit_code == 0, done[-1].output
@@ -101,6 +106,10 @@ def test_a_full_run_leaks_neither_key_nor_iban(
     assert reports.count(".xlsx") == 2 and reports.count(".json") == 2
     assert any(where.startswith("journal journal.db table rows") for where, _ in texts)
     assert any(r.name.startswith("httpx") for r in logs.records)
+    # batchpay's own events (at --log-level debug) were searched too
+    assert {"batchpay.client", "batchpay.strategies", "batchpay.pipeline"} <= {
+        r.name for r in logs.records
+    }
     # the IBANs do appear, masked, where a person needs them
     # every run's rows CSV (run ids end in random hex, so name them by what they are not)
     report_csv = "".join(
@@ -118,7 +127,12 @@ def test_a_refused_key_leaks_nowhere(
 ) -> None:
     """The API refuses the key (exit 7): the error names neither the key nor the IBAN."""
     f = write_csv(tmp_path / "pay.csv", [payout_row(0, iban=CANARY_IBAN)])
-    env = clean_env(tmp_path, BATCHPAY_API_KEY=WRONG_KEY, BATCHPAY_API_URL=server.url)
+    env = clean_env(
+        tmp_path,
+        BATCHPAY_LOG_LEVEL="debug",
+        BATCHPAY_API_KEY=WRONG_KEY,
+        BATCHPAY_API_URL=server.url,
+    )
     done = invoke(tmp_path, ["run", str(f)], env)
     assert done.exit_code == 7, done.output
     assert "BATCHPAY_API_KEY" in done.stderr and no_traceback(done.output)
@@ -136,7 +150,12 @@ def test_a_key_from_a_file_leaks_nowhere(
     # A reference of its own: the module's server has paid the other tests' rows already,
     # and its ledger (rightly) reports those as paid to any new journal.
     f = write_csv(tmp_path / "pay.csv", [payout_row(0, iban=CANARY_IBAN, reference="INV-KEYFILE")])
-    env = clean_env(tmp_path, BATCHPAY_API_KEY_FILE=str(secret), BATCHPAY_API_URL=server.url)
+    env = clean_env(
+        tmp_path,
+        BATCHPAY_LOG_LEVEL="debug",
+        BATCHPAY_API_KEY_FILE=str(secret),
+        BATCHPAY_API_URL=server.url,
+    )
     done = invoke(tmp_path, ["run", str(f)], env)
     assert done.exit_code == 0, done.output
     _authorization_only(done, CANARY_KEY)
@@ -154,7 +173,12 @@ def test_refused_rows_and_refused_configuration_leak_nowhere(
         payout_row(1),
     ]
     f = write_csv(tmp_path / "bad.csv", rows)
-    env = clean_env(tmp_path, BATCHPAY_API_KEY=CANARY_KEY, BATCHPAY_API_URL=server.url)
+    env = clean_env(
+        tmp_path,
+        BATCHPAY_LOG_LEVEL="debug",
+        BATCHPAY_API_KEY=CANARY_KEY,
+        BATCHPAY_API_URL=server.url,
+    )
     done = [invoke(tmp_path, ["validate", str(f)], env), invoke(tmp_path, ["run", str(f)], env)]
     for refused in done:
         assert refused.exit_code == 4, refused.output
@@ -162,7 +186,9 @@ def test_refused_rows_and_refused_configuration_leak_nowhere(
         assert refused.requests.requests == []
     done.append(invoke(tmp_path, ["run", str(f), "--skip-invalid"], env))
     assert done[-1].exit_code == 1, done[-1].output  # the invalid rows still need a person
-    live = clean_env(tmp_path, BATCHPAY_API_KEY=LIVE_KEY, BATCHPAY_API_URL=server.url)
+    live = clean_env(
+        tmp_path, BATCHPAY_LOG_LEVEL="debug", BATCHPAY_API_KEY=LIVE_KEY, BATCHPAY_API_URL=server.url
+    )
     done.append(invoke(tmp_path, ["run", str(f)], live))
     assert done[-1].exit_code == 6 and "live key" in done[-1].stderr
     assert done[-1].requests.requests == []

@@ -57,6 +57,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "follow": ("batchpay.manage", "track"),
     "cancel": ("batchpay.manage", "cancel"),
     "retry_failed": ("batchpay.manage", "retry_failed"),
+    "PayoutFile": ("batchpay.source", "PayoutFile"),
     "Settings": ("batchpay.config", "Settings"),
     "resolve_settings": ("batchpay.config", "resolve_settings"),
 }
@@ -69,6 +70,7 @@ __all__ = [
     "DuplicateFileError",
     "ExitCode",
     "InputError",
+    "PayoutFile",
     "Plan",
     "PreflightError",
     "RowIssue",

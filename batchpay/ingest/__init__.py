@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import polars as pl
 from defusedxml import DefusedXmlException
@@ -38,25 +38,12 @@ from defusedxml.ElementTree import iterparse
 
 from batchpay import money
 from batchpay.errors import InputError, RowIssue
+from batchpay.ingest import sniff
 from batchpay.layout import Layout, load_layout
 
 __all__ = ["IngestedFile", "read_bytes", "read_file"]
 
 ROW = "_row"
-_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_ZIP_MAGIC = b"PK\x03\x04"
-_ENCRYPTION_MARK = "EncryptionInfo".encode("utf-16-le")
-_BINARY_MAGIC = {
-    b"%PDF": "a PDF document",
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"\x1f\x8b": "a gzip archive",
-    b"PK\x03\x04": "a ZIP archive or Excel workbook (.xlsx)",
-    b"PK\x05\x06": "an empty ZIP archive",
-    _OLE2_MAGIC: "a legacy Office file (.xls/.doc)",
-}
-_CSV_EXTENSIONS = {".csv", ".txt", ".tsv", ""}
-_XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
 _SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
 _FORMULA_START = r"^[=+\-@]"
 _FORMULA_KINDS = frozenset({"text", "identifier"})
@@ -67,7 +54,6 @@ _INVISIBLE = "[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]
 _TEXT_KINDS = frozenset({"digits", "identifier"})
 # Excel's built-in number formats that display dates or times.
 _DATE_FORMAT_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
-_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -109,7 +95,7 @@ def read_file(path: str | Path, layout: Layout | None = None) -> IngestedFile:
     path = Path(path)
     try:
         size = path.stat().st_size
-        _check_size(size, path.name, layout)
+        sniff.check_size(size, path.name, layout)
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(
@@ -123,11 +109,11 @@ def read_file(path: str | Path, layout: Layout | None = None) -> IngestedFile:
 def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> IngestedFile:
     """Read a payout file's exact bytes; ``filename`` decides CSV vs XLSX with the content."""
     layout = layout or load_layout()
-    _check_size(len(data), filename, layout)
+    sniff.check_size(len(data), filename, layout)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # hashing releases the GIL: it runs beside the parsing
         digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
-        kind = _sniff(data, filename)
+        kind = sniff.file_format(data, filename)
         table = _read_xlsx(data, layout) if kind == "xlsx" else _read_csv(data, layout)
         frame, header_map, unknown, blank_rows, issues = _canonical(table, layout)
         sha256 = digest.result()
@@ -169,65 +155,15 @@ class _Table:
     other_sheets: list[str] = field(default_factory=list)
 
 
-def _check_size(size: int, filename: str, layout: Layout) -> None:
-    limit = layout.limits.max_file_bytes
-    if size > limit:
-        raise InputError(
-            f"{filename} is {size / _MIB:.1f} MiB; the limit is {limit / _MIB:.0f} MiB",
-            code="too_large",
-            hint="split the file, or raise limits.max_file_bytes in the layout",
-        )
-    if size == 0:
-        raise InputError(f"{filename} is empty", code="empty", hint="export the file again")
-
-
-def _sniff(data: bytes, filename: str) -> Literal["csv", "xlsx"]:
-    ext = Path(filename).suffix.lower()
-    if data.startswith(_OLE2_MAGIC):
-        if _ENCRYPTION_MARK in data:
-            raise InputError(
-                f"{filename} is an encrypted (password-protected) Excel workbook",
-                code="encrypted",
-                hint="remove the password in Excel (File > Info > Protect Workbook) and save again",
-            )
-        raise InputError(
-            f"{filename} is a legacy Excel .xls workbook, which batchpay does not read",
-            code="legacy_xls",
-            hint="open it in Excel and save it as .xlsx (Excel Workbook) or CSV UTF-8",
-        )
-    if ext in _XLSX_EXTENSIONS or (ext not in _CSV_EXTENSIONS and data.startswith(_ZIP_MAGIC)):
-        if not data.startswith(_ZIP_MAGIC):
-            raise InputError(
-                f"{filename} is named {ext} but is not an Excel workbook",
-                code="not_xlsx",
-                hint="save it from Excel as .xlsx, or rename it to .csv if it is text",
-            )
-        return "xlsx"
-    if ext == ".xls":
-        raise InputError(
-            f"{filename} is named .xls but is not a legacy Excel workbook",
-            code="unsupported_format",
-            hint="save it from Excel as .xlsx or CSV UTF-8",
-        )
-    for magic, what in _BINARY_MAGIC.items():
-        if data.startswith(magic):
-            raise InputError(
-                f"{filename} is {what}, not a CSV text file",
-                code="binary",
-                hint="export the payout sheet as CSV UTF-8, or give the .xlsx file its own name",
-            )
-    return "csv"
-
-
 # --- CSV -----------------------------------------------------------------------------------------
 
 
 def _read_csv(data: bytes, layout: Layout) -> _Table:
     encoding = codecs.lookup(layout.file.encoding).name
     sep = layout.file.delimiter
-    data = _to_utf8(data, encoding)
+    data = sniff.to_utf8(data, encoding)
     nul = data.find(b"\x00")
-    if nul >= 0 and (utf16 := _bomless_utf16(data)) is not None:
+    if nul >= 0 and (utf16 := sniff.bomless_utf16(data)) is not None:
         raise InputError(
             f"the file looks like {utf16} text without a byte order mark (every other byte is "
             "zero); batchpay reads UTF-8",
@@ -238,9 +174,9 @@ def _read_csv(data: bytes, layout: Layout) -> _Table:
     if nul >= 0:
         raise InputError(
             f"the file contains binary data (a NUL byte at byte {nul}, "
-            f"line {_line_at(data, nul)}); it is not a CSV text file",
+            f"line {sniff.line_at(data, nul)}); it is not a CSV text file",
             code="binary",
-            row=_line_at(data, nul),
+            row=sniff.line_at(data, nul),
             hint="export the payout sheet again as CSV UTF-8",
         )
     if re.search(rb"[^\s\xef\xbb\xbf]", data) is None:
@@ -252,7 +188,7 @@ def _read_csv(data: bytes, layout: Layout) -> _Table:
             row=1,
             hint='save it again as "CSV UTF-8", which ends lines with CR LF',
         )
-    _check_delimiter(data, sep, layout)
+    sniff.check_delimiter(data, sep, layout)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # polars parses without the GIL while this thread counts the lines
         parsed = pool.submit(_parse_csv, data, sep)
@@ -320,89 +256,6 @@ def _check_short_rows(data: bytes, sep: str, frame: pl.DataFrame) -> None:
         .collect()
     )
     _check_field_counts(data, sep, per_line, frame.height)
-
-
-_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
-
-
-def _check_delimiter(data: bytes, sep: str, layout: Layout) -> None:
-    """Refuse a header row that is separated by another delimiter than the layout's.
-
-    Read with the wrong delimiter, a semicolon export is one column of unknown headers (or,
-    when amounts have decimal commas, a ragged file): name the real delimiter instead.
-    """
-    line = data[:65536].split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff")
-
-    def recognised(delimiter: str) -> int:
-        try:
-            fields = next(csv.reader([line.rstrip("\r")], delimiter=delimiter), [])
-        except csv.Error:  # e.g. a field over the csv module's size limit: not a header
-            return 0
-        return len({c for f in fields if (c := layout.match_header(f)) is not None})
-
-    declared = recognised(sep)
-    found = max((d for d in _DELIMITER_NAMES if d != sep), key=recognised)
-    if recognised(found) >= 2 and recognised(found) > declared:
-        shown = "\\t" if found == "\t" else found
-        raise InputError(
-            f"the header row is separated by {_DELIMITER_NAMES[found]}, but the layout expects "
-            f"{_DELIMITER_NAMES.get(sep, repr(sep))}",
-            code="delimiter",
-            row=1,
-            hint=f'export the file again as "CSV UTF-8 (comma delimited)", or set '
-            f'delimiter = "{shown}" under [file] in a layout file and pass it with --layout',
-        )
-
-
-def _bomless_utf16(data: bytes) -> str | None:
-    """``UTF-16LE``/``UTF-16BE`` when NUL bytes sit at every other position (no BOM)."""
-    sample = data[:4096]
-    low, high = sample[1::2], sample[0::2]  # little endian: the high bytes are the odd ones
-    if len(low) < 4:
-        return None
-    for zeros, other, name in ((low, high, "UTF-16LE"), (high, low, "UTF-16BE")):
-        if zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
-            return name
-    return None
-
-
-def _to_utf8(data: bytes, encoding: str) -> bytes:
-    """The bytes as UTF-8; BOM and declared legacy encodings handled, others refused clearly."""
-    utf32 = data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE))
-    if utf32 and not encoding.startswith("utf-32"):
-        raise InputError(
-            "the file is UTF-32 text (it starts with a UTF-32 byte order mark) but the "
-            f"layout declares {encoding}",
-            code="encoding",
-            row=1,
-            hint='save it as "CSV UTF-8", or set encoding = "utf-32" under [file] in the layout',
-        )
-    utf16 = not utf32 and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    if utf16 and not encoding.startswith("utf-16"):
-        raise InputError(
-            "the file is UTF-16 text (it starts with a UTF-16 byte order mark) but the "
-            f"layout declares {encoding}",
-            code="encoding",
-            row=1,
-            hint='save it as "CSV UTF-8", or set encoding = "utf-16" under [file] in the layout',
-        )
-    if encoding in ("utf-8", "utf-8-sig"):
-        return data  # checked by polars while parsing; see _diagnose_csv
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"byte 0x{data[exc.start]:02X} at byte {exc.start} (line {_line_at(data, exc.start)}) "
-            f"is not valid {encoding} text",
-            code="encoding",
-            row=_line_at(data, exc.start),
-            hint="check the encoding declared under [file] in the layout",
-        ) from exc
-    return text.lstrip("\ufeff").encode("utf-8")
-
-
-def _line_at(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
 
 
 def _scan_records(data: bytes, sep: str) -> int:
@@ -508,7 +361,7 @@ def _diagnose_csv(data: bytes, sep: str) -> InputError:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = _line_at(data, exc.start)
+        line = sniff.line_at(data, exc.start)
         guess = ""
         try:
             data.decode("cp1252")
@@ -555,7 +408,6 @@ def _diagnose_csv(data: bytes, sep: str) -> InputError:
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _STRICT_REL_NS = "http://purl.oclc.org/ooxml/officeDocument/relationships"
 
-
 # What the zip and XML layers raise on a damaged or hostile package.
 _BROKEN_PACKAGE = (
     zipfile.BadZipFile,
@@ -585,7 +437,7 @@ def _read_xlsx(data: bytes, layout: Layout) -> _Table:
         infos = archive.infolist()
     except _BROKEN_PACKAGE as exc:
         raise _corrupt("it cannot be unzipped") from exc
-    _guard_zip(infos, len(data), layout)
+    sniff.guard_zip(infos, len(data), layout)
     reader = _XlsxReader(archive, layout)
     try:
         return reader.read()
@@ -605,61 +457,6 @@ def _corrupt(detail: str) -> InputError:
     )
 
 
-def _guard_zip(infos: list[zipfile.ZipInfo], compressed: int, layout: Layout) -> None:
-    """Refuse zip bombs before extracting anything, from the declared sizes."""
-    total = sum(i.file_size for i in infos)
-    limits = layout.limits
-    if total > limits.max_xlsx_uncompressed_bytes:
-        raise InputError(
-            f"the workbook expands to {total / _MIB:.0f} MiB; the limit is "
-            f"{limits.max_xlsx_uncompressed_bytes / _MIB:.0f} MiB",
-            code="zip_bomb",
-            hint="split the workbook, or raise limits.max_xlsx_uncompressed_bytes in the layout",
-        )
-    if total > _MIB and total / max(compressed, 1) > limits.max_xlsx_compression_ratio:
-        raise InputError(
-            f"the workbook is compressed {total / max(compressed, 1):.0f} times; the limit is "
-            f"{limits.max_xlsx_compression_ratio}",
-            code="zip_bomb",
-            hint="this looks like a zip bomb; save the workbook again from Excel",
-        )
-
-
-class _Budget:
-    """Counts the bytes actually decompressed, in case the declared sizes lie."""
-
-    def __init__(self, limit: int) -> None:
-        self.left = limit
-
-    def open(self, archive: zipfile.ZipFile, name: str) -> io.BufferedReader:
-        return io.BufferedReader(_CountingReader(archive.open(name), self))
-
-
-class _CountingReader(io.RawIOBase):
-    def __init__(self, inner: IO[bytes], budget: _Budget) -> None:
-        self.inner = inner
-        self.budget = budget
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.inner.read(len(buffer))
-        self.budget.left -= len(chunk)
-        if self.budget.left < 0:
-            raise InputError(
-                "the workbook expands to more than its declared size",
-                code="zip_bomb",
-                hint="this looks like a zip bomb; save the workbook again from Excel",
-            )
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-    def close(self) -> None:
-        self.inner.close()
-        super().close()
-
-
 @dataclass
 class _Sheet:
     name: str
@@ -673,7 +470,7 @@ class _XlsxReader:
         self.archive = archive
         self.layout = layout
         self.names = set(archive.namelist())
-        self.budget = _Budget(layout.limits.max_xlsx_uncompressed_bytes)
+        self.budget = sniff.Budget(layout.limits.max_xlsx_uncompressed_bytes)
         self.date1904 = False  # the workbook counts days from 1904 (old Mac Excel)
 
     def _events(self, name: str, events: tuple[str, ...] = ("end",)) -> Iterator[tuple[str, Any]]:

@@ -21,14 +21,12 @@ import io
 import posixpath
 import re
 import struct
-import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,21 +34,20 @@ import polars as pl
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from batchpay import money
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest import sniff
+from batchpay.ingest.canonical import (
+    ROW,
+    SCIENTIFIC,
+    Table,
+    column_letter,
+    to_canonical,
+    too_many_rows,
+)
 from batchpay.layout import Layout, load_layout
 
 __all__ = ["IngestedFile", "read_bytes", "read_file"]
 
-ROW = "_row"
-_SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
-_FORMULA_START = r"^[=+\-@]"
-_FORMULA_KINDS = frozenset({"text", "identifier"})
-# Invisible format characters (BOM, zero-width, bidi controls): in a reference or bank detail
-# they make two cells that look the same differ, e.g. a second payout under a reference that
-# looks already paid. Free text may legitimately hold some of them (ZWNJ in Persian names).
-_INVISIBLE = "[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 _TEXT_KINDS = frozenset({"digits", "identifier"})
 # Excel's built-in number formats that display dates or times.
 _DATE_FORMAT_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
@@ -115,7 +112,7 @@ def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> Inge
         digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
         kind = sniff.file_format(data, filename)
         table = _read_xlsx(data, layout) if kind == "xlsx" else _read_csv(data, layout)
-        frame, header_map, unknown, blank_rows, issues = _canonical(table, layout)
+        frame, header_map, unknown, blank_rows, issues = to_canonical(table, layout)
         sha256 = digest.result()
     return IngestedFile(
         frame=frame,
@@ -134,31 +131,10 @@ def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> Inge
     )
 
 
-# --- the raw table both readers produce ----------------------------------------------------------
-
-
-@dataclass
-class _Table:
-    """Header texts + positional string columns ``c0..cN`` + ``_row``, before canonical mapping."""
-
-    header: list[str]
-    frame: pl.DataFrame
-    issues: list[RowIssue] = field(default_factory=list)
-    # (row, column index) of cells already reported by the reader (no second report)
-    flagged: set[tuple[int, int]] = field(default_factory=set)
-    # XLSX numeric amount cells: checked for floating-point artefacts once the currency is known
-    numeric_amounts: dict[int, str] = field(default_factory=dict)
-    blank_rows: int = 0  # rows already dropped by the reader
-    encoding: str | None = None
-    delimiter: str | None = None
-    sheet: str | None = None
-    other_sheets: list[str] = field(default_factory=list)
-
-
 # --- CSV -----------------------------------------------------------------------------------------
 
 
-def _read_csv(data: bytes, layout: Layout) -> _Table:
+def _read_csv(data: bytes, layout: Layout) -> Table:
     encoding = codecs.lookup(layout.file.encoding).name
     sep = layout.file.delimiter
     data = sniff.to_utf8(data, encoding)
@@ -207,7 +183,7 @@ def _read_csv(data: bytes, layout: Layout) -> _Table:
         header[0] = header[0][1:]
     names = {c: f"c{i}" for i, c in enumerate(frame.columns[1:])}
     frame = frame.slice(1).rename(names).with_columns(pl.col(ROW).cast(pl.Int64))
-    return _Table(header=header, frame=frame, encoding=encoding, delimiter=sep)
+    return Table(header=header, frame=frame, encoding=encoding, delimiter=sep)
 
 
 def _parse_csv(data: bytes, sep: str) -> pl.DataFrame:
@@ -431,7 +407,7 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _read_xlsx(data: bytes, layout: Layout) -> _Table:
+def _read_xlsx(data: bytes, layout: Layout) -> Table:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
@@ -495,7 +471,7 @@ class _XlsxReader:
                 out[elem.get("Id", "")] = (elem.get("Type", "").rsplit("/", 1)[-1], path)
         return out
 
-    def read(self) -> _Table:
+    def read(self) -> Table:
         root_rels = self._rels("")
         workbook = next(
             (p for t, p in root_rels.values() if t == "officeDocument"), "xl/workbook.xml"
@@ -686,15 +662,6 @@ def _column_index(ref: str) -> int:
     return index - 1
 
 
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
 def _serial_to_date(serial: str, date1904: bool = False) -> str | None:
     """The calendar date an Excel serial shows, or None."""
     try:
@@ -711,7 +678,7 @@ def _serial_to_date(serial: str, date1904: bool = False) -> str | None:
 
 
 class _SheetParser:
-    """Streams one worksheet's XML into a :class:`_Table`."""
+    """Streams one worksheet's XML into a :class:`Table`."""
 
     def __init__(
         self, reader: _XlsxReader, path: str, strings: list[str], date_styles: set[int]
@@ -734,7 +701,7 @@ class _SheetParser:
         self.blank_rows = 0
         self.last_row = 0
 
-    def parse(self) -> _Table:
+    def parse(self) -> Table:
         row_number = 0
         cells: dict[int, str] = {}
         hidden = False
@@ -786,7 +753,7 @@ class _SheetParser:
                     "this row is hidden in Excel; unhide it and check it, or delete it",
                 )
             )
-        return _Table(
+        return Table(
             header=self.header,
             frame=frame,
             issues=self.issues,
@@ -834,12 +801,12 @@ class _SheetParser:
                 number,
                 col,
                 "no_header",
-                f"has a value in column {_column_letter(col)}, which has no header; "
+                f"has a value in column {column_letter(col)}, which has no header; "
                 "a row may have shifted",
-                label=f"column {_column_letter(col)}",
+                label=f"column {column_letter(col)}",
             )
         if len(self.row_numbers) >= self.limits.max_rows:
-            raise _too_many_rows(self.limits.max_rows)
+            raise too_many_rows(self.limits.max_rows)
         for i in range(width):
             self.columns.setdefault(i, []).append(cells.get(i, ""))
         self.row_numbers.append(number)
@@ -853,7 +820,7 @@ class _SheetParser:
             return
         self.flagged.add((row, col))
         if label is None and self.header is not None and col < len(self.header):
-            label = self.header[col] or f"column {_column_letter(col)}"
+            label = self.header[col] or f"column {column_letter(col)}"
         self.issues.append(RowIssue(row, label, code, message))
 
     def _cell(self, elem: Any, row: int, col: int) -> str:
@@ -910,7 +877,7 @@ class _SheetParser:
                 "the date as YYYY-MM-DD",
             )
         elif spec.kind in _TEXT_KINDS:
-            if re.fullmatch(_SCIENTIFIC, value) or "E" in value.upper():
+            if re.fullmatch(SCIENTIFIC, value) or "E" in value.upper():
                 message = (
                     f"is stored as a number in scientific notation ({value}); the real digits "
                     "are lost — format the column as Text and type the values again"
@@ -940,217 +907,3 @@ class _SheetParser:
                     f"is part of merged cells {ref.upper()}; merged cells hide values — "
                     "unmerge them and fill every cell",
                 )
-
-
-def _too_many_rows(limit: int) -> InputError:
-    return InputError(
-        f"the file has more than {limit:,} data rows",
-        code="too_many_rows",
-        hint="split the file, or raise limits.max_rows in the layout",
-    )
-
-
-# --- canonical columns ---------------------------------------------------------------------------
-
-
-def _canonical(
-    table: _Table, layout: Layout
-) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue]]:
-    header = [h.strip() for h in table.header]
-    header_map: dict[str, str] = {}
-    positions: dict[str, int] = {}
-    unknown: list[str] = []
-    for i, text in enumerate(header):
-        canonical = layout.match_header(text) if text else None
-        if canonical is None:
-            if text:
-                unknown.append(text)
-            continue
-        if canonical in positions:
-            first = header_map[canonical]
-            raise InputError(
-                f"columns {first!r} and {text!r} both mean {canonical}",
-                code="duplicate_header",
-                row=1,
-                column=text,
-                hint="delete or rename one of them (header aliases are listed in the layout)",
-            )
-        header_map[canonical] = text
-        positions[canonical] = i
-    missing = [c for c in layout.always_required if c not in positions]
-    if missing:
-        where = f" in sheet {table.sheet!r}" if table.sheet is not None else ""
-        found = f"; columns not recognised: {_listed(unknown)}" if unknown else ""
-        hint = "add the column(s), or add your header text to their aliases in the layout"
-        if table.other_sheets:
-            hint = (
-                f"the workbook's other sheets are {_listed(table.other_sheets)}: if the payouts "
-                "are on one of them, unhide it and move it first, or name it in the layout "
-                "(file.sheet); else " + hint
-            )
-        raise InputError(
-            f"missing required column(s){where}: {', '.join(missing)}{found}",
-            code="missing_columns",
-            row=1,
-            column=missing[0],
-            hint=hint,
-        )
-    frame, hits = _scan_cells(table.frame, positions, layout)
-    data_columns = [c for c in frame.columns if c != ROW]
-    blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
-    blank_rows = int(frame.select(blank.sum()).item())
-    if blank_rows:
-        frame = frame.filter(~blank)
-    blank_rows += table.blank_rows
-    if frame.is_empty():
-        raise InputError(
-            "the file has a header row but no payout rows",
-            code="no_rows",
-            row=2,
-            hint="export the sheet again with its rows",
-        )
-    if frame.height > layout.limits.max_rows:
-        raise _too_many_rows(layout.limits.max_rows)
-    label = {c: header_map[c] for c in positions}
-    issues = list(table.issues)
-    for name, code, row, value in hits:
-        if (row, positions[name]) not in table.flagged:
-            message = _cell_message(code, value, layout.limits.max_cell_chars)
-            if message is not None:
-                issues.append(RowIssue(row, label[name], code, message))
-    nameless = [i for i, text in enumerate(header) if not text]
-    if nameless:
-        has_data = frame.select([(pl.col(f"c{i}") != "").any() for i in nameless]).row(0)
-        unknown.extend(
-            f"(column {_column_letter(i)} without a header)"
-            for i, flag in zip(nameless, has_data, strict=True)
-            if flag
-        )
-    selected = [
-        pl.col(f"c{positions[name]}").alias(name)
-        if name in positions
-        else pl.lit("", dtype=pl.String).alias(name)
-        for name in layout.names
-    ]
-    out = frame.select([*selected, pl.col(ROW)])
-    if table.numeric_amounts:
-        issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
-    return out, header_map, unknown, blank_rows, issues
-
-
-def _listed(texts: list[str], limit: int = 5) -> str:
-    shown = ", ".join(repr(t) for t in texts[:limit])
-    return shown + (f" and {len(texts) - limit} more" if len(texts) > limit else "")
-
-
-def _scan_cells(
-    frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
-) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]]]:
-    """Trim whitespace and find formula-like, scientific-notation and over-long cells.
-
-    One parallel pass flags the columns that need a closer look, so a clean file pays for a
-    single scan. Returns the trimmed frame and (column, code, row, value) hits.
-    """
-    kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
-    names = {f"c{i}": name for name, i in positions.items()}
-    columns = [c for c in frame.columns if c != ROW]
-    max_bytes = layout.limits.max_cell_chars
-    probes: list[pl.Expr] = []
-    for c in columns:
-        # formulas matter in free text; coded columns fail validation with a clearer message
-        start = r"^[\s=+\-@]" if kinds.get(c) in _FORMULA_KINDS else r"^\s"
-        probes.append(pl.col(c).str.contains(start + r"|\s$").any().alias(f"edge {c}"))
-        probes.append((pl.col(c).str.len_bytes() > max_bytes).any().alias(f"long {c}"))
-        if kinds.get(c) == "digits":
-            probes.append(pl.col(c).str.contains(_SCIENTIFIC).any().alias(f"sci {c}"))
-        if kinds.get(c, "text") != "text":
-            # invisible characters are all non-ASCII: a byte count is cheaper than a regex
-            non_ascii = pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()
-            probes.append(non_ascii.any().alias(f"invisible {c}"))
-    flags = frame.select(probes).row(0, named=True) if columns else {}
-    to_trim = [c for c in columns if flags[f"edge {c}"]]
-    if to_trim:
-        frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
-    checks: list[tuple[str, str, pl.Expr]] = []
-    for c in columns:
-        if c not in names:
-            continue
-        if flags[f"edge {c}"] and kinds[c] in _FORMULA_KINDS:
-            checks.append((c, "formula_like", pl.col(c).str.contains(_FORMULA_START)))
-        if flags[f"long {c}"]:
-            checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
-        if flags.get(f"sci {c}"):
-            checks.append((c, "scientific_notation", pl.col(c).str.contains(_SCIENTIFIC)))
-        if flags.get(f"invisible {c}"):
-            checks.append((c, "invisible_character", pl.col(c).str.contains(_INVISIBLE)))
-    hits: list[tuple[str, str, int, str]] = []
-    for c, code, expr in checks:
-        for row, value in frame.filter(expr).select(ROW, c).iter_rows():
-            hits.append((names[c], code, int(row), str(value)))
-    return frame, hits
-
-
-def _cell_message(code: str, value: str, max_chars: int) -> str | None:
-    if code == "formula_like":
-        return (
-            f"starts with {value[0]!r} like a spreadsheet formula; remove it "
-            "(it could run as a formula when the file is opened in Excel)"
-        )
-    if code == "invisible_character":
-        found = re.search(_INVISIBLE, value)
-        char = found.group() if found else "\ufeff"
-        name = "BYTE ORDER MARK" if char == "\ufeff" else unicodedata.name(char, "FORMAT CHAR")
-        return (
-            f"contains an invisible character (U+{ord(char):04X} {name}), so it differs from the "
-            "same text typed normally; delete the cell's content and type it again"
-        )
-    if code == "scientific_notation":
-        return (
-            f"is in scientific notation ({value}): Excel turned the number into an estimate "
-            "and the real digits are lost — format the column as Text and type the values again"
-        )
-    if len(value) <= max_chars:
-        return None
-    return f"is {len(value)} characters long; a cell may hold at most {max_chars}"
-
-
-def _float_artefacts(frame: pl.DataFrame, amounts: Mapping[int, str], label: str) -> list[RowIssue]:
-    """Numeric amount cells whose stored value is a float artefact of a rounder amount."""
-    rows = pl.Series(list(amounts), dtype=pl.Int64)
-    currencies = dict(
-        frame.filter(pl.col(ROW).is_in(rows.implode())).select(ROW, "currency").iter_rows()
-    )
-    issues = []
-    for row, text in amounts.items():
-        intended = _float_artefact_of(text, str(currencies.get(row, "")))
-        if intended is not None:
-            issues.append(
-                RowIssue(
-                    row,
-                    label,
-                    "float_artefact",
-                    f"is stored as {text}, which looks like a floating-point artefact of "
-                    f"{intended}; type {intended} (or round the formula with ROUND) and save again",
-                )
-            )
-    return issues
-
-
-def _float_artefact_of(text: str, currency: str) -> str | None:
-    """The amount a stored number was meant to be, when it is float noise around it."""
-    try:
-        stored = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not stored.is_finite():
-        return None
-    scale = money.currency_scale(currency.strip().upper())
-    rounded = stored.quantize(Decimal(1).scaleb(-scale))
-    if rounded == stored:
-        return None
-    # noise from binary floating point is far below a cent; a real third decimal is not
-    relative = max(abs(rounded), Decimal(1)) * Decimal("1e-12")
-    tolerance = min(Decimal(1).scaleb(-(scale + 3)), relative)
-    if abs(stored - rounded) <= tolerance:
-        return f"{rounded:f}"
-    return None

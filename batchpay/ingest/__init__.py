@@ -1,0 +1,110 @@
+"""Read a payout file (CSV or XLSX) into a polars frame of strings, reporting Excel damage.
+
+Nothing is type-guessed: every cell arrives as the exact text the file holds, so account
+numbers keep their leading zeros and amounts keep their digits. Damage done by Excel
+(numbers in text columns, scientific notation, floating-point artefacts, date serials,
+formulas, merged cells, hidden rows) is reported as :class:`~batchpay.errors.RowIssue`, never
+silently repaired. A file that cannot be read as a payout file at all raises
+:class:`~batchpay.errors.InputError` with a one-line message, a hint, and the row/column when
+known.
+
+One module per step: :mod:`~batchpay.ingest.sniff` says what the file is (size, format,
+encoding, delimiter); :mod:`~batchpay.ingest.csv` or :mod:`~batchpay.ingest.xlsx` reads it into
+a raw table of positional string columns; :mod:`~batchpay.ingest.canonical` maps that table to
+the layout's canonical columns and checks its cells. :func:`read_bytes` reads a file given as
+bytes and a name, wherever it came from; :func:`read_file` reads a path through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from batchpay.errors import InputError, RowIssue
+from batchpay.ingest import canonical, csv, sniff, xlsx
+from batchpay.layout import Layout, load_layout
+
+__all__ = ["IngestedFile", "read_bytes", "read_file"]
+
+
+@dataclass(frozen=True)
+class IngestedFile:
+    """A payout file read into canonical string columns, with what was noticed on the way.
+
+    ``frame`` has every canonical column of the layout (``pl.String``; ``""`` is a blank cell;
+    columns absent from the file are all blank) plus ``_row`` (``Int64``), the row number the
+    user sees (the header is row 1). Blank rows are dropped; whitespace around values is trimmed.
+    """
+
+    frame: pl.DataFrame
+    issues: list[RowIssue]
+    sha256: str
+    format: Literal["csv", "xlsx"]
+    filename: str
+    size_bytes: int
+    header_map: dict[str, str]
+    unknown_columns: list[str]
+    blank_rows: int
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    other_sheets: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Number of data rows read (blank rows not counted)."""
+        return self.frame.height
+
+    def label(self, column: str) -> str:
+        """The user's header for canonical ``column`` (the canonical name when absent)."""
+        return self.header_map.get(column, column)
+
+
+def read_file(path: str | Path, layout: Layout | None = None) -> IngestedFile:
+    """Read the payout file at ``path`` (CSV or XLSX, by extension and content)."""
+    layout = layout or load_layout()
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        sniff.check_size(size, path.name, layout)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {path}: {exc.strerror or exc}",
+            code="not_found" if isinstance(exc, FileNotFoundError) else "unreadable",
+            hint="check the path and that batchpay may read the file",
+        ) from exc
+    return read_bytes(data, path.name, layout)
+
+
+def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> IngestedFile:
+    """Read a payout file's exact bytes; ``filename`` decides CSV vs XLSX with the content."""
+    layout = layout or load_layout()
+    sniff.check_size(len(data), filename, layout)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # hashing releases the GIL: it runs beside the parsing
+        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        kind = sniff.file_format(data, filename)
+        table = xlsx.read_xlsx(data, layout) if kind == "xlsx" else csv.read_csv(data, layout)
+        frame, header_map, unknown, blank_rows, issues = canonical.to_canonical(table, layout)
+        sha256 = digest.result()
+    return IngestedFile(
+        frame=frame,
+        issues=issues,
+        sha256=sha256,
+        format=kind,
+        filename=filename,
+        size_bytes=len(data),
+        header_map=header_map,
+        unknown_columns=unknown,
+        blank_rows=blank_rows,
+        encoding=table.encoding,
+        delimiter=table.delimiter,
+        sheet=table.sheet,
+        other_sheets=table.other_sheets,
+    )

@@ -1,0 +1,274 @@
+"""A reader's raw table mapped to the layout's canonical columns, its cells checked.
+
+Both readers (:mod:`batchpay.ingest.csv`, :mod:`batchpay.ingest.xlsx`) produce a :class:`Table`
+of positional string columns; here header texts become canonical names through the layout's
+aliases, required columns are checked, blank rows dropped, and cells are checked for what a
+reader cannot see alone: formula-like text, scientific notation, invisible characters,
+over-long values and floating-point artefacts in amounts.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import polars as pl
+
+from batchpay import money
+from batchpay.errors import InputError, RowIssue
+from batchpay.layout import Layout
+
+__all__ = ["ROW", "SCIENTIFIC", "Table", "column_letter", "to_canonical", "too_many_rows"]
+
+ROW = "_row"
+SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
+_FORMULA_START = r"^[=+\-@]"
+_FORMULA_KINDS = frozenset({"text", "identifier"})
+# Invisible format characters (BOM, zero-width, bidi controls): in a reference or bank detail
+# they make two cells that look the same differ, e.g. a second payout under a reference that
+# looks already paid. Free text may legitimately hold some of them (ZWNJ in Persian names).
+_INVISIBLE = "[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+
+
+@dataclass
+class Table:
+    """Header texts + positional string columns ``c0..cN`` + ``_row``, before canonical mapping."""
+
+    header: list[str]
+    frame: pl.DataFrame
+    issues: list[RowIssue] = field(default_factory=list)
+    # (row, column index) of cells already reported by the reader (no second report)
+    flagged: set[tuple[int, int]] = field(default_factory=set)
+    # XLSX numeric amount cells: checked for floating-point artefacts once the currency is known
+    numeric_amounts: dict[int, str] = field(default_factory=dict)
+    blank_rows: int = 0  # rows already dropped by the reader
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    other_sheets: list[str] = field(default_factory=list)
+
+
+def column_letter(index: int) -> str:
+    """Excel's letters for the column at 0-based ``index`` (0 is ``A``)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def too_many_rows(limit: int) -> InputError:
+    """The error for a file with more than ``limit`` data rows."""
+    return InputError(
+        f"the file has more than {limit:,} data rows",
+        code="too_many_rows",
+        hint="split the file, or raise limits.max_rows in the layout",
+    )
+
+
+def to_canonical(
+    table: Table, layout: Layout
+) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue]]:
+    """The canonical frame, header map, unknown headers, blank rows and issues."""
+    header = [h.strip() for h in table.header]
+    header_map: dict[str, str] = {}
+    positions: dict[str, int] = {}
+    unknown: list[str] = []
+    for i, text in enumerate(header):
+        canonical = layout.match_header(text) if text else None
+        if canonical is None:
+            if text:
+                unknown.append(text)
+            continue
+        if canonical in positions:
+            first = header_map[canonical]
+            raise InputError(
+                f"columns {first!r} and {text!r} both mean {canonical}",
+                code="duplicate_header",
+                row=1,
+                column=text,
+                hint="delete or rename one of them (header aliases are listed in the layout)",
+            )
+        header_map[canonical] = text
+        positions[canonical] = i
+    missing = [c for c in layout.always_required if c not in positions]
+    if missing:
+        where = f" in sheet {table.sheet!r}" if table.sheet is not None else ""
+        found = f"; columns not recognised: {_listed(unknown)}" if unknown else ""
+        hint = "add the column(s), or add your header text to their aliases in the layout"
+        if table.other_sheets:
+            hint = (
+                f"the workbook's other sheets are {_listed(table.other_sheets)}: if the payouts "
+                "are on one of them, unhide it and move it first, or name it in the layout "
+                "(file.sheet); else " + hint
+            )
+        raise InputError(
+            f"missing required column(s){where}: {', '.join(missing)}{found}",
+            code="missing_columns",
+            row=1,
+            column=missing[0],
+            hint=hint,
+        )
+    frame, hits = _scan_cells(table.frame, positions, layout)
+    data_columns = [c for c in frame.columns if c != ROW]
+    blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
+    blank_rows = int(frame.select(blank.sum()).item())
+    if blank_rows:
+        frame = frame.filter(~blank)
+    blank_rows += table.blank_rows
+    if frame.is_empty():
+        raise InputError(
+            "the file has a header row but no payout rows",
+            code="no_rows",
+            row=2,
+            hint="export the sheet again with its rows",
+        )
+    if frame.height > layout.limits.max_rows:
+        raise too_many_rows(layout.limits.max_rows)
+    label = {c: header_map[c] for c in positions}
+    issues = list(table.issues)
+    for name, code, row, value in hits:
+        if (row, positions[name]) not in table.flagged:
+            message = _cell_message(code, value, layout.limits.max_cell_chars)
+            if message is not None:
+                issues.append(RowIssue(row, label[name], code, message))
+    nameless = [i for i, text in enumerate(header) if not text]
+    if nameless:
+        has_data = frame.select([(pl.col(f"c{i}") != "").any() for i in nameless]).row(0)
+        unknown.extend(
+            f"(column {column_letter(i)} without a header)"
+            for i, flag in zip(nameless, has_data, strict=True)
+            if flag
+        )
+    selected = [
+        pl.col(f"c{positions[name]}").alias(name)
+        if name in positions
+        else pl.lit("", dtype=pl.String).alias(name)
+        for name in layout.names
+    ]
+    out = frame.select([*selected, pl.col(ROW)])
+    if table.numeric_amounts:
+        issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
+    return out, header_map, unknown, blank_rows, issues
+
+
+def _listed(texts: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(t) for t in texts[:limit])
+    return shown + (f" and {len(texts) - limit} more" if len(texts) > limit else "")
+
+
+def _scan_cells(
+    frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
+) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]]]:
+    """Trim whitespace and find formula-like, scientific-notation and over-long cells.
+
+    One parallel pass flags the columns that need a closer look, so a clean file pays for a
+    single scan. Returns the trimmed frame and (column, code, row, value) hits.
+    """
+    kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
+    names = {f"c{i}": name for name, i in positions.items()}
+    columns = [c for c in frame.columns if c != ROW]
+    max_bytes = layout.limits.max_cell_chars
+    probes: list[pl.Expr] = []
+    for c in columns:
+        # formulas matter in free text; coded columns fail validation with a clearer message
+        start = r"^[\s=+\-@]" if kinds.get(c) in _FORMULA_KINDS else r"^\s"
+        probes.append(pl.col(c).str.contains(start + r"|\s$").any().alias(f"edge {c}"))
+        probes.append((pl.col(c).str.len_bytes() > max_bytes).any().alias(f"long {c}"))
+        if kinds.get(c) == "digits":
+            probes.append(pl.col(c).str.contains(SCIENTIFIC).any().alias(f"sci {c}"))
+        if kinds.get(c, "text") != "text":
+            # invisible characters are all non-ASCII: a byte count is cheaper than a regex
+            non_ascii = pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()
+            probes.append(non_ascii.any().alias(f"invisible {c}"))
+    flags = frame.select(probes).row(0, named=True) if columns else {}
+    to_trim = [c for c in columns if flags[f"edge {c}"]]
+    if to_trim:
+        frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
+    checks: list[tuple[str, str, pl.Expr]] = []
+    for c in columns:
+        if c not in names:
+            continue
+        if flags[f"edge {c}"] and kinds[c] in _FORMULA_KINDS:
+            checks.append((c, "formula_like", pl.col(c).str.contains(_FORMULA_START)))
+        if flags[f"long {c}"]:
+            checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
+        if flags.get(f"sci {c}"):
+            checks.append((c, "scientific_notation", pl.col(c).str.contains(SCIENTIFIC)))
+        if flags.get(f"invisible {c}"):
+            checks.append((c, "invisible_character", pl.col(c).str.contains(_INVISIBLE)))
+    hits: list[tuple[str, str, int, str]] = []
+    for c, code, expr in checks:
+        for row, value in frame.filter(expr).select(ROW, c).iter_rows():
+            hits.append((names[c], code, int(row), str(value)))
+    return frame, hits
+
+
+def _cell_message(code: str, value: str, max_chars: int) -> str | None:
+    if code == "formula_like":
+        return (
+            f"starts with {value[0]!r} like a spreadsheet formula; remove it "
+            "(it could run as a formula when the file is opened in Excel)"
+        )
+    if code == "invisible_character":
+        found = re.search(_INVISIBLE, value)
+        char = found.group() if found else "\ufeff"
+        name = "BYTE ORDER MARK" if char == "\ufeff" else unicodedata.name(char, "FORMAT CHAR")
+        return (
+            f"contains an invisible character (U+{ord(char):04X} {name}), so it differs from the "
+            "same text typed normally; delete the cell's content and type it again"
+        )
+    if code == "scientific_notation":
+        return (
+            f"is in scientific notation ({value}): Excel turned the number into an estimate "
+            "and the real digits are lost — format the column as Text and type the values again"
+        )
+    if len(value) <= max_chars:
+        return None
+    return f"is {len(value)} characters long; a cell may hold at most {max_chars}"
+
+
+def _float_artefacts(frame: pl.DataFrame, amounts: Mapping[int, str], label: str) -> list[RowIssue]:
+    """Numeric amount cells whose stored value is a float artefact of a rounder amount."""
+    rows = pl.Series(list(amounts), dtype=pl.Int64)
+    currencies = dict(
+        frame.filter(pl.col(ROW).is_in(rows.implode())).select(ROW, "currency").iter_rows()
+    )
+    issues = []
+    for row, text in amounts.items():
+        intended = _float_artefact_of(text, str(currencies.get(row, "")))
+        if intended is not None:
+            issues.append(
+                RowIssue(
+                    row,
+                    label,
+                    "float_artefact",
+                    f"is stored as {text}, which looks like a floating-point artefact of "
+                    f"{intended}; type {intended} (or round the formula with ROUND) and save again",
+                )
+            )
+    return issues
+
+
+def _float_artefact_of(text: str, currency: str) -> str | None:
+    """The amount a stored number was meant to be, when it is float noise around it."""
+    try:
+        stored = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not stored.is_finite():
+        return None
+    scale = money.currency_scale(currency.strip().upper())
+    rounded = stored.quantize(Decimal(1).scaleb(-scale))
+    if rounded == stored:
+        return None
+    # noise from binary floating point is far below a cent; a real third decimal is not
+    relative = max(abs(rounded), Decimal(1)) * Decimal("1e-12")
+    tolerance = min(Decimal(1).scaleb(-(scale + 3)), relative)
+    if abs(stored - rounded) <= tolerance:
+        return f"{rounded:f}"
+    return None

@@ -24,6 +24,7 @@ from ._util import canonical, dumps
 from .faults import Fault
 from .problems import INTERNAL_MESSAGE, ApiProblem, error_envelope
 from .ratelimit import Decision
+from .routes import ROUTES
 from .runtime import Runtime
 
 log = logging.getLogger("batchpay.sandbox")
@@ -32,25 +33,8 @@ INPROCESS_EXTENSION = "batchpay.sandbox.inprocess"
 MAX_IDEMPOTENCY_KEY = 255
 
 # Route templates of the /v1 surface, for fault plans and idempotency rules.
-V1_ROUTES: tuple[tuple[str, str], ...] = (
-    ("GET", "/v1/balances"),
-    ("GET", "/v1/balances/{currency}"),
-    ("POST", "/v1/beneficiaries"),
-    ("GET", "/v1/beneficiaries"),
-    ("GET", "/v1/beneficiaries/{id}"),
-    ("POST", "/v1/beneficiaries/{id}/instruments"),
-    ("GET", "/v1/beneficiaries/{id}/instruments"),
-    ("GET", "/v1/instruments"),
-    ("GET", "/v1/instruments/{id}"),
-    ("POST", "/v1/payouts"),
-    ("GET", "/v1/payouts"),
-    ("GET", "/v1/payouts/{id}"),
-    ("GET", "/v1/payouts/{id}/events"),
-    ("POST", "/v1/payouts/{id}/cancel"),
-    ("POST", "/v1/webhooks"),
-    ("GET", "/v1/webhooks"),
-    ("GET", "/v1/webhooks/{id}"),
-    ("POST", "/v1/webhooks/{id}/secret/rotate"),
+V1_ROUTES: tuple[tuple[str, str], ...] = tuple(
+    (method, path) for method, path, _ in ROUTES if path.startswith("/v1/")
 )
 IDEMPOTENCY_REQUIRED = frozenset(
     {

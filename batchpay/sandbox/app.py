@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 
 from .gateway import Gateway
 from .problems import ApiProblem, error_envelope
-from .routes import ROUTES
+from .routes import ROUTES, Handler
 from .routes._common import json_response
 from .runtime import Runtime
 
@@ -33,7 +33,32 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     message = {404: "no such endpoint", 405: "method not allowed on this endpoint"}.get(
         exc.status_code, str(exc.detail)
     )
-    return json_response(error_envelope(code, message), exc.status_code)
+    response = json_response(error_envelope(code, message), exc.status_code)
+    allow = (exc.headers or {}).get("Allow")
+    if allow is not None:
+        # Starlette joins a set; a stable order reads better and tests can compare it.
+        response.headers["Allow"] = ", ".join(sorted(m.strip() for m in allow.split(",")))
+    return response
+
+
+def _by_method(handlers: Mapping[str, Handler]) -> Handler:
+    """One endpoint for every method of a path, so a 405 can name them all in ``Allow``."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return endpoint
+
+
+def _routes() -> list[Route]:
+    by_path: dict[str, dict[str, Handler]] = {}
+    for method, path, handler in ROUTES:
+        by_path.setdefault(path, {})[method] = handler
+    return [
+        Route(path, _by_method(handlers), methods=list(handlers))
+        for path, handlers in by_path.items()
+    ]
 
 
 def build_app(rt: Runtime, *, background_ticker: bool | None = None) -> ASGIApp:
@@ -53,7 +78,7 @@ def build_app(rt: Runtime, *, background_ticker: bool | None = None) -> ASGIApp:
             await rt.aclose()
 
     starlette = Starlette(
-        routes=[Route(path, handler, methods=[method]) for method, path, handler in ROUTES],
+        routes=_routes(),
         exception_handlers={ApiProblem: _on_problem, HTTPException: _on_http},
         lifespan=lifespan,
     )

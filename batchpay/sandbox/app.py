@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 
 from .gateway import Gateway
 from .problems import ApiProblem, error_envelope
-from .routes import ROUTES, Handler
+from .routes import ROUTES, UNIMPLEMENTED, Handler
 from .routes._common import json_response
 from .runtime import Runtime
 
@@ -51,11 +51,20 @@ def _by_method(handlers: Mapping[str, Handler]) -> Handler:
     return endpoint
 
 
+async def _no_such_endpoint(request: Request) -> Response:
+    raise HTTPException(404)
+
+
+_ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _routes() -> list[Route]:
     by_path: dict[str, dict[str, Handler]] = {}
     for method, path, handler in ROUTES:
         by_path.setdefault(path, {})[method] = handler
-    return [
+    # First, so that no parametrised route reads an unimplemented path as an id.
+    unimplemented = [Route(path, _no_such_endpoint, methods=_ANY_METHOD) for path in UNIMPLEMENTED]
+    return unimplemented + [
         Route(path, _by_method(handlers), methods=list(handlers))
         for path, handlers in by_path.items()
     ]

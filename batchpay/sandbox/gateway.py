@@ -24,7 +24,7 @@ from ._util import canonical, dumps
 from .faults import Fault
 from .problems import INTERNAL_MESSAGE, ApiProblem, error_envelope
 from .ratelimit import Decision
-from .routes import ROUTES
+from .routes import ROUTES, UNIMPLEMENTED
 from .runtime import Runtime
 
 log = logging.getLogger("batchpay.sandbox")
@@ -61,6 +61,8 @@ class SimulatedTimeout(Exception):
 
 def route_of(method: str, path: str) -> str:
     """``"METHOD /template"`` for a request (the raw path when no route matches)."""
+    if path in UNIMPLEMENTED:
+        return f"{method} {path}"
     for m, template, regex in _TEMPLATES:
         if m == method and regex.match(path):
             return f"{m} {template}"

@@ -46,4 +46,14 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/_sandbox/reset", admin.reset),
 )
 
-__all__ = ["ROUTES", "Handler"]
+# Spec paths the sandbox does not implement that a parametrised route above would take
+# for an id: ``GET /v1/webhooks/events`` is no webhook subscription called "events".
+# They answer the router's 404 ``not_found``, whatever the method.
+UNIMPLEMENTED: tuple[str, ...] = (
+    "/v1/beneficiaries/import",
+    "/v1/instruments/countries",
+    "/v1/instruments/methods",
+    "/v1/webhooks/events",
+)
+
+__all__ = ["ROUTES", "UNIMPLEMENTED", "Handler"]

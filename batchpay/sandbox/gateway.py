@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -20,7 +19,7 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._util import canonical, dumps
+from ._util import canonical, dumps, parse_json
 from .faults import Fault
 from .problems import INTERNAL_MESSAGE, ApiProblem, error_envelope
 from .ratelimit import Decision
@@ -95,15 +94,30 @@ class Gateway:
             "Date": formatdate(self.rt.clock.time(), usegmt=True),
         }
         path: str = scope["path"]
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
             if path == "/v1" or path.startswith("/v1/"):
-                await self._v1(scope, receive, send, headers, extra)
+                await self._v1(scope, receive, tracked, headers, extra)
                 return
             body = await _read_body(receive)
+            status, resp_headers, resp_body = await self._run(scope, body)
+            await _send(tracked, status, resp_headers, resp_body, extra)
         except ClientDisconnected:
             return  # nobody to answer, and nothing was done
-        status, resp_headers, resp_body = await self._run(scope, body)
-        await _send(send, status, resp_headers, resp_body, extra)
+        except (LostResponse, SimulatedTimeout):
+            raise
+        except Exception:
+            # Whatever broke in here, the client still gets the envelope and a request id.
+            log.exception("sandbox gateway failed")
+            if started:
+                raise
+            await _send_problem(send, ApiProblem(500, "internal_error", INTERNAL_MESSAGE), extra)
 
     async def _v1(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, extra: dict[str, str]
@@ -315,8 +329,8 @@ class Gateway:
 
 def _fingerprint(method: str, path: str, body: bytes) -> str:
     try:
-        content = canonical(json.loads(body)) if body.strip() else ""
-    except (ValueError, UnicodeDecodeError):
+        content = canonical(parse_json(body)) if body.strip() else ""
+    except ValueError:  # the handler refuses it; a replay must still match byte for byte
         content = "raw:" + hashlib.sha256(body).hexdigest()
     return hashlib.sha256(f"{method} {path}\n{content}".encode()).hexdigest()
 

@@ -108,3 +108,118 @@ async def test_fault_plans_for_a_parametrised_route_skip_unimplemented_paths(
     sandbox.faults.plan("GET /v1/webhooks/{id}", ["503"])
     assert (await client.get("/v1/webhooks/events")).status_code == 404
     assert (await client.get("/v1/webhooks/wbh_x")).status_code == 503
+
+
+BROKEN_BODIES = {
+    "1000 arrays deep": b"[" * 1000 + b"]" * 1000,
+    "1000 objects deep": b'{"a":' * 1000 + b"1" + b"}" * 1000,
+    "100k arrays deep": b"[" * 100_000,
+    "65 objects deep": b'{"reference":' * 65 + b"1" + b"}" * 65,
+    "invalid UTF-8": b'{"reference": "caf\xe9"}',
+    "UTF-16": '{"reference": "x"}'.encode("utf-16"),
+    "lone surrogate": b'{"reference": "\\ud800"}',
+    "NaN": b'{"dest_amount": NaN}',
+    "Infinity": b'{"dest_amount": -Infinity}',
+    "5000-digit number": b'{"dest_amount": ' + b"9" * 5000 + b"}",
+    "truncated": b'{"reference": "x',
+    "array": b"[1, 2]",
+    "string": b'"payout"',
+    "number": b"42",
+    "null": b"null",
+}
+BODY_ROUTES = [
+    "/v1/payouts",
+    "/v1/beneficiaries",
+    "/v1/webhooks",
+    "/v1/payouts/pay_missing/cancel",
+    "/_sandbox/clock/advance",
+    "/_sandbox/faults",
+    "/_sandbox/balances",
+]
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+@pytest.mark.parametrize("name", list(BROKEN_BODIES))
+async def test_a_body_that_breaks_parsing_is_invalid_request_body(
+    client: httpx.AsyncClient, path: str, name: str
+) -> None:
+    """Deep, mis-encoded, non-standard or non-object JSON is 400 invalid_request_body."""
+    response = await client.post(
+        path,
+        content=BROKEN_BODIES[name],
+        headers={"Idempotency-Key": f"broken-{name}", "Content-Type": "application/json"},
+    )
+    _is_envelope(response, 400, "invalid_request_body")
+
+
+async def test_instrument_creation_refuses_broken_bodies(
+    client: httpx.AsyncClient, payee: tuple[str, str]
+) -> None:
+    """The nested create route parses the same way."""
+    path = f"/v1/beneficiaries/{payee[0]}/instruments"
+    for name, body in BROKEN_BODIES.items():
+        response = await client.post(
+            path,
+            content=body,
+            headers={"Idempotency-Key": f"ins-{name}", "Content-Type": "application/json"},
+        )
+        _is_envelope(response, 400, "invalid_request_body")
+
+
+async def test_what_was_wrong_is_in_the_message(client: httpx.AsyncClient) -> None:
+    """The message says which rule the body broke."""
+    expected = {
+        "1000 objects deep": "request body is nested more than 64 levels deep",
+        "100k arrays deep": "request body is nested more than 64 levels deep",
+        "65 objects deep": "request body is nested more than 64 levels deep",
+        "invalid UTF-8": "request body is not valid UTF-8",
+        "lone surrogate": "request body has an unpaired \\u surrogate escape",
+        "NaN": "request body is not valid JSON",
+        "array": "request body must be a JSON object",
+    }
+    for name, message in expected.items():
+        response = await client.post(
+            "/v1/payouts",
+            content=BROKEN_BODIES[name],
+            headers={"Idempotency-Key": f"m-{name}", "Content-Type": "application/json"},
+        )
+        assert response.json()["error"]["message"] == message, name
+
+
+async def test_64_levels_is_still_parsed(client: httpx.AsyncClient) -> None:
+    """The depth bound is 64: such a body reaches validation (here: an unknown field)."""
+    body = b'{"nickname":' * 63 + b"1" + b"}" * 63
+    response = await client.post(
+        "/v1/beneficiaries",
+        content=body,
+        headers={"Idempotency-Key": "deep-64", "Content-Type": "application/json"},
+    )
+    _is_envelope(response, 400, "invalid_request_body")
+    assert "nickname" in response.json()["error"]["message"]
+
+
+async def test_a_broken_body_is_replayed_under_its_key(client: httpx.AsyncClient) -> None:
+    """Like any answer below 500, the 400 is kept under its Idempotency-Key and replayed."""
+    headers = {"Idempotency-Key": "deep-again", "Content-Type": "application/json"}
+    body = BROKEN_BODIES["1000 arrays deep"]
+    first = await client.post("/v1/payouts", content=body, headers=headers)
+    again = await client.post("/v1/payouts", content=body, headers=headers)
+    assert again.status_code == 400 and again.content == first.content
+    assert again.headers["x-idempotent-replayed"] == "true"
+    other = await client.post("/v1/payouts", content=b"[" * 999, headers=headers)
+    assert other.status_code == 409 and error_code(other) == "idempotency_conflict"
+
+
+async def test_a_crash_in_the_gateway_is_still_an_envelope(
+    sandbox: Sandbox, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure in front of the handlers answers 500 internal_error with X-Request-ID."""
+
+    def boom(route: str, header: str | None) -> None:
+        raise RuntimeError("dice on fire")
+
+    monkeypatch.setattr(sandbox._rt.faults, "choose", boom)
+    response = await client.get("/v1/balances", headers={"X-Request-ID": "crash-1"})
+    _is_envelope(response, 500, "internal_error")
+    assert response.json()["error"]["message"] == "internal server error"
+    assert response.headers["x-request-id"] == "crash-1"

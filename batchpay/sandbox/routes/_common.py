@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._util import dumps, parse_iso
+from .._util import dumps, parse_iso, parse_json
 from ..problems import ApiProblem, invalid_body, invalid_parameter
 from ..runtime import Runtime
 
@@ -38,8 +37,15 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
 
 
-async def read_json(request: Request, *, required: bool = True) -> Any:
-    """The request body as JSON; 400 ``invalid_request_body`` when it is not."""
+@overload
+async def read_json(request: Request, *, required: Literal[True] = True) -> dict[str, Any]: ...
+@overload
+async def read_json(request: Request, *, required: bool) -> dict[str, Any] | None: ...
+async def read_json(request: Request, *, required: bool = True) -> dict[str, Any] | None:
+    """The request body, a JSON object; 400 ``invalid_request_body`` when it is not one.
+
+    An empty body is None when the body is optional (``required=False``).
+    """
     raw = await request.body()
     if not raw.strip():
         if required:
@@ -49,9 +55,12 @@ async def read_json(request: Request, *, required: bool = True) -> Any:
     if ctype and ctype.split(";")[0].strip().lower() != "application/json":
         raise invalid_body("content type must be application/json")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_body("request body is not valid JSON") from None
+        body = parse_json(raw)
+    except ValueError as exc:
+        raise invalid_body(str(exc)) from None
+    if not isinstance(body, dict):
+        raise invalid_body("request body must be a JSON object")
+    return body
 
 
 def query_id(request: Request, name: str, prefix: str) -> str | None:

@@ -30,7 +30,7 @@ async def advance(request: Request) -> Response:
     """``POST /_sandbox/clock/advance``: move the clock, then tick."""
     rt = runtime(request)
     body = await read_json(request)
-    seconds = body.get("seconds") if isinstance(body, dict) else None
+    seconds = body.get("seconds")
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
         raise invalid_body("seconds must be a non-negative number")
     rt.clock.advance(float(seconds))
@@ -51,8 +51,6 @@ async def faults(request: Request) -> Response:
         rt.faults.clear()
     elif request.method == "POST":
         body = await read_json(request)
-        if not isinstance(body, dict):
-            raise invalid_body("body must be an object")
         plan = body.pop("plan", None)
         if body.pop("clear", False):
             rt.faults.clear()
@@ -74,7 +72,7 @@ async def rate_limit(request: Request) -> Response:
     rt = runtime(request)
     if request.method == "POST":
         body = await read_json(request)
-        if not isinstance(body, dict) or not set(body) <= {"per_minute", "multiplier"}:
+        if not set(body) <= {"per_minute", "multiplier"}:
             raise invalid_body("expected {'per_minute': int | null, 'multiplier': int}")
         try:
             rt.limiter.configure(
@@ -98,7 +96,7 @@ async def events(request: Request) -> Response:
 async def balances(request: Request) -> Response:
     """``POST /_sandbox/balances``: set one currency's available funds."""
     body = await read_json(request)
-    if not isinstance(body, dict) or set(body) != {"currency", "available"}:
+    if set(body) != {"currency", "available"}:
         raise invalid_body("expected {'currency': 'USD', 'available': '100.00'}")
     try:
         bank = runtime(request).bank

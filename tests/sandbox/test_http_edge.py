@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -10,10 +11,10 @@ import pytest
 import yaml
 
 from batchpay.sandbox import Sandbox
-from batchpay.sandbox.gateway import V1_ROUTES, route_of
+from batchpay.sandbox.gateway import MB, V1_ROUTES, body_limit, route_of
 from batchpay.sandbox.routes import UNIMPLEMENTED
 
-from .helpers import error_code
+from .helpers import error_code, individual, post
 
 pytestmark = pytest.mark.anyio
 
@@ -223,3 +224,88 @@ async def test_a_crash_in_the_gateway_is_still_an_envelope(
     _is_envelope(response, 500, "internal_error")
     assert response.json()["error"]["message"] == "internal server error"
     assert response.headers["x-request-id"] == "crash-1"
+
+
+class Stream:
+    """A streamed request body of ``total`` bytes that counts how much was pulled from it."""
+
+    def __init__(self, total: int, chunk: int = 64 * 1024) -> None:
+        self.total, self.chunk, self.pulled = total, chunk, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.pulled < self.total:
+            n = min(self.chunk, self.total - self.pulled)
+            self.pulled += n
+            yield b" " * n
+
+
+def test_limits_are_per_route_prefix() -> None:
+    """1 MB everywhere, 32 MB under /v1/batches (a whole segment, not a string prefix)."""
+    assert body_limit("/v1/payouts") == body_limit("/_sandbox/faults") == 1 * MB
+    assert body_limit("/v1/batches") == body_limit("/v1/batches/bat_1/confirm") == 32 * MB
+    assert body_limit("/v1/batchesx") == 1 * MB
+
+
+async def test_a_body_over_1mb_is_413_file_too_large(client: httpx.AsyncClient) -> None:
+    """A declared length over 1 MB is refused with the catalog's 413 code and the limit."""
+    response = await client.post(
+        "/v1/payouts", content=b" " * (MB + 1), headers={"Idempotency-Key": "big"}
+    )
+    _is_envelope(response, 413, "file_too_large")
+    assert response.json()["error"]["message"] == "request body exceeds the 1 MB limit"
+
+
+async def test_exactly_1mb_is_read(client: httpx.AsyncClient) -> None:
+    """The limit is inclusive: a 1 MB body reaches the handler."""
+    body = b'{"nickname": "' + b"x" * (MB - 16) + b'"}'
+    assert len(body) == MB
+    response = await client.post(
+        "/v1/beneficiaries",
+        content=body,
+        headers={"Idempotency-Key": "exactly", "Content-Type": "application/json"},
+    )
+    _is_envelope(response, 400, "invalid_request_body")
+    assert "nickname" in response.json()["error"]["message"]
+
+
+async def test_a_streamed_body_is_refused_without_reading_it_all(
+    client: httpx.AsyncClient,
+) -> None:
+    """With no Content-Length, reading stops one chunk past 1 MB of a 100 MB body."""
+    stream = Stream(100 * MB)
+    response = await client.post(
+        "/v1/payouts", content=stream, headers={"Idempotency-Key": "stream"}
+    )
+    _is_envelope(response, 413, "file_too_large")
+    assert stream.pulled <= MB + stream.chunk
+
+
+async def test_batch_routes_take_up_to_32mb(client: httpx.AsyncClient) -> None:
+    """Under /v1/batches 2 MB passes the gate (and meets the missing route); 32 MB + 1 does not."""
+    small = await client.post("/v1/batches", content=b" " * (2 * MB))
+    _is_envelope(small, 404, "not_found")
+    stream = Stream(32 * MB + 1, chunk=MB)
+    big = await client.post("/v1/batches", content=stream)
+    _is_envelope(big, 413, "file_too_large")
+    assert big.json()["error"]["message"] == "request body exceeds the 32 MB limit"
+    assert stream.pulled == 32 * MB + 1
+
+
+async def test_admin_routes_have_the_1mb_limit(sandbox: Sandbox) -> None:
+    """The /_sandbox surface is behind the same limit."""
+    async with httpx.AsyncClient(transport=sandbox.transport(), base_url="http://sb") as raw:
+        response = await raw.post("/_sandbox/faults", content=Stream(2 * MB))
+    _is_envelope(response, 413, "file_too_large")
+
+
+async def test_a_refused_body_leaves_its_key_unused(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    """Nothing ran for a 413: the same key then creates the resource, with no replay."""
+    refused = await client.post(
+        "/v1/beneficiaries", content=b" " * (2 * MB), headers={"Idempotency-Key": "big-ben"}
+    )
+    assert refused.status_code == 413
+    created = await post(client, "/v1/beneficiaries", individual(), key="big-ben")
+    assert created.status_code == 201
+    assert "x-idempotent-replayed" not in created.headers

@@ -42,6 +42,46 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+MAX_JSON_DEPTH = 64
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON: strict UTF-8, no NaN, no lone surrogate, nested at most 64 deep.
+
+    ValueError, with a message fit for the client, for anything else. The depth bound
+    lets every later step (fingerprint, validation, storage) walk the value safely.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("request body is not valid UTF-8") from None
+    too_deep = ValueError(f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise too_deep from None
+    except ValueError:
+        raise ValueError("request body is not valid JSON") from None
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise too_deep
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("request body has an unpaired \\u surrogate escape") from None
+    return value
+
+
 def canonical(value: Any) -> str:
     """Key-sorted compact JSON, used to compare request bodies for idempotency."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

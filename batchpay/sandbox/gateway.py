@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -20,10 +19,11 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._util import canonical, dumps
+from ._util import canonical, dumps, parse_json
 from .faults import Fault
 from .problems import INTERNAL_MESSAGE, ApiProblem, error_envelope
 from .ratelimit import Decision
+from .routes import ROUTES, UNIMPLEMENTED
 from .runtime import Runtime
 
 log = logging.getLogger("batchpay.sandbox")
@@ -31,26 +31,15 @@ log = logging.getLogger("batchpay.sandbox")
 INPROCESS_EXTENSION = "batchpay.sandbox.inprocess"
 MAX_IDEMPOTENCY_KEY = 255
 
+MB = 1024 * 1024
+DEFAULT_BODY_LIMIT = 1 * MB
+# Request-body limits by path prefix, longest first; the catalog's 413: "1 MB on most
+# routes", and its file_too_large names 32 MB for batches (no batch routes exist yet).
+BODY_LIMITS: tuple[tuple[str, int], ...] = (("/v1/batches", 32 * MB),)
+
 # Route templates of the /v1 surface, for fault plans and idempotency rules.
-V1_ROUTES: tuple[tuple[str, str], ...] = (
-    ("GET", "/v1/balances"),
-    ("GET", "/v1/balances/{currency}"),
-    ("POST", "/v1/beneficiaries"),
-    ("GET", "/v1/beneficiaries"),
-    ("GET", "/v1/beneficiaries/{id}"),
-    ("POST", "/v1/beneficiaries/{id}/instruments"),
-    ("GET", "/v1/beneficiaries/{id}/instruments"),
-    ("GET", "/v1/instruments"),
-    ("GET", "/v1/instruments/{id}"),
-    ("POST", "/v1/payouts"),
-    ("GET", "/v1/payouts"),
-    ("GET", "/v1/payouts/{id}"),
-    ("GET", "/v1/payouts/{id}/events"),
-    ("POST", "/v1/payouts/{id}/cancel"),
-    ("POST", "/v1/webhooks"),
-    ("GET", "/v1/webhooks"),
-    ("GET", "/v1/webhooks/{id}"),
-    ("POST", "/v1/webhooks/{id}/secret/rotate"),
+V1_ROUTES: tuple[tuple[str, str], ...] = tuple(
+    (method, path) for method, path, _ in ROUTES if path.startswith("/v1/")
 )
 IDEMPOTENCY_REQUIRED = frozenset(
     {
@@ -77,10 +66,20 @@ class SimulatedTimeout(Exception):
 
 def route_of(method: str, path: str) -> str:
     """``"METHOD /template"`` for a request (the raw path when no route matches)."""
+    if path in UNIMPLEMENTED:
+        return f"{method} {path}"
     for m, template, regex in _TEMPLATES:
         if m == method and regex.match(path):
             return f"{m} {template}"
     return f"{method} {path}"
+
+
+def body_limit(path: str) -> int:
+    """The largest request body, in bytes, accepted on ``path``."""
+    for prefix, limit in BODY_LIMITS:
+        if path == prefix or path.startswith(prefix + "/"):
+            return limit
+    return DEFAULT_BODY_LIMIT
 
 
 def _request_id(headers: Headers) -> str:
@@ -109,15 +108,36 @@ class Gateway:
             "Date": formatdate(self.rt.clock.time(), usegmt=True),
         }
         path: str = scope["path"]
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
             if path == "/v1" or path.startswith("/v1/"):
-                await self._v1(scope, receive, send, headers, extra)
+                await self._v1(scope, receive, tracked, headers, extra)
                 return
-            body = await _read_body(receive)
+            body = await _read_body(receive, headers, body_limit(path))
+            status, resp_headers, resp_body = await self._run(scope, body)
+            await _send(tracked, status, resp_headers, resp_body, extra)
         except ClientDisconnected:
             return  # nobody to answer, and nothing was done
-        status, resp_headers, resp_body = await self._run(scope, body)
-        await _send(send, status, resp_headers, resp_body, extra)
+        except BodyTooLarge as exc:
+            # Answered without reading the rest; the server discards what still arrives.
+            problem = ApiProblem(
+                413, "file_too_large", f"request body exceeds the {exc.limit // MB} MB limit"
+            )
+            await _send_problem(tracked, problem, extra)
+        except (LostResponse, SimulatedTimeout):
+            raise
+        except Exception:
+            # Whatever broke in here, the client still gets the envelope and a request id.
+            log.exception("sandbox gateway failed")
+            if started:
+                raise
+            await _send_problem(send, ApiProblem(500, "internal_error", INTERNAL_MESSAGE), extra)
 
     async def _v1(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, extra: dict[str, str]
@@ -153,7 +173,7 @@ class Gateway:
             await _send_problem(send, ApiProblem(fault.status, code, INTERNAL_MESSAGE), extra)
             return
 
-        body = await _read_body(receive)
+        body = await _read_body(receive, headers, body_limit(scope["path"]))
         key = headers.get("idempotency-key")
         reserved = False
         if method == "POST":
@@ -329,8 +349,8 @@ class Gateway:
 
 def _fingerprint(method: str, path: str, body: bytes) -> str:
     try:
-        content = canonical(json.loads(body)) if body.strip() else ""
-    except (ValueError, UnicodeDecodeError):
+        content = canonical(parse_json(body)) if body.strip() else ""
+    except ValueError:  # the handler refuses it; a replay must still match byte for byte
         content = "raw:" + hashlib.sha256(body).hexdigest()
     return hashlib.sha256(f"{method} {path}\n{content}".encode()).hexdigest()
 
@@ -354,18 +374,36 @@ class ClientDisconnected(Exception):
     """The client went away before its request body was complete."""
 
 
-async def _read_body(receive: Receive) -> bytes:
+class BodyTooLarge(Exception):
+    """The request body is over the route's limit (``limit`` bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body over {limit} bytes")
+        self.limit = limit
+
+
+async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
     """The whole request body; ClientDisconnected if the client left before sending it all.
 
     A real server never acts on a request whose body was cut off (a client killed
     mid-request): processing the fragment would store it under the idempotency key.
+    BodyTooLarge as soon as the declared length or the bytes received pass ``limit``,
+    so an oversized body is never held in memory.
     """
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
-        chunks.append(message.get("body", b""))
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)

@@ -211,3 +211,43 @@ def test_serve_command_is_up_in_under_two_seconds(tmp_path: Path, entry: list[st
         process.terminate()
         _, err = process.communicate(timeout=10)
     assert b"batchpay sandbox" in err
+
+
+def _assert_envelope(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"]
+    assert response.json()["error"]["code"] == code
+
+
+def test_oversized_bodies_are_413_over_a_socket() -> None:
+    """Declared or streamed, a body over 1 MB gets the 413 envelope; the server stays up."""
+    sb = Sandbox(SandboxConfig(manual_clock=True))
+
+    def stream() -> Iterator[bytes]:
+        for _ in range(128):  # 8 MB, sent chunked: no Content-Length to refuse it by
+            yield b" " * 65536
+
+    with serving(sb.app) as url, httpx.Client(base_url=url, headers=AUTH) as client:
+        declared = client.post(
+            "/v1/payouts", content=b" " * (2 * 1024 * 1024), headers={"Idempotency-Key": "a"}
+        )
+        _assert_envelope(declared, 413, "file_too_large")
+        streamed = client.post("/v1/payouts", content=stream(), headers={"Idempotency-Key": "b"})
+        _assert_envelope(streamed, 413, "file_too_large")
+        assert streamed.json()["error"]["message"] == "request body exceeds the 1 MB limit"
+        assert client.get("/v1/balances").status_code == 200
+    sb.close()
+
+
+def test_deeply_nested_json_is_400_over_a_socket() -> None:
+    """1,000-deep JSON with an Idempotency-Key is the 400 envelope, not a plain-text 500."""
+    sb = Sandbox(SandboxConfig(manual_clock=True))
+    with serving(sb.app) as url, httpx.Client(base_url=url, headers=AUTH) as client:
+        response = client.post(
+            "/v1/payouts",
+            content=b"[" * 1000 + b"]" * 1000,
+            headers={"Idempotency-Key": "deep", "Content-Type": "application/json"},
+        )
+        _assert_envelope(response, 400, "invalid_request_body")
+    sb.close()

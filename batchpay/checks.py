@@ -77,7 +77,7 @@ def load_layout(options: RunOptions) -> layout_mod.Layout:
 
 def read_source(path: Path | str, options: RunOptions) -> PayoutFile:
     """A local payout file as a source, refused unread when over the layout's size limit."""
-    return from_path(path, max_bytes=load_layout(options).limits.max_file_bytes)
+    return from_path(path, load_layout(options))
 
 
 def check_file(source: PayoutFile, options: RunOptions) -> CheckedFile:

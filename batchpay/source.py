@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batchpay.errors import InputError
+
+if TYPE_CHECKING:
+    from batchpay.layout import Layout
 
 CONTROL_SUFFIX = ".ctl"
 
@@ -37,13 +41,13 @@ class PayoutFile:
         return self.sidecars.get(suffix)
 
 
-def from_path(path: Path | str, *, max_bytes: int) -> PayoutFile:
-    """Read a local payout file and its ``.ctl`` beside it; refused unread over ``max_bytes``."""
-    from batchpay import ingest
+def from_path(path: Path | str, layout: Layout) -> PayoutFile:
+    """Read a local payout file and its ``.ctl`` beside it; refused unread over the size limit."""
+    from batchpay.ingest import sniff
 
     path = Path(path)
     try:
-        ingest.check_size(path.stat().st_size, path.name, max_bytes)
+        sniff.check_size(path.stat().st_size, path.name, layout)
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(

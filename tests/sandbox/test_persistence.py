@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,10 @@ pytestmark = pytest.mark.anyio
 async def test_restart_keeps_payouts_keys_and_balances(tmp_path: Path) -> None:
     """After a restart on the same file: same ledger, same balance, and the key replays."""
     state = str(tmp_path / "sandbox.db")
-    first = Sandbox(SandboxConfig(state_path=state, manual_clock=True))
+    # Both lives of the sandbox start their manual clock at the same instant: a restart that
+    # straddles a second boundary must not move payouts along.
+    start = datetime(2026, 6, 1, 9, 0, 0, tzinfo=UTC)
+    first = Sandbox(SandboxConfig(state_path=state, manual_clock=True, clock_start=start))
     async with first.client() as client:
         ben, ins = await make_payee(client)
         body = payout(ben, ins, "40.00")
@@ -25,7 +29,7 @@ async def test_restart_keeps_payouts_keys_and_balances(tmp_path: Path) -> None:
     ledger = first.ledger()
     await first.aclose()
 
-    second = Sandbox(SandboxConfig(state_path=state, manual_clock=True))
+    second = Sandbox(SandboxConfig(state_path=state, manual_clock=True, clock_start=start))
     try:
         assert second.ledger() == ledger
         assert second.balance("GBP") == balance

@@ -26,7 +26,8 @@ The package is laid out by what each part does: :mod:`.model` (outcomes, rows, c
 totals, reading a report back), :mod:`.files` (:func:`write_report`: the CSVs, the JSON,
 the folder and atomic writes), :mod:`.xlsx` (the workbook), :mod:`.summary` (the terminal
 lines) and :mod:`.columns` (the columns and cell text the CSV and the XLSX share).
-Outcomes and the control totals are described in :mod:`.model`.
+:mod:`.from_journal` builds a :class:`Report` from a run's journal rows. Outcomes and the
+control totals are described in :mod:`.model`.
 """
 
 from __future__ import annotations

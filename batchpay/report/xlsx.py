@@ -1,0 +1,288 @@
+"""The XLSX file: a "Summary" sheet and a "Rows" sheet laid out for accountants.
+
+Amounts are numbers at the currency's scale (the exact decimal digits, never a float), ids
+and references are text, rows needing a person come first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+
+from batchpay.report.columns import (
+    _COLUMNS,
+    _INT,
+    _MONEY,
+    _NUMERIC_ENDINGS,
+    _RATE,
+    _TEXT,
+    _TOTALS_HEADERS,
+    _plain_cell,
+    _safe_text,
+    _totals_cells,
+)
+from batchpay.report.model import (
+    ATTENTION_OUTCOMES,
+    COMPLETED_OUTCOMES,
+    OUTCOME_MEANINGS,
+    PENDING_OUTCOMES,
+    SANDBOX_BANNER,
+    CurrencyTotals,
+    Outcome,
+    Report,
+    _amount_scale,
+    _amount_text,
+    _iso_utc,
+)
+
+_XLSX_MAX_TEXT = 32767  # Excel's limit for one cell
+# A Font without a name falls back to the viewer's default (a serif in LibreOffice), so every
+# font names the workbook's default one.
+_FONT_NAME = "Calibri"
+_HEADER_FONT = Font(name=_FONT_NAME, size=11, bold=True)
+_SECTION_FONT = Font(name=_FONT_NAME, bold=True, size=12)
+_HEADER_FILL = PatternFill("solid", fgColor="FFD9D9D9")
+_HEADER_BORDER = Border(bottom=Side(style="thin", color="FF808080"))
+_TITLE_FONT = Font(name=_FONT_NAME, bold=True, size=14)
+_BANNER_FONT = Font(name=_FONT_NAME, bold=True, size=14, color="FF9C0006")
+_BANNER_FILL = PatternFill("solid", fgColor="FFFFC7CE")
+_WARNING_FONT = Font(name=_FONT_NAME, size=11, bold=True, color="FF9C0006")
+
+
+def _colours(fill: str, text: str) -> tuple[PatternFill, Font]:
+    return PatternFill("solid", fgColor=fill), Font(name=_FONT_NAME, size=11, color=text)
+
+
+# Excel's own "Bad", "Good" and "Neutral" cell colours.
+_BAD = _colours("FFFFC7CE", "FF9C0006")
+_GOOD = _colours("FFC6EFCE", "FF006100")
+_NEUTRAL = _colours("FFFFEB9C", "FF9C5700")
+
+
+def _number_format(scale: int) -> str:
+    return "#,##0" + ("." + "0" * scale if scale > 0 else "")
+
+
+class _Sheet:
+    """Builds styled write-only cells for one sheet."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def text(self, value: str, **style: Any) -> Any:
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", _safe_text(value))[:_XLSX_MAX_TEXT]
+        cell = WriteOnlyCell(self.ws, value=value)
+        cell.data_type = "s"  # never a formula, whatever the text
+        cell.number_format = "@"
+        return self._style(cell, style)
+
+    def integer(self, value: int, **style: Any) -> Any:
+        cell = WriteOnlyCell(self.ws, value=value)
+        cell.number_format = "0"
+        return self._style(cell, style)
+
+    def money(self, value: Decimal | None, currency: str, **style: Any) -> Any:
+        if value is None:
+            return self._style(WriteOnlyCell(self.ws, value=None), style)
+        text = _amount_text(value, currency)
+        cell = self.number(text)
+        cell.number_format = _number_format(_amount_scale(value, currency))
+        return self._style(cell, style)
+
+    def rate(self, value: Decimal | None) -> Any:
+        if value is None:
+            return WriteOnlyCell(self.ws, value=None)
+        cell = self.number(f"{value:f}")
+        cell.number_format = "General"
+        return cell
+
+    def number(self, digits: str) -> Any:
+        # openpyxl would write a Decimal through "%.16g" (a float: 9.95 -> 9.949999999999999),
+        # so the cell holds the exact decimal digits as its stored value, typed as a number.
+        cell = WriteOnlyCell(self.ws, value=digits)
+        cell.data_type = "n"
+        return cell
+
+    def header(self, value: str, *, numeric: bool = False) -> Any:
+        """A bold, wrapped header cell; right-aligned over a column of numbers."""
+        horizontal = "right" if numeric else "left"
+        return self.text(
+            value,
+            font=_HEADER_FONT,
+            fill=_HEADER_FILL,
+            border=_HEADER_BORDER,
+            alignment=Alignment(wrap_text=True, vertical="top", horizontal=horizontal),
+        )
+
+    @staticmethod
+    def _style(cell: Any, style: Mapping[str, Any]) -> Any:
+        for name, value in style.items():
+            setattr(cell, name, value)
+        return cell
+
+
+def _outcome_style(outcome: str) -> dict[str, Any]:
+    if outcome in ATTENTION_OUTCOMES:
+        fill, font = _BAD
+    elif outcome in COMPLETED_OUTCOMES:
+        fill, font = _GOOD
+    elif outcome in PENDING_OUTCOMES:
+        fill, font = _NEUTRAL
+    else:
+        return {}
+    return {"fill": fill, "font": font}
+
+
+def _width(values: Iterable[int], header: str) -> int:
+    longest = max(values, default=0)
+    # Headers wrap onto two lines, between words; bold text is about 15% wider.
+    header_need = max(max(len(w) for w in header.split()), (len(header) + 1) // 2)
+    return min(max(longest, header_need * 115 // 100 + 1, 6) + 2, 60)
+
+
+def _write_xlsx(report: Report, totals: Mapping[str, CurrencyTotals], path: Path) -> None:
+    wb = Workbook(write_only=True)
+    _summary_sheet(wb.create_sheet("Summary"), report, totals)
+    _rows_sheet(wb.create_sheet("Rows"), report)
+    wb.save(path)
+
+
+def _rows_sheet(ws: Any, report: Report) -> None:
+    rows = report.rows_for_people()
+    cells = [[_plain_cell(c, r) for c in _COLUMNS] for r in rows]
+    for index, column in enumerate(_COLUMNS, start=1):
+        lengths = (len(line[index - 1]) for line in cells)
+        if column.kind == _MONEY:  # thousands separators
+            lengths = (n + n // 3 for n in lengths)
+        ws.column_dimensions[get_column_letter(index)].width = _width(lengths, column.header)
+    last = get_column_letter(len(_COLUMNS))
+    ws.freeze_panes = "C2"  # header row, and Row + Reference stay in view
+    ws.auto_filter.ref = f"A1:{last}{len(rows) + 1}"
+    ws.print_title_rows = "1:1"  # printed pages repeat the header, Row and Reference
+    ws.print_title_cols = "A:B"
+    ws.page_setup.orientation = "landscape"
+    ws.row_dimensions[1].height = 30.0  # two lines of wrapped header
+
+    sheet = _Sheet(ws)
+    ws.append([sheet.header(c.header, numeric=c.kind != _TEXT) for c in _COLUMNS])
+    for r in rows:
+        line: list[Any] = []
+        for column in _COLUMNS:
+            value = column.get(r)
+            if value is None or value == "":
+                line.append(None)  # no cell at all: smaller and faster than an empty one
+            elif column.kind == _MONEY:
+                line.append(sheet.money(value, column.currency(r)))
+            elif column.kind == _RATE:
+                line.append(sheet.rate(value))
+            elif column.kind == _INT:
+                line.append(sheet.integer(value))
+            elif column.header in ("Outcome", "Needs attention"):
+                line.append(sheet.text(value, **_outcome_style(r.outcome)))
+            else:
+                line.append(sheet.text(value))
+        ws.append(line)
+
+
+def _summary_sheet(ws: Any, report: Report, totals: Mapping[str, CurrencyTotals]) -> None:
+    sheet = _Sheet(ws)
+    ws.column_dimensions["A"].width = 30.0
+    for index in range(2, len(_TOTALS_HEADERS) + 1):
+        ws.column_dimensions[get_column_letter(index)].width = 14.0
+    _print_landscape_fit_width(ws)
+    written = 0
+
+    def add(cells: list[Any], *, height: float | None = None) -> None:
+        nonlocal written
+        written += 1
+        if height is not None:
+            ws.row_dimensions[written].height = height
+        ws.append(cells)
+
+    add([sheet.text("batchpay reconciliation report", font=_TITLE_FONT)])
+    if report.is_sandbox:
+        banner = sheet.text(SANDBOX_BANNER, font=_BANNER_FONT, fill=_BANNER_FILL)
+        add([banner] + [sheet.text("", fill=_BANNER_FILL) for _ in range(3)], height=22.0)
+    add([])
+    problems = report.check_totals(totals)
+    bold = {"font": _HEADER_FONT}
+    left = {"alignment": Alignment(horizontal="left")}
+    facts: list[tuple[str, Any]] = [
+        ("Run ID", sheet.text(report.run_id)),
+        ("File", sheet.text(report.file_name)),
+        ("File SHA-256", sheet.text(report.file_sha256)),
+        (
+            "Environment",
+            sheet.text(
+                "sandbox — no money moved" if report.is_sandbox else "live",
+                **({"font": _WARNING_FONT} if report.is_sandbox else {}),
+            ),
+        ),
+        ("API URL", sheet.text(report.api_url)),
+        ("Generated at (UTC)", sheet.text(_iso_utc(report.generated_at))),
+        ("Rows in file", sheet.integer(len(report.rows), **left)),
+        (
+            "Rows needing attention",
+            sheet.integer(report.attention_count, **left, **_count_style(report.attention_count)),
+        ),
+        ("Rows without a readable amount", sheet.integer(report.rows_without_amount, **left)),
+        (
+            "Control totals check",
+            sheet.text("FAILED" if problems else "passed", **_yes_no_style(not problems)),
+        ),
+    ]
+    for label, cell in facts:
+        add([sheet.text(label, **bold), cell])
+    for problem in problems:
+        add([sheet.text(""), sheet.text(problem, font=_BAD[1])])
+
+    add([])
+    add([sheet.text("Control totals per currency", font=_SECTION_FONT)])
+    headers = [sheet.header(h, numeric=h.endswith(_NUMERIC_ENDINGS)) for h in _TOTALS_HEADERS]
+    add(headers, height=45.0)  # up to three lines of wrapped header
+    for t in totals.values():
+        line = []
+        for kind, value in _totals_cells(t):
+            if kind == _MONEY:
+                line.append(sheet.money(value, t.currency))
+            elif kind == _INT:
+                line.append(sheet.integer(value))
+            elif value in ("yes", "no"):
+                line.append(sheet.text(value, **_yes_no_style(value == "yes")))
+            else:
+                line.append(sheet.text(value))
+        add(line)
+    if not totals:
+        add([sheet.text("(no amounts)")])
+
+    add([])
+    add([sheet.text("Rows by outcome", font=_SECTION_FONT)])
+    add([sheet.header("Outcome"), sheet.header("Rows", numeric=True), sheet.header("Meaning")])
+    for outcome, count in report.outcome_counts.items():
+        style = _outcome_style(outcome) if count else {}
+        meaning = OUTCOME_MEANINGS[Outcome(outcome)]
+        add([sheet.text(outcome, **style), sheet.integer(count), sheet.text(meaning)])
+
+
+def _print_landscape_fit_width(ws: Any) -> None:
+    ws.page_setup.orientation = "landscape"
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages tall as needed
+
+
+def _yes_no_style(good: bool) -> dict[str, Any]:
+    fill, font = _GOOD if good else _BAD
+    return {"fill": fill, "font": font}
+
+
+def _count_style(attention: int) -> dict[str, Any]:
+    return {"fill": _BAD[0], "font": _BAD[1]} if attention else {}

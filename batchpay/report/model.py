@@ -49,6 +49,7 @@ class Outcome(StrEnum):
     ALREADY_PAID = "already_paid"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+    DUPLICATE_PAYOUT = "duplicate_payout"
 
 
 # What each outcome means, for people (the XLSX summary shows it beside the counts).
@@ -66,6 +67,8 @@ OUTCOME_MEANINGS: dict[Outcome, str] = {
     Outcome.ALREADY_PAID: "paid by an earlier run; not sent again",
     Outcome.UNKNOWN: "not yet known whether a payout exists; resume the run",
     Outcome.SKIPPED: "deliberately not sent (e.g. held for review of changed bank details)",
+    Outcome.DUPLICATE_PAYOUT: "the provider holds a second payout for this row that could "
+    "not be cancelled; a person must recall it",
 }
 
 NOT_SUBMITTED_OUTCOMES: frozenset[Outcome] = frozenset(
@@ -87,7 +90,9 @@ FAILED_OR_RETURNED_OUTCOMES: frozenset[Outcome] = frozenset(
         Outcome.CANCELLED,
     }
 )
-PENDING_OUTCOMES: frozenset[Outcome] = frozenset({Outcome.PENDING, Outcome.UNKNOWN})
+PENDING_OUTCOMES: frozenset[Outcome] = frozenset(
+    {Outcome.PENDING, Outcome.UNKNOWN, Outcome.DUPLICATE_PAYOUT}
+)
 SUBMITTED_OUTCOMES: frozenset[Outcome] = (
     COMPLETED_OUTCOMES | FAILED_OR_RETURNED_OUTCOMES | PENDING_OUTCOMES
 )

@@ -217,3 +217,27 @@ def test_environment_identity_ignores_how_the_url_is_typed(tmp_path: Path) -> No
         env_of(u) for u in ("https://api.antonpayments.dev", "https://Api.AntonPayments.dev:443")
     }
     assert dev == {"sandbox:https://api.antonpayments.dev"}
+
+
+async def test_a_duplicate_that_cannot_be_cancelled_is_a_row_for_a_person(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """If the extra payout a forgotten key made cannot be cancelled, the row says so (exit 1)."""
+    f = write_csv(tmp_path / "p.csv", [payee(0)])
+    sandbox.faults.plan("POST /v1/payouts", ["lost_response"] * ATTEMPTS)
+    await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    with Journal(settings.journal_path) as j, j.transaction() as db:
+        db.execute("UPDATE ledger_sweeps SET high_water = '2999-01-01T00:00:00.000000Z'")
+        db.execute("DELETE FROM provider_payouts")
+    await sandbox.advance(DAY + 60)
+    with Journal(settings.journal_path) as j, j.transaction() as db:
+        db.execute(
+            "UPDATE payouts SET first_sent_provider_at = ?",
+            (sandbox.clock.now().isoformat().replace("+00:00", "Z"),),
+        )
+    sandbox.faults.plan("POST /v1/payouts/{id}/cancel", ["500"] * ATTEMPTS)
+    again = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    (row,) = again.report.rows
+    assert row.outcome == "duplicate_payout" and "recall" in row.error_message
+    assert again.exit_code == ExitCode.ROWS_FAILED
+    assert len(sandbox.ledger()) == 2

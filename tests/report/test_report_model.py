@@ -53,6 +53,7 @@ def test_outcome_values_are_the_documented_enum() -> None:
         "already_paid",
         "unknown",
         "skipped",
+        "duplicate_payout",
     ]
 
 

@@ -18,7 +18,7 @@ SCALES = {"EUR": 2, "JPY": 0, "KWD": 3, "XYZ": 4}
 NOT_SUBMITTED = {"invalid", "duplicate_in_file", "already_paid", "rejected", "skipped"}
 COMPLETED = {"completed"}
 FAILED_OR_RETURNED = {"failed", "returned", "screening_failed", "velocity_blocked", "cancelled"}
-PENDING = {"pending", "unknown"}
+PENDING = {"pending", "unknown", "duplicate_payout"}
 
 
 @st.composite

@@ -282,7 +282,7 @@ def test_summary_counts_rows_by_outcome(xlsx: Path) -> None:
     start = lines.index(["Outcome", "Rows", "Meaning", *[None] * (len(lines[0]) - 3)])
     counts = {line[0]: line[1] for line in lines[start + 1 :]}
     assert counts["invalid"] == 2 and counts["returned"] == 0
-    assert len(counts) == 13
+    assert len(counts) == 14
 
 
 def test_empty_report_workbook(make_report: MakeReport, tmp_path: Path) -> None:

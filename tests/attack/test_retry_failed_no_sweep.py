@@ -117,9 +117,7 @@ async def test_two_homes_retry_the_same_failed_row_a_day_apart(
     await runs.retry_failed_async(ra.run_id, confirm=True, settings=a, **_kw(sandbox, tmp_path))
     await sandbox.advance(DAY + 3600)
     try:
-        await runs.retry_failed_async(
-            rb.run_id, confirm=True, settings=b, **_kw(sandbox, tmp_path)
-        )
+        await runs.retry_failed_async(rb.run_id, confirm=True, settings=b, **_kw(sandbox, tmp_path))
     except Exception:
         pass
     await sandbox.advance(60)

@@ -1,3 +1,4 @@
+# ruff: noqa: SIM105, BLE001, S110, ANN001, ANN202
 """retry-failed sends without sweeping the provider's ledger.
 
 A journal that does not know about an earlier retry (a restored backup of the home, a

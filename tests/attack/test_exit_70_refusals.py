@@ -1,4 +1,3 @@
-# ruff: noqa: SIM105, BLE001, S110, ANN001, ANN202
 """Documented, expected refusals answer exit 70 ("internal error: a bug, report it").
 
 `BatchpayError`'s default exit code is INTERNAL (errors.py), and manage.py / pipeline.py

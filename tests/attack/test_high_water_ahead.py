@@ -1,4 +1,3 @@
-# ruff: noqa: SIM105, BLE001, S110, ANN001, ANN202
 """A sweep high-water mark ahead of the provider's clock hides payouts forever.
 
 Reproduced with the sandbox's own persistence: a ``--state`` sandbox whose clock was

@@ -1,4 +1,4 @@
-# ruff: noqa: SIM105, BLE001, S110, ANN001, ANN202
+# ruff: noqa: SIM105
 """Row keys that differ for the same payout: the provider is paid again.
 
 * an API URL whose path has dot segments (``/.``, ``/v1/..``) reaches the very same

@@ -1,4 +1,4 @@
-# ruff: noqa: SIM105, BLE001, S110, ANN001, ANN202
+# ruff: noqa: SIM105
 """retry-failed sends without sweeping the provider's ledger.
 
 A journal that does not know about an earlier retry (a restored backup of the home, a
@@ -71,7 +71,7 @@ async def test_retry_failed_from_a_restored_backup_pays_twice(
     backup = tmp_path / "backup"
     shutil.copytree(home.home, backup)
 
-    _, rep, _ = await runs.retry_failed_async(
+    await runs.retry_failed_async(
         first.run_id, confirm=True, settings=home, **_kw(sandbox, tmp_path)
     )
     await sandbox.advance(60)

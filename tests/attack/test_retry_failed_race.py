@@ -1,4 +1,3 @@
-# ruff: noqa: SIM105, BLE001, S110, ANN001, ANN202
 """Two `retry-failed RUN --yes` at once: the loser exits 6 ("journal unusable") and leaves
 an open run whose rows can never be settled (`track` answers 10 forever).
 

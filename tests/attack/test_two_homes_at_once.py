@@ -1,4 +1,3 @@
-# ruff: noqa: SIM105, BLE001, S110, ANN001, ANN202
 """Two homes at the same instant, one of which had a row refused more than a day earlier.
 
 Attempt numbers are journal-local: home A knows attempt 1 was refused (insufficient

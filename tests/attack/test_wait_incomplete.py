@@ -1,4 +1,3 @@
-# ruff: noqa: SIM105, BLE001, S110, ANN001, ANN202
 """`run --wait` that times out says exit 10 "run the same command again", but the run is
 already marked finished, so the same command is refused as already run (exit 5, "nothing
 was sent") and never follows the held payout again."""

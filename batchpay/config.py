@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -156,7 +157,8 @@ def canonical_api_url(url: str) -> str:
     except ValueError:
         port = None
     netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    path = parts.path.rstrip("/")
+    path = posixpath.normpath(parts.path) if parts.path.strip("/") else ""
+    path = "" if path in (".", "/") else path.rstrip("/")
     return f"{scheme}://{netloc}{path}"
 
 
@@ -197,15 +199,32 @@ def classify_url(url: str) -> Mode:
             hint=f"use {SANDBOX_URL}, {PRODUCTION_URL} or a local sandbox such as "
             "http://127.0.0.1:8080",
         )
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(
+            f"API URL {url!r} has a port that is not a number",
+            hint="e.g. http://127.0.0.1:8080",
+        ) from None
     base = f"{parts.scheme}://{parts.hostname}"
     if base == PRODUCTION_URL:
-        return Mode.LIVE
-    if base == SANDBOX_URL or _is_local(url):
-        return Mode.SANDBOX
-    raise ConfigError(
-        f"API URL {url!r} is neither the Anton sandbox nor production",
-        hint=f"use {SANDBOX_URL} (sandbox), {PRODUCTION_URL} (live) or a local sandbox",
-    )
+        mode = Mode.LIVE
+    elif base == SANDBOX_URL or _is_local(url):
+        mode = Mode.SANDBOX
+    else:
+        raise ConfigError(
+            f"API URL {url!r} is neither the Anton sandbox nor production",
+            hint=f"use {SANDBOX_URL} (sandbox), {PRODUCTION_URL} (live) or a local sandbox",
+        )
+    if parts.path.strip("/") or parts.query or parts.fragment or parts.username or parts.password:
+        # Anton's API lives at the host's root: a path (even "/." or "/v1/..") would be a
+        # second spelling of the same world, or a request to the wrong place.
+        raise ConfigError(
+            f"API URL {url!r} has a path, query or user part",
+            hint="give the base URL only, such as http://127.0.0.1:8080 or "
+            f"{SANDBOX_URL}; batchpay adds /v1/… itself",
+        )
+    return mode
 
 
 def _env_or_file(env: Mapping[str, str], name: str, what: str) -> str:

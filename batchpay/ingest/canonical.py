@@ -30,7 +30,24 @@ _FORMULA_KINDS = frozenset({"text", "identifier"})
 # Invisible format characters (BOM, zero-width, bidi controls): in a reference or bank detail
 # they make two cells that look the same differ, e.g. a second payout under a reference that
 # looks already paid. Free text may legitimately hold some of them (ZWNJ in Persian names).
-_INVISIBLE = "[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+# Characters that show as nothing (or as a blank) yet make text differ: every format
+# character (Unicode category Cf: soft hyphen, zero-width and direction marks, the BOM,
+# tags …), line and paragraph separators, and the blank letters and marks outside Cf
+# (combining grapheme joiner, Hangul fillers, Khmer and Mongolian invisibles, variation
+# selectors, the blank Braille pattern).
+_BLANK_CHARS = (
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\uffa0"
+    "\ufe00-\ufe0f\U000e0100-\U000e01ef"
+)
+_INVISIBLE = r"[\p{Cf}\p{Zl}\p{Zp}" + _BLANK_CHARS + "]"  # polars (Rust) regex
+_INVISIBLE_PY = re.compile("[" + _BLANK_CHARS + "]")
+
+
+def _first_invisible(value: str) -> str | None:
+    for char in value:
+        if unicodedata.category(char) in ("Cf", "Zl", "Zp") or _INVISIBLE_PY.match(char):
+            return char
+    return None
 
 
 @dataclass
@@ -215,8 +232,7 @@ def _cell_message(code: str, value: str, max_chars: int) -> str | None:
             "(it could run as a formula when the file is opened in Excel)"
         )
     if code == "invisible_character":
-        found = re.search(_INVISIBLE, value)
-        char = found.group() if found else "\ufeff"
+        char = _first_invisible(value) or "\ufeff"
         name = "BYTE ORDER MARK" if char == "\ufeff" else unicodedata.name(char, "FORMAT CHAR")
         return (
             f"contains an invisible character (U+{ord(char):04X} {name}), so it differs from the "

@@ -1,5 +1,5 @@
 # ruff: noqa: SIM105
-"""Row keys that differ for the same payout: the provider is paid again.
+"""Row keys that could differ for the same payout (found by an attack; now fixed).
 
 * an API URL whose path has dot segments (``/.``, ``/v1/..``) reaches the very same
   endpoints (httpx removes dot segments) but is another "environment", so every row key,
@@ -30,11 +30,6 @@ def _paid_more_than_once(sb: Sandbox) -> dict[str, int]:
     return {k: v for k, v in c.items() if v > 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.canonical_api_url keeps dot segments of the path while httpx drops them: "
-    "http://H/v1/.. is the same endpoint but another environment, so new row keys and keys",
-)
 @pytest.mark.parametrize("suffix", ["/.", "/v1/..", "/./"])
 async def test_a_url_with_dot_segments_pays_the_same_file_again(
     sandbox: Sandbox, tmp_path: Path, suffix: str
@@ -53,11 +48,6 @@ async def test_a_url_with_dot_segments_pays_the_same_file_again(
     assert _paid_more_than_once(sandbox) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest._INVISIBLE misses invisible/blank characters (U+034F, U+061C, U+180E, "
-    "U+3164, U+FE0F, U+2800, tags U+E00xx...); identity_text keeps them, so the row key changes",
-)
 @pytest.mark.parametrize(
     "ch", ["\u034f", "\u061c", "\u180e", "\u3164", "\ufe0f", "\u2800", "\U000e0061", "\uffa0"]
 )

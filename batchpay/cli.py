@@ -82,6 +82,9 @@ def handle_errors(fn: F) -> F:
             except BatchpayError as exc:
                 if debug:
                     raise
+                if exc.exit_code == ExitCode.OK:  # nothing to do: said, not an error
+                    click.echo(f"nothing to do: {exc.message}")
+                    ctx.exit(0)
                 _err(f"error: {exc.message}")
                 if exc.hint:
                     _err(f"hint: {exc.hint}")

@@ -18,6 +18,10 @@ turns it into, and whether retrying the same operation is safe (``retryable``).
     │   ├── LivePayoutExists         (journal) another run holds a live payout for the row
     │   └── RunExists                (journal) another process just created the run
     ├── ReportError              (report) the report cannot be written where it was asked
+    ├── RunNotFound              the command names a run the journal does not hold (exit 2)
+    ├── ConfirmationRequired     a verb that pays again was not confirmed (exit 2)
+    ├── NothingToDo              nothing to do, and nothing done (exit 0)
+    ├── UnexpectedAnswer         the API answered, but not as its contract says (exit 11)
     ├── Held / Refused           (resolve) a row needs a person / the API refused a creation
     ├── WebhookRejected          (webhooks) a delivery failed signature or freshness checks
     ├── AlreadySubscribed        (webhooks) the URL already has a subscription
@@ -189,6 +193,31 @@ class ReportError(BatchpayError):
     """The report cannot be written (the folder is not a folder, not writable, or full)."""
 
     exit_code = ExitCode.CONFIG
+
+
+class RunNotFound(BatchpayError):
+    """The command names a run this journal does not hold (or the journal holds none)."""
+
+    exit_code = ExitCode.USAGE
+    default_hint = "`batchpay runs` lists the runs this journal knows"
+
+
+class ConfirmationRequired(BatchpayError):
+    """A verb that pays rows again was not confirmed."""
+
+    exit_code = ExitCode.USAGE
+
+
+class NothingToDo(BatchpayError):
+    """There was nothing to do; nothing was done (not a failure)."""
+
+    exit_code = ExitCode.OK
+
+
+class UnexpectedAnswer(BatchpayError):
+    """The API answered successfully, but not as its contract says."""
+
+    exit_code = ExitCode.API_ERROR
 
 
 class TransportError(BatchpayError):

@@ -744,8 +744,14 @@ class Journal:
         idempotency_key: str,
         body: str,
         after_failure: bool = False,
+        revive: bool = False,
     ) -> sqlite3.Row:
         """Commit the intent to send (state ``sending``) before any request leaves.
+
+        With ``revive``, an intent with this key that the provider definitively refused (and
+        has since forgotten) is made live again with ``body``: the same key for the same
+        row, so two journals that disagree on how often a row was refused still send the
+        same key (the provider answers the second with the first's payout).
 
         Returns the stored intent. If an intent with this key already exists, it is
         returned unchanged: its body, not the new one, is what will be sent.
@@ -759,6 +765,20 @@ class Journal:
             existing = db.execute(
                 "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
             ).fetchone()
+            if existing is not None and revive and existing["state"] == REJECTED:
+                # The refusal stays on record (and in its run's report) under an archived
+                # key; the key itself becomes this new intent's.
+                archived = f"{idempotency_key}#refused-{uuid.uuid4().hex[:8]}"
+                db.execute(
+                    "UPDATE payouts SET idempotency_key=?, row_key=row_key || '#refused' "
+                    "WHERE idempotency_key=?",
+                    (archived, idempotency_key),
+                )
+                db.execute(
+                    "UPDATE rows SET idempotency_key=? WHERE idempotency_key=?",
+                    (archived, idempotency_key),
+                )
+                existing = None
             if existing is None:
                 may_follow = {"failed", "returned"} if after_failure else set()
                 for other in db.execute(
@@ -1041,6 +1061,7 @@ class Journal:
         run_id: str,
         row_number: int,
         found: Mapping[str, Any],
+        body: str,
         note: str,
     ) -> bool:
         """Record a payout the provider already holds for a row (made from another journal).
@@ -1056,7 +1077,7 @@ class Journal:
                     """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
                        run_id, row_number, reference, body, state, payout_id, status,
                        settled_by, live_key, created_at, updated_at)
-                       VALUES (?,?,?,?,?,?,?,'{}',?,?,?,'ledger',?,?,?)""",
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,'ledger',?,?,?)""",
                     (
                         found["idempotency_key"],
                         environment,
@@ -1065,6 +1086,7 @@ class Journal:
                         run_id,
                         row_number,
                         found["reference"],
+                        body,
                         CREATED,
                         found["payout_id"],
                         found["status"],

@@ -25,7 +25,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from batchpay.clocks import ProviderClock
-from batchpay.journal import CREATED, REJECTED, SETTLED_FAILURES, Journal, parse_ts
+from batchpay.journal import (
+    CREATED,
+    REJECTED,
+    SETTLED_FAILURES,
+    Journal,
+    dumps_body,
+    parse_ts,
+)
 from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 
 METADATA_KEY = "batchpay_key"
@@ -136,11 +143,15 @@ def paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, An
 
     A payout the provider confirmed makes the row ``already_paid``; one still in flight in
     an unfinished run holds the row (the other run must be finished first), so the report
-    never claims a payment that may yet be refused.
+    never claims a payment that may yet be refused; one that ended without paying (failed,
+    returned …) holds the row with the command that pays it again.
     """
-    for h in journal.row_history(environment, key):
-        if h["state"] == REJECTED:
-            continue
+    history = [h for h in journal.row_history(environment, key) if h["state"] != REJECTED]
+    if not history:
+        return None
+    live = [h for h in history if not (h["state"] == CREATED and h["status"] in SETTLED_FAILURES)]
+    if live:
+        h = live[-1]
         other = str(h["run_id"])
         if h["state"] == CREATED:
             return {"state": ALREADY_PAID, "related_run": other,
@@ -152,16 +163,39 @@ def paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, An
             "error_message": f"being paid by run {other}, which is not finished; run that "
             "file again to finish it, then this one",
         }
-    return None
+    last = history[-1]
+    other = str(last["run_id"])
+    return {
+        "state": HELD,
+        "related_run": other,
+        "error_code": "failed_in_other_run",
+        "error_message": f"paid by run {other}, where its payout ended {last['status']}; "
+        f"`batchpay retry-failed {other}` pays it again",
+    }
+
+
+def request_body(payout: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``POST /v1/payouts`` body a provider payout was made with (for a retry of it)."""
+    fields = ("beneficiary_id", "instrument_id", "source_amount", "source_currency",
+              "dest_amount", "dest_currency", "method", "rail_type", "fixed_side", "fee_bearer",
+              "purpose", "reference", "metadata")  # fmt: skip
+    return {k: payout[k] for k in fields if payout.get(k) is not None}
 
 
 def paid_at_provider(
-    journal: Journal, environment: str, run_id: str, row_number: int, row_key: str
+    journal: Journal,
+    environment: str,
+    run_id: str,
+    row_number: int,
+    row_key: str,
+    *,
+    hold_failed: bool = True,
 ) -> bool:
     """Whether the provider's ledger holds a payout for this row made from another journal.
 
     A live one is adopted (the row is ``already_paid`` with its payout id); one that ended
-    without paying holds the row for a person, since paying it again is a decision.
+    without paying holds the row for a person, since paying it again is a decision — unless
+    ``hold_failed`` is off (``retry-failed``, where that decision was made).
     """
     found = journal.provider_payouts_for(environment, row_key)
     if not found:
@@ -178,13 +212,20 @@ def paid_at_provider(
             run_id=run_id,
             row_number=row_number,
             found=dict(first),
+            body=dumps_body(request_body(json.loads(str(first["doc"])))),
             note=note,
         ):
+            doc = json.loads(str(first["doc"]))
+            journal.record_payout_created(
+                str(first["idempotency_key"]), doc, request_id=None, settled_by="ledger"
+            )
             return True
         elsewhere = paid_elsewhere(journal, environment, row_key)
         if elsewhere is not None:
             journal.update_row(run_id, row_number, **elsewhere)
         return True
+    if not hold_failed:
+        return False
     last = found[-1]
     journal.update_row(
         run_id,

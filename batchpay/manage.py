@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from batchpay import dedupe
+from batchpay import dedupe, ledger
 from batchpay import report as report_mod
 from batchpay import track as tracking
 from batchpay.config import Settings, resolve_settings
@@ -24,13 +24,23 @@ from batchpay.connection import connect
 from batchpay.errors import (
     ApiError,
     AuthenticationError,
-    BatchpayError,
     ConfigError,
+    ConfirmationRequired,
+    NothingToDo,
+    RunNotFound,
     TransportError,
 )
-from batchpay.journal import CREATED, TERMINAL_STATUSES, Journal, LockOwner, utcnow
+from batchpay.journal import (
+    CREATED,
+    TERMINAL_STATUSES,
+    Journal,
+    LivePayoutExists,
+    LockOwner,
+    utcnow,
+)
 from batchpay.ledger import METADATA_KEY
 from batchpay.pipeline import build_report
+from batchpay.states import ALREADY_PAID
 from batchpay.strategies import close_run_if_done
 from batchpay.submit import Submitter
 
@@ -47,7 +57,7 @@ _ROW_COLUMNS = (
 def _run_or_latest(journal: Journal, run_id: str | None) -> str:
     run_id = run_id or journal.latest_run_id()
     if run_id is None or journal.get_run(run_id) is None:
-        raise BatchpayError(
+        raise RunNotFound(
             f"no run {run_id} in the journal" if run_id else "the journal holds no runs yet",
             hint="`batchpay runs` lists the runs this journal knows",
         )
@@ -255,7 +265,7 @@ async def retry_failed_async(
     that completed, or whose payout is still pending, is never included.
     """
     if not confirm:
-        raise BatchpayError(
+        raise ConfirmationRequired(
             "retry-failed pays rows again and needs an explicit confirmation",
             hint="check `batchpay show RUN`, then pass --yes",
         )
@@ -267,7 +277,7 @@ async def retry_failed_async(
         )
     plan = retry_plan(run_id, settings=settings)
     if not plan.rows:
-        raise BatchpayError(
+        raise NothingToDo(
             f"run {plan.run_id} has no failed or returned rows to pay again",
             hint="`batchpay show` lists the outcome of every row",
         )
@@ -298,33 +308,56 @@ async def retry_failed_async(
         try:
             async with connect(settings, journal, transport=transport, clock=clock) as conn:
                 conn.run_id = new_run
-                submitter = Submitter(conn.client, journal, settings.environment, clock=clock)
+                env = settings.environment
+                # Another journal may have paid these rows again already: the provider's
+                # ledger is the last word here too.
+                await ledger.sweep(conn.client, journal, env, provider_clock=conn.provider_clock)
+                submitter = Submitter(
+                    conn.client, journal, env, clock=clock, provider_clock=conn.provider_clock
+                )
                 for r in plan.rows:
-                    attempt = submitter.next_attempt(str(r["row_key"]))
-                    key = dedupe.idempotency_key(str(r["row_key"]), attempt)
-                    body = json.loads(str(r["payout_body"]))
-                    body["metadata"] = {**body.get("metadata", {}), METADATA_KEY: key}
-                    journal.update_row(
-                        new_run,
-                        int(r["row_number"]),
-                        beneficiary_id=r["beneficiary_id"],
-                        instrument_id=r["instrument_id"],
-                    )
-                    await submitter.send_new(
-                        run_id=new_run,
-                        row_number=int(r["row_number"]),
-                        row_key=str(r["row_key"]),
-                        reference=str(r["reference"]),
-                        attempt=attempt,
-                        body=body,
-                        after_failure=True,
-                    )
+                    await _retry_row(journal, submitter, env, new_run, r)
         finally:
             journal.release_run_lock(new_run, owner)
             close_run_if_done(journal, new_run)
         rep = build_report(journal, new_run, settings)
     paths = report_mod.write_report(rep, (out_dir or Path("reports")) / new_run, new_run)
     return new_run, rep, paths
+
+
+async def _retry_row(
+    journal: Journal, submitter: Submitter, env: str, run_id: str, r: Mapping[str, Any]
+) -> None:
+    """Pay one failed row again with the next attempt's key, unless it was paid meanwhile."""
+    number, row_key = int(r["row_number"]), str(r["row_key"])
+    journal.update_row(
+        run_id, number, beneficiary_id=r["beneficiary_id"], instrument_id=r["instrument_id"]
+    )
+    if ledger.paid_at_provider(journal, env, run_id, number, row_key, hold_failed=False):
+        return  # another journal paid it again: adopted, not sent
+    attempt = submitter.next_attempt(row_key)
+    key = dedupe.idempotency_key(row_key, attempt)
+    body = json.loads(str(r["payout_body"]))
+    body["metadata"] = {**body.get("metadata", {}), METADATA_KEY: key}
+    try:
+        await submitter.send_new(
+            run_id=run_id,
+            row_number=number,
+            row_key=row_key,
+            reference=str(r["reference"]),
+            attempt=attempt,
+            body=body,
+            after_failure=True,
+        )
+    except LivePayoutExists as exc:
+        # Another retry (another process) got there first: it is that run's to follow.
+        journal.update_row(
+            run_id,
+            number,
+            state=ALREADY_PAID,
+            related_run=exc.run_id,
+            error_message=f"paid again by run {exc.run_id}",
+        )
 
 
 def run_sync(coro: Any) -> Any:

@@ -24,11 +24,11 @@ from batchpay.checks import CheckedFile
 from batchpay.config import Mode, Settings, resolve_settings
 from batchpay.connection import Connection, connect
 from batchpay.errors import (
-    BatchpayError,
     ConfigError,
     DuplicateFileError,
     ExitCode,
     RowIssue,
+    RunNotFound,
     ValidationFailed,
 )
 from batchpay.journal import (
@@ -229,7 +229,7 @@ async def run_async(
                         kwargs["sleep"] = track_sleep
                     await track.follow(conn.client, journal, run_id, **kwargs)
             finally:
-                close_run_if_done(journal, run_id)
+                close_run_if_done(journal, run_id, final_only=options.wait)
                 journal.release_run_lock(run_id, owner)
         rep = build_report(journal, run_id, settings)
     paths = report_mod.write_report(rep, out_dir / run_id, run_id)
@@ -353,7 +353,7 @@ def report_for(
     with Journal(settings.journal_path) as journal:
         run_id = run_id or journal.latest_run_id()
         if run_id is None:
-            raise BatchpayError("the journal holds no runs yet", hint="run a file first")
+            raise RunNotFound("the journal holds no runs yet", hint="run a file first")
         rep = build_report(journal, run_id, settings)
     paths = report_mod.write_report(rep, (out_dir or Path("reports")) / run_id, run_id)
     return rep, paths

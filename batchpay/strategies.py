@@ -17,7 +17,7 @@ from batchpay import dedupe, ledger
 from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.errors import ApiError, AuthenticationError, TransportError
-from batchpay.journal import CREATED, REJECTED, Journal, LivePayoutExists
+from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, LivePayoutExists
 from batchpay.options import RunOptions
 from batchpay.resolve import Held, Refused, Resolver
 from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE, PAYOUT, PLANNED, ROW_REJECTED
@@ -46,14 +46,23 @@ def waits_for_other_run(r: Any) -> bool:
     return bool(r["state"] == HELD and r["error_code"] == IN_FLIGHT_ELSEWHERE)
 
 
-def close_run_if_done(journal: Journal, run_id: str) -> None:
-    """Mark the run finished when no row is left to send or settle."""
+def close_run_if_done(journal: Journal, run_id: str, *, final_only: bool = False) -> None:
+    """Mark the run finished when no row is left to send or settle.
+
+    With ``final_only`` (a run asked to ``--wait``) the run also stays open while a payout
+    has not reached a final status, so running the same command again follows it.
+    """
     unfinished = [
         r
         for r in journal.rows(run_id)
         if r["state"] == PLANNED
         or waits_for_other_run(r)
         or (r["state"] == PAYOUT and r["payout_state"] not in (CREATED, REJECTED))
+        or (
+            final_only
+            and r["payout_state"] == CREATED
+            and r["payout_status"] not in TERMINAL_STATUSES
+        )
     ]
     if not unfinished:
         journal.set_run_status(run_id, "finished")

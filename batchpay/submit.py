@@ -40,6 +40,8 @@ from batchpay.journal import CREATED, REJECTED, SENDING, UNKNOWN, Journal, dumps
 from batchpay.ledger import METADATA_KEY
 
 KEY_WINDOW = timedelta(hours=23)
+# How long the provider remembers a key (its guide: 24 hours).
+KEY_MEMORY = timedelta(hours=24)
 
 # Instrument credential format -> payout rail family.
 _RAIL_BY_METHOD = {"us_bank": "ach", "uk_bank": "faster_payment"}
@@ -130,6 +132,31 @@ class Submitter:
         """Attempt number for a new intent: one past any this journal or the provider knows."""
         return self.journal.last_attempt(self.environment, row_key) + 1
 
+    def first_attempt(self, row_key: str) -> tuple[int, bool]:
+        """(attempt, revive) for a row's first live intent.
+
+        The lowest attempt whose key the provider can no longer remember as refused is used
+        again (``revive``); otherwise one past the last. Every journal so arrives at the same
+        key for the same row whatever refusals it saw, and a key the provider still holds is
+        at worst answered with its old refusal — never with a second payout.
+        """
+        at_provider = {int(p["attempt"]) for p in self.journal.provider_payouts_for(
+            self.environment, row_key)}  # fmt: skip
+        for h in self.journal.row_history(self.environment, row_key):
+            if h["state"] != REJECTED or int(h["attempt"]) in at_provider:
+                continue
+            if self._forgotten(h):
+                return int(h["attempt"]), True
+        return self.next_attempt(row_key), False
+
+    def _forgotten(self, intent: Any) -> bool:
+        """Whether the provider has surely forgotten this key (a day and an hour on its clock)."""
+        first = intent["first_sent_provider_at"]
+        if first is None or not self.provider_clock.observed:
+            return False
+        age = self.provider_clock.now() - parse_ts(str(first))
+        return age >= self.key_window + 2 * (KEY_MEMORY - self.key_window)
+
     def key_remembered(self, intent: Any) -> bool:
         """Whether the provider still remembers this intent's key, on the provider's clock.
 
@@ -163,7 +190,7 @@ class Submitter:
         default_purpose: str = "contractor_payment",
     ) -> str:
         """Commit the intent for ``row`` and send it; return the intent's final journal state."""
-        attempt = self.next_attempt(row_key)
+        attempt, revive = self.first_attempt(row_key)
         key = dedupe.idempotency_key(row_key, attempt)
         body = payout_body(
             row,
@@ -179,6 +206,7 @@ class Submitter:
             reference=row["reference"],
             attempt=attempt,
             body=body,
+            revive=revive,
         )
 
     async def send_new(
@@ -191,6 +219,7 @@ class Submitter:
         attempt: int,
         body: Mapping[str, Any],
         after_failure: bool = False,
+        revive: bool = False,
     ) -> str:
         """Commit a new intent with ``body`` (its key in the metadata) and send it."""
         key = str(body["metadata"][METADATA_KEY])
@@ -204,6 +233,7 @@ class Submitter:
             idempotency_key=key,
             body=dumps_body(body),
             after_failure=after_failure,
+            revive=revive,
         )
         return await self._send(intent["idempotency_key"], intent["body"])
 

@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchpay.config import Secret
-from batchpay.errors import BatchpayError, ConfigError, ExitCode
+from batchpay.errors import BatchpayError, ConfigError, ExitCode, UnexpectedAnswer
 from batchpay.journal import Journal
 
 if TYPE_CHECKING:
@@ -430,7 +430,7 @@ async def subscribe(
     data = result.data if isinstance(result.data, dict) else {}
     secret = data.get("secret")
     if not isinstance(secret, str) or not secret:
-        raise BatchpayError(
+        raise UnexpectedAnswer(
             f"the provider created subscription {data.get('id')} but sent no signing secret",
             hint="rotate the subscription's secret at the provider to get a new one",
         )

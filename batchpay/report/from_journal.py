@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from batchpay.config import Mode, Settings
-from batchpay.errors import BatchpayError, ExitCode
+from batchpay.errors import ExitCode, RunNotFound
 from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, utcnow
 from batchpay.report.model import Report, ReportRow
 from batchpay.states import ALREADY_PAID, DUPLICATE, HELD, INVALID, PLANNED, ROW_REJECTED
@@ -26,6 +26,10 @@ def _outcome(r: Any) -> tuple[str, str | None, str | None, str]:
     if state == DUPLICATE:
         return "duplicate_in_file", None, None, str(r["error_message"] or "")
     if state == ALREADY_PAID:
+        status = r["payout_status"]
+        if status in TERMINAL_STATUSES and status != "completed":
+            # A payout adopted from another journal that then failed: not paid after all.
+            return status, None, r["failure_reason"], str(r["error_message"] or "")
         return "already_paid", None, None, str(r["error_message"] or "")
     if state == HELD and r["error_code"] == "in_flight_elsewhere":
         return (
@@ -80,7 +84,7 @@ def build_report(journal: Journal, run_id: str, settings: Settings) -> Report:
     """Rebuild the reconciliation report of ``run_id`` from the journal alone."""
     run = journal.get_run(run_id)
     if run is None:
-        raise BatchpayError(f"no run {run_id} in the journal", hint="see `batchpay runs`")
+        raise RunNotFound(f"no run {run_id} in the journal", hint="see `batchpay runs`")
     rows = []
     for r in journal.rows(run_id):
         outcome, code, message, note = _outcome(r)

@@ -25,6 +25,11 @@ class Runtime:
         self.config = config
         self.clock = SandboxClock(manual=config.manual_clock, start=config.clock_start)
         self.store = Store(config.state_path)
+        # A restarted sandbox keeps the time it was moved on: a provider's clock never goes
+        # back, and clients rely on that (their ledger high-water marks are its timestamps).
+        saved = self.store.one("SELECT value FROM meta WHERE key = 'clock_offset'")
+        if saved is not None:
+            self.clock.advance(float(saved["value"]))
         self.bank = Bank(self.store, self.clock, config)
         self.limiter = RateLimiter(
             self.clock, config.rate_limit_per_minute, config.rate_limit_multiplier
@@ -37,6 +42,15 @@ class Runtime:
         )
         self.api_keys: set[str] = set(config.api_keys)
         self._tick_lock: asyncio.Lock | None = None
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the clock forward and remember it in the state file."""
+        self.clock.advance(seconds)
+        offset = self.store.one("SELECT value FROM meta WHERE key = 'clock_offset'")
+        total = (float(offset["value"]) if offset is not None else 0.0) + seconds
+        self.store.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('clock_offset', ?)", (repr(total),)
+        )
 
     async def tick(self) -> dict[str, Any]:
         """Apply due payout transitions, then attempt due webhook deliveries."""

@@ -110,7 +110,7 @@ class Sandbox:
 
     async def advance(self, seconds: float) -> dict[str, Any]:
         """Move the clock forward, then tick."""
-        self._rt.clock.advance(seconds)
+        self._rt.advance_clock(seconds)
         return await self._rt.tick()
 
     # ------------------------------------------------------------ inspection and setup

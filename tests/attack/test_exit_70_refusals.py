@@ -20,11 +20,6 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bare BatchpayError (exit 70) for `show RUN` of an unknown run "
-    "(manage._run_or_latest) and `report` on an empty journal (pipeline.report_for)",
-)
 @pytest.mark.parametrize("args", [("show", "run_nope"), ("report",), ("track", "run_nope")])
 def test_an_unknown_run_is_not_an_internal_error(tmp_path: Path, args: tuple[str, ...]) -> None:
     done = _cli(tmp_path, *args)

@@ -1,9 +1,9 @@
-"""A sweep high-water mark ahead of the provider's clock hides payouts forever.
+"""A sweep high-water mark ahead of the provider's clock would hide payouts forever.
 
-Reproduced with the sandbox's own persistence: a ``--state`` sandbox whose clock was
-advanced forgets the advance when restarted, so its clock goes back while the homes'
-marks stay ahead. Payouts made after the restart are older than home B's mark; once their
-keys expire, B pays them again.
+Found with the sandbox's own persistence: a ``--state`` sandbox whose clock was advanced
+forgot the advance when restarted, so its clock went back while the homes' marks stayed
+ahead, and B paid A's later payouts again once their keys expired. A provider's clock does
+not go back: the sandbox now keeps its clock's advance in its state file.
 """
 
 from __future__ import annotations
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.anyio
 HOUR = 3600.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sandbox: the clock offset is not persisted with --state (sandbox/clock.py), so a "
-    "restart moves it back; batchpay: ledger.sweep trusts created_after=<mark>-1min and never "
-    "re-reads older payouts, so B misses A's payouts and pays them after the keys expire",
-)
 async def test_a_mark_ahead_of_the_provider_pays_again(tmp_path: Path) -> None:
     state = str(tmp_path / "sandbox.db")
     cfg = SandboxConfig(state_path=state, manual_clock=True, rate_limit_per_minute=None)

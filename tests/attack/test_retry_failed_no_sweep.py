@@ -54,11 +54,6 @@ def _kw(sb: Sandbox, tmp_path: Path) -> dict[str, object]:
     return {"transport": sb.transport(), "clock": sb.clock.now, "out_dir": tmp_path / "r"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retry-failed never sweeps the provider's ledger (manage.py retry_failed_async): "
-    "a restored journal re-mints attempt 2 after the key expired and pays again",
-)
 async def test_retry_failed_from_a_restored_backup_pays_twice(
     sandbox: Sandbox, tmp_path: Path, fail_once: None
 ) -> None:
@@ -93,11 +88,6 @@ async def test_retry_failed_from_a_restored_backup_pays_twice(
     assert len(_live(sandbox, rows[0]["reference"])) == 1, per_key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retry-failed never sweeps the provider's ledger (manage.py retry_failed_async): "
-    "two homes that both own attempt 1 each create attempt 2 once the key expired",
-)
 async def test_two_homes_retry_the_same_failed_row_a_day_apart(
     sandbox: Sandbox, tmp_path: Path, fail_once: None
 ) -> None:

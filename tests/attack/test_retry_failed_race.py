@@ -21,11 +21,6 @@ from .conftest import payee, run_kwargs, write_csv
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manage.retry_failed_async: plan outside any lock, LivePayoutExists from "
-    "journal.begin_payout not caught (a JournalError, exit 6), new run left open for ever",
-)
 async def test_concurrent_retry_failed_loser_exits_cleanly(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -51,4 +46,6 @@ async def test_concurrent_retry_failed_loser_exits_cleanly(
         code = exc.exit_code
     assert len(sandbox.ledger()) == 6  # no double payment: the guard held
     assert code in (None, ExitCode.LOCKED, ExitCode.ROWS_FAILED), code
-    assert all(r["status"] != "open" for r in runs.runs(settings=home)), runs.runs(settings=home)
+    assert all(r["status"] != "open" for r in pipeline.runs(settings=home)), pipeline.runs(
+        settings=home
+    )

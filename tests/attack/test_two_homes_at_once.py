@@ -26,12 +26,6 @@ pytestmark = pytest.mark.anyio
 DAY = 86400.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attempt numbers are journal-local (submit.py next_attempt / journal.last_attempt) "
-    "and the ledger sweep runs once before sending (pipeline._work): concurrent homes with "
-    "different attempt histories send different keys for one row",
-)
 async def test_two_homes_with_different_attempt_histories_pay_a_row_twice(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -54,11 +48,6 @@ async def test_two_homes_with_different_attempt_histories_pay_a_row_twice(
     assert counts == {payee(1)["reference"]: 1, payee(4)["reference"]: 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._outcome reports state already_paid whatever the adopted payout's status "
-    "became, and _exit_code maps all-already_paid to 5: a payout that failed is hidden",
-)
 async def test_an_adopted_payout_that_fails_is_not_reported_as_paid(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -74,11 +63,6 @@ async def test_an_adopted_payout_that_fails_is_not_reported_as_paid(
     assert (row.outcome, rb.exit_code) == ("failed", 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retry-failed of an adopted payout resends its journalled body, which adoption "
-    "stored as '{}' (journal.adopt_provider_payout): the provider refuses it as invalid",
-)
 async def test_retry_failed_of_an_adopted_payout_sends_an_empty_body(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -99,3 +83,26 @@ async def test_retry_failed_of_an_adopted_payout_sends_an_empty_body(
             out_dir=tmp_path / "r",
         )
         assert [r.error_code for r in rep.rows] != ["validation_error"]
+
+
+async def test_two_homes_within_a_day_of_a_refusal_pay_a_row_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Inside the provider's key memory the fresh home's attempt 1 is answered with the old
+    refusal, while the home that saw it sends attempt 2: one payout, never two."""
+    a = sandbox_settings(tmp_path / "a")
+    b = sandbox_settings(tmp_path / "b")
+    sandbox.set_balance("USD", "10.00")
+    await pipeline.run_async(
+        write_csv(tmp_path / "0.csv", [payee(1)]),
+        **run_kwargs(sandbox, a, tmp_path, skip_balance_check=True),
+    )
+    sandbox.set_balance("USD", "1000000.00")
+    await sandbox.advance(2 * 3600)
+    f = write_csv(tmp_path / "p.csv", [payee(1), payee(4)])
+    await asyncio.gather(
+        pipeline.run_async(f, **run_kwargs(sandbox, a, tmp_path / "a")),
+        pipeline.run_async(f, **run_kwargs(sandbox, b, tmp_path / "b")),
+    )
+    counts = Counter(p["reference"] for p in sandbox.ledger())
+    assert counts[payee(1)["reference"]] <= 1 and counts[payee(4)["reference"]] == 1

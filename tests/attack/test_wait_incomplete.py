@@ -18,11 +18,6 @@ from .conftest import payee, run_kwargs, write_csv
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.close_run_if_done counts a created payout as done, so the run is "
-    "'finished' before --wait ends; _exit_code still answers 10 (run the same command again)",
-)
 async def test_an_incomplete_wait_can_be_finished_by_the_same_command(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:

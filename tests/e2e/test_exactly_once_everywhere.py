@@ -13,7 +13,7 @@ import pytest
 
 from batchpay import pipeline
 from batchpay.config import Settings
-from batchpay.errors import ExitCode
+from batchpay.errors import ConfigError, ExitCode
 from batchpay.journal import Journal
 from batchpay.sandbox import Sandbox
 from batchpay.testing import sandbox_settings

@@ -33,7 +33,7 @@ async def advance(request: Request) -> Response:
     seconds = body.get("seconds")
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
         raise invalid_body("seconds must be a non-negative number")
-    rt.clock.advance(float(seconds))
+    rt.advance_clock(float(seconds))
     result = await rt.tick()
     return json_response({**result, "now": result["now"].isoformat()})
 

@@ -213,6 +213,11 @@ def test_environment_identity_ignores_how_the_url_is_typed(tmp_path: Path) -> No
                                       "https://API.antonpayments.com",
                                       "https://api.antonpayments.com:443/")}  # fmt: skip
     assert prod == {"live:https://api.antonpayments.com"}
+    for other_spelling in ("http://127.0.0.1:8080/.", "http://127.0.0.1:8080/v1",
+                           "http://127.0.0.1:8080/v1/..", "http://127.0.0.1:8080?x=1",
+                           "http://u@127.0.0.1:8080"):  # fmt: skip
+        with pytest.raises(ConfigError, match="has a path, query or user part"):
+            env_of(other_spelling)
     dev = {
         env_of(u) for u in ("https://api.antonpayments.dev", "https://Api.AntonPayments.dev:443")
     }

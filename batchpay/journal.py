@@ -1071,6 +1071,7 @@ class Journal:
         Returns False when this journal already holds a live intent for the row key.
         """
         now = self.now()
+        doc = json.loads(str(found["doc"])) if found.get("doc") else {}
         with self.transaction() as db:
             try:
                 db.execute(
@@ -1099,8 +1100,18 @@ class Journal:
                 return False
             db.execute(
                 """UPDATE rows SET state='already_paid', idempotency_key=?, error_message=?,
-                   updated_at=? WHERE run_id=? AND row_number=?""",
-                (found["idempotency_key"], note, now, run_id, row_number),
+                   beneficiary_id=COALESCE(?, beneficiary_id),
+                   instrument_id=COALESCE(?, instrument_id), updated_at=?
+                   WHERE run_id=? AND row_number=?""",
+                (
+                    found["idempotency_key"],
+                    note,
+                    doc.get("beneficiary_id"),
+                    doc.get("instrument_id"),
+                    now,
+                    run_id,
+                    row_number,
+                ),
             )
         return True
 

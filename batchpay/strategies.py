@@ -201,15 +201,15 @@ class _PerRowRun:
             self._log_outcome(number)
 
     async def _resolve_and_submit(self, r: Any, number: int, row: Mapping[str, Any]) -> None:
+        key = str(r["row_key"])
+        # Paid before? Asked first (local look-ups only): a row another run or journal paid
+        # costs no request at all, not even its beneficiary's.
+        if self._paid_before(number, key):
+            return
         dest = await self.resolver.resolve(row)
         self._set(number, beneficiary_id=dest.beneficiary_id, instrument_id=dest.instrument_id,
                   beneficiary_name=dest.display_name or r["beneficiary_name"])  # fmt: skip
-        key = str(r["row_key"])
-        elsewhere = ledger.paid_elsewhere(self.journal, self.env, key)
-        if elsewhere is not None and elsewhere["related_run"] != self.run_id:
-            self._set(number, **elsewhere)
-            return
-        if ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key):
+        if self._paid_before(number, key):  # paid meanwhile, by a process beside this one
             return
         await self.submitter.submit(
             run_id=self.run_id,
@@ -220,6 +220,13 @@ class _PerRowRun:
             instrument_id=dest.instrument_id,
             default_purpose=self.checked.default_purpose or "contractor_payment",
         )
+
+    def _paid_before(self, number: int, key: str) -> bool:
+        elsewhere = ledger.paid_elsewhere(self.journal, self.env, key)
+        if elsewhere is not None and elsewhere["related_run"] != self.run_id:
+            self._set(number, **elsewhere)
+            return True
+        return ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key)
 
     def _log_outcome(self, number: int) -> None:
         if not log.isEnabledFor(logging.WARNING):

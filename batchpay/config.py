@@ -433,4 +433,6 @@ def read_sftp_auth(
             "no SFTP credentials: neither a private key nor a password is configured",
             hint="set BATCHPAY_SFTP_KEY_FILE (or --key-file), or BATCHPAY_SFTP_PASSWORD_FILE",
         )
-    return SftpAuth(key_file=key, known_hosts=hosts, password=Secret(password) if password else None)
+    return SftpAuth(
+        key_file=key, known_hosts=hosts, password=Secret(password) if password else None
+    )

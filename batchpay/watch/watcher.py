@@ -206,6 +206,7 @@ class Watcher:
         clock: Callable[[], datetime] = _utc_now,
         today: Callable[[], date] = _today,
         run_kwargs: dict[str, Any] | None = None,
+        on_answer: Callable[[FileAnswer], None] | None = None,
     ) -> None:
         self.folder = folder
         self.settings = settings
@@ -215,6 +216,7 @@ class Watcher:
         self.clock = clock
         self.today = today
         self.run_kwargs = run_kwargs or {}
+        self.on_answer = on_answer
         self._seen: dict[str, _Seen] = {}
         self._mine = join(PROCESSING, self.worker)
         self._out_dir = self.options.run.out_dir or settings.home / "reports"
@@ -232,7 +234,7 @@ class Watcher:
         for name in await self._own_claims():
             answer = await self._process(name, recovered=True)
             if answer is not None:
-                answers.append(answer)
+                self._record(answers, answer)
                 if answer.outcome is Outcome.STOPPED:
                     return PassResult(answers)
         complete, waiting = await self._complete_files()
@@ -249,10 +251,15 @@ class Watcher:
                 continue
             answer = await self._process(name, recovered=False)
             if answer is not None:
-                answers.append(answer)
+                self._record(answers, answer)
                 if answer.outcome is Outcome.STOPPED:
                     break
         return PassResult(answers, waiting)
+
+    def _record(self, answers: list[FileAnswer], answer: FileAnswer) -> None:
+        answers.append(answer)
+        if self.on_answer is not None:
+            self.on_answer(answer)
 
     async def watch(self, *, stop: asyncio.Event | None = None) -> None:
         """Run passes every ``interval`` seconds until ``stop`` is set (or cancelled).

@@ -220,3 +220,81 @@ async def test_two_watchers_racing_on_ten_files_pay_each_once(
     assert _refs(sandbox) == expected
     answered = sorted(p.name for p in (inbox / PROCESSED).glob("*.result.json"))
     assert answered == sorted(f"f{i}.csv.result.json" for i in range(10))
+
+
+async def test_unreachable_api_leaves_the_file_in_processing_and_the_next_pass_finishes_it(
+    sandbox: Sandbox, settings: Settings, inbox: Path
+) -> None:
+    """API unreachable: exit 11, the file stays claimed (not failed/); next pass pays it once."""
+    import httpx
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    drop(inbox, "pay.csv", rows(0, 3))
+    down = make_watcher(LocalFolder(inbox), sandbox, settings, worker="w")
+    down.transport = httpx.MockTransport(refuse)
+    result = await down.run_pass()
+    assert [(a.outcome, a.exit_code) for a in result.answers] == [(Outcome.RETRY, 11)]
+    assert result.exit_code == ExitCode.API_ERROR
+    assert (inbox / "processing" / "w" / "pay.csv").exists()
+    assert (inbox / "processing" / "w" / "pay.csv.ok").exists()
+    assert not (inbox / "failed").exists()
+    up = await make_watcher(LocalFolder(inbox), sandbox, settings, worker="w").run_pass()
+    assert [(a.outcome, a.exit_code) for a in up.answers] == [(Outcome.PROCESSED, 0)]
+    assert len(sandbox.ledger()) == 3
+
+
+async def test_a_claim_of_another_worker_is_left_alone(
+    sandbox: Sandbox, settings: Settings, inbox: Path
+) -> None:
+    """A file in processing/other/ belongs to that watcher: this one never runs it."""
+    claimed = inbox / "processing" / "other"
+    claimed.mkdir(parents=True)
+    drop(claimed, "theirs.csv", rows(0, 2))
+    (claimed / "theirs.csv.claim.json").write_text('{"claimed_at": "2026-01-01T00:00:00+00:00"}')
+    result = await make_watcher(LocalFolder(inbox), sandbox, settings, worker="me").run_pass()
+    assert result.answers == [] and sandbox.ledger() == []
+    assert (claimed / "theirs.csv").exists()
+
+
+def test_exit_codes_combine_to_the_most_urgent() -> None:
+    """Several files' outcomes: setup problems, then unfinished work, then refusals, then 1."""
+    from batchpay.watch import combine_exit_codes
+
+    assert combine_exit_codes([]) == 0
+    assert combine_exit_codes([0, 0]) == 0
+    assert combine_exit_codes([0, 1]) == 1
+    assert combine_exit_codes([1, 4, 5]) == 5
+    assert combine_exit_codes([5, 10]) == 10
+    assert combine_exit_codes([10, 11, 4]) == 11
+    assert combine_exit_codes([11, 6]) == 6
+
+
+async def test_killed_after_paying_before_answering_is_answered_as_paid_not_duplicate(
+    sandbox: Sandbox, settings: Settings, inbox: Path
+) -> None:
+    """A claim whose run finished before the watcher died is answered processed with that run."""
+    from batchpay import pipeline
+    from batchpay.source import PayoutFile
+
+    mine = inbox / "processing" / "w"
+    mine.mkdir(parents=True)
+    (mine / "pay.csv.claim.json").write_text(
+        json.dumps({"claimed_at": sandbox.clock.now().isoformat()})
+    )
+    path = drop(mine, "pay.csv", rows(0, 3))
+    watcher = make_watcher(LocalFolder(inbox), sandbox, settings, worker="w")
+    paid = await pipeline.run_async(
+        PayoutFile("pay.csv", path.read_bytes()),
+        settings=settings,
+        options=watcher.options.run,
+        transport=sandbox.transport(),
+        clock=sandbox.clock.now,
+    )
+    result = await watcher.run_pass()
+    assert [(a.outcome, a.exit_code, a.run_id) for a in result.answers] == [
+        (Outcome.PROCESSED, 0, paid.run_id)
+    ]
+    assert (inbox / PROCESSED / "pay.csv.report.csv").exists()
+    assert len(sandbox.ledger()) == 3

@@ -407,3 +407,51 @@ def read_webhook_secrets(env: Mapping[str, str] | None = None) -> list[Secret]:
         if Secret(value) not in secrets:
             secrets.append(Secret(value))
     return secrets
+
+
+@dataclass(frozen=True)
+class SftpAuth:
+    """How `batchpay watch sftp://…` proves who it is and checks who the server is.
+
+    ``known_hosts`` is always checked: an unknown or changed host key refuses to connect.
+    """
+
+    key_file: Path | None
+    known_hosts: Path
+    password: Secret | None = None
+
+
+def read_sftp_auth(
+    *,
+    key_file: Path | None = None,
+    known_hosts: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SftpAuth:
+    """SFTP credentials: the key file (``--key-file`` or ``BATCHPAY_SFTP_KEY_FILE``), the
+    known_hosts file (``BATCHPAY_SFTP_KNOWN_HOSTS``, default ``~/.ssh/known_hosts``), and a
+    password only from ``BATCHPAY_SFTP_PASSWORD`` or ``BATCHPAY_SFTP_PASSWORD_FILE``."""
+    env = os.environ if env is None else env
+    raw_key = env.get("BATCHPAY_SFTP_KEY_FILE", "").strip()
+    key = key_file or (Path(raw_key).expanduser() if raw_key else None)
+    raw_hosts = env.get("BATCHPAY_SFTP_KNOWN_HOSTS", "").strip()
+    hosts = known_hosts or Path(raw_hosts or "~/.ssh/known_hosts").expanduser()
+    password = _env_or_file(env, "BATCHPAY_SFTP_PASSWORD", "SFTP password")
+    if key is not None and not key.is_file():
+        raise ConfigError(
+            f"the SFTP private key file {key} does not exist or is not a file",
+            hint="set BATCHPAY_SFTP_KEY_FILE (or --key-file) to the watcher's private key",
+        )
+    if not hosts.is_file():
+        raise ConfigError(
+            f"the known_hosts file {hosts} does not exist: the SFTP server cannot be verified",
+            hint="add the server's host key to it (ssh-keyscan -H HOST, checked against the "
+            "fingerprint the server's owner gives you), or set BATCHPAY_SFTP_KNOWN_HOSTS",
+        )
+    if key is None and not password:
+        raise ConfigError(
+            "no SFTP credentials: neither a private key nor a password is configured",
+            hint="set BATCHPAY_SFTP_KEY_FILE (or --key-file), or BATCHPAY_SFTP_PASSWORD_FILE",
+        )
+    return SftpAuth(
+        key_file=key, known_hosts=hosts, password=Secret(password) if password else None
+    )

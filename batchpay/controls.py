@@ -71,7 +71,7 @@ def declared_controls(source: PayoutFile, options: RunOptions) -> list[ControlTo
     found = []
     if options.expected_rows is not None or options.expected_totals:
         totals = {k.upper(): v for k, v in options.expected_totals.items()}
-        found.append(ControlTotals(options.expected_rows, totals))
+        found.append(ControlTotals(options.expected_rows, totals, options.expected_source))
     ctl = source.sidecar(CONTROL_SUFFIX)
     if ctl is not None:
         found.append(read_control_file(ctl, source.name + CONTROL_SUFFIX))

@@ -24,4 +24,6 @@ class RunOptions:
     layout_path: Path | None = None
     expected_rows: int | None = None
     expected_totals: Mapping[str, Decimal] = field(default_factory=dict)
+    # Who declared expected_rows/expected_totals, for the refusal's message.
+    expected_source: str = "the command line"
     skip_balance_check: bool = False

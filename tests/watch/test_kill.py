@@ -1,0 +1,76 @@
+"""A real `batchpay watch --once` process, SIGKILLed mid-file, finishes the file on restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from batchpay.sandbox import DEFAULT_API_KEY
+from batchpay.testing import payout_row, write_csv
+from tests.e2e.server import sandbox_server
+
+pytestmark = [pytest.mark.socket, pytest.mark.slow]
+
+
+def _env(tmp: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
+    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url,
+               BATCHPAY_HOME=str(tmp / "home"))  # fmt: skip
+    return env
+
+
+def test_watcher_killed_mid_file_finishes_it_on_restart_and_a_redrop_is_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL while paying: the file stays in processing/; the restart pays the rest, each
+    reference once, answers in processed/; the same file dropped again lands in failed/."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    rows = [payout_row(i) for i in range(24)]
+    write_csv(drop / "pay.csv", rows)
+    (drop / "pay.csv.ok").write_text("")
+    cmd = [sys.executable, "-m", "batchpay.cli", "watch", str(drop), "--once",
+           "--worker", "w1", "--concurrency", "2", "--skip-balance-check"]  # fmt: skip
+    with sandbox_server(tmp_path, "--latency-ms", "150") as server:
+        env = _env(tmp_path, server.url)
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(server.ledger()) < 3:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no payouts were made"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert len(server.ledger()) < len(rows), "the run finished before the kill"
+        assert (drop / "processing" / "w1" / "pay.csv").exists()
+
+        again = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
+                               timeout=180)  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert "processed pay.csv" in again.stdout
+        assert Counter(p["reference"] for p in server.ledger()) == Counter(
+            r["reference"] for r in rows
+        )
+        day = datetime.now().astimezone().date().isoformat()
+        answer = json.loads((drop / "processed" / day / "pay.csv.result.json").read_text())
+        assert answer["exit_code"] == 0 and sum(answer["counts"].values()) == len(rows)
+        assert (drop / "processed" / day / "pay.csv.report.xlsx").exists()
+
+        write_csv(drop / "pay.csv", rows)
+        (drop / "pay.csv.ok").write_text("")
+        dup = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+        assert dup.returncode == 5, dup.stderr
+        refused = json.loads((drop / "failed" / day / "pay.csv.result.json").read_text())
+        assert refused["earlier_run"] == answer["run_id"]
+        assert len(server.ledger()) == len(rows)

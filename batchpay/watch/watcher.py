@@ -408,14 +408,14 @@ class Watcher:
 
     async def _read_source(self, name: str) -> tuple[PayoutFile, str, Manifest]:
         """The claimed file's bytes (read once), its .ctl, checked against its manifest."""
-        from batchpay import checks, ingest
+        from batchpay import checks
+        from batchpay.ingest import sniff
 
         entries = {e.name: e for e in await self.folder.files(self._mine)}
         entry = entries.get(name)
         if entry is None:
             raise InputError(f"{name} vanished from {self._mine}")
-        limit = checks.load_layout(self.options.run).limits.max_file_bytes
-        ingest.check_size(entry.size, name, limit)
+        sniff.check_size(entry.size, name, checks.load_layout(self.options.run))
         download = await self.folder.read(join(self._mine, name))
         marker = name + MARKER_SUFFIX
         manifest = Manifest()

@@ -34,6 +34,13 @@ from typing import Any
 from batchpay.clocks import utcnow as utcnow
 from batchpay.errors import MAX_MESSAGE_CHARS, JournalError, RunLockedError, server_text
 from batchpay.files import FILE_MODE, create_private_file, make_private_dir
+from batchpay.journal.states import CREATED as CREATED
+from batchpay.journal.states import REJECTED as REJECTED
+from batchpay.journal.states import SENDING as SENDING
+from batchpay.journal.states import SETTLED_FAILURES as SETTLED_FAILURES
+from batchpay.journal.states import STATUS_RANK as _STATUS_RANK
+from batchpay.journal.states import TERMINAL_STATUSES as TERMINAL_STATUSES
+from batchpay.journal.states import UNKNOWN as UNKNOWN
 
 # Migrations are named, recorded and applied in order inside one transaction each.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -227,39 +234,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
 ]
-
-# Statuses after which a payout holds no money in flight or delivered: the row may be paid
-# again, but only through an explicit ``retry-failed``.
-SETTLED_FAILURES = frozenset(
-    {"failed", "returned", "screening_failed", "velocity_blocked", "cancelled"}
-)
-
-TERMINAL_STATUSES = frozenset(
-    {"completed", "failed", "returned", "screening_failed", "velocity_blocked", "cancelled"}
-)
-# A later status never overwrites one of higher rank (out-of-order webhooks, stale polls).
-_STATUS_RANK: dict[str, int] = {
-    "created": 0,
-    "pending_screening": 1,
-    "pending_engine_review": 2,
-    "manual_review": 2,
-    "pending_approval": 3,
-    "approved": 4,
-    "processing": 5,
-    "sent": 6,
-    "completed": 7,
-    "failed": 7,
-    "screening_failed": 7,
-    "velocity_blocked": 7,
-    "cancelled": 7,
-    "returned": 8,  # sent -> completed/returned; a return can follow a completion report
-}
-
-# Payout intent states in the journal.
-SENDING = "sending"  # intent committed; the request may or may not have left
-CREATED = "created"  # the provider answered with the payout
-REJECTED = "rejected"  # the provider definitively refused; no payout exists
-UNKNOWN = "unknown"  # retries exhausted; outcome unknown until settled
 
 
 class LivePayoutExists(JournalError):

@@ -16,16 +16,14 @@ share one journal file safely (WAL mode, busy timeout).
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
 import socket
 import sqlite3
-import stat
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +31,8 @@ from typing import Any
 
 from batchpay.clocks import utcnow as utcnow
 from batchpay.errors import MAX_MESSAGE_CHARS, JournalError, RunLockedError, server_text
-from batchpay.files import FILE_MODE, create_private_file, make_private_dir
+from batchpay.files import FILE_MODE, make_private_dir
+from batchpay.journal.sqlite import connect, create_atomically, refuse_unusable, transaction
 from batchpay.journal.states import CREATED as CREATED
 from batchpay.journal.states import REJECTED as REJECTED
 from batchpay.journal.states import SENDING as SENDING
@@ -41,6 +40,12 @@ from batchpay.journal.states import SETTLED_FAILURES as SETTLED_FAILURES
 from batchpay.journal.states import STATUS_RANK as _STATUS_RANK
 from batchpay.journal.states import TERMINAL_STATUSES as TERMINAL_STATUSES
 from batchpay.journal.states import UNKNOWN as UNKNOWN
+
+BUSY_TIMEOUT_SECONDS = 30.0
+
+# For tests: called with every new journal connection, e.g. to set ``PRAGMA max_page_count``
+# (a full disk) or ``PRAGMA query_only`` (a read-only journal) in a way root cannot bypass.
+connection_hook: Callable[[sqlite3.Connection], None] | None = None
 
 # Migrations are named, recorded and applied in order inside one transaction each.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -316,9 +321,9 @@ class Journal:
                     f"cannot create the journal's folder {self.path.parent} ({exc.strerror})",
                     hint="set BATCHPAY_HOME (or --journal) to a folder you can write",
                 ) from None
-            if not _refuse_unusable(self.path):
+            if not refuse_unusable(self.path):
                 self._create(self.path)
-        self.db = _connect(target)
+        self.db = connect(target)
         try:
             self._migrate()
         except BaseException:
@@ -326,36 +331,13 @@ class Journal:
             raise
 
     def _create(self, path: Path) -> None:
-        """Make a new, migrated journal under a temporary name, then link it into place.
+        """Make a new, migrated journal at ``path`` (see :func:`create_atomically`)."""
 
-        A crash while creating leaves only the temporary file behind, never a half-made
-        journal at ``path`` that the next run would refuse. If another process created the
-        journal meanwhile, its file is used and ours is dropped.
-        """
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
-        try:
-            create_private_file(tmp)
-        except OSError as exc:
-            raise _os_journal_error(path, exc) from None
-        try:
-            self.db = _connect(str(tmp))
-            try:
-                self._migrate()
-            finally:
-                self.db.close()
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another process created it meanwhile: use theirs
-            except OSError:
-                # No hard links on this file system: rename, unless the journal appeared.
-                if not path.exists():
-                    os.replace(tmp, path)
-        except OSError as exc:
-            raise _os_journal_error(path, exc) from None
-        finally:
-            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                leftover.unlink(missing_ok=True)
+        def make(db: sqlite3.Connection) -> None:
+            self.db = db
+            self._migrate()
+
+        create_atomically(path, make)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -375,20 +357,9 @@ class Journal:
         """The journal's clock as an ISO timestamp."""
         return _iso(self.clock())
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction that takes the database write lock up front."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            yield self.db
-            self.db.execute("COMMIT")
-        except BaseException:
-            # SQLite rolls back by itself after some failures (a full disk): roll back only
-            # what is still open, and let the first error be the one reported.
-            if self.db.in_transaction:
-                with suppress(sqlite3.Error, JournalError):
-                    self.db.execute("ROLLBACK")
-            raise
+        return transaction(self.db)
 
     def _migrate(self) -> None:
         self.db.execute(
@@ -1240,181 +1211,6 @@ class Journal:
         return list(
             self.db.execute("SELECT * FROM api_calls WHERE run_id=? ORDER BY id", (run_id,))
         )
-
-
-# -- opening, and SQLite failures as JournalErrors --------------------------------------------
-
-BUSY_TIMEOUT_SECONDS = 30.0
-
-# For tests: called with every new journal connection, e.g. to set ``PRAGMA max_page_count``
-# (a full disk) or ``PRAGMA query_only`` (a read-only journal) in a way root cannot bypass.
-connection_hook: Callable[[sqlite3.Connection], None] | None = None
-
-
-def _refuse_unusable(path: Path) -> bool:
-    """Whether a journal exists at ``path``; raise JournalError if it cannot be one."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise _os_journal_error(path, exc) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise JournalError(
-            f"the journal at {path} is not a file",
-            hint="point BATCHPAY_JOURNAL (or --journal) at a batchpay journal file",
-        )
-    if st.st_size == 0:
-        raise JournalError(
-            f"the journal at {path} is empty (0 bytes); batchpay will not treat it as a new one",
-            hint="an empty journal may be a truncated or failed copy: restore it from a backup, "
-            "or delete the empty file only if no payout was ever made with it",
-        )
-    return True
-
-
-def _connect(target: str) -> sqlite3.Connection:
-    """Open and configure a journal connection whose failures are JournalErrors."""
-    try:
-        db = sqlite3.connect(
-            target, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS, factory=_Connection
-        )
-    except sqlite3.Error as exc:
-        raise _journal_error(target, exc) from None
-    assert isinstance(db, _Connection)
-    db.journal_path = target
-    db.row_factory = sqlite3.Row
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        if connection_hook is not None:
-            connection_hook(db)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _translates(exc: sqlite3.Error) -> bool:
-    # Constraint violations and API misuse keep their type: the first is handled by the
-    # callers (duplicate webhook events), the second is a bug in batchpay.
-    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
-
-
-class _Connection(sqlite3.Connection):
-    """A sqlite3 connection that turns the database's failures into JournalErrors."""
-
-    journal_path = ""
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        cursor = self.cursor(_Cursor)
-        try:
-            return cursor.execute(sql, parameters)
-        except sqlite3.Error as exc:
-            if _translates(exc):
-                raise _journal_error(self.journal_path, exc) from None
-            raise
-
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        cursor = self.cursor(_Cursor)
-        try:
-            return cursor.executemany(sql, parameters)
-        except sqlite3.Error as exc:
-            if _translates(exc):
-                raise _journal_error(self.journal_path, exc) from None
-            raise
-
-
-class _Cursor(sqlite3.Cursor):
-    """Reads rows lazily, so reading can fail too (a damaged page, an I/O error)."""
-
-    def _wrap(self, exc: sqlite3.Error) -> BaseException:
-        connection = self.connection
-        where = connection.journal_path if isinstance(connection, _Connection) else "?"
-        return _journal_error(where, exc) if _translates(exc) else exc
-
-    def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.Error as exc:
-            raise self._wrap(exc) from None
-
-    def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.Error as exc:
-            raise self._wrap(exc) from None
-
-    def fetchmany(self, size: int | None = 1) -> list[Any]:
-        try:
-            return super().fetchmany(size)
-        except sqlite3.Error as exc:
-            raise self._wrap(exc) from None
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.Error as exc:
-            raise self._wrap(exc) from None
-
-
-def _journal_error(path: str, exc: sqlite3.Error) -> JournalError:
-    """One clear line and a hint for a SQLite failure on the journal at ``path``."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
-    again = "then run the same command again; nothing is sent twice"
-    if code == sqlite3.SQLITE_FULL:
-        return JournalError(
-            f"the journal at {path} cannot be written: the disk is full",
-            hint=f"free some disk space, {again}",
-        )
-    if code == sqlite3.SQLITE_READONLY:
-        return JournalError(
-            f"the journal at {path} is read-only",
-            hint="give this user write access to the journal, its -wal and -shm files and its "
-            f"folder, {again}",
-        )
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return JournalError(
-            f"the journal at {path} stayed locked by another process for over "
-            f"{BUSY_TIMEOUT_SECONDS:.0f} seconds",
-            hint=f"wait for the other batchpay process (or backup tool) to let go, {again}",
-        )
-    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
-        return JournalError(
-            f"cannot open the journal at {path}: it is not a batchpay journal "
-            "(not a SQLite database, or damaged)",
-            hint="point BATCHPAY_JOURNAL (or --journal) at the right file, or restore the "
-            "journal from a backup; batchpay never overwrites it",
-        )
-    if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
-        return JournalError(
-            f"cannot open the journal at {path}",
-            hint="check the path (BATCHPAY_JOURNAL) and that this user may read and write it "
-            "and its folder",
-        )
-    if code == sqlite3.SQLITE_IOERR:
-        return JournalError(
-            f"the disk failed while batchpay used the journal at {path} ({exc})",
-            hint=f"check the disk and the file system, {again}",
-        )
-    return JournalError(
-        f"the journal at {path} failed: {exc}",
-        hint="check the path (BATCHPAY_JOURNAL) points at a batchpay journal you can write",
-    )
-
-
-def _os_journal_error(path: Path, exc: OSError) -> JournalError:
-    if exc.errno == errno.ENOSPC:
-        return JournalError(
-            f"the journal at {path} cannot be created: the disk is full",
-            hint="free some disk space, then run the same command again",
-        )
-    return JournalError(
-        f"cannot create the journal at {path} ({exc.strerror or exc})",
-        hint="set BATCHPAY_HOME (or --journal) to a folder this user can write",
-    )
 
 
 def _reason(payout: Mapping[str, Any]) -> str | None:

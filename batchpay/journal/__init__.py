@@ -16,22 +16,20 @@ share one journal file safely (WAL mode, busy timeout).
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import socket
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from batchpay.clocks import utcnow as utcnow
-from batchpay.errors import MAX_MESSAGE_CHARS, JournalError, RunLockedError, server_text
-from batchpay.files import FILE_MODE, make_private_dir
+from batchpay.errors import MAX_MESSAGE_CHARS, JournalError, server_text
+from batchpay.files import make_private_dir
+from batchpay.journal.locks import LockOwner as LockOwner
+from batchpay.journal.locks import RunLocks
 from batchpay.journal.schema import MIGRATIONS as MIGRATIONS
 from batchpay.journal.schema import migrate
 from batchpay.journal.sqlite import connect, create_atomically, refuse_unusable, transaction
@@ -67,14 +65,6 @@ class RunExists(JournalError):
         self.run_id = run_id
 
 
-def _locked(run_id: str, holder: LockOwner | None) -> RunLockedError:
-    who = f" (pid {holder.pid} on {holder.host})" if holder is not None else ""
-    return RunLockedError(
-        f"run {run_id} is being worked on by another batchpay process{who}",
-        hint="wait for it to finish, or stop it; the lock is released the moment it exits",
-    )
-
-
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -82,30 +72,6 @@ def _iso(dt: datetime) -> str:
 def parse_ts(text: str) -> datetime:
     """Parse a journal timestamp back into an aware datetime."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True)
-class LockOwner:
-    """Who holds a run: host, process and a random token."""
-
-    host: str
-    pid: int
-    token: str
-
-    @classmethod
-    def current(cls) -> LockOwner:
-        """An owner identity for this process."""
-        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12])
-
-    def encode(self) -> str:
-        """Serialised form stored in the runs table."""
-        return f"{self.host}|{self.pid}|{self.token}"
-
-    @classmethod
-    def decode(cls, text: str) -> LockOwner:
-        """Inverse of :meth:`encode`."""
-        host, pid, token = text.split("|", 2)
-        return cls(host, int(pid), token)
 
 
 class Journal:
@@ -118,9 +84,7 @@ class Journal:
     def __init__(self, path: Path | str, *, clock: Any = utcnow) -> None:
         self.path = Path(path)
         self.clock = clock
-        self._memory = str(path) == ":memory:"
-        # Runs whose OS lock this connection holds: owner and descriptor.
-        self._held: dict[str, tuple[LockOwner, int | None]] = {}
+        self._locks = RunLocks(self.path, memory=str(path) == ":memory:")
         target = str(path)
         if target != ":memory:":
             try:
@@ -152,8 +116,7 @@ class Journal:
 
     def close(self) -> None:
         """Close the connection (and give back any run lock still held)."""
-        for run_id, (owner, _fd) in list(self._held.items()):
-            self._drop_os_lock(run_id, owner)
+        self._locks.drop_all()
         self.db.close()
 
     def __enter__(self) -> Journal:
@@ -215,14 +178,14 @@ class Journal:
         now = self.now()
         run_id: str = "run_" + self.clock().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
         if owner is not None:
-            self._take_os_lock(run_id, owner)  # nobody else can know this id yet
+            self._locks.take(run_id, owner)  # nobody else can know this id yet
         try:
             return self._insert_run(
                 run_id, now, environment, api_url, mode, file, rows, options, parent_run_id, owner
             )
         except BaseException:
             if owner is not None:
-                self._drop_os_lock(run_id, owner)
+                self._locks.drop(run_id, owner)
             raise
 
     def _insert_run(
@@ -345,47 +308,6 @@ class Journal:
 
     # -- locking ----------------------------------------------------------------------------
 
-    def _lock_path(self, run_id: str) -> Path:
-        folder = self.path.with_name(self.path.name + ".locks")
-        make_private_dir(folder)
-        return folder / f"{run_id}.lock"
-
-    def _take_os_lock(self, run_id: str, owner: LockOwner) -> None:
-        """Hold the run's OS lock (released by the kernel when this process dies)."""
-        held = self._held.get(run_id)
-        if held is not None:
-            if held[0] == owner:
-                return
-            raise _locked(run_id, held[0])
-        if self._memory:
-            self._held[run_id] = (owner, None)
-            return
-        path = self._lock_path(run_id)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                holder = LockOwner.decode(os.pread(fd, 200, 0).decode("utf-8", "replace"))
-            except ValueError:
-                holder = None
-            os.close(fd)
-            raise _locked(run_id, holder) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, owner.encode().encode("utf-8"), 0)
-        self._held[run_id] = (owner, fd)
-
-    def _drop_os_lock(self, run_id: str, owner: LockOwner) -> None:
-        held = self._held.get(run_id)
-        if held is None or held[0] != owner:
-            return
-        del self._held[run_id]
-        if held[1] is not None:
-            os.close(held[1])  # closing the descriptor releases the lock
-
     def acquire_run_lock(self, run_id: str, owner: LockOwner, *, ttl: float = 60.0) -> None:
         """Take the run's lock for as long as this process lives, or raise RunLockedError.
 
@@ -397,7 +319,7 @@ class Journal:
         del ttl
         if self.get_run(run_id) is None:
             raise JournalError(f"no run {run_id} in the journal")
-        self._take_os_lock(run_id, owner)
+        self._locks.take(run_id, owner)
         with self.transaction() as db:
             db.execute(
                 "UPDATE runs SET lock_owner=?, lock_expires_at=NULL WHERE id=?",
@@ -409,8 +331,7 @@ class Journal:
 
     def holds_run_lock(self, run_id: str, owner: LockOwner) -> bool:
         """Whether ``owner`` holds the run's lock through this journal connection."""
-        held = self._held.get(run_id)
-        return held is not None and held[0] == owner
+        return self._locks.holds(run_id, owner)
 
     def release_run_lock(self, run_id: str, owner: LockOwner) -> None:
         """Give the run's lock back."""
@@ -424,7 +345,7 @@ class Journal:
                     (run_id, owner.encode()),
                 )
         finally:
-            self._drop_os_lock(run_id, owner)
+            self._locks.drop(run_id, owner)
 
     # -- rows -------------------------------------------------------------------------------
 

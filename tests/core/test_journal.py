@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from batchpay.errors import JournalError, RunLockedError
-from batchpay.journal import CREATED, REJECTED, SENDING, UNKNOWN, Journal, LockOwner
+from batchpay.journal import (
+    CREATED,
+    MIGRATIONS,
+    REJECTED,
+    SENDING,
+    UNKNOWN,
+    Journal,
+    LivePayoutExists,
+    LockOwner,
+)
 
 ENV = "sandbox:test"
 
@@ -236,6 +245,53 @@ def test_an_old_journal_migrates_even_with_duplicate_live_intents(tmp_path: Path
         live = j.db.execute("SELECT attempt, live_key FROM payouts ORDER BY attempt").fetchall()
         assert [tuple(r) for r in live] == [(1, "k0"), (2, "k0#duplicate-2")]
         assert j.last_attempt(ENV, "k0") == 2
+
+
+def _schema(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    return [tuple(r) for r in db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")]  # fmt: skip
+
+
+@pytest.mark.parametrize("applied", range(1, len(MIGRATIONS)))
+def test_a_journal_from_every_earlier_schema_migrates_with_its_data(
+    tmp_path: Path, applied: int
+) -> None:
+    """A journal with only the first k migrations opens, gets the rest, and keeps its data."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, sql in MIGRATIONS[:applied]:
+        for statement in sql.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+    db.execute("INSERT INTO files VALUES (1, ?, 's', 'f', 'f.csv', 1, 'csv', 1, 'then')", (ENV,))
+    db.execute("INSERT INTO runs (id, file_id, environment, api_url, mode, status, created_at, "
+               "updated_at) VALUES ('run_old', 1, ?, 'http://x', 'sandbox', 'open', 't', 't')",
+               (ENV,))  # fmt: skip
+    db.execute("INSERT INTO rows (run_id, row_number, reference, beneficiary_ref, row_key, "
+               "content_hash, amount, currency, state, idempotency_key, updated_at) VALUES "
+               "('run_old', 2, 'R0', 'B', 'k0', 'h', '1.00', 'EUR', 'payout', 'bp1-k0-1', "
+               "'t')")  # fmt: skip
+    db.execute("INSERT INTO payouts (idempotency_key, environment, row_key, attempt, run_id, "
+               "row_number, reference, body, state, payout_id, status, created_at, updated_at) "
+               "VALUES ('bp1-k0-1', ?, 'k0', 1, 'run_old', 2, 'R0', '{}', 'created', 'po_1', "
+               "'completed', 't', 't')", (ENV,))  # fmt: skip
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        assert j.applied_migrations() == [name for name, _ in MIGRATIONS]
+        run = j.get_run("run_old")
+        assert run is not None and run["file_name"] == "f.csv"
+        [row] = j.rows("run_old")
+        assert (row["reference"], row["amount"], row["payout_id"]) == ("R0", "1.00", "po_1")
+        assert row["payout_status"] == "completed"
+        assert j.last_attempt(ENV, "k0") == 1
+        with pytest.raises(LivePayoutExists):  # the old payout still counts as live
+            _begin(j, "run_old", key="bp1-k0-2")
+        migrated = _schema(j.db)
+    with Journal(tmp_path / "new.db") as fresh:
+        assert migrated == _schema(fresh.db)  # the same schema as a journal made today
 
 
 def test_journal_lock_files_are_the_owners_alone(tmp_path: Path) -> None:

@@ -1,0 +1,40 @@
+"""The HTTP exchanges a run made (no bodies, no secrets)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from batchpay.journal.base import JournalBase
+
+
+class CallVerbs(JournalBase):
+    """The journal verbs for recorded API calls."""
+
+    def record_call(self, run_id: str | None, call: Mapping[str, Any]) -> None:
+        """Store one HTTP exchange (no bodies, no secrets)."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO api_calls (run_id, started_at, method, path, status, error_code,
+                   request_id, idempotency_key, attempt, duration_ms)
+                   VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    run_id,
+                    call["started_at"],
+                    call["method"],
+                    call["path"],
+                    call.get("status"),
+                    call.get("error_code"),
+                    call.get("request_id"),
+                    call.get("idempotency_key"),
+                    call.get("attempt", 1),
+                    call.get("duration_ms", 0.0),
+                ),
+            )
+
+    def calls(self, run_id: str) -> list[sqlite3.Row]:
+        """API calls made by a run, in order."""
+        return list(
+            self.db.execute("SELECT * FROM api_calls WHERE run_id=? ORDER BY id", (run_id,))
+        )

@@ -1,0 +1,322 @@
+"""Payout intents: committed before the request leaves, then settled by the provider.
+
+An intent's idempotency key and body never change once committed, and one row identity
+has at most one live intent per environment (see :meth:`PayoutVerbs.begin_payout`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from batchpay.errors import MAX_MESSAGE_CHARS, JournalError, server_text
+from batchpay.journal.base import JournalBase, format_ts
+from batchpay.journal.states import (
+    CREATED,
+    REJECTED,
+    SENDING,
+    SETTLED_FAILURES,
+    STATUS_RANK,
+    TERMINAL_STATUSES,
+    UNKNOWN,
+)
+
+
+class LivePayoutExists(JournalError):
+    """Another run already holds a live payout intent for this row identity."""
+
+    def __init__(self, run_id: str, row_number: int) -> None:
+        super().__init__(f"row already has a live payout in run {run_id} (row {row_number})")
+        self.run_id = run_id
+        self.row_number = row_number
+
+
+class PayoutVerbs(JournalBase):
+    """The journal verbs for payout intents and their statuses."""
+
+    def begin_payout(
+        self,
+        *,
+        environment: str,
+        run_id: str,
+        row_number: int,
+        row_key: str,
+        reference: str,
+        attempt: int,
+        idempotency_key: str,
+        body: str,
+        after_failure: bool = False,
+        revive: bool = False,
+    ) -> sqlite3.Row:
+        """Commit the intent to send (state ``sending``) before any request leaves.
+
+        With ``revive``, an intent with this key that the provider definitively refused (and
+        has since forgotten) is made live again with ``body``: the same key for the same
+        row, so two journals that disagree on how often a row was refused still send the
+        same key (the provider answers the second with the first's payout).
+
+        Returns the stored intent. If an intent with this key already exists, it is
+        returned unchanged: its body, not the new one, is what will be sent.
+        Raises LivePayoutExists if another *live* intent exists for the same row_key
+        (the caller checked, but another process may have raced us). With
+        ``after_failure`` (``retry-failed``), a payout that ended ``failed`` or
+        ``returned`` does not count as live; a completed or pending one always does.
+        """
+        now = self.now()
+        with self.transaction() as db:
+            existing = db.execute(
+                "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
+            ).fetchone()
+            if existing is not None and revive and existing["state"] == REJECTED:
+                # The refusal stays on record (and in its run's report) under an archived
+                # key; the key itself becomes this new intent's.
+                archived = f"{idempotency_key}#refused-{uuid.uuid4().hex[:8]}"
+                db.execute(
+                    "UPDATE payouts SET idempotency_key=?, row_key=row_key || '#refused' "
+                    "WHERE idempotency_key=?",
+                    (archived, idempotency_key),
+                )
+                db.execute(
+                    "UPDATE rows SET idempotency_key=? WHERE idempotency_key=?",
+                    (archived, idempotency_key),
+                )
+                existing = None
+            if existing is None:
+                may_follow = {"failed", "returned"} if after_failure else set()
+                for other in db.execute(
+                    """SELECT run_id, row_number, state, status FROM payouts
+                       WHERE environment=? AND row_key=? AND state != ?
+                       ORDER BY attempt""",
+                    (environment, row_key, REJECTED),
+                ):
+                    if not (other["state"] == CREATED and other["status"] in may_follow):
+                        raise LivePayoutExists(str(other["run_id"]), int(other["row_number"]))
+                try:
+                    db.execute(
+                        """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
+                           run_id, row_number, reference, body, state, live_key, created_at,
+                           updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                        (
+                            idempotency_key,
+                            environment,
+                            row_key,
+                            attempt,
+                            run_id,
+                            row_number,
+                            reference,
+                            body,
+                            SENDING,
+                            row_key,
+                            now,
+                            now,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    # The database's own guard (one live intent per row key) fired: some
+                    # path got past the check above. Never a second live intent.
+                    live = db.execute(
+                        "SELECT run_id, row_number FROM payouts WHERE environment=? AND live_key=?",
+                        (environment, row_key),
+                    ).fetchone()
+                    if live is None:
+                        raise
+                    raise LivePayoutExists(str(live["run_id"]), int(live["row_number"])) from None
+            db.execute(
+                """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
+                   WHERE run_id=? AND row_number=?""",
+                (idempotency_key, now, run_id, row_number),
+            )
+            row: sqlite3.Row = db.execute(
+                "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
+            ).fetchone()
+        return row
+
+    def mark_sent_attempt(self, idempotency_key: str, *, provider_at: datetime | None) -> None:
+        """Record that a request with this key is about to leave (first and every resend).
+
+        ``provider_at`` is the provider's clock at the first send, which alone decides how
+        long the provider still remembers the key.
+        """
+        now = self.now()
+        provider = format_ts(provider_at) if provider_at is not None else None
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET first_sent_at=COALESCE(first_sent_at, ?), last_sent_at=?,
+                   first_sent_provider_at=COALESCE(first_sent_provider_at, ?),
+                   send_count=send_count+1, updated_at=? WHERE idempotency_key=?""",
+                (now, now, provider, now, idempotency_key),
+            )
+
+    def record_payout_created(
+        self,
+        idempotency_key: str,
+        payout: Mapping[str, Any],
+        *,
+        request_id: str | None,
+        settled_by: str,
+    ) -> None:
+        """The provider holds a payout for this intent: store its id, amounts and status."""
+        now = self.now()
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET state=?, payout_id=?, source_amount=?, source_currency=?,
+                   dest_amount=?, dest_currency=?, fee=?, fee_currency=?, exchange_rate=?,
+                   total_debited=?, total_debited_currency=?, request_id=COALESCE(?, request_id),
+                   settled_by=?, error_code=NULL, error_message=NULL, updated_at=?
+                   WHERE idempotency_key=?""",
+                (
+                    CREATED,
+                    payout.get("id"),
+                    payout.get("source_amount"),
+                    payout.get("source_currency"),
+                    payout.get("dest_amount"),
+                    payout.get("dest_currency"),
+                    payout.get("fee"),
+                    payout.get("fee_currency"),
+                    payout.get("exchange_rate"),
+                    payout.get("total_debited"),
+                    payout.get("total_debited_currency"),
+                    request_id,
+                    settled_by,
+                    now,
+                    idempotency_key,
+                ),
+            )
+        status = payout.get("status")
+        if isinstance(status, str) and payout.get("id"):
+            self.record_status(
+                str(payout["id"]),
+                status,
+                source=settled_by,
+                reason=_reason(payout),
+            )
+
+    def record_payout_rejected(
+        self, idempotency_key: str, *, code: str, message: str, request_id: str | None
+    ) -> None:
+        """The provider definitively refused the payout; nothing was created."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET state=?, error_code=?, error_message=?, request_id=?,
+                   live_key=NULL, updated_at=? WHERE idempotency_key=?""",
+                (REJECTED, code, message, request_id, self.now(), idempotency_key),
+            )
+
+    def record_payout_unknown(
+        self, idempotency_key: str, *, code: str, message: str, request_id: str | None
+    ) -> None:
+        """Retries ran out without an answer: the outcome is unknown until settled."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET state=?, error_code=?, error_message=?,
+                   request_id=COALESCE(?, request_id), updated_at=?
+                   WHERE idempotency_key=? AND state != ?""",
+                (UNKNOWN, code, message, request_id, self.now(), idempotency_key, CREATED),
+            )
+
+    def note_payout_problem(self, idempotency_key: str, *, code: str, message: str) -> None:
+        """Keep a problem a person must see on a created payout (its row needs a person)."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET error_code=?, error_message=?, updated_at=?
+                   WHERE idempotency_key=?""",
+                (code, message, self.now(), idempotency_key),
+            )
+
+    def record_status(
+        self,
+        payout_id: str,
+        status: str,
+        *,
+        source: str,
+        event_id: str | None = None,
+        occurred_at: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Record an observed payout status; return False for a duplicate event.
+
+        The stored status only moves forward: a late ``sent`` never overwrites
+        ``completed``. ``reason`` is the provider's text: bounded and redacted here.
+        """
+        reason = server_text(reason, MAX_MESSAGE_CHARS) or None if reason else None
+        now = self.now()
+        with self.transaction() as db:
+            try:
+                db.execute(
+                    """INSERT INTO payout_events (payout_id, event_id, status, source,
+                       occurred_at, received_at) VALUES (?,?,?,?,?,?)""",
+                    (payout_id, event_id, status, source, occurred_at, now),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            row = db.execute(
+                "SELECT status FROM payouts WHERE payout_id=?", (payout_id,)
+            ).fetchone()
+            if row is not None:
+                # Events that arrived before batchpay knew this payout id (a webhook racing
+                # a lost response) count too: the furthest status seen wins.
+                seen = [
+                    str(e["status"])
+                    for e in db.execute(
+                        "SELECT status FROM payout_events WHERE payout_id=?", (payout_id,)
+                    )
+                ]
+                status = max(seen, key=lambda st: STATUS_RANK.get(st, -1))
+                current = row["status"]
+                if current is None or STATUS_RANK.get(status, -1) > STATUS_RANK.get(current, -1):
+                    db.execute(
+                        """UPDATE payouts SET status=?, status_at=?, updated_at=?,
+                           failure_reason=COALESCE(?, failure_reason),
+                           live_key=CASE WHEN ? THEN NULL ELSE live_key END
+                           WHERE payout_id=?""",
+                        (
+                            status,
+                            occurred_at or now,
+                            now,
+                            reason,
+                            status in SETTLED_FAILURES,
+                            payout_id,
+                        ),
+                    )
+        return True
+
+    def open_payouts(self, run_id: str | None = None) -> list[sqlite3.Row]:
+        """Intents whose outcome is not final: sending, unknown, or created but not terminal."""
+        sql = """SELECT * FROM payouts WHERE (state IN (?, ?) OR (state = ? AND
+                 (status IS NULL OR status NOT IN ({}))))""".format(
+            ",".join("?" * len(TERMINAL_STATUSES))
+        )
+        args: list[Any] = [SENDING, UNKNOWN, CREATED, *sorted(TERMINAL_STATUSES)]
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        return list(self.db.execute(sql + " ORDER BY run_id, row_number", args))
+
+    def last_attempt(self, environment: str, row_key: str) -> int:
+        """The highest attempt this journal or the provider's ledger knows for a row key."""
+        row = self.db.execute(
+            """SELECT MAX(a) FROM (
+                 SELECT MAX(attempt) AS a FROM payouts WHERE environment=? AND row_key=?
+                 UNION ALL
+                 SELECT MAX(attempt) AS a FROM provider_payouts
+                 WHERE environment=? AND row_key=?)""",
+            (environment, row_key, environment, row_key),
+        ).fetchone()
+        return int(row[0] or 0)
+
+
+def _reason(payout: Mapping[str, Any]) -> str | None:
+    for key in ("cancelled_reason", "reason", "failure_reason"):
+        value = payout.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def dumps_body(body: Mapping[str, Any]) -> str:
+    """The canonical serialisation of a request body: what is stored is what is sent."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,234 @@
+"""The journal's schema: named, ordered migrations, each applied in one transaction.
+
+A journal records which migrations it has had (``migrations`` table); opening it applies
+the missing ones in order. Several processes may open an old journal at once: each step is
+checked again inside its write transaction, so it is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import NamedTuple
+
+from batchpay.journal.sqlite import transaction
+
+
+class Migration(NamedTuple):
+    """One named step of the schema: SQL statements separated by ``;``."""
+
+    name: str
+    sql: str
+
+
+# Applied in this order, each recorded by name in the ``migrations`` table. A step is never
+# edited once released: a change to the schema is a new step at the end.
+MIGRATIONS: list[Migration] = [
+    Migration(
+        "0001_initial",
+        """
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            environment TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            format TEXT NOT NULL,
+            row_count INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX files_sha256 ON files(environment, sha256);
+        CREATE INDEX files_fingerprint ON files(environment, fingerprint);
+
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files(id),
+            environment TEXT NOT NULL,
+            api_url TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            status TEXT NOT NULL,
+            parent_run_id TEXT REFERENCES runs(id),
+            options TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            lock_owner TEXT,
+            lock_expires_at REAL
+        );
+        CREATE INDEX runs_file ON runs(file_id);
+
+        CREATE TABLE rows (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            row_number INTEGER NOT NULL,
+            reference TEXT NOT NULL,
+            beneficiary_ref TEXT NOT NULL,
+            beneficiary_name TEXT NOT NULL DEFAULT '',
+            row_key TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            amount TEXT,
+            currency TEXT,
+            source_currency TEXT,
+            payment_method TEXT,
+            masked_account TEXT,
+            state TEXT NOT NULL,
+            duplicate_of INTEGER,
+            related_run TEXT,
+            beneficiary_id TEXT,
+            instrument_id TEXT,
+            idempotency_key TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            request_id TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, row_number)
+        );
+        CREATE INDEX rows_key ON rows(row_key);
+
+        CREATE TABLE payouts (
+            idempotency_key TEXT PRIMARY KEY,
+            environment TEXT NOT NULL,
+            row_key TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            row_number INTEGER NOT NULL,
+            reference TEXT NOT NULL,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL,
+            first_sent_at TEXT,
+            last_sent_at TEXT,
+            send_count INTEGER NOT NULL DEFAULT 0,
+            payout_id TEXT,
+            status TEXT,
+            status_at TEXT,
+            source_amount TEXT,
+            source_currency TEXT,
+            dest_amount TEXT,
+            dest_currency TEXT,
+            fee TEXT,
+            fee_currency TEXT,
+            exchange_rate TEXT,
+            total_debited TEXT,
+            total_debited_currency TEXT,
+            failure_reason TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            request_id TEXT,
+            settled_by TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX payouts_row_attempt ON payouts(environment, row_key, attempt);
+        CREATE INDEX payouts_payout_id ON payouts(payout_id);
+        CREATE INDEX payouts_run ON payouts(run_id);
+
+        CREATE TABLE beneficiaries (
+            environment TEXT NOT NULL,
+            external_ref TEXT NOT NULL,
+            pii_fingerprint TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            beneficiary_id TEXT,
+            display_name TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (environment, external_ref)
+        );
+
+        CREATE TABLE instruments (
+            environment TEXT NOT NULL,
+            beneficiary_id TEXT NOT NULL,
+            credential_fingerprint TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            instrument_id TEXT,
+            method TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            masked_account TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (environment, beneficiary_id, credential_fingerprint)
+        );
+
+        CREATE TABLE api_calls (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT,
+            started_at TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status INTEGER,
+            error_code TEXT,
+            request_id TEXT,
+            idempotency_key TEXT,
+            attempt INTEGER NOT NULL,
+            duration_ms REAL NOT NULL
+        );
+        CREATE INDEX api_calls_run ON api_calls(run_id);
+
+        CREATE TABLE payout_events (
+            id INTEGER PRIMARY KEY,
+            payout_id TEXT NOT NULL,
+            event_id TEXT UNIQUE,
+            status TEXT NOT NULL,
+            source TEXT NOT NULL,
+            occurred_at TEXT,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX payout_events_payout ON payout_events(payout_id);
+        """,
+    ),
+    Migration(
+        "0002_one_live_payout_and_provider_ledger",
+        """
+        ALTER TABLE payouts ADD COLUMN live_key TEXT;
+        ALTER TABLE payouts ADD COLUMN first_sent_provider_at TEXT;
+        UPDATE payouts SET live_key = row_key
+            WHERE state != 'rejected' AND (status IS NULL OR status NOT IN
+            ('failed', 'returned', 'screening_failed', 'velocity_blocked', 'cancelled'));
+        UPDATE payouts SET live_key = row_key || '#duplicate-' || attempt
+            WHERE live_key IS NOT NULL AND attempt > (SELECT MIN(p2.attempt) FROM payouts p2
+                WHERE p2.environment = payouts.environment AND p2.live_key = payouts.row_key);
+        CREATE UNIQUE INDEX payouts_one_live ON payouts(environment, live_key);
+
+        CREATE TABLE provider_payouts (
+            environment TEXT NOT NULL,
+            payout_id TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            row_key TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            reference TEXT NOT NULL,
+            status TEXT,
+            created_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (environment, payout_id)
+        );
+        CREATE INDEX provider_payouts_row ON provider_payouts(environment, row_key);
+        CREATE INDEX provider_payouts_key ON provider_payouts(idempotency_key);
+
+        CREATE TABLE ledger_sweeps (
+            environment TEXT PRIMARY KEY,
+            high_water TEXT NOT NULL,
+            swept_at TEXT NOT NULL,
+            payouts_seen INTEGER NOT NULL
+        );
+        """,
+    ),
+]
+
+
+def migrate(db: sqlite3.Connection, now: Callable[[], str]) -> None:
+    """Apply the migrations ``db`` has not had yet, in order, recording each at ``now()``."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    applied = {r[0] for r in db.execute("SELECT name FROM migrations")}
+    for name, sql in MIGRATIONS:
+        if name in applied:
+            continue
+        with transaction(db):
+            if db.execute("SELECT 1 FROM migrations WHERE name=?", (name,)).fetchone():
+                continue  # another process applied it meanwhile
+            for statement in sql.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))

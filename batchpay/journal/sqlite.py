@@ -1,0 +1,253 @@
+"""Journal connections: SQLite, configured once, whose failures are JournalErrors.
+
+A journal is opened through :func:`connect` (WAL, full sync, foreign keys, a busy
+timeout). Its connection and cursors turn the database's failures (a full disk, a
+read-only file, a lock held too long, a damaged file) into one clear
+:class:`~batchpay.errors.JournalError` with a hint; constraint violations and misuse keep
+their sqlite3 types. A new journal is made under a temporary name and linked into place
+(:func:`create_atomically`), and an empty or non-file journal is refused
+(:func:`refuse_unusable`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import stat
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from batchpay.errors import JournalError
+from batchpay.files import create_private_file
+
+
+def _switches() -> tuple[float, Callable[[sqlite3.Connection], None] | None]:
+    """The busy timeout and the test hook, read when a connection needs them.
+
+    They live on the package (``batchpay.journal.BUSY_TIMEOUT_SECONDS`` and
+    ``batchpay.journal.connection_hook``), where tests set them, so they are looked up
+    there each time rather than copied here at import.
+    """
+    import batchpay.journal as package
+
+    return package.BUSY_TIMEOUT_SECONDS, package.connection_hook
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the database write lock up front."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        # SQLite rolls back by itself after some failures (a full disk): roll back only
+        # what is still open, and let the first error be the one reported.
+        if db.in_transaction:
+            with suppress(sqlite3.Error, JournalError):
+                db.execute("ROLLBACK")
+        raise
+
+
+def create_atomically(path: Path, make: Callable[[sqlite3.Connection], None]) -> None:
+    """Make a new journal under a temporary name with ``make``, then link it into place.
+
+    A crash while creating leaves only the temporary file behind, never a half-made
+    journal at ``path`` that the next run would refuse. If another process created the
+    journal meanwhile, its file is used and ours is dropped.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
+    try:
+        create_private_file(tmp)
+    except OSError as exc:
+        raise os_journal_error(path, exc) from None
+    try:
+        db = connect(str(tmp))
+        try:
+            make(db)
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it meanwhile: use theirs
+        except OSError:
+            # No hard links on this file system: rename, unless the journal appeared.
+            if not path.exists():
+                os.replace(tmp, path)
+    except OSError as exc:
+        raise os_journal_error(path, exc) from None
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def refuse_unusable(path: Path) -> bool:
+    """Whether a journal exists at ``path``; raise JournalError if it cannot be one."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise os_journal_error(path, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise JournalError(
+            f"the journal at {path} is not a file",
+            hint="point BATCHPAY_JOURNAL (or --journal) at a batchpay journal file",
+        )
+    if st.st_size == 0:
+        raise JournalError(
+            f"the journal at {path} is empty (0 bytes); batchpay will not treat it as a new one",
+            hint="an empty journal may be a truncated or failed copy: restore it from a backup, "
+            "or delete the empty file only if no payout was ever made with it",
+        )
+    return True
+
+
+def connect(target: str) -> sqlite3.Connection:
+    """Open and configure a journal connection whose failures are JournalErrors."""
+    busy_timeout, hook = _switches()
+    try:
+        db = sqlite3.connect(
+            target, isolation_level=None, timeout=busy_timeout, factory=_Connection
+        )
+    except sqlite3.Error as exc:
+        raise journal_error(target, exc) from None
+    assert isinstance(db, _Connection)
+    db.journal_path = target
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        if hook is not None:
+            hook(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _translates(exc: sqlite3.Error) -> bool:
+    # Constraint violations and API misuse keep their type: the first is handled by the
+    # callers (duplicate webhook events), the second is a bug in batchpay.
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+class _Connection(sqlite3.Connection):
+    """A sqlite3 connection that turns the database's failures into JournalErrors."""
+
+    journal_path = ""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        cursor = self.cursor(_Cursor)
+        try:
+            return cursor.execute(sql, parameters)
+        except sqlite3.Error as exc:
+            if _translates(exc):
+                raise journal_error(self.journal_path, exc) from None
+            raise
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        cursor = self.cursor(_Cursor)
+        try:
+            return cursor.executemany(sql, parameters)
+        except sqlite3.Error as exc:
+            if _translates(exc):
+                raise journal_error(self.journal_path, exc) from None
+            raise
+
+
+class _Cursor(sqlite3.Cursor):
+    """Reads rows lazily, so reading can fail too (a damaged page, an I/O error)."""
+
+    def _wrap(self, exc: sqlite3.Error) -> BaseException:
+        connection = self.connection
+        where = connection.journal_path if isinstance(connection, _Connection) else "?"
+        return journal_error(where, exc) if _translates(exc) else exc
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise self._wrap(exc) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise self._wrap(exc) from None
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except sqlite3.Error as exc:
+            raise self._wrap(exc) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise self._wrap(exc) from None
+
+
+def journal_error(path: str, exc: sqlite3.Error) -> JournalError:
+    """One clear line and a hint for a SQLite failure on the journal at ``path``."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+    again = "then run the same command again; nothing is sent twice"
+    if code == sqlite3.SQLITE_FULL:
+        return JournalError(
+            f"the journal at {path} cannot be written: the disk is full",
+            hint=f"free some disk space, {again}",
+        )
+    if code == sqlite3.SQLITE_READONLY:
+        return JournalError(
+            f"the journal at {path} is read-only",
+            hint="give this user write access to the journal, its -wal and -shm files and its "
+            f"folder, {again}",
+        )
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return JournalError(
+            f"the journal at {path} stayed locked by another process for over "
+            f"{_switches()[0]:.0f} seconds",
+            hint=f"wait for the other batchpay process (or backup tool) to let go, {again}",
+        )
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return JournalError(
+            f"cannot open the journal at {path}: it is not a batchpay journal "
+            "(not a SQLite database, or damaged)",
+            hint="point BATCHPAY_JOURNAL (or --journal) at the right file, or restore the "
+            "journal from a backup; batchpay never overwrites it",
+        )
+    if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+        return JournalError(
+            f"cannot open the journal at {path}",
+            hint="check the path (BATCHPAY_JOURNAL) and that this user may read and write it "
+            "and its folder",
+        )
+    if code == sqlite3.SQLITE_IOERR:
+        return JournalError(
+            f"the disk failed while batchpay used the journal at {path} ({exc})",
+            hint=f"check the disk and the file system, {again}",
+        )
+    return JournalError(
+        f"the journal at {path} failed: {exc}",
+        hint="check the path (BATCHPAY_JOURNAL) points at a batchpay journal you can write",
+    )
+
+
+def os_journal_error(path: Path, exc: OSError) -> JournalError:
+    if exc.errno == errno.ENOSPC:
+        return JournalError(
+            f"the journal at {path} cannot be created: the disk is full",
+            hint="free some disk space, then run the same command again",
+        )
+    return JournalError(
+        f"cannot create the journal at {path} ({exc.strerror or exc})",
+        hint="set BATCHPAY_HOME (or --journal) to a folder this user can write",
+    )

@@ -1,0 +1,78 @@
+"""The journal: one connection to a batchpay journal database, with all its verbs.
+
+The verbs are grouped by subject in mixins (:mod:`~batchpay.journal.runs`,
+:mod:`~batchpay.journal.payouts`, :mod:`~batchpay.journal.provider_ledger`,
+:mod:`~batchpay.journal.beneficiaries`, :mod:`~batchpay.journal.calls`); this module opens,
+creates, migrates and closes the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from batchpay.clocks import utcnow
+from batchpay.errors import JournalError
+from batchpay.files import make_private_dir
+from batchpay.journal.beneficiaries import BeneficiaryVerbs
+from batchpay.journal.calls import CallVerbs
+from batchpay.journal.locks import RunLocks
+from batchpay.journal.payouts import PayoutVerbs
+from batchpay.journal.provider_ledger import LedgerVerbs
+from batchpay.journal.runs import RunVerbs
+from batchpay.journal.schema import migrate
+from batchpay.journal.sqlite import connect, create_atomically, refuse_unusable
+
+
+class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs):
+    """A connection to the journal database. Not shared between threads.
+
+    Every SQLite failure of a journal operation (disk full, read-only file or folder, a lock
+    held past the busy timeout, a damaged file) surfaces as a :class:`JournalError`.
+    """
+
+    def __init__(self, path: Path | str, *, clock: Any = utcnow) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self._locks = RunLocks(self.path, memory=str(path) == ":memory:")
+        target = str(path)
+        if target != ":memory:":
+            try:
+                make_private_dir(self.path.parent)
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot create the journal's folder {self.path.parent} ({exc.strerror})",
+                    hint="set BATCHPAY_HOME (or --journal) to a folder you can write",
+                ) from None
+            if not refuse_unusable(self.path):
+                self._create(self.path)
+        self.db = connect(target)
+        try:
+            self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _create(self, path: Path) -> None:
+        """Make a new, migrated journal at ``path`` (see :func:`create_atomically`)."""
+        create_atomically(path, lambda db: migrate(db, self.now))
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (and give back any run lock still held)."""
+        self._locks.drop_all()
+        self.db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        migrate(self.db, self.now)
+
+    def applied_migrations(self) -> list[str]:
+        """Names of the migrations applied to this journal, in order."""
+        return [r[0] for r in self.db.execute("SELECT name FROM migrations ORDER BY name")]

@@ -15,10 +15,10 @@ from typing import Any
 
 from batchpay.money import fits_scale, format_amount
 
-from ._util import decode_cursor, dumps, encode_cursor, iso, new_id
-from .clock import SandboxClock
-from .config import SandboxConfig
-from .lifecycle import (
+from .._util import decode_cursor, dumps, encode_cursor, iso, new_id
+from ..clock import SandboxClock
+from ..config import SandboxConfig
+from ..lifecycle import (
     ACTOR_FOR_STATUS,
     CANCELLABLE,
     EVENT_FOR_STATUS,
@@ -27,10 +27,10 @@ from .lifecycle import (
     TIMESTAMP_FOR_STATUS,
     outcome_for,
 )
-from .pricing import PricingError, price
-from .problems import ApiProblem, FieldError, invalid_parameter, not_found, validation_failed
-from .store import Store, load, store_doc
-from .validation import (
+from ..pricing import PricingError, price
+from ..problems import ApiProblem, FieldError, invalid_parameter, not_found, validation_failed
+from ..store import Store, load, store_doc
+from ..validation import (
     RAIL_CURRENCY,
     RAIL_NETWORK,
     RAILS_FOR_INSTRUMENT,

@@ -30,7 +30,7 @@ from batchpay.banking import (
 )
 from batchpay.money import MAX_WHOLE_DIGITS, fits_scale, is_known_currency, mask_account
 
-from .problems import ApiProblem, FieldError, invalid_body, validation_failed
+from ..problems import ApiProblem, FieldError, invalid_body, validation_failed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -34,6 +34,7 @@ from batchpay import banking, money
 from batchpay.errors import RowIssue, ValidationFailed
 from batchpay.ingest import IngestedFile
 from batchpay.layout import ColumnSpec, Layout
+from batchpay.validate.rule import Rule, ValueTest, blank, const, value_expr
 
 __all__ = ["ValidationResult", "lower_bound", "validate_frame"]
 
@@ -50,42 +51,6 @@ _OLDEST_BIRTH = date(1900, 1, 1)
 # Letters as IBAN digits: A=10 ... Z=35.
 _IBAN_LETTERS = {ch: str(i) for i, ch in enumerate(string.ascii_uppercase, start=10)}
 _IBAN_DIGITS = 72  # an IBAN has at most 34 characters; a letter becomes two digits
-
-Explain = Callable[[Mapping[str, Any]], str]
-ValueTest = Callable[[pl.Series], pl.Series]
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    """One check of one column, either row by row or per distinct value of the column.
-
-    ``ok`` is a boolean expression over the prepared frame, True where the row passes;
-    ``value_ok`` maps the column's distinct values to True where the value passes (blank
-    included, when blank is acceptable). ``explain`` words the problem for a failing row.
-    """
-
-    column: str
-    code: str
-    explain: Explain
-    ok: pl.Expr | None = None
-    value_ok: ValueTest | None = None
-    # across rows: computes, from the whole frame, the row-wise expression to check
-    frame_ok: Callable[[pl.LazyFrame], pl.Expr] | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.column}:{self.code}"
-
-    def passes(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        """One boolean column, True for the rows of ``frame`` that pass."""
-        if self.ok is not None:
-            return frame.select(self.ok.fill_null(False).alias(self.key))
-        if self.frame_ok is not None:
-            return frame.select(self.frame_ok(frame).fill_null(False).alias(self.key))
-        assert self.value_ok is not None
-        values = frame.select(pl.col(self.column).unique()).collect().to_series()
-        failing = values.filter(~self.value_ok(values).fill_null(False))
-        return frame.select((~pl.col(self.column).is_in(failing.implode())).alias(self.key))
 
 
 @dataclass(frozen=True)
@@ -298,28 +263,8 @@ def _final_exprs(valid: pl.DataFrame, layout: Layout) -> list[pl.Expr]:
 # --- rules ------------------------------------------------------------------------------------
 
 
-def _blank(column: str) -> pl.Expr:
-    return pl.col(column) == ""
-
-
-def _const(message: str) -> Explain:
-    def explain(_row: Mapping[str, Any]) -> str:
-        return message
-
-    return explain
-
-
-def _value_expr(column: str, ok: pl.Expr) -> ValueTest:
-    """A per-value test from an expression over ``pl.col(column)``."""
-
-    def test(values: pl.Series) -> pl.Series:
-        return values.to_frame(column).select(ok.fill_null(False)).to_series()
-
-    return test
-
-
-def _rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[_Rule]:
-    rules: list[_Rule] = []
+def _rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[Rule]:
+    rules: list[Rule] = []
     for spec in layout.columns:
         rules.extend(_layout_rules(spec, longest))
     rules.extend(_value_rules(today))
@@ -334,23 +279,23 @@ def _in_normal_case(column: str, values: frozenset[str]) -> list[str]:
     return sorted(values)
 
 
-def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[_Rule]:
+def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
     name = spec.name
     col = pl.col(name)
-    rules: list[_Rule] = []
+    rules: list[Rule] = []
     if spec.required:
-        rules.append(_Rule(name, "required", _const("is blank; it is required"), ok=~_blank(name)))
+        rules.append(Rule(name, "required", const("is blank; it is required"), ok=~blank(name)))
     for other, values in spec.required_when.items():
         other_col = pl.col(other)
         if other not in _LOWER and other not in _UPPER:
             other_col = other_col.str.to_lowercase()
         condition = other_col.is_in(_in_normal_case(other, values))
         rules.append(
-            _Rule(
+            Rule(
                 name,
                 f"required_when_{other}",
                 partial(_required_when_message, other),
-                ok=~(condition & _blank(name)),
+                ok=~(condition & blank(name)),
             )
         )
     if spec.max_length is not None:
@@ -359,29 +304,29 @@ def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[_Rule]:
         # than the limit the cheap byte count decides
         length = col.str.len_bytes() if longest.get(name, 0) <= limit else col.str.len_chars()
         rules.append(
-            _Rule(name, "too_long", partial(_too_long_message, name, limit), ok=length <= limit)
+            Rule(name, "too_long", partial(_too_long_message, name, limit), ok=length <= limit)
         )
     if spec.values is not None:
         allowed = _in_normal_case(name, spec.values)
         values_col = col if name in _LOWER or name in _UPPER else col.str.to_lowercase()
         rules.append(
-            _Rule(
+            Rule(
                 name,
                 "not_allowed",
                 partial(_not_allowed_message, name, sorted(spec.values)),
-                ok=_blank(name) | values_col.is_in(allowed),
+                ok=blank(name) | values_col.is_in(allowed),
             )
         )
     return rules
 
 
-def _value_rules(today: date) -> list[_Rule]:
+def _value_rules(today: date) -> list[Rule]:
     rules = [
-        _Rule(
+        Rule(
             "amount",
             "amount",
             _amount_message,
-            ok=_blank("amount")
+            ok=blank("amount")
             | (
                 pl.col("__whole").is_not_null()
                 & (pl.col("__whole_digits") <= money.MAX_WHOLE_DIGITS)
@@ -392,36 +337,36 @@ def _value_rules(today: date) -> list[_Rule]:
     ]
     for column in ("currency", "source_currency"):
         rules.append(
-            _Rule(
+            Rule(
                 column,
                 "unknown_currency",
                 partial(_unknown_code_message, column, _CURRENCY_HINT),
-                ok=_blank(column) | pl.col(column).is_in(sorted(money.CURRENCY_SCALE)),
+                ok=blank(column) | pl.col(column).is_in(sorted(money.CURRENCY_SCALE)),
             )
         )
     for column in ("country", "nationality"):
         rules.append(
-            _Rule(
+            Rule(
                 column,
                 "unknown_country",
                 partial(_unknown_code_message, column, _COUNTRY_HINT),
-                ok=_blank(column) | pl.col(column).is_in(sorted(banking.COUNTRIES)),
+                ok=blank(column) | pl.col(column).is_in(sorted(banking.COUNTRIES)),
             )
         )
     patterns = [
-        ("email", "email", _const("is not an email address (name@example.com)"), _EMAIL_RE),
+        ("email", "email", const("is not an email address (name@example.com)"), _EMAIL_RE),
         ("phone", "phone", _phone_message, _E164_RE),
         ("bic", "bic", _bic_message, _BIC_RE),
         ("sort_code", "sort_code", _sort_code_message, r"^[0-9]{6}$"),
     ]
     for column, code, explain, pattern in patterns:
-        ok = _blank(column) | pl.col(column).str.contains(pattern)
-        rules.append(_Rule(column, code, explain, ok=ok))
+        ok = blank(column) | pl.col(column).str.contains(pattern)
+        rules.append(Rule(column, code, explain, ok=ok))
     # the costly checks run once per distinct value
     rules += [
-        _Rule("iban", "iban", _iban_message, value_ok=_iban_ok),
-        _Rule("routing_number", "aba", _aba_message, value_ok=_aba_ok),
-        _Rule("date_of_birth", "date", partial(_date_message, today), value_ok=_dob_test(today)),
+        Rule("iban", "iban", _iban_message, value_ok=_iban_ok),
+        Rule("routing_number", "aba", _aba_message, value_ok=_aba_ok),
+        Rule("date_of_birth", "date", partial(_date_message, today), value_ok=_dob_test(today)),
     ]
     return rules
 
@@ -477,7 +422,7 @@ def _dob_test(today: date) -> ValueTest:
     text = pl.col("date_of_birth")
     parsed = pl.when(text.str.contains(_DATE_RE)).then(text.str.to_date("%Y-%m-%d", strict=False))
     in_range = (parsed < pl.lit(today)) & (parsed >= pl.lit(_OLDEST_BIRTH))
-    return _value_expr("date_of_birth", (text == "") | in_range)
+    return value_expr("date_of_birth", (text == "") | in_range)
 
 
 # What makes a beneficiary who they are: rows sharing a beneficiary_ref must agree on these.
@@ -499,29 +444,29 @@ def _same_identity(frame: pl.LazyFrame) -> pl.Expr:
     return ~ref.is_in(conflicting.implode())
 
 
-def _cross_field_rules() -> list[_Rule]:
+def _cross_field_rules() -> list[Rule]:
     method = pl.col("payment_method")
     account = pl.col("account_number")
     digits = account.str.contains(r"^[0-9]+$")
     size = account.str.len_bytes()
     iban_country = pl.col("iban").str.slice(0, 2)
     rules = [
-        _Rule(
+        Rule(
             "beneficiary_ref",
             "beneficiary_conflict",
             _identity_message,
             frame_ok=_same_identity,
         ),
-        _Rule(
+        Rule(
             "account_number",
             "account_number",
             _account_message,
-            ok=_blank("account_number")
+            ok=blank("account_number")
             | ~method.is_in(["uk_bank", "us_bank"])
             | ((method == "uk_bank") & digits & (size == 8))
             | ((method == "us_bank") & digits & (size >= 4) & (size <= 17)),
         ),
-        _Rule(
+        Rule(
             "bic",
             "bic_country",
             _bic_country_message,
@@ -534,19 +479,19 @@ def _cross_field_rules() -> list[_Rule]:
     ]
     for pay_method, currency, country in (("us_bank", "USD", "US"), ("uk_bank", "GBP", "GB")):
         rules.append(
-            _Rule(
+            Rule(
                 "currency",
                 f"{pay_method}_currency",
                 partial(_method_message, "currency", pay_method, currency),
-                ok=(method != pay_method) | _blank("currency") | (pl.col("currency") == currency),
+                ok=(method != pay_method) | blank("currency") | (pl.col("currency") == currency),
             )
         )
         rules.append(
-            _Rule(
+            Rule(
                 "country",
                 f"{pay_method}_country",
                 partial(_method_message, "country", pay_method, country),
-                ok=(method != pay_method) | _blank("country") | (pl.col("country") == country),
+                ok=(method != pay_method) | blank("country") | (pl.col("country") == country),
             )
         )
     return rules
@@ -654,14 +599,14 @@ def _account_message(row: Mapping[str, Any]) -> str:
 # --- pandera ----------------------------------------------------------------------------------
 
 
-def _check(rule: _Rule) -> pa.Check:
+def _check(rule: Rule) -> pa.Check:
     def run(data: PolarsData) -> pl.LazyFrame:
         return rule.passes(data.lazyframe)
 
     return pa.Check(run, name=rule.key, error=rule.key, ignore_na=False)
 
 
-def _schema(rules: list[_Rule]) -> pa.DataFrameSchema:
+def _schema(rules: list[Rule]) -> pa.DataFrameSchema:
     checks: dict[str, list[pa.Check]] = {}
     for rule in rules:
         checks.setdefault(rule.column, []).append(_check(rule))
@@ -671,7 +616,7 @@ def _schema(rules: list[_Rule]) -> pa.DataFrameSchema:
     )
 
 
-def _run_pandera(prepared: pl.DataFrame, rules: list[_Rule]) -> pl.DataFrame:
+def _run_pandera(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     """Failure cases as (column, check, index); empty when every row passed."""
     schema = _schema(rules)
     # The environment may switch pandera off or to schema-only; these checks must always run.
@@ -686,7 +631,7 @@ def _run_pandera(prepared: pl.DataFrame, rules: list[_Rule]) -> pl.DataFrame:
 
 def _issues_from_failures(
     prepared: pl.DataFrame,
-    rules: list[_Rule],
+    rules: list[Rule],
     failures: pl.DataFrame,
     header_map: Mapping[str, str],
 ) -> list[RowIssue]:

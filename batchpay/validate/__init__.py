@@ -34,13 +34,11 @@ from batchpay import banking, money
 from batchpay.errors import RowIssue, ValidationFailed
 from batchpay.ingest import IngestedFile
 from batchpay.layout import ColumnSpec, Layout
+from batchpay.validate import columns
 from batchpay.validate.rule import Rule, ValueTest, blank, const, value_expr
 
 __all__ = ["ValidationResult", "lower_bound", "validate_frame"]
 
-ROW = "_row"
-_LOWER = ("beneficiary_type", "payment_method", "account_type")
-_UPPER = ("currency", "source_currency", "country", "nationality")
 
 _EMAIL_RE = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
 _E164_RE = r"^\+[1-9][0-9]{6,14}$"
@@ -124,8 +122,8 @@ def validate_frame(
     today = today or date.today()
     frame = ingested.frame
     header_map = dict(ingested.header_map)
-    prepared = _prepare(frame)
-    rules = _rules(layout, today, _longest(prepared, layout))
+    prepared = columns.prepare(frame)
+    rules = _rules(layout, today, columns.longest(prepared, layout))
     failures = _run_pandera(prepared, rules)
     issues = list(ingested.issues)
     # a cell ingest already reported (Excel damage) is not reported again as a symptom
@@ -143,8 +141,8 @@ def validate_frame(
     valid = prepared
     if invalid_rows:
         bad = pl.Series(sorted(invalid_rows), dtype=pl.Int64)
-        valid = valid.filter(~pl.col(ROW).is_in(bad.implode()))
-    valid = valid.select([*_final_exprs(valid, layout), pl.col(ROW)])
+        valid = valid.filter(~pl.col(columns.ROW).is_in(bad.implode()))
+    valid = valid.select([*columns.final_exprs(valid, layout), pl.col(columns.ROW)])
     return ValidationResult(
         issues=issues,
         valid=valid,
@@ -185,79 +183,13 @@ def lower_bound(frame: pl.DataFrame, layout: Layout, *, today: date | None = Non
     floor :func:`validate_frame` is measured against.
     """
     today = today or date.today()
-    prepared = _prepare(frame)
-    rules = _rules(layout, today, _longest(prepared, layout))
+    prepared = columns.prepare(frame)
+    rules = _rules(layout, today, columns.longest(prepared, layout))
     lazy = prepared.lazy()
     row_wise = [r.ok.fill_null(False).alias(r.key) for r in rules if r.ok is not None]
     row_wise += [r.frame_ok(lazy).alias(r.key) for r in rules if r.frame_ok is not None]
     per_value = [r.passes(lazy) for r in rules if r.value_ok is not None]
     return pl.concat([lazy.select(row_wise), *per_value], how="horizontal").collect()
-
-
-# --- the frame pandera validates ----------------------------------------------------------------
-
-
-def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    """Normalised values plus the amount's parts (``__*`` helper columns)."""
-    normal = [pl.col(c).str.to_lowercase() for c in _LOWER]
-    normal += [pl.col(c).str.to_uppercase() for c in _UPPER]
-    normal += [
-        # plain spaces only: other whitespace inside an IBAN is reported, not silently dropped
-        pl.col("iban").str.replace_all(" ", "", literal=True).str.to_uppercase(),
-        pl.col("bic").str.replace_all(r"\s", "").str.to_uppercase(),
-        pl.col("sort_code").str.replace_all(r"[\s-]", ""),
-        pl.col("phone").str.replace_all(r"[\s().\-]", ""),
-    ]
-    amount = pl.col("amount").str.extract_groups(r"^([0-9]+)(?:\.([0-9]+))?$")
-    helpers = [
-        pl.col("currency")
-        .str.to_uppercase()
-        .replace_strict(money.CURRENCY_SCALE, default=2, return_dtype=pl.Int32)
-        .alias("__scale"),
-        amount.struct.field("1").alias("__whole"),
-        amount.struct.field("2").alias("__fraction"),
-    ]
-    return frame.with_columns(normal + helpers).with_columns(
-        pl.col("__whole").str.strip_chars_start("0").str.len_bytes().alias("__whole_digits"),
-        pl.col("__fraction")
-        .str.strip_chars_end("0")
-        .str.len_bytes()
-        .fill_null(0)
-        .alias("__decimals"),
-    )
-
-
-def _longest(prepared: pl.DataFrame, layout: Layout) -> dict[str, int]:
-    """Longest value of each length-limited column, in bytes."""
-    limited = [c.name for c in layout.columns if c.max_length is not None]
-    row = prepared.select([pl.col(c).str.len_bytes().max().alias(c) for c in limited]).row(0)
-    return {c: int(n or 0) for c, n in zip(limited, row, strict=True)}
-
-
-def _final_exprs(valid: pl.DataFrame, layout: Layout) -> list[pl.Expr]:
-    """The output columns: canonical amount at the currency's scale, defaults filled in."""
-    scale = pl.col("__scale")
-    whole = pl.col("__whole").str.strip_chars_start("0")
-    whole = pl.when(whole == "").then(pl.lit("0")).otherwise(whole)
-    fraction = pl.col("__fraction").fill_null("") + "000"
-    canonical = (
-        pl.when(scale == 0).then(whole).otherwise(whole + "." + fraction.str.slice(0, scale))
-    )
-    # most files already write amounts canonically (1234.50): then nothing needs rebuilding
-    already = (
-        (pl.col("__fraction").str.len_bytes().fill_null(0) == scale)
-        & ~pl.col("__whole").str.starts_with("0")
-    ) | (pl.col("amount") == "0")
-    rebuild = not valid.is_empty() and not bool(valid.select(already.all()).item())
-    out = []
-    for spec in layout.columns:
-        col = pl.col(spec.name)
-        if spec.name == "amount" and rebuild:
-            col = canonical
-        elif spec.default is not None:
-            col = pl.when(col == "").then(pl.lit(spec.default)).otherwise(col)
-        out.append(col.alias(spec.name))
-    return out
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -274,7 +206,7 @@ def _rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[Rule
 
 def _in_normal_case(column: str, values: frozenset[str]) -> list[str]:
     """Layout values (case-folded) in the case the column holds after normalisation."""
-    if column in _UPPER:
+    if column in columns.UPPER:
         return sorted(v.upper() for v in values)
     return sorted(values)
 
@@ -287,7 +219,7 @@ def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
         rules.append(Rule(name, "required", const("is blank; it is required"), ok=~blank(name)))
     for other, values in spec.required_when.items():
         other_col = pl.col(other)
-        if other not in _LOWER and other not in _UPPER:
+        if other not in columns.LOWER and other not in columns.UPPER:
             other_col = other_col.str.to_lowercase()
         condition = other_col.is_in(_in_normal_case(other, values))
         rules.append(
@@ -308,7 +240,9 @@ def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
         )
     if spec.values is not None:
         allowed = _in_normal_case(name, spec.values)
-        values_col = col if name in _LOWER or name in _UPPER else col.str.to_lowercase()
+        values_col = (
+            col if name in columns.LOWER or name in columns.UPPER else col.str.to_lowercase()
+        )
         rules.append(
             Rule(
                 name,
@@ -647,5 +581,5 @@ def _issues_from_failures(
         rows = prepared[group["index"].cast(pl.Int64)]
         label = header_map.get(rule.column, rule.column)
         for row in rows.iter_rows(named=True):
-            issues.append(RowIssue(int(row[ROW]), label, rule.code, rule.explain(row)))
+            issues.append(RowIssue(int(row[columns.ROW]), label, rule.code, rule.explain(row)))
     return issues

@@ -16,7 +16,6 @@ evaluated row by row.
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -34,21 +33,10 @@ from batchpay import banking, money
 from batchpay.errors import RowIssue, ValidationFailed
 from batchpay.ingest import IngestedFile
 from batchpay.layout import ColumnSpec, Layout
-from batchpay.validate import columns
-from batchpay.validate.rule import Rule, ValueTest, blank, const, value_expr
+from batchpay.validate import columns, formats
+from batchpay.validate.rule import Rule, blank, const
 
 __all__ = ["ValidationResult", "lower_bound", "validate_frame"]
-
-
-_EMAIL_RE = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
-_E164_RE = r"^\+[1-9][0-9]{6,14}$"
-_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_IBAN_RE = r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$"
-_BIC_RE = r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$"
-_OLDEST_BIRTH = date(1900, 1, 1)
-# Letters as IBAN digits: A=10 ... Z=35.
-_IBAN_LETTERS = {ch: str(i) for i, ch in enumerate(string.ascii_uppercase, start=10)}
-_IBAN_DIGITS = 72  # an IBAN has at most 34 characters; a letter becomes two digits
 
 
 @dataclass(frozen=True)
@@ -288,9 +276,9 @@ def _value_rules(today: date) -> list[Rule]:
             )
         )
     patterns = [
-        ("email", "email", const("is not an email address (name@example.com)"), _EMAIL_RE),
-        ("phone", "phone", _phone_message, _E164_RE),
-        ("bic", "bic", _bic_message, _BIC_RE),
+        ("email", "email", const("is not an email address (name@example.com)"), formats.EMAIL_RE),
+        ("phone", "phone", _phone_message, formats.E164_RE),
+        ("bic", "bic", _bic_message, formats.BIC_RE),
         ("sort_code", "sort_code", _sort_code_message, r"^[0-9]{6}$"),
     ]
     for column, code, explain, pattern in patterns:
@@ -298,65 +286,13 @@ def _value_rules(today: date) -> list[Rule]:
         rules.append(Rule(column, code, explain, ok=ok))
     # the costly checks run once per distinct value
     rules += [
-        Rule("iban", "iban", _iban_message, value_ok=_iban_ok),
-        Rule("routing_number", "aba", _aba_message, value_ok=_aba_ok),
-        Rule("date_of_birth", "date", partial(_date_message, today), value_ok=_dob_test(today)),
+        Rule("iban", "iban", _iban_message, value_ok=formats.iban_ok),
+        Rule("routing_number", "aba", _aba_message, value_ok=formats.aba_ok),
+        Rule(
+            "date_of_birth", "date", partial(_date_message, today), value_ok=formats.dob_test(today)
+        ),
     ]
     return rules
-
-
-def _iban_ok(values: pl.Series) -> pl.Series:
-    """Blank, or a registry-length IBAN whose ISO 7064 mod-97 check digits are right."""
-    iban = pl.col("iban")
-    shaped = iban.str.contains(_IBAN_RE)
-    expected = iban.str.slice(0, 2).replace_strict(
-        banking.IBAN_LENGTHS, default=0, return_dtype=pl.Int64
-    )
-    # Letters become two digits (A=10 ... Z=35); left-padding with zeros keeps the number and
-    # gives every IBAN the same 72 ASCII digits, so the bytes form a fixed-size array.
-    digits = (
-        pl.when(shaped)
-        .then(iban.str.slice(4) + iban.str.slice(0, 4))
-        .otherwise(pl.lit("0"))
-        .str.replace_many(_IBAN_LETTERS)
-        .str.zfill(_IBAN_DIGITS)
-        .cast(pl.Binary)
-        .bin.reinterpret(dtype=pl.Array(pl.UInt8, _IBAN_DIGITS))
-    )
-    frame = values.to_frame("iban").with_columns(
-        digits.alias("digits"),
-        (shaped & (iban.str.len_bytes() == expected)).alias("shaped"),
-    )
-    # a decimal number mod 97 is the sum of each digit times (10^position mod 97), mod 97
-    remainder = (
-        pl.sum_horizontal(
-            (pl.col("digits").arr.get(i).cast(pl.Int64) - 48) * pow(10, _IBAN_DIGITS - 1 - i, 97)
-            for i in range(_IBAN_DIGITS)
-        )
-        % 97
-    )
-    return frame.select((iban == "") | (pl.col("shaped") & (remainder == 1))).to_series()
-
-
-def _aba_ok(values: pl.Series) -> pl.Series:
-    """Blank, or 9 digits whose 3-7-1 weighted sum is a multiple of 10."""
-    routing = pl.col("routing_number")
-    number = pl.when(routing.str.contains(r"^[0-9]{9}$")).then(
-        routing.str.to_integer(base=10, strict=False)
-    )
-    frame = values.to_frame("routing_number").with_columns(number.alias("number"))
-    digits = [(pl.col("number") // 10 ** (8 - i)) % 10 for i in range(9)]
-    weights = (3, 7, 1) * 3
-    total = pl.sum_horizontal([d * w for d, w in zip(digits, weights, strict=True)])
-    ok = (routing == "") | (pl.col("number").is_not_null() & (total % 10 == 0))
-    return frame.select(ok.fill_null(False)).to_series()
-
-
-def _dob_test(today: date) -> ValueTest:
-    text = pl.col("date_of_birth")
-    parsed = pl.when(text.str.contains(_DATE_RE)).then(text.str.to_date("%Y-%m-%d", strict=False))
-    in_range = (parsed < pl.lit(today)) & (parsed >= pl.lit(_OLDEST_BIRTH))
-    return value_expr("date_of_birth", (text == "") | in_range)
 
 
 # What makes a beneficiary who they are: rows sharing a beneficiary_ref must agree on these.
@@ -513,7 +449,7 @@ def _phone_message(row: Mapping[str, Any]) -> str:
 def _date_message(today: date, row: Mapping[str, Any]) -> str:
     value = str(row["date_of_birth"])
     try:
-        parsed = date.fromisoformat(value) if re.fullmatch(_DATE_RE, value) else None
+        parsed = date.fromisoformat(value) if re.fullmatch(formats.DATE_RE, value) else None
     except ValueError:
         parsed = None
     if parsed is None:

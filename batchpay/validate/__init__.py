@@ -15,13 +15,11 @@ evaluated row by row.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 import pandera.polars as pa
 import polars as pl
@@ -33,7 +31,7 @@ from batchpay import banking, money
 from batchpay.errors import RowIssue, ValidationFailed
 from batchpay.ingest import IngestedFile
 from batchpay.layout import ColumnSpec, Layout
-from batchpay.validate import columns, formats
+from batchpay.validate import columns, formats, messages
 from batchpay.validate.rule import Rule, blank, const
 
 __all__ = ["ValidationResult", "lower_bound", "validate_frame"]
@@ -214,7 +212,7 @@ def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
             Rule(
                 name,
                 f"required_when_{other}",
-                partial(_required_when_message, other),
+                partial(messages.required_when_message, other),
                 ok=~(condition & blank(name)),
             )
         )
@@ -224,7 +222,12 @@ def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
         # than the limit the cheap byte count decides
         length = col.str.len_bytes() if longest.get(name, 0) <= limit else col.str.len_chars()
         rules.append(
-            Rule(name, "too_long", partial(_too_long_message, name, limit), ok=length <= limit)
+            Rule(
+                name,
+                "too_long",
+                partial(messages.too_long_message, name, limit),
+                ok=length <= limit,
+            )
         )
     if spec.values is not None:
         allowed = _in_normal_case(name, spec.values)
@@ -235,7 +238,7 @@ def _layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
             Rule(
                 name,
                 "not_allowed",
-                partial(_not_allowed_message, name, sorted(spec.values)),
+                partial(messages.not_allowed_message, name, sorted(spec.values)),
                 ok=blank(name) | values_col.is_in(allowed),
             )
         )
@@ -247,7 +250,7 @@ def _value_rules(today: date) -> list[Rule]:
         Rule(
             "amount",
             "amount",
-            _amount_message,
+            messages.amount_message,
             ok=blank("amount")
             | (
                 pl.col("__whole").is_not_null()
@@ -262,7 +265,7 @@ def _value_rules(today: date) -> list[Rule]:
             Rule(
                 column,
                 "unknown_currency",
-                partial(_unknown_code_message, column, _CURRENCY_HINT),
+                partial(messages.unknown_code_message, column, messages.CURRENCY_HINT),
                 ok=blank(column) | pl.col(column).is_in(sorted(money.CURRENCY_SCALE)),
             )
         )
@@ -271,25 +274,28 @@ def _value_rules(today: date) -> list[Rule]:
             Rule(
                 column,
                 "unknown_country",
-                partial(_unknown_code_message, column, _COUNTRY_HINT),
+                partial(messages.unknown_code_message, column, messages.COUNTRY_HINT),
                 ok=blank(column) | pl.col(column).is_in(sorted(banking.COUNTRIES)),
             )
         )
     patterns = [
         ("email", "email", const("is not an email address (name@example.com)"), formats.EMAIL_RE),
-        ("phone", "phone", _phone_message, formats.E164_RE),
-        ("bic", "bic", _bic_message, formats.BIC_RE),
-        ("sort_code", "sort_code", _sort_code_message, r"^[0-9]{6}$"),
+        ("phone", "phone", messages.phone_message, formats.E164_RE),
+        ("bic", "bic", messages.bic_message, formats.BIC_RE),
+        ("sort_code", "sort_code", messages.sort_code_message, r"^[0-9]{6}$"),
     ]
     for column, code, explain, pattern in patterns:
         ok = blank(column) | pl.col(column).str.contains(pattern)
         rules.append(Rule(column, code, explain, ok=ok))
     # the costly checks run once per distinct value
     rules += [
-        Rule("iban", "iban", _iban_message, value_ok=formats.iban_ok),
-        Rule("routing_number", "aba", _aba_message, value_ok=formats.aba_ok),
+        Rule("iban", "iban", messages.iban_message, value_ok=formats.iban_ok),
+        Rule("routing_number", "aba", messages.aba_message, value_ok=formats.aba_ok),
         Rule(
-            "date_of_birth", "date", partial(_date_message, today), value_ok=formats.dob_test(today)
+            "date_of_birth",
+            "date",
+            partial(messages.date_message, today),
+            value_ok=formats.dob_test(today),
         ),
     ]
     return rules
@@ -324,13 +330,13 @@ def _cross_field_rules() -> list[Rule]:
         Rule(
             "beneficiary_ref",
             "beneficiary_conflict",
-            _identity_message,
+            messages.identity_message,
             frame_ok=_same_identity,
         ),
         Rule(
             "account_number",
             "account_number",
-            _account_message,
+            messages.account_message,
             ok=blank("account_number")
             | ~method.is_in(["uk_bank", "us_bank"])
             | ((method == "uk_bank") & digits & (size == 8))
@@ -339,7 +345,7 @@ def _cross_field_rules() -> list[Rule]:
         Rule(
             "bic",
             "bic_country",
-            _bic_country_message,
+            messages.bic_country_message,
             # only when both look right: otherwise their own rules explain what is wrong
             ok=~pl.col("bic").str.contains(r"^[A-Z]{6}")
             | ~iban_country.is_in(sorted(banking.IBAN_LENGTHS))
@@ -352,7 +358,7 @@ def _cross_field_rules() -> list[Rule]:
             Rule(
                 "currency",
                 f"{pay_method}_currency",
-                partial(_method_message, "currency", pay_method, currency),
+                partial(messages.method_message, "currency", pay_method, currency),
                 ok=(method != pay_method) | blank("currency") | (pl.col("currency") == currency),
             )
         )
@@ -360,110 +366,11 @@ def _cross_field_rules() -> list[Rule]:
             Rule(
                 "country",
                 f"{pay_method}_country",
-                partial(_method_message, "country", pay_method, country),
+                partial(messages.method_message, "country", pay_method, country),
                 ok=(method != pay_method) | blank("country") | (pl.col("country") == country),
             )
         )
     return rules
-
-
-# --- messages ---------------------------------------------------------------------------------
-
-_CURRENCY_HINT = (
-    "is not a currency batchpay can pay in; use a three-letter ISO 4217 code such as EUR, "
-    "USD or GBP"
-)
-_COUNTRY_HINT = "is not a country code; use the two-letter ISO 3166 code such as DE, FR, GB or US"
-
-
-def _quote(value: Any) -> str:
-    text = str(value)
-    return f"'{text[:40]}…'" if len(text) > 40 else f"'{text}'"
-
-
-def _required_when_message(other: str, row: Mapping[str, Any]) -> str:
-    return f"is blank; it is required when {other} is {row[other]}"
-
-
-def _too_long_message(name: str, limit: int, row: Mapping[str, Any]) -> str:
-    return f"is {len(str(row[name]))} characters long; at most {limit} are allowed"
-
-
-def _not_allowed_message(name: str, allowed: list[str], row: Mapping[str, Any]) -> str:
-    return f"{_quote(row[name])} is not one of: {', '.join(allowed)}"
-
-
-def _unknown_code_message(name: str, hint: str, row: Mapping[str, Any]) -> str:
-    return f"{_quote(row[name])} {hint}"
-
-
-def _method_message(name: str, method: str, expected: str, row: Mapping[str, Any]) -> str:
-    return f"must be {expected} for payment_method {method} (found {_quote(row[name])})"
-
-
-def _amount_message(row: Mapping[str, Any]) -> str:
-    return money.amount_problem(str(row["amount"]), str(row["currency"])) or "is not an amount"
-
-
-def _iban_message(row: Mapping[str, Any]) -> str:
-    iban = str(row["iban"])
-    if re.search(r"\s", iban):
-        return "contains tabs or non-breaking spaces; type the IBAN with plain spaces or none"
-    return banking.iban_problem(iban) or "is not a valid IBAN"
-
-
-def _bic_message(row: Mapping[str, Any]) -> str:
-    return banking.bic_problem(str(row["bic"])) or "is not a valid BIC"
-
-
-def _aba_message(row: Mapping[str, Any]) -> str:
-    return banking.aba_problem(str(row["routing_number"])) or "is not a valid routing number"
-
-
-def _sort_code_message(row: Mapping[str, Any]) -> str:
-    return banking.sort_code_problem(str(row["sort_code"])) or "is not a valid sort code"
-
-
-def _bic_country_message(row: Mapping[str, Any]) -> str:
-    bic, iban = str(row["bic"]), str(row["iban"])
-    return f"is a BIC from country {bic[4:6]} but the IBAN is from {iban[:2]}; check both"
-
-
-def _identity_message(row: Mapping[str, Any]) -> str:
-    return (
-        f"{_quote(row['beneficiary_ref'])} is used on other rows with a different type, name, "
-        "date of birth or registration number; one beneficiary reference must always mean the "
-        "same beneficiary"
-    )
-
-
-def _phone_message(row: Mapping[str, Any]) -> str:
-    if not str(row["phone"]).startswith("+"):
-        return (
-            "must be in international format: + then the country code and number "
-            "(E.164), e.g. +442079460000"
-        )
-    return "is not a valid international phone number (+ then 7 to 15 digits, E.164)"
-
-
-def _date_message(today: date, row: Mapping[str, Any]) -> str:
-    value = str(row["date_of_birth"])
-    try:
-        parsed = date.fromisoformat(value) if re.fullmatch(formats.DATE_RE, value) else None
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        return f"{_quote(value)} is not a real date written YYYY-MM-DD"
-    if parsed >= today:
-        return f"{value} is not in the past"
-    return f"{value} is before 1900"
-
-
-def _account_message(row: Mapping[str, Any]) -> str:
-    value = str(row["account_number"])
-    if row["payment_method"] == "uk_bank":
-        return banking.uk_account_problem(value) or "is not a UK account number"
-    return banking.us_account_problem(value) or "is not a US account number"
 
 
 # --- pandera ----------------------------------------------------------------------------------

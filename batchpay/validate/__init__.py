@@ -20,18 +20,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
-import pandera.polars as pa
 import polars as pl
-from pandera.api.polars.types import PolarsData
-from pandera.config import ValidationDepth, config_context
-from pandera.errors import SchemaErrors
 
 from batchpay import money
 from batchpay.errors import RowIssue, ValidationFailed
 from batchpay.ingest import IngestedFile
 from batchpay.layout import Layout
-from batchpay.validate import column_rules, columns, cross_field
-from batchpay.validate.rule import Rule
+from batchpay.validate import columns, schema
 
 __all__ = ["ValidationResult", "lower_bound", "validate_frame"]
 
@@ -108,14 +103,14 @@ def validate_frame(
     frame = ingested.frame
     header_map = dict(ingested.header_map)
     prepared = columns.prepare(frame)
-    rules = _rules(layout, today, columns.longest(prepared, layout))
-    failures = _run_pandera(prepared, rules)
+    rules = schema.all_rules(layout, today, columns.longest(prepared, layout))
+    failures = schema.run_pandera(prepared, rules)
     issues = list(ingested.issues)
     # a cell ingest already reported (Excel damage) is not reported again as a symptom
     reported = {(i.row, i.column) for i in issues}
     issues.extend(
         i
-        for i in _issues_from_failures(prepared, rules, failures, header_map)
+        for i in schema.issues_from_failures(prepared, rules, failures, header_map)
         if (i.row, i.column) not in reported
     )
     if ingested.unknown_columns:
@@ -169,76 +164,9 @@ def lower_bound(frame: pl.DataFrame, layout: Layout, *, today: date | None = Non
     """
     today = today or date.today()
     prepared = columns.prepare(frame)
-    rules = _rules(layout, today, columns.longest(prepared, layout))
+    rules = schema.all_rules(layout, today, columns.longest(prepared, layout))
     lazy = prepared.lazy()
     row_wise = [r.ok.fill_null(False).alias(r.key) for r in rules if r.ok is not None]
     row_wise += [r.frame_ok(lazy).alias(r.key) for r in rules if r.frame_ok is not None]
     per_value = [r.passes(lazy) for r in rules if r.value_ok is not None]
     return pl.concat([lazy.select(row_wise), *per_value], how="horizontal").collect()
-
-
-# --- rules ------------------------------------------------------------------------------------
-
-
-def _rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[Rule]:
-    rules: list[Rule] = []
-    for spec in layout.columns:
-        rules.extend(column_rules.layout_rules(spec, longest))
-    rules.extend(column_rules.value_rules(today))
-    rules.extend(cross_field.cross_field_rules())
-    return rules
-
-
-# --- pandera ----------------------------------------------------------------------------------
-
-
-def _check(rule: Rule) -> pa.Check:
-    def run(data: PolarsData) -> pl.LazyFrame:
-        return rule.passes(data.lazyframe)
-
-    return pa.Check(run, name=rule.key, error=rule.key, ignore_na=False)
-
-
-def _schema(rules: list[Rule]) -> pa.DataFrameSchema:
-    checks: dict[str, list[pa.Check]] = {}
-    for rule in rules:
-        checks.setdefault(rule.column, []).append(_check(rule))
-    return pa.DataFrameSchema(
-        {c: pa.Column(pl.String, checks=cs, nullable=False) for c, cs in checks.items()},
-        name="payout rows",
-    )
-
-
-def _run_pandera(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
-    """Failure cases as (column, check, index); empty when every row passed."""
-    schema = _schema(rules)
-    # The environment may switch pandera off or to schema-only; these checks must always run.
-    with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
-        try:
-            schema.validate(prepared, lazy=True)
-        except SchemaErrors as exc:
-            cases: pl.DataFrame = exc.failure_cases
-            return cases.select("column", "check", "index")
-    return pl.DataFrame(schema={"column": pl.String, "check": pl.String, "index": pl.Int32})
-
-
-def _issues_from_failures(
-    prepared: pl.DataFrame,
-    rules: list[Rule],
-    failures: pl.DataFrame,
-    header_map: Mapping[str, str],
-) -> list[RowIssue]:
-    if failures.is_empty():
-        return []
-    by_key = {r.key: r for r in rules}
-    issues: list[RowIssue] = []
-    for (key,), group in failures.group_by("check", maintain_order=True):
-        rule = by_key.get(str(key))
-        if rule is None or group["index"].null_count():
-            # a dtype/nullability failure or a check that crashed: a bug, not a data problem
-            raise RuntimeError(f"validation could not run check {key}")
-        rows = prepared[group["index"].cast(pl.Int64)]
-        label = header_map.get(rule.column, rule.column)
-        for row in rows.iter_rows(named=True):
-            issues.append(RowIssue(int(row[columns.ROW]), label, rule.code, rule.explain(row)))
-    return issues

@@ -1,16 +1,24 @@
 """Validate ingested payout rows: every error of every row, as row number + column + message.
 
-The rules (:func:`_rules`, documented in ``schemas/layout.toml``) are run by a pandera
-``DataFrameSchema`` (polars backend) with ``lazy=True``, so every failing cell of every row is
-collected. Each pandera failure case (column, check, row position) is mapped back to a
-:class:`~batchpay.errors.RowIssue` carrying the file's row number, the user's own header text
-and a plain-English message; pandera's own exception text never reaches the user.
+The rules (:func:`~batchpay.validate.schema.all_rules`, documented in ``schemas/layout.toml``)
+are run by a pandera ``DataFrameSchema`` (polars backend) with ``lazy=True``, so every failing
+cell of every row is collected. Each pandera failure case (column, check, row position) is
+mapped back to a :class:`~batchpay.errors.RowIssue` carrying the file's row number, the user's
+own header text and a plain-English message; pandera's own exception text never reaches the user.
 
 Every check is a vectorised polars computation. The costly ones that look at one cell only (IBAN
 mod-97 check digits, the ABA checksum, real dates) are evaluated once per *distinct* value of
 their column and the failing values are then matched against the rows: payout files repeat a
 beneficiary's details on each of their rows. The others, cross-field rules included, are
 evaluated row by row.
+
+One module per part: :mod:`~batchpay.validate.columns` prepares the frame pandera checks and
+builds the valid rows' output columns; :mod:`~batchpay.validate.rule` is the rule type;
+:mod:`~batchpay.validate.column_rules` (the layout's and the value formats') and
+:mod:`~batchpay.validate.cross_field` make the rules, :mod:`~batchpay.validate.formats` holds
+the patterns and per-value check digits and :mod:`~batchpay.validate.messages` their wording;
+:mod:`~batchpay.validate.schema` runs them as a pandera schema and maps its failures to issues.
+This module assembles the :class:`ValidationResult`.
 """
 
 from __future__ import annotations

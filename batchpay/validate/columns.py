@@ -1,0 +1,82 @@
+"""The columns pandera checks, and the columns a valid row leaves with.
+
+:func:`prepare` normalises the codes' case and the bank details' spacing and adds the amount's
+parts as ``__*`` helper columns; :func:`final_exprs` rebuilds the canonical amount and fills
+the layout's defaults in.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from batchpay import money
+from batchpay.layout import Layout
+
+__all__ = ["LOWER", "ROW", "UPPER", "final_exprs", "longest", "prepare"]
+
+ROW = "_row"
+LOWER = ("beneficiary_type", "payment_method", "account_type")
+UPPER = ("currency", "source_currency", "country", "nationality")
+
+
+def prepare(frame: pl.DataFrame) -> pl.DataFrame:
+    """Normalised values plus the amount's parts (``__*`` helper columns)."""
+    normal = [pl.col(c).str.to_lowercase() for c in LOWER]
+    normal += [pl.col(c).str.to_uppercase() for c in UPPER]
+    normal += [
+        # plain spaces only: other whitespace inside an IBAN is reported, not silently dropped
+        pl.col("iban").str.replace_all(" ", "", literal=True).str.to_uppercase(),
+        pl.col("bic").str.replace_all(r"\s", "").str.to_uppercase(),
+        pl.col("sort_code").str.replace_all(r"[\s-]", ""),
+        pl.col("phone").str.replace_all(r"[\s().\-]", ""),
+    ]
+    amount = pl.col("amount").str.extract_groups(r"^([0-9]+)(?:\.([0-9]+))?$")
+    helpers = [
+        pl.col("currency")
+        .str.to_uppercase()
+        .replace_strict(money.CURRENCY_SCALE, default=2, return_dtype=pl.Int32)
+        .alias("__scale"),
+        amount.struct.field("1").alias("__whole"),
+        amount.struct.field("2").alias("__fraction"),
+    ]
+    return frame.with_columns(normal + helpers).with_columns(
+        pl.col("__whole").str.strip_chars_start("0").str.len_bytes().alias("__whole_digits"),
+        pl.col("__fraction")
+        .str.strip_chars_end("0")
+        .str.len_bytes()
+        .fill_null(0)
+        .alias("__decimals"),
+    )
+
+
+def longest(prepared: pl.DataFrame, layout: Layout) -> dict[str, int]:
+    """Longest value of each length-limited column, in bytes."""
+    limited = [c.name for c in layout.columns if c.max_length is not None]
+    row = prepared.select([pl.col(c).str.len_bytes().max().alias(c) for c in limited]).row(0)
+    return {c: int(n or 0) for c, n in zip(limited, row, strict=True)}
+
+
+def final_exprs(valid: pl.DataFrame, layout: Layout) -> list[pl.Expr]:
+    """The output columns: canonical amount at the currency's scale, defaults filled in."""
+    scale = pl.col("__scale")
+    whole = pl.col("__whole").str.strip_chars_start("0")
+    whole = pl.when(whole == "").then(pl.lit("0")).otherwise(whole)
+    fraction = pl.col("__fraction").fill_null("") + "000"
+    canonical = (
+        pl.when(scale == 0).then(whole).otherwise(whole + "." + fraction.str.slice(0, scale))
+    )
+    # most files already write amounts canonically (1234.50): then nothing needs rebuilding
+    already = (
+        (pl.col("__fraction").str.len_bytes().fill_null(0) == scale)
+        & ~pl.col("__whole").str.starts_with("0")
+    ) | (pl.col("amount") == "0")
+    rebuild = not valid.is_empty() and not bool(valid.select(already.all()).item())
+    out = []
+    for spec in layout.columns:
+        col = pl.col(spec.name)
+        if spec.name == "amount" and rebuild:
+            col = canonical
+        elif spec.default is not None:
+            col = pl.when(col == "").then(pl.lit(spec.default)).otherwise(col)
+        out.append(col.alias(spec.name))
+    return out

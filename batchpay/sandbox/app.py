@@ -376,6 +376,7 @@ def build_app(rt: Runtime, *, background_ticker: bool | None = None) -> ASGIApp:
         Route("/_sandbox/webhooks/events", admin_events, methods=["GET"]),
         Route("/_sandbox/balances", admin_balances, methods=["POST"]),
         Route("/_sandbox/reset", admin_reset, methods=["POST"]),
+        *rt.oauth.routes(),  # /oauth/token, /.well-known/jwks.json
     ]
 
     async def on_problem(request: Request, exc: Exception) -> Response:

@@ -322,7 +322,7 @@ class OAuthClient(Credentials):
                     token_request = self._token_request(request)
                     response = yield token_request
                     await response.aread()
-                    token = self._accept_token(response, retry_nonce=attempts == 1)
+                    token = self._accept_token(response, retry=attempts == 1)
             request.headers["Authorization"] = f"DPoP {token.value}"
             request.headers["DPoP"] = proof(
                 self._key, request.method, request.url, now=self.provider_now(),
@@ -376,9 +376,10 @@ class OAuthClient(Credentials):
         return httpx.Request("POST", url, headers=headers,
                              content=b"grant_type=client_credentials")  # fmt: skip
 
-    def _accept_token(self, response: httpx.Response, *, retry_nonce: bool) -> _Token | None:
-        """The token from a token answer; None to ask again (a nonce challenge); else raise."""
-        self._observe(response)
+    def _accept_token(self, response: httpx.Response, *, retry: bool) -> _Token | None:
+        """The token from a token answer; None to ask again once (a nonce challenge, or a
+        proof refused while our clock was off the provider's); else raise."""
+        learned = self._observe(response)
         try:
             body = response.json()
         except ValueError:
@@ -402,12 +403,12 @@ class OAuthClient(Credentials):
             )
         error = body.get("error") if isinstance(body, dict) else None
         if (
-            response.status_code == 400
-            and error == "use_dpop_nonce"
-            and retry_nonce
-            and self._nonce
+            retry
+            and learned
+            and response.status_code == 400
+            and error in ("use_dpop_nonce", "invalid_dpop_proof")
         ):
-            return None  # answer the challenge with the nonce _observe kept
+            return None  # ask again with the nonce or the clock _observe just learned
         raise self._token_error(response, body)
 
     def _token_error(self, response: httpx.Response, body: Any) -> Exception:
@@ -433,20 +434,25 @@ class OAuthClient(Credentials):
             "BATCHPAY_DPOP_KEY_FILE and the API URL",
         )
 
-    def _observe(self, response: httpx.Response) -> None:
-        """Learn the provider's clock and its latest DPoP nonce from an answer."""
+    def _observe(self, response: httpx.Response) -> bool:
+        """Learn the provider's clock and its latest DPoP nonce from an answer; True when
+        either changed."""
+        learned = False
         nonce = response.headers.get("dpop-nonce")
-        if nonce and len(nonce) <= 512 and nonce.isprintable():
+        if nonce and len(nonce) <= 512 and nonce.isprintable() and nonce != self._nonce:
             self._nonce = nonce
+            learned = True
         date = response.headers.get("date")
         if not date:
-            return
+            return learned
         try:
             provider = parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError, IndexError):
-            return
+            return learned
         if abs(provider - self.provider_now()) > _CLOCK_SLACK_SECONDS:
             self._offset = provider - self._wall()
+            learned = True
+        return learned
 
 
 # -- the verbs of `batchpay auth` ------------------------------------------------

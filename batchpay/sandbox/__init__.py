@@ -9,14 +9,23 @@ See docs/sandbox.md for the endpoints, triggers, fees, faults and admin routes.
 from __future__ import annotations
 
 from .clock import SandboxClock
-from .config import DEFAULT_API_KEY, FaultSettings, SandboxConfig
+from .config import (
+    DEFAULT_API_KEY,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    FaultSettings,
+    SandboxConfig,
+)
 from .faults import Faults
+from .oauth import test_key_path
 from .sandbox import Sandbox, SandboxTransport
 from .webhooks import sign as sign_webhook
 from .webhooks import verify as verify_webhook
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
     "FaultSettings",
     "Faults",
     "Sandbox",
@@ -24,5 +33,6 @@ __all__ = [
     "SandboxConfig",
     "SandboxTransport",
     "sign_webhook",
+    "test_key_path",
     "verify_webhook",
 ]

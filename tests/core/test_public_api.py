@@ -8,7 +8,6 @@ import sys
 import batchpay
 from batchpay.cli import main
 
-
 EXPORTED = [
     "ApiError", "BatchpayError", "ConfigError", "ControlTotalsMismatch", "DuplicateFileError",
     "ExitCode", "InputError", "PayoutFile", "Plan", "PreflightError", "RowIssue",

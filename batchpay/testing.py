@@ -14,9 +14,9 @@ from batchpay.config import Mode, OAuthSettings, Secret, Settings
 from batchpay.sandbox.config import DEFAULT_API_KEY as SANDBOX_TEST_KEY
 from batchpay.sandbox.config import DEFAULT_CLIENT_ID as SANDBOX_CLIENT_ID
 from batchpay.sandbox.config import DEFAULT_CLIENT_SECRET as SANDBOX_CLIENT_SECRET
-from batchpay.sandbox.oauth import test_key_path
+from batchpay.sandbox.oauth import dpop_key_path
 
-SANDBOX_DPOP_KEY_FILE = Path(test_key_path())
+SANDBOX_DPOP_KEY_FILE = Path(dpop_key_path())
 """The sandbox's documented test DPoP private key (public knowledge: sandbox only)."""
 
 HEADERS = [

@@ -17,7 +17,7 @@ from .config import (
     SandboxConfig,
 )
 from .faults import Faults
-from .oauth import test_key_path
+from .oauth import dpop_key_path
 from .sandbox import Sandbox, SandboxTransport
 from .webhooks import sign as sign_webhook
 from .webhooks import verify as verify_webhook
@@ -32,7 +32,7 @@ __all__ = [
     "SandboxClock",
     "SandboxConfig",
     "SandboxTransport",
+    "dpop_key_path",
     "sign_webhook",
-    "test_key_path",
     "verify_webhook",
 ]

@@ -17,7 +17,7 @@ from .config import (
     FaultSettings,
     SandboxConfig,
 )
-from .oauth import test_key_path
+from .oauth import dpop_key_path
 
 
 @click.group("sandbox")
@@ -178,7 +178,7 @@ def serve_command(
         err=True,
     )
     if auth != "keys":
-        key = str(dpop_jwk_path) if dpop_jwk_path else f"{test_key_path()} (the test key)"
+        key = str(dpop_jwk_path) if dpop_jwk_path else f"{dpop_key_path()} (the test key)"
         click.echo(
             f"  OAuth: token URL http://{host}:{port}/oauth/token  client: {clients[0][0]}  "
             f"secret: {clients[0][1]}  DPoP key: {key}",

@@ -51,12 +51,12 @@ ISSUER = "https://api.antonpayments.dev"
 _MAX_PROOF = 8192
 
 
-def test_key_path() -> str:
+def dpop_key_path() -> str:
     """Where the shipped test DPoP private key (a JWK) lives."""
     return str(resources.files("batchpay") / "data" / TEST_KEY_RESOURCE)
 
 
-def test_public_jwk() -> dict[str, Any]:
+def dpop_public_jwk() -> dict[str, Any]:
     """The public half of the shipped test DPoP key."""
     data = json.loads((resources.files("batchpay") / "data" / TEST_KEY_RESOURCE).read_text())
     return {k: data[k] for k in ("kty", "crv", "x", "y") if k in data}
@@ -119,7 +119,7 @@ class OAuthServer:
         self.accepts_keys = config.auth in ("keys", "both")
         self.accepts_oauth = config.auth in ("oauth", "both")
         self.clients: dict[str, str] = dict(config.oauth_clients)
-        public = dict(config.dpop_jwk) if config.dpop_jwk is not None else test_public_jwk()
+        public = dict(config.dpop_jwk) if config.dpop_jwk is not None else dpop_public_jwk()
         self.client_key = _public_key(public)
         self.client_jkt = self.client_key.thumbprint()
         self._signing = jwk.ECKey.generate_key("P-256", auto_kid=True)

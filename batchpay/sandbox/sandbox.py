@@ -16,7 +16,7 @@ from .clock import SandboxClock
 from .config import SandboxConfig
 from .faults import Faults
 from .gateway import INPROCESS_EXTENSION, LostResponse, SimulatedTimeout
-from .oauth import test_key_path
+from .oauth import dpop_key_path
 from .runtime import Runtime
 from .validation import validate_beneficiary, validate_instrument
 
@@ -105,7 +105,7 @@ class Sandbox:
         from batchpay.auth import DPoPKey, OAuthClient
 
         client_id, secret = self.config.oauth_clients[0]
-        key = DPoPKey.load(Path(test_key_path()).read_text(encoding="utf-8"))
+        key = DPoPKey.load(Path(dpop_key_path()).read_text(encoding="utf-8"))
         return OAuthClient(client_id, secret, key)
 
     @property

@@ -137,7 +137,8 @@ def _parse_totals(values: tuple[str, ...]) -> dict[str, Decimal]:
 def main(debug: bool, log_level: str, log_format: str) -> None:
     """Pay many people from a spreadsheet, exactly once, through the Anton Payments API.
 
-    With no BATCHPAY_API_KEY set, batchpay uses its embedded sandbox: no money moves.
+    With no credential set (BATCHPAY_API_KEY, or BATCHPAY_CLIENT_ID with its secret and DPoP
+    key), batchpay uses its embedded sandbox: no money moves.
     """
     from batchpay import logs
 

@@ -594,21 +594,21 @@ def auth_group() -> None:
 
 
 @auth_group.command("keygen")
-@click.argument("keyfile", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("path", metavar="KEYFILE", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--alg", type=click.Choice(["ES256", "Ed25519"]), default="ES256",
               show_default=True, help="Signing algorithm of the new key.")  # fmt: skip
 @handle_errors
-def auth_keygen(keyfile: Path, alg: str) -> None:
+def auth_keygen(path: Path, alg: str) -> None:
     """Write a new DPoP keypair: the private key to KEYFILE (0600), the public JWK to
     KEYFILE.pub.jwk; print the public JWK to register in the merchant portal."""
     import json
 
     from batchpay import auth
 
-    public = auth.keygen(keyfile, "Ed25519" if alg == "Ed25519" else "ES256")
-    _err(f"private key written to {keyfile} (readable by you only); keep it secret and set "
-         f"BATCHPAY_DPOP_KEY_FILE={keyfile}")  # fmt: skip
-    _err(f"public key written to {keyfile}.pub.jwk; register this JWK for your OAuth client:")
+    public = auth.keygen(path, "Ed25519" if alg == "Ed25519" else "ES256")
+    _err(f"private key written to {path} (readable by you only); keep it secret and set "
+         f"BATCHPAY_DPOP_KEY_FILE={path}")  # fmt: skip
+    _err(f"public key written to {path}.pub.jwk; register this JWK for your OAuth client:")
     click.echo(json.dumps(public, indent=2))
 
 

@@ -30,12 +30,12 @@ What it promises:
   Numbers with a fraction are decoded as :class:`~decimal.Decimal`, never float.
 
 Credentials are an :class:`httpx.Auth`: :class:`ApiKey` sends
-``Authorization: Bearer <key>``. The newest API generation uses OAuth client
-credentials with DPoP; such a credential subclasses :class:`Credentials` and
-implements ``async_auth_flow`` (yield a token request to ``/oauth/token`` when
-the cached token is missing or expired, then the real request with
-``Authorization: DPoP <token>`` and a fresh per-request ``DPoP`` proof) — the
-client needs no change.
+``Authorization: Bearer <key>``; :class:`batchpay.auth.OAuthClient` (the newest
+API generation: OAuth client credentials with DPoP) implements ``async_auth_flow``,
+yielding a token request to ``/oauth/token`` when the cached token is missing or
+about to expire, then the real request with ``Authorization: DPoP <token>`` and a
+fresh per-request ``DPoP`` proof — the client needs no change. An error the flow
+raises (a refused token request) is treated like any other answer of the attempt.
 """
 
 from __future__ import annotations
@@ -362,6 +362,8 @@ class AntonClient:
                     params=params,
                     headers={**headers, "X-Request-ID": request_id},
                 )
+            except BatchpayError as exc:  # raised by the credential's flow (minting a token)
+                error = exc
             except httpx.UnsupportedProtocol as exc:
                 error = ConfigError(
                     f"the API URL is not http(s): {self._redact(str(exc))}",

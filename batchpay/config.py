@@ -1,10 +1,16 @@
 """Configuration: the only place batchpay reads the environment.
 
-Where the API key comes from (never the command line):
+Two generations of credentials (never on the command line), one of them at a time:
 
-1. ``BATCHPAY_API_KEY`` — the key itself;
-2. ``BATCHPAY_API_KEY_FILE`` — a file holding the key (Docker/Kubernetes secrets);
-3. an Airflow connection, passed in by the Airflow integration as a value.
+* an **API key** (``ak_test_…`` / ``ak_live_…``), from ``BATCHPAY_API_KEY``,
+  ``BATCHPAY_API_KEY_FILE`` (Docker/Kubernetes secrets) or an Airflow connection;
+* an **OAuth client with a DPoP key** (the newest API): ``BATCHPAY_CLIENT_ID``
+  (``ant_oc_test_…`` / ``ant_oc_live_…``), ``BATCHPAY_CLIENT_SECRET`` or
+  ``BATCHPAY_CLIENT_SECRET_FILE`` (``ant_ocs_…``), and ``BATCHPAY_DPOP_KEY_FILE`` (the
+  private key, PEM or JWK; ES256 or Ed25519). See :func:`read_oauth_client`.
+
+Either way test credentials work only against sandbox URLs and live ones only against
+production (:func:`resolve_settings`, again in :func:`credentials_for`).
 
 The webhook receiver's signing secrets come from ``BATCHPAY_WEBHOOK_SECRET`` (one
 ``whsec_…``, or several comma-separated during a rotation) or
@@ -29,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -44,6 +50,9 @@ SANDBOX_URL = "https://api.antonpayments.dev"
 EMBEDDED_SANDBOX_KEY = "ak_test_batchpay_sandbox"
 
 _KEY_RE = re.compile(r"^ak_(test|live)_[A-Za-z0-9_]{8,}$")
+_CLIENT_ID_RE = re.compile(r"^ant_oc_(test|live)_[A-Za-z0-9_]{8,}$")
+_CLIENT_SECRET_RE = re.compile(r"^ant_ocs_(test|live)_[A-Za-z0-9_]{8,}$")
+_SECRET_PREFIXES = ("ak_", "ant_ocs_", "ant_oc_")
 _WEBHOOK_SECRET_RE = re.compile(r"whsec_[0-9a-fA-F]{64}")
 
 
@@ -74,15 +83,23 @@ class Secret:
 
     @property
     def kind(self) -> str:
-        """``test`` or ``live`` from the key's prefix, else ``unknown``."""
-        m = _KEY_RE.match(self._value)
-        return m.group(1) if m else "unknown"
+        """``test`` or ``live`` from the prefix of an API key or OAuth client secret, else
+        ``unknown``."""
+        for shape in (_KEY_RE, _CLIENT_SECRET_RE):
+            m = shape.match(self._value)
+            if m:
+                return m.group(1)
+        return "unknown"
 
     def masked(self) -> str:
-        """Prefix and last four characters only."""
+        """Prefix (``ak_test_``, ``ant_ocs_live_``, …) and last four characters only."""
         v = self._value
-        prefix = v[: v.index("_", 3) + 1] if v.startswith("ak_") and v.count("_") >= 2 else ""
-        return f"{prefix}…{v[-4:]}" if len(v) > 8 else "…"
+        prefix = ""
+        for start in _SECRET_PREFIXES:
+            if v.startswith(start) and v.count("_") > start.count("_"):
+                prefix = v[: v.index("_", len(start)) + 1]
+                break
+        return f"{prefix}…{v[-4:]}" if len(v) - len(prefix) >= 12 else f"{prefix}…"
 
     def __repr__(self) -> str:
         return f"Secret({self.masked()!r})"
@@ -97,18 +114,43 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class OAuthSettings:
+    """An OAuth client (id and secret) and its private DPoP key, as configured."""
+
+    client_id: str
+    client_secret: Secret
+    dpop_key: Secret
+    """The key file's text (PEM or JWK); parsed by :func:`credentials_for`."""
+    dpop_key_path: Path
+
+    @property
+    def kind(self) -> str:
+        """``test`` or ``live`` from the client id's prefix, else ``unknown``."""
+        m = _CLIENT_ID_RE.match(self.client_id)
+        return m.group(1) if m else "unknown"
+
+    def __repr__(self) -> str:
+        return (f"OAuthSettings({self.client_id!r}, {self.client_secret!r}, "
+                f"dpop_key_path={str(self.dpop_key_path)!r})")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Everything a run needs to know about where it talks and where it writes."""
+    """Everything a run needs to know about where it talks and where it writes.
+
+    Exactly one credential: ``api_key``, or ``oauth`` (then ``api_key`` is None).
+    """
 
     mode: Mode
     api_url: str
-    api_key: Secret
+    api_key: Secret | None
     home: Path
     journal_path: Path
     sandbox_state_path: Path | None = None
     confirm_live: bool = False
     http_timeout: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
+    oauth: OAuthSettings | None = None
 
     @property
     def environment(self) -> str:
@@ -172,12 +214,69 @@ def _is_loopback_address(host: str) -> bool:
 def credentials_for(settings: Settings) -> Credentials:
     """The client credentials for ``settings`` (an :class:`~batchpay.client.Credentials`).
 
-    The one place where a configured secret becomes what the client sends: an API key
-    today; the OAuth client with its DPoP key plugs in here.
+    The one place where a configured secret becomes what the client sends: an
+    :class:`~batchpay.client.ApiKey`, or an :class:`~batchpay.auth.OAuthClient` with its
+    DPoP key. Settings made by hand are checked here as :func:`resolve_settings` checks
+    them: a test credential for the production API (or a live one for a sandbox) is refused
+    before any request.
     """
     from batchpay.client import ApiKey
 
+    if settings.oauth is not None:
+        from batchpay.auth import OAuthClient
+
+        oauth = settings.oauth
+        _check_pairing(settings.mode, settings.api_url, oauth.kind, "OAuth client", "ant_oc")
+        return OAuthClient(oauth.client_id, oauth.client_secret.reveal(),
+                           load_dpop_key(oauth.dpop_key, oauth.dpop_key_path))  # fmt: skip
+    if settings.api_key is None:
+        raise ConfigError("no credential is configured",
+                          hint="set BATCHPAY_API_KEY, or BATCHPAY_CLIENT_ID with its secret "
+                          "and BATCHPAY_DPOP_KEY_FILE")  # fmt: skip
+    if settings.mode is not Mode.EMBEDDED:
+        _check_pairing(settings.mode, settings.api_url, settings.api_key.kind, "key", "ak")
     return ApiKey(settings.api_key.reveal())
+
+
+def load_dpop_key(text: Secret, path: Path) -> Any:
+    """The DPoP private key (a :class:`batchpay.auth.DPoPKey`) from a key file's text."""
+    from batchpay.auth import DPoPKey
+
+    try:
+        return DPoPKey.load(text.reveal())
+    except ValueError as exc:
+        raise ConfigError(
+            f"{exc} ({path}, named by BATCHPAY_DPOP_KEY_FILE)",
+            hint="point BATCHPAY_DPOP_KEY_FILE at the private key registered for the client "
+            "(`batchpay auth keygen KEYFILE` makes a new one)",
+        ) from None
+
+
+def _check_pairing(mode: Mode, api_url: str, kind: str, what: str, prefix: str) -> None:
+    """Refuse a test credential for production and a live one for a sandbox."""
+    if kind == "unknown":
+        raise ConfigError(
+            f"the {what} is not an Anton {what} (expected {prefix}_test_… or {prefix}_live_…)",
+            hint="copy it again from the Anton dashboard",
+        )
+    production = mode is Mode.LIVE or _is_production(api_url)
+    if production and kind == "test":
+        raise ConfigError(
+            f"a test {what} ({prefix}_test_…) cannot be used against the production API",
+            hint=f"use a live {what} for {PRODUCTION_URL}, or point BATCHPAY_API_URL at the "
+            "sandbox",
+        )
+    if not production and kind == "live":
+        raise ConfigError(
+            f"a live {what} ({prefix}_live_…) cannot be used against a sandbox URL",
+            hint=f"use a {prefix}_test_ {what} for the sandbox; keep live credentials for "
+            "production",
+        )
+
+
+def _is_production(url: str) -> bool:
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower().rstrip(".") == urlsplit(PRODUCTION_URL).hostname
 
 
 def _is_local(url: str) -> bool:
@@ -261,6 +360,65 @@ def read_api_key(env: Mapping[str, str]) -> Secret | None:
     return Secret(direct) if direct else None
 
 
+def read_oauth_client(env: Mapping[str, str]) -> OAuthSettings | None:
+    """The OAuth client, if configured: ``BATCHPAY_CLIENT_ID``, ``BATCHPAY_CLIENT_SECRET`` (or
+    ``BATCHPAY_CLIENT_SECRET_FILE``) and ``BATCHPAY_DPOP_KEY_FILE``, all three or none.
+
+    A missing, unreadable or empty file, or a client id and secret of different kinds, is
+    refused (ConfigError); neither the secret nor the key is ever echoed.
+    """
+    client_id = env.get("BATCHPAY_CLIENT_ID", "").strip()
+    secret = _env_or_file(env, "BATCHPAY_CLIENT_SECRET", "OAuth client secret")
+    key_file = env.get("BATCHPAY_DPOP_KEY_FILE", "").strip()
+    given = {"BATCHPAY_CLIENT_ID": client_id,
+             "BATCHPAY_CLIENT_SECRET (or BATCHPAY_CLIENT_SECRET_FILE)": secret,
+             "BATCHPAY_DPOP_KEY_FILE": key_file}  # fmt: skip
+    if not any(given.values()):
+        return None
+    missing = [name for name, value in given.items() if not value]
+    if missing:
+        raise ConfigError(
+            f"an OAuth client is partly configured: {', '.join(missing)} not set",
+            hint="set BATCHPAY_CLIENT_ID, BATCHPAY_CLIENT_SECRET (or _FILE) and "
+            "BATCHPAY_DPOP_KEY_FILE together",
+        )
+    if not _CLIENT_ID_RE.match(client_id):
+        raise ConfigError(
+            "BATCHPAY_CLIENT_ID is not an Anton OAuth client id (expected ant_oc_test_… or "
+            "ant_oc_live_…)",
+            hint="copy the client id again from the merchant portal",
+        )
+    client_secret = Secret(secret)
+    if not _CLIENT_SECRET_RE.match(secret):
+        raise ConfigError(
+            "the OAuth client secret is not an Anton client secret (expected ant_ocs_test_… "
+            "or ant_ocs_live_…)",
+            hint="copy the secret again; the portal shows it once, when the client is made",
+        )
+    m = _CLIENT_ID_RE.match(client_id)
+    assert m is not None
+    if client_secret.kind != m.group(1):
+        raise ConfigError(
+            f"the OAuth client id is a {m.group(1)} client but the secret is a "
+            f"{client_secret.kind} one",
+            hint="use the id and the secret of one client",
+        )
+    path = Path(key_file)
+    try:
+        key_text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a text file"
+        raise ConfigError(
+            f"cannot read the DPoP key file named by BATCHPAY_DPOP_KEY_FILE ({reason})",
+            hint="check the path and its permissions (`batchpay auth keygen KEYFILE` makes a "
+            "new key)",
+        ) from None
+    if not key_text:
+        raise ConfigError("the DPoP key file is empty",
+                          hint="put the private DPoP key (PEM or JWK) in the file")  # fmt: skip
+    return OAuthSettings(client_id, client_secret, Secret(key_text), path)
+
+
 def api_key_from_airflow(conn_id: str) -> str:
     """The password field of Airflow connection ``conn_id`` (where Airflow keeps secrets)."""
     try:
@@ -309,8 +467,16 @@ def resolve_settings(
     home = home or Path(env.get("BATCHPAY_HOME") or default_home())
     journal_path = journal_path or Path(env.get("BATCHPAY_JOURNAL") or home / "journal.db")
     api_url = api_url or env.get("BATCHPAY_API_URL") or None
+    explicit_key = api_key is not None
     if api_key is None:
         api_key = read_api_key(env)
+    oauth = None if explicit_key else read_oauth_client(env)
+    if oauth is not None and api_key is not None:
+        raise ConfigError(
+            "both an API key and an OAuth client are configured",
+            hint="set one: BATCHPAY_API_KEY (older deployments) or BATCHPAY_CLIENT_ID with its "
+            "secret and DPoP key (the newest API)",
+        )
     confirm_live = confirm_live or env.get("BATCHPAY_CONFIRM_LIVE", "").lower() in {
         "1",
         "true",
@@ -319,6 +485,8 @@ def resolve_settings(
 
     http_timeout = _positive_float(env, "BATCHPAY_HTTP_TIMEOUT", 30.0)
 
+    if oauth is not None:
+        return _oauth_settings(oauth, api_url, home, journal_path, confirm_live, http_timeout)
     if api_key is None and api_url is None:
         state = home / "sandbox-state.db"
         return Settings(
@@ -334,9 +502,10 @@ def resolve_settings(
     if api_key is None:
         raise ConfigError(
             f"an API URL is configured ({api_url}) but no API key",
-            hint="set BATCHPAY_API_KEY or BATCHPAY_API_KEY_FILE",
+            hint="set BATCHPAY_API_KEY or BATCHPAY_API_KEY_FILE, or an OAuth client "
+            "(BATCHPAY_CLIENT_ID, BATCHPAY_CLIENT_SECRET, BATCHPAY_DPOP_KEY_FILE)",
         )
-    kind = api_key.kind
+    kind = api_key.kind if api_key.reveal().startswith("ak_") else "unknown"
     if kind == "unknown":
         raise ConfigError(
             "the API key is not an Anton key (expected ak_test_… or ak_live_…)",
@@ -363,6 +532,32 @@ def resolve_settings(
         journal_path=journal_path,
         confirm_live=confirm_live,
         http_timeout=http_timeout,
+    )
+
+
+def _oauth_settings(
+    oauth: OAuthSettings,
+    api_url: str | None,
+    home: Path,
+    journal_path: Path,
+    confirm_live: bool,
+    http_timeout: float,
+) -> Settings:
+    """Settings for an OAuth client: the same environment rules as for API keys."""
+    load_dpop_key(oauth.dpop_key, oauth.dpop_key_path)  # an unusable key fails now
+    if api_url is None:
+        api_url = PRODUCTION_URL if oauth.kind == "live" else SANDBOX_URL
+    mode = classify_url(api_url)
+    _check_pairing(mode, api_url, oauth.kind, "OAuth client", "ant_oc")
+    return Settings(
+        mode=mode,
+        api_url=api_url.rstrip("/"),
+        api_key=None,
+        home=home,
+        journal_path=journal_path,
+        confirm_live=confirm_live,
+        http_timeout=http_timeout,
+        oauth=oauth,
     )
 
 

@@ -10,8 +10,14 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from batchpay.config import Mode, Secret, Settings
+from batchpay.config import Mode, OAuthSettings, Secret, Settings
 from batchpay.sandbox.config import DEFAULT_API_KEY as SANDBOX_TEST_KEY
+from batchpay.sandbox.config import DEFAULT_CLIENT_ID as SANDBOX_CLIENT_ID
+from batchpay.sandbox.config import DEFAULT_CLIENT_SECRET as SANDBOX_CLIENT_SECRET
+from batchpay.sandbox.oauth import dpop_key_path
+
+SANDBOX_DPOP_KEY_FILE = Path(dpop_key_path())
+"""The sandbox's documented test DPoP private key (public knowledge: sandbox only)."""
 
 HEADERS = [
     "reference", "beneficiary_ref", "beneficiary_type", "first_name", "last_name",
@@ -87,12 +93,40 @@ def fake_live_key(tag: str = "TESTONLY") -> str:
     return "ak_" + "live_" + f"{tag}0123456789"
 
 
+def fake_live_client(tag: str = "TESTONLY") -> tuple[str, str]:
+    """An id and secret shaped like a live OAuth client's, built at run time (not real)."""
+    return "ant_oc_" + "live_" + f"{tag}0123456789", "ant_ocs_" + "live_" + f"{tag}0123456789"
+
+
+def sandbox_env(auth: str = "keys") -> dict[str, str]:
+    """The environment variables that point batchpay at a sandbox with its test credential:
+    the test API key (``auth="keys"``) or the test OAuth client and DPoP key (``"oauth"``)."""
+    if auth == "oauth":
+        return {
+            "BATCHPAY_CLIENT_ID": SANDBOX_CLIENT_ID,
+            "BATCHPAY_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+            "BATCHPAY_DPOP_KEY_FILE": str(SANDBOX_DPOP_KEY_FILE),
+        }
+    return {"BATCHPAY_API_KEY": SANDBOX_TEST_KEY}
+
+
+def sandbox_oauth_settings(home: Path, **kw: Any) -> Settings:
+    """Like :func:`sandbox_settings`, with the sandbox's test OAuth client and DPoP key."""
+    oauth = OAuthSettings(
+        client_id=SANDBOX_CLIENT_ID,
+        client_secret=Secret(SANDBOX_CLIENT_SECRET),
+        dpop_key=Secret(SANDBOX_DPOP_KEY_FILE.read_text(encoding="utf-8")),
+        dpop_key_path=SANDBOX_DPOP_KEY_FILE,
+    )
+    return sandbox_settings(home, api_key=None, oauth=oauth, **kw)
+
+
 def sandbox_settings(home: Path, key: str = SANDBOX_TEST_KEY, **kw: Any) -> Settings:
     """Settings for a sandbox reached through an injected transport, state under ``home``."""
+    kw.setdefault("api_key", Secret(key))
     return Settings(
         mode=Mode.SANDBOX,
         api_url="http://sandbox.test",
-        api_key=Secret(key),
         home=home / ".batchpay",
         journal_path=home / ".batchpay" / "journal.db",
         **kw,

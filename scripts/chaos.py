@@ -23,6 +23,12 @@ judged:
     python scripts/chaos.py --rows 60 --kills 10 --processes 3 --homes mixed   # CI
     python scripts/chaos.py --rows 300 --kills 50 --processes 3 --homes mixed --seed 5
 
+With ``--auth oauth`` the server refuses API keys (``sandbox serve --auth oauth``) and every
+batchpay process authenticates with the sandbox's test OAuth client and DPoP key: tokens are
+minted, proofs made and checked under the same faults and kills.
+
+    python scripts/chaos.py --rows 60 --kills 8 --auth oauth                    # CI
+
 Prints a JSON summary and exits non-zero if the promise was broken.
 """
 
@@ -44,8 +50,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from batchpay.sandbox import DEFAULT_API_KEY
-from batchpay.testing import payout_row, write_csv
+from batchpay.testing import payout_row, sandbox_env, write_csv
 
 
 def _free_port() -> int:
@@ -67,6 +72,7 @@ def _start_server(port: int, args: argparse.Namespace, log: Path) -> subprocess.
         "--fault-lost", str(args.fault_lost), "--fault-timeout", str(args.fault_timeout),
         "--timeout-seconds", str(args.server_timeout), "--seed", str(args.seed),
         "--step-seconds", "0.5", "--log-level", "warning",
+        "--auth", "oauth" if args.auth == "oauth" else "both",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
@@ -88,14 +94,13 @@ def chaos(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = _start_server(port, args, work / "server.log")
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
+    env.update(sandbox_env(args.auth))
     env.update(
-        BATCHPAY_API_KEY=DEFAULT_API_KEY,
         BATCHPAY_API_URL=base,
         BATCHPAY_HOME=str(work / "home"),
         BATCHPAY_HTTP_TIMEOUT=str(args.client_timeout),
     )
-    env.pop("BATCHPAY_API_KEY_FILE", None)
     run_cmd = [
         sys.executable, "-m", "batchpay.cli", "run", str(csv_path),
         "--out", str(work / "reports"), "--skip-balance-check",
@@ -272,8 +277,7 @@ def chaos_many(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     spellings = _spellings(port) if args.url_spelling == "varied" else [base]
     server = _start_server(port, args, work / "server.log")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
-    base_env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY,
-                    BATCHPAY_HTTP_TIMEOUT=str(args.client_timeout))  # fmt: skip
+    base_env.update(sandbox_env(args.auth), BATCHPAY_HTTP_TIMEOUT=str(args.client_timeout))
     events = (work / "events.jsonl").open("a")
     t0 = time.monotonic()
 
@@ -484,6 +488,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "or processes 0 and 1 sharing one and the others their own")  # fmt: skip
     p.add_argument("--url-spelling", choices=("varied", "one"), default="varied",
                    help="with --processes >= 2: spell the URL differently per process")  # fmt: skip
+    p.add_argument("--auth", choices=("keys", "oauth"), default="keys",
+                   help="credential generation: the test API key, or the test OAuth client "
+                   "with its DPoP key against a server that refuses keys")  # fmt: skip
     args = p.parse_args(argv)
     if args.processes < 1:
         p.error("--processes must be at least 1")

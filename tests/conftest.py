@@ -36,8 +36,20 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    """A fresh in-memory sandbox, no rate limit, whose clock moves only when a test says so."""
-    sb = Sandbox(SandboxConfig(manual_clock=True, rate_limit_per_minute=None))
+def auth_mode() -> str:
+    """Which credential generation a test's sandbox and settings use: ``keys`` here; the
+    end-to-end suite runs each of its tests in both (tests/e2e/conftest.py)."""
+    return "keys"
+
+
+@pytest.fixture
+async def sandbox(auth_mode: str) -> AsyncIterator[Sandbox]:
+    """A fresh in-memory sandbox, no rate limit, whose clock moves only when a test says so.
+
+    It accepts the credentials of ``auth_mode`` only: OAuth mode refuses API keys, as the
+    newest API does, so a test that passes there used OAuth all the way.
+    """
+    auth = "oauth" if auth_mode == "oauth" else "both"
+    sb = Sandbox(SandboxConfig(manual_clock=True, rate_limit_per_minute=None, auth=auth))
     yield sb
     await sb.aclose()

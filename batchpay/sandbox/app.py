@@ -87,7 +87,7 @@ def build_app(rt: Runtime, *, background_ticker: bool | None = None) -> ASGIApp:
             await rt.aclose()
 
     starlette = Starlette(
-        routes=_routes(),
+        routes=[*_routes(), *rt.oauth.routes()],  # + /oauth/token, /.well-known/jwks.json
         exception_handlers={ApiProblem: _on_problem, HTTPException: _on_http},
         lifespan=lifespan,
     )

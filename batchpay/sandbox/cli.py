@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
 
-from .config import DEFAULT_API_KEY, RATE_LIMIT_TIERS, FaultSettings, SandboxConfig
+from .config import (
+    AUTH_MODES,
+    DEFAULT_API_KEY,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    RATE_LIMIT_TIERS,
+    FaultSettings,
+    SandboxConfig,
+)
+from .oauth import dpop_key_path
 
 
 @click.group("sandbox")
@@ -27,6 +40,30 @@ def sandbox_group() -> None:
     "api_keys",
     multiple=True,
     help=f"Accepted ak_test_ key; repeatable (default: {DEFAULT_API_KEY}).",
+)
+@click.option(
+    "--auth",
+    type=click.Choice(AUTH_MODES),
+    default="both",
+    show_default=True,
+    help="Credentials accepted on /v1: ak_test_ API keys, OAuth client credentials with "
+    "DPoP (static keys refused, as the newest API does), or both.",
+)
+@click.option(
+    "--oauth-client",
+    "oauth_clients",
+    multiple=True,
+    metavar="CLIENT_ID:CLIENT_SECRET",
+    help=f"OAuth client that may mint tokens; repeatable (default: the test client "
+    f"{DEFAULT_CLIENT_ID}:{DEFAULT_CLIENT_SECRET}).",
+)
+@click.option(
+    "--dpop-jwk",
+    "dpop_jwk_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="File with the public JWK registered for those clients (default: the public half "
+    "of the test key shipped with batchpay, printed at start).",
 )
 @click.option(
     "--rate-limit",
@@ -80,6 +117,9 @@ def serve_command(
     port: int,
     state_path: str | None,
     api_keys: tuple[str, ...],
+    auth: str,
+    oauth_clients: tuple[str, ...],
+    dpop_jwk_path: Path | None,
     rate_limit: str,
     rate_tier: str,
     step_seconds: float,
@@ -104,9 +144,15 @@ def serve_command(
             per_minute = int(rate_limit)
         except ValueError:
             raise click.BadParameter("a whole number or 'off'", param_hint="--rate-limit") from None
+    clients = tuple(_client(value) for value in oauth_clients) or (
+        (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+    )
     config = SandboxConfig(
         state_path=state_path,
         api_keys=api_keys or (DEFAULT_API_KEY,),
+        auth=auth,
+        oauth_clients=clients,
+        dpop_jwk=_jwk(dpop_jwk_path) if dpop_jwk_path else None,
         rate_limit_per_minute=per_minute,
         rate_limit_multiplier=int(rate_tier),
         step_seconds=step_seconds,
@@ -125,9 +171,43 @@ def serve_command(
         sandbox = Sandbox(config)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    keys = f"key: {config.api_keys[0]}  " if auth != "oauth" else "API keys refused  "
     click.echo(
-        f"batchpay sandbox: http://{host}:{port}/v1  key: {config.api_keys[0]}  "
+        f"batchpay sandbox: http://{host}:{port}/v1  {keys}"
         f"state: {state_path or 'memory'}  (this is a simulator; no money moves)",
         err=True,
     )
+    if auth != "keys":
+        key = str(dpop_jwk_path) if dpop_jwk_path else f"{dpop_key_path()} (the test key)"
+        click.echo(
+            f"  OAuth: token URL http://{host}:{port}/oauth/token  client: {clients[0][0]}  "
+            f"secret: {clients[0][1]}  DPoP key: {key}",
+            err=True,
+        )
     serve(sandbox, host=host, port=port, log_level=log_level)
+
+
+def _client(value: str) -> tuple[str, str]:
+    client_id, sep, secret = value.partition(":")
+    if (
+        not sep
+        or not client_id.startswith("ant_oc_test_")
+        or not secret.startswith("ant_ocs_test_")
+    ):
+        raise click.BadParameter(
+            "expected ant_oc_test_…:ant_ocs_test_… (the sandbox accepts test clients only)",
+            param_hint="--oauth-client",
+        )
+    return client_id, secret
+
+
+def _jwk(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise click.BadParameter("not a readable JSON file", param_hint="--dpop-jwk") from None
+    if isinstance(data, dict) and isinstance(data.get("keys"), list) and data["keys"]:
+        data = data["keys"][0]  # a JWK Set: its first key
+    if not isinstance(data, dict) or "kty" not in data:
+        raise click.BadParameter("not a JWK", param_hint="--dpop-jwk")
+    return {k: data[k] for k in ("kty", "crv", "x", "y") if k in data}  # the public half

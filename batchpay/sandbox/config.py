@@ -6,11 +6,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
 import httpx
 
 DEFAULT_API_KEY = "ak_test_batchpay_sandbox"
 DEFAULT_MERCHANT_ID = "mer_batchpaysandbox"
+# The documented test OAuth client. Its secret is public knowledge, like the test key above;
+# its DPoP key is the test keypair shipped in batchpay/data (see batchpay/sandbox/oauth.py).
+DEFAULT_CLIENT_ID = "ant_oc_test_batchpaysandbox"
+DEFAULT_CLIENT_SECRET = "ant_ocs_test_batchpaysandbox_public"
+AUTH_MODES = ("keys", "oauth", "both")
 
 # Preloaded balances: a million in the big currencies, the equivalent order of
 # magnitude in the zero-decimal ones. Strings, never floats.
@@ -82,6 +88,17 @@ class SandboxConfig:
     webhook_transport: httpx.AsyncBaseTransport | None = None
     tick_interval_seconds: float = 0.25
     faults: FaultSettings = field(default_factory=FaultSettings)
+    auth: str = "both"
+    """``keys`` (ak_test_ API keys only), ``oauth`` (OAuth + DPoP only) or ``both``."""
+    oauth_clients: tuple[tuple[str, str], ...] = ((DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),)
+    """(client id, client secret) pairs that may mint tokens."""
+    dpop_jwk: Mapping[str, Any] | None = None
+    """The public JWK registered for those clients; None: the shipped test key's."""
+    token_ttl_seconds: float = 8 * 3600.0
+    dpop_iat_leeway_seconds: float = 60.0
+    dpop_jti_window_seconds: float = 300.0
+    dpop_nonce: bool = False
+    """Challenge /v1 proofs without the server's current nonce (RFC 9449 §9)."""
 
     def validate(self) -> None:
         """Raise ValueError when the configuration cannot work."""
@@ -96,4 +113,15 @@ class SandboxConfig:
             raise ValueError(f"rate_limit_multiplier must be one of {RATE_LIMIT_TIERS}")
         if self.step_seconds <= 0:
             raise ValueError("step_seconds must be positive")
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
+        for client_id, secret in self.oauth_clients:
+            if not client_id.startswith("ant_oc_test_") or not secret.startswith("ant_ocs_test_"):
+                raise ValueError(
+                    "sandbox OAuth clients are ant_oc_test_… ids with ant_ocs_test_… secrets"
+                )
+        if self.auth == "oauth" and not self.oauth_clients:
+            raise ValueError("auth 'oauth' needs at least one OAuth client")
+        if self.token_ttl_seconds <= 0:
+            raise ValueError("token_ttl_seconds must be positive")
         self.faults.validate()

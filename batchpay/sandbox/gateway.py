@@ -147,7 +147,7 @@ class Gateway:
         method: str = scope["method"]
         route = route_of(method, scope["path"])
 
-        problem = self._authenticate(headers.get("authorization"))
+        problem = self._authenticate(headers.get("authorization"), scope)
         if problem is not None:
             extra.update(_rl(rt.limiter.peek(merchant)))
             await _send_problem(send, problem, extra)
@@ -230,11 +230,15 @@ class Gateway:
                 self._complete(key, status, resp_body)
         await self._finish(scope, send, fault, status, resp_headers, resp_body, extra)
 
-    def _authenticate(self, header: str | None) -> ApiProblem | None:
+    def _authenticate(self, header: str | None, scope: Scope) -> ApiProblem | None:
         if header is None or not header.strip():
             return ApiProblem(401, "unauthorized", "missing Authorization header")
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
+        if scheme.lower() == "dpop":  # OAuth token + proof: see oauth.py
+            return self.rt.oauth.authenticate(token, scope)
+        if not self.rt.oauth.accepts_keys:
+            return self.rt.oauth.keys_refused()
         if scheme.lower() != "bearer" or not token or " " in token:
             return ApiProblem(401, "unauthorized", "invalid Authorization header format")
         if not token.startswith("ak_"):

@@ -10,6 +10,7 @@ from .bank import Bank
 from .clock import SandboxClock
 from .config import SandboxConfig
 from .faults import Faults
+from .oauth import OAuthServer
 from .ratelimit import RateLimiter
 from .store import Store
 from .webhooks import Deliverer
@@ -41,6 +42,7 @@ class Runtime:
             timeout_seconds=config.webhook_timeout_seconds,
         )
         self.api_keys: set[str] = set(config.api_keys)
+        self.oauth = OAuthServer(config, self.clock)
         self._tick_lock: asyncio.Lock | None = None
 
     def advance_clock(self, seconds: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -15,6 +16,7 @@ from .clock import SandboxClock
 from .config import SandboxConfig
 from .faults import Faults
 from .gateway import INPROCESS_EXTENSION, LostResponse, SimulatedTimeout
+from .oauth import dpop_key_path
 from .runtime import Runtime
 from .validation import validate_beneficiary, validate_instrument
 
@@ -82,15 +84,29 @@ class Sandbox:
         return SandboxTransport(self.app)
 
     def client(self, *, api_key: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
-        """An ``httpx.AsyncClient`` wired to this sandbox with a valid API key."""
-        key = api_key or self.config.api_keys[0]
-        headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
+        """An ``httpx.AsyncClient`` wired to this sandbox with a valid credential: an API key,
+        or, when the sandbox accepts OAuth only, the first OAuth client with the test DPoP key.
+        """
+        headers = dict(kwargs.pop("headers", {}))
+        if api_key is not None or self._rt.oauth.accepts_keys:
+            headers = {"Authorization": f"Bearer {api_key or self.config.api_keys[0]}", **headers}
+        else:
+            kwargs.setdefault("auth", self.oauth_credentials())
         return httpx.AsyncClient(
             transport=self.transport(),
             base_url=kwargs.pop("base_url", "http://sandbox.local"),
             headers=headers,
             **kwargs,
         )
+
+    def oauth_credentials(self) -> httpx.Auth:
+        """A :class:`batchpay.auth.OAuthClient` for the first configured OAuth client, signing
+        with the shipped test DPoP key (valid when ``dpop_jwk`` was left at its default)."""
+        from batchpay.auth import DPoPKey, OAuthClient
+
+        client_id, secret = self.config.oauth_clients[0]
+        key = DPoPKey.load(Path(dpop_key_path()).read_text(encoding="utf-8"))
+        return OAuthClient(client_id, secret, key)
 
     @property
     def clock(self) -> SandboxClock:

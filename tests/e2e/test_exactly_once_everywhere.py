@@ -16,9 +16,8 @@ from batchpay.config import Settings
 from batchpay.errors import ConfigError, ExitCode
 from batchpay.journal import Journal
 from batchpay.sandbox import Sandbox
-from batchpay.testing import sandbox_settings
 
-from .conftest import payee, run_kwargs, write_csv
+from .conftest import SettingsIn, payee, run_kwargs, write_csv
 
 pytestmark = pytest.mark.anyio
 
@@ -35,17 +34,17 @@ def _once(sb: Sandbox, rows: list[dict[str, str]]) -> None:
 
 
 async def test_a_second_home_a_day_later_pays_nothing_again(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, settings_in: SettingsIn
 ) -> None:
     """Another folder's journal, after the provider forgot the keys: every row already_paid."""
     rows = [payee(i) for i in range(8)]
     f = write_csv(tmp_path / "p.csv", rows)
-    home_a = sandbox_settings(tmp_path / "a")
+    home_a = settings_in(tmp_path / "a")
     first = await pipeline.run_async(f, **run_kwargs(sandbox, home_a, tmp_path / "a"))
     assert first.exit_code == ExitCode.OK
     await sandbox.advance(DAY + 3600)  # the provider's 24-hour key memory is gone
 
-    home_b = sandbox_settings(tmp_path / "b")
+    home_b = settings_in(tmp_path / "b")
     again = await pipeline.run_async(f, **run_kwargs(sandbox, home_b, tmp_path / "b"))
     _once(sandbox, rows)
     assert {r.outcome for r in again.report.rows} == {"already_paid"}
@@ -56,18 +55,18 @@ async def test_a_second_home_a_day_later_pays_nothing_again(
 
 
 async def test_a_corrected_file_in_a_fresh_home_pays_only_its_new_rows(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, settings_in: SettingsIn
 ) -> None:
     """A fresh journal reading a provider with history pays the new rows, not the old."""
     old = [payee(i) for i in range(4)]
     first = await pipeline.run_async(
         write_csv(tmp_path / "a.csv", old),
-        **run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path),
+        **run_kwargs(sandbox, settings_in(tmp_path / "a"), tmp_path),
     )
     assert first.exit_code == ExitCode.OK
     await sandbox.advance(DAY + 60)
     new = [*old, payee(4), payee(5)]
-    home_b = sandbox_settings(tmp_path / "b")
+    home_b = settings_in(tmp_path / "b")
     again = await pipeline.run_async(
         write_csv(tmp_path / "b.csv", new), **run_kwargs(sandbox, home_b, tmp_path)
     )
@@ -77,18 +76,18 @@ async def test_a_corrected_file_in_a_fresh_home_pays_only_its_new_rows(
 
 
 async def test_a_row_failed_elsewhere_is_held_not_paid_again(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, settings_in: SettingsIn
 ) -> None:
     """A payout another journal made that failed is held for a person, not silently re-sent."""
     rows = [payee(0, amount="100.91")]  # .91: the sandbox fails the payout
     f = write_csv(tmp_path / "p.csv", rows)
     first = await pipeline.run_async(
-        f, **run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path, wait=True)
+        f, **run_kwargs(sandbox, settings_in(tmp_path / "a"), tmp_path, wait=True)
     )
     assert [r.outcome for r in first.report.rows] == ["failed"]
     await sandbox.advance(DAY + 60)
     again = await pipeline.run_async(
-        f, **run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path)
+        f, **run_kwargs(sandbox, settings_in(tmp_path / "b"), tmp_path)
     )
     (row,) = again.report.rows
     assert row.outcome == "skipped" and row.error_code == "failed_elsewhere"

@@ -114,6 +114,24 @@ def test_chaos_kills_and_faults_pay_each_row_exactly_once(tmp_path: Path) -> Non
     assert summary["ok"], summary
 
 
+def test_chaos_with_oauth_pays_each_row_exactly_once(tmp_path: Path) -> None:
+    """The same chaos with OAuth + DPoP (the server refuses keys), at a small size."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--rows", "60", "--kills", "8", "--auth", "oauth",
+         "--workdir", str(tmp_path / "chaos")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    import json
+
+    summary = json.loads(result.stdout)
+    assert summary["kills"] >= 8
+    assert summary["duplicates"] == [] and summary["missing"] == [] and summary["strays"] == []
+    assert summary["report_disagreements"] == []
+    assert summary["ok"], summary
+    assert "API keys refused" in (tmp_path / "chaos" / "server.log").read_text()
+
+
 @pytest.mark.slow
 def test_chaos_three_processes_at_once_in_mixed_homes_pay_each_row_exactly_once(
     tmp_path: Path,

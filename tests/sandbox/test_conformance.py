@@ -386,3 +386,51 @@ async def test_every_edge_answer_is_a_spec_error_envelope(
     # Where the spec does declare these answers, openapi-core itself accepted them.
     assert ("POST /v1/batches", 413) in declared
     assert ("POST /v1/beneficiaries", 400) in declared
+
+
+async def test_oauth_answers_match_the_spec(openapi: OpenAPI) -> None:
+    """The token endpoint (200, and OAuthError at 400, 401, 403), the JWKS, and /v1 answers
+    to DPoP requests (200, and 401 ErrorEnvelope) validate against the spec."""
+    import base64
+
+    from batchpay.auth import DPoPKey, proof
+    from batchpay.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, dpop_key_path
+
+    sb = Sandbox(SandboxConfig(manual_clock=True, auth="oauth"))
+    recorder = Recorder(sb.transport())
+    key = DPoPKey.load(Path(dpop_key_path()).read_text())
+    base = "http://sandbox.local"
+
+    def basic(secret: str = DEFAULT_CLIENT_SECRET, client: str = DEFAULT_CLIENT_ID) -> str:
+        return "Basic " + base64.b64encode(f"{client}:{secret}".encode()).decode()
+
+    try:
+        async with httpx.AsyncClient(transport=recorder, base_url=base) as c:
+
+            async def mint(body: str = "grant_type=client_credentials", **h: str) -> Any:
+                headers = {"Content-Type": "application/x-www-form-urlencoded",
+                           "Authorization": basic(),
+                           "DPoP": proof(key, "POST", base + "/oauth/token",
+                                         now=sb.clock.time()), **h}  # fmt: skip
+                return await c.post("/oauth/token", content=body, headers=headers)
+
+            token = (await mint()).json()["access_token"]
+            await mint("grant_type=password")
+            await mint(DPoP="not-a-proof")
+            await mint(Authorization=basic("ant_ocs_test_wrong0123456"))
+            await mint(Authorization=basic(client="ant_oc_live_0123456789abcdef"))
+            await c.get("/.well-known/jwks.json")
+            for iat in (0, 120):
+                dpop = proof(key, "GET", base + "/v1/balances", now=sb.clock.time() - iat,
+                             access_token=token)  # fmt: skip
+                await c.get("/v1/balances",
+                            headers={"Authorization": f"DPoP {token}", "DPoP": dpop})  # fmt: skip
+            await c.get("/v1/balances", headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"})
+    finally:
+        await sb.aclose()
+    seen = {(r.url.path, s.status_code) for r, s in recorder.exchanges}
+    assert seen == {("/oauth/token", 200), ("/oauth/token", 400), ("/oauth/token", 401),
+                    ("/oauth/token", 403), ("/.well-known/jwks.json", 200),
+                    ("/v1/balances", 200), ("/v1/balances", 401)}  # fmt: skip
+    for request, response in recorder.exchanges:
+        openapi.validate_response(_Req(request), _Resp(response))

@@ -1,6 +1,7 @@
 """Canary values and the search for them in everything batchpay writes or says.
 
-A canary is a value recognisable anywhere: an API key and IBANs with distinctive digits. After
+A canary is a value recognisable anywhere: an API key, an OAuth client secret, a private DPoP
+key (its private number and every line of its PEM) and IBANs with distinctive digits. After
 a run, every line of output, every log record, every report file (XLSX unzipped), every row of
 every journal table and every other file batchpay left behind is searched for them, ignoring
 case, with and without spaces, and for any eight consecutive characters of an IBAN: the key must
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 
+from batchpay.auth import DPoPKey
 from batchpay.testing import fake_live_key
 
 CANARY_KEY = "ak_test_CANARYKEY0123456789"
@@ -26,7 +28,16 @@ CANARY_IBAN = "DE71271828182845904523"  # digits of e; valid check digits
 OTHER_IBAN = "DE83314159265358979323"  # digits of pi; the same payee's new bank details
 MISTYPED_IBAN = "DE72271828182845904523"  # the canary with its check digits wrong
 
-KEYS = (CANARY_KEY, WRONG_KEY, LIVE_KEY)
+CANARY_CLIENT_ID = "ant_oc_test_CANARYCLIENT0123456789"
+CANARY_CLIENT_SECRET = "ant_ocs_test_CANARYSECRET0123456789"
+CANARY_DPOP_KEY = DPoPKey.generate()  # made per test session: never committed anywhere
+_KEY_JWK = CANARY_DPOP_KEY._key.as_dict(private=True)
+
+KEYS = (CANARY_KEY, WRONG_KEY, LIVE_KEY, CANARY_CLIENT_SECRET)
+KEY_MATERIAL = (
+    str(_KEY_JWK["d"]),
+    *(line for line in CANARY_DPOP_KEY.pem().decode().splitlines() if "-----" not in line),
+)
 IBANS = (CANARY_IBAN, OTHER_IBAN, MISTYPED_IBAN)
 
 
@@ -47,6 +58,8 @@ def needles() -> tuple[dict[str, str], dict[str, str]]:
     for key in KEYS:
         whole[key.lower()] = f"API key {key}"
         whole[key.split("_", 2)[2].lower()] = f"API key {key} without its prefix"
+    for n, material in enumerate(KEY_MATERIAL):
+        whole[material.lower()] = f"private DPoP key material #{n}"
     for iban in IBANS:
         whole[iban.lower()] = f"IBAN {iban}"
         whole[spaced(iban).lower()] = f"IBAN {iban} printed"

@@ -1,4 +1,5 @@
-"""The canary: a recognisable API key and IBANs never leak from a run, a refusal or a failure.
+"""The canary: a recognisable API key, OAuth client secret, DPoP private key and IBANs never
+leak from a run, a refusal or a failure.
 
 `batchpay` runs for real (click's CliRunner) against a sandbox server on a loopback port that
 accepts only the canary key; Python logging is captured at DEBUG. Every line of output, log
@@ -7,6 +8,8 @@ record, report file, journal row and leftover file is searched (see ``canary.py`
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +21,12 @@ from tests.e2e.server import Server, sandbox_server
 from tests.hostile.spy import CliRun, clean_env, invoke, no_traceback
 
 from .canary import (
+    CANARY_CLIENT_ID,
+    CANARY_CLIENT_SECRET,
+    CANARY_DPOP_KEY,
     CANARY_IBAN,
     CANARY_KEY,
+    KEY_MATERIAL,
     LIVE_KEY,
     MISTYPED_IBAN,
     OTHER_IBAN,
@@ -224,3 +231,81 @@ def test_the_search_finds_each_way_a_canary_can_leak(tmp_path: Path) -> None:
     assert any("table notes" in f and OTHER_IBAN in f for f in found)
     assert any("report.xlsx!xl/sharedStrings.xml" in f for f in found)
     assert any(f.startswith(f"API key {CANARY_KEY} in log") for f in found)
+
+
+@pytest.fixture(scope="module")
+def oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A sandbox server that accepts only the canary OAuth client and its DPoP key."""
+    folder = tmp_path_factory.mktemp("oauth-server")
+    public = folder / "canary.pub.jwk"
+    public.write_text(json.dumps(CANARY_DPOP_KEY.public_jwk))
+    with sandbox_server(folder, "--auth", "oauth", "--dpop-jwk", str(public),
+                        "--oauth-client", f"{CANARY_CLIENT_ID}:{CANARY_CLIENT_SECRET}",
+                        "--step-seconds", "0.05") as s:  # fmt: skip
+        yield s
+
+
+def _oauth_env(home: Path, url: str, secret: str = CANARY_CLIENT_SECRET) -> dict[str, str | None]:
+    folder = home / "secrets"
+    folder.mkdir(exist_ok=True)
+    (folder / "client-secret").write_text(secret + "\n")
+    (folder / "dpop.pem").write_bytes(CANARY_DPOP_KEY.pem())
+    return clean_env(home, BATCHPAY_LOG_LEVEL="debug", BATCHPAY_API_URL=url,
+                     BATCHPAY_CLIENT_ID=CANARY_CLIENT_ID,
+                     BATCHPAY_CLIENT_SECRET_FILE=str(folder / "client-secret"),
+                     BATCHPAY_DPOP_KEY_FILE=str(folder / "dpop.pem"))  # fmt: skip
+
+
+def _dpop_only(done: CliRun, secret: str) -> None:
+    """Every API request carried a DPoP token and proof, and neither the secret (in any
+    form) nor the private key. (The token request itself is made inside the auth flow,
+    where the spy does not see it; the server refusing a wrong secret shows it is sent.)"""
+    assert done.requests.requests
+    basic = base64.b64encode(f"{CANARY_CLIENT_ID}:{secret}".encode()).decode()
+    for request in done.requests.requests:
+        assert request.headers["authorization"].startswith("DPoP ") and request.headers["dpop"]
+        texts = [str(request.url), request.content.decode(), *request.headers.values()]
+        assert not any(secret in t or basic in t or "BEGIN" in t for t in texts)
+        assert not any(m in t for m in KEY_MATERIAL for t in texts)
+
+
+def test_an_oauth_run_leaks_neither_secret_nor_key(
+    tmp_path: Path, oauth_server: Server, logs: pytest.LogCaptureFixture
+) -> None:
+    """run --wait, show, report, track, auth check with an OAuth client: no leak anywhere."""
+    f = write_csv(tmp_path / "pay.csv", [payout_row(0, iban=CANARY_IBAN), payout_row(1)])
+    env = _oauth_env(tmp_path, oauth_server.url)
+    done = [invoke(tmp_path, ["run", str(f), "--wait", "--wait-timeout", "30"], env)]
+    assert done[-1].exit_code == 0, done[-1].output
+    _dpop_only(done[-1], CANARY_CLIENT_SECRET)
+    for command in (["show"], ["report"], ["track", "--timeout", "5"], ["auth", "check"]):
+        done.append(invoke(tmp_path, command, env))
+        assert done[-1].exit_code == 0, done[-1].output
+    assert "merchant:    mer_batchpaysandbox" in done[-1].output
+    assert all(no_traceback(d.output) for d in done)
+    secrets_folder = tmp_path / "secrets"
+    inputs = [f, *secrets_folder.iterdir()]
+    assert leaks(_everything(tmp_path, done, logs, inputs)) == []
+    assert any(r.name == "batchpay.auth" for r in logs.records)  # its events were searched
+
+
+def test_a_refused_oauth_secret_leaks_nowhere(
+    tmp_path: Path, oauth_server: Server, logs: pytest.LogCaptureFixture
+) -> None:
+    """The token endpoint refuses the secret (exit 7): the message names no secret."""
+    f = write_csv(tmp_path / "pay.csv", [payout_row(0, iban=CANARY_IBAN, reference="INV-OC")])
+    wrong = "ant_ocs_test_CANARYWRONGSECRET987654"
+    env = _oauth_env(tmp_path, oauth_server.url, secret=wrong)
+    done = invoke(tmp_path, ["run", str(f)], env)
+    assert done.exit_code == 7, done.output
+    assert "BATCHPAY_CLIENT_SECRET" in done.stderr and no_traceback(done.output)
+    assert wrong not in done.output
+    inputs = [f, *(tmp_path / "secrets").iterdir()]
+    assert leaks([*_everything(tmp_path, [done], logs, inputs), ("wrong", "")]) == []
+    assert [r.url.path for r in done.requests.requests] == ["/v1/balances"]  # never answered
+
+
+def test_the_search_finds_a_leaked_secret_or_key() -> None:
+    """The new canaries are searched for too: the client secret, a PEM line, the key's d."""
+    for planted in (CANARY_CLIENT_SECRET, KEY_MATERIAL[0], KEY_MATERIAL[-1].upper()):
+        assert leaks([("text", f"oops {planted}")]), planted

@@ -1,0 +1,31 @@
+"""The ``batchpay`` command: parses, calls the library, turns errors into exit codes.
+
+Nothing here decides anything about payments; every verb is a library function.
+Errors become one line, a hint and a documented exit code (``--debug`` shows the
+traceback). SIGTERM (a service manager, a container stop, ``kill``) is handled like Ctrl-C:
+the command unwinds — every ``finally`` runs, the run lock is released — and exits 143.
+Only the CLI installs that handler; the library never touches signals.
+
+``group`` holds the ``main`` group and the shared options, ``handling`` the error and
+signal handling; the commands live by subject in ``paying``, ``runs``, ``watch``,
+``webhooks`` and ``auth``, each importing the heavy modules inside its commands.
+"""
+
+from __future__ import annotations
+
+# Importing the command modules registers their commands on ``main``.
+from batchpay.cli import auth, paying, runs, watch, webhooks  # noqa: F401
+from batchpay.cli.group import main
+
+__all__ = ["main"]
+
+
+def _register_sandbox() -> None:
+    try:
+        from batchpay.sandbox.cli import sandbox_group
+    except ImportError:  # pragma: no cover - the sandbox ships with batchpay
+        return
+    main.add_command(sandbox_group)
+
+
+_register_sandbox()

@@ -1,0 +1,8 @@
+"""``python -m batchpay.cli ...``: the ``batchpay`` command."""
+
+from __future__ import annotations
+
+from batchpay.cli import main
+
+if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in tests
+    main()

@@ -1,0 +1,85 @@
+"""The ``batchpay`` group, and the options and settings its commands share."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+
+from batchpay.cli.handling import F
+
+
+def _parse_totals(values: tuple[str, ...]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for v in values:
+        cur, _, amount = v.partition("=")
+        try:
+            totals[cur.strip().upper()] = Decimal(amount.strip())
+        except InvalidOperation:
+            raise click.BadParameter(f"{v!r} is not CURRENCY=AMOUNT (e.g. EUR=12500.00)") from None
+    return totals
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="warning", show_default=True, envvar="BATCHPAY_LOG_LEVEL",
+              help="Log events at this level and above to standard error.")  # fmt: skip
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, envvar="BATCHPAY_LOG_FORMAT",
+              help="Log lines as text, or one JSON object per line.")  # fmt: skip
+@click.version_option(package_name="batchpay")
+def main(debug: bool, log_level: str, log_format: str) -> None:
+    """Pay many people from a spreadsheet, exactly once, through the Anton Payments API.
+
+    With no credential set (BATCHPAY_API_KEY, or BATCHPAY_CLIENT_ID with its secret and DPoP
+    key), batchpay uses its embedded sandbox: no money moves.
+    """
+    from batchpay import logs
+
+    logs.configure(level=log_level, fmt=log_format)
+
+
+_common_run_options = [
+    click.option("--layout", "layout_path", type=click.Path(path_type=Path, dir_okay=False),
+                 help="Column layout file (default: the packaged schemas/layout.toml)."),
+    click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
+                 help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in "
+                 "$BATCHPAY_HOME or the user's data folder)."),
+    click.option("--api-url", help="API base URL (default: $BATCHPAY_API_URL, else the "
+                 "embedded sandbox when no key is set)."),
+]  # fmt: skip
+
+
+def common_options(fn: F) -> F:
+    """Options shared by the commands that read a file or the journal."""
+    for opt in reversed(_common_run_options):
+        fn = opt(fn)
+    return fn
+
+
+_duplicate_options = [
+    click.option("--allow-repeats/--refuse-repeats", default=None,
+                 help="Pay a row repeated exactly in the file once (the copies are reported "
+                 "duplicate_in_file) instead of refusing the file. Default: the layout's "
+                 "[duplicates] allow_repeats, else refuse."),
+    click.option("--reference-per-payee/--reference-per-file", default=None,
+                 help="References are unique per payee only (supplier invoice numbers): pay one "
+                 "reference to several payees instead of refusing the file. Default: the "
+                 "layout's [duplicates] reference_per_payee, else refuse."),
+]  # fmt: skip
+
+
+def duplicate_options(fn: F) -> F:
+    """Which duplicates inside the file are accepted, shared by `run` and `validate`."""
+    for opt in reversed(_duplicate_options):
+        fn = opt(fn)
+    return fn
+
+
+def _settings(api_url: str | None, journal_path: Path | None, confirm_live: bool = False) -> Any:
+    from batchpay.config import resolve_settings
+
+    return resolve_settings(api_url=api_url, journal_path=journal_path, confirm_live=confirm_live)

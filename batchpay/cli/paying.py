@@ -1,0 +1,177 @@
+"""`run` and `validate`: pay a file, or check it and print the plan."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from batchpay.cli.group import _parse_totals, _settings, common_options, duplicate_options, main
+from batchpay.cli.handling import _err, handle_errors
+from batchpay.errors import ValidationFailed
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@common_options
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Pay the valid rows even if some are invalid (rows refused as duplicates are not paid).",
+)
+@duplicate_options
+@click.option(
+    "--allow-new-bank-details",
+    is_flag=True,
+    help="Pay known beneficiaries whose bank details changed (held by default).",
+)
+@click.option("--wait", is_flag=True, help="Follow the payouts to a final status before exiting.")
+@click.option(
+    "--wait-timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds to follow payouts with --wait.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reports"),
+    show_default=True,
+    help="Where reports are written.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Payouts in flight at once (always under the rate limit).",
+)
+@click.option("--expect-rows", type=int, help="Declared row count; a mismatch refuses the file.")
+@click.option(
+    "--expect-total",
+    multiple=True,
+    metavar="CUR=AMOUNT",
+    help="Declared total per currency, e.g. EUR=12500.00 (repeatable).",
+)
+@click.option(
+    "--skip-balance-check", is_flag=True, help="Submit even if the balance looks too low."
+)
+@click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")
+@handle_errors
+def run(
+    file: Path,
+    layout_path: Path | None,
+    journal_path: Path | None,
+    api_url: str | None,
+    skip_invalid: bool,
+    allow_repeats: bool | None,
+    reference_per_payee: bool | None,
+    allow_new_bank_details: bool,
+    wait: bool,
+    wait_timeout: float,
+    out_dir: Path,
+    concurrency: int,
+    expect_rows: int | None,
+    expect_total: tuple[str, ...],
+    skip_balance_check: bool,
+    confirm_live: bool,
+) -> None:
+    """Validate FILE, pay every row exactly once, and write the reconciliation report."""
+    from batchpay import pipeline
+    from batchpay.config import Mode
+    from batchpay.errors import ConfigError
+
+    settings = _settings(api_url, journal_path, confirm_live)
+    banner = settings.banner()
+    _err(("=" * len(banner)) + "\n" + banner + "\n" + ("=" * len(banner)))
+    if settings.mode is Mode.LIVE and not settings.confirm_live:
+        raise ConfigError(
+            "a live run moves real money and needs an explicit confirmation",
+            hint="pass --confirm-live (or set BATCHPAY_CONFIRM_LIVE=1) after checking the file",
+        )
+    options = pipeline.RunOptions(
+        skip_invalid=skip_invalid,
+        allow_repeats=allow_repeats,
+        reference_per_payee=reference_per_payee,
+        allow_new_bank_details=allow_new_bank_details,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        concurrency=concurrency,
+        out_dir=out_dir,
+        layout_path=layout_path,
+        expected_rows=expect_rows,
+        expected_totals=_parse_totals(expect_total),
+        skip_balance_check=skip_balance_check,
+    )
+    bar: Any = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        nonlocal bar
+        if stage == "ledger":
+            # The provider's payout list, read before anything is sent (long only the
+            # first time a journal meets a provider with history).
+            finished = total > 0
+            if done >= 1000 and (finished or done % 1000 == 0):
+                what = "checked" if finished else "checked so far"
+                _err(f"reading the provider's ledger: {done} payouts {what}")
+            return
+        if bar is None and total > 0:
+            bar = click.progressbar(length=total, label="paying", file=sys.stderr)
+            bar.__enter__()
+        if bar is not None:
+            bar.update(done - bar.pos)
+
+    try:
+        result = pipeline.run(file, settings=settings, options=options, on_progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    from batchpay import report as report_mod
+
+    if result.resumed:
+        _err(f"resumed unfinished run {result.run_id}")
+    for line in report_mod.summary_lines(result.report, result.paths):
+        click.echo(line)
+    sys.exit(int(result.exit_code))
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@common_options
+@duplicate_options
+@handle_errors
+def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
+             api_url: str | None, allow_repeats: bool | None,
+             reference_per_payee: bool | None) -> None:  # fmt: skip
+    """Run every check on FILE and print the plan; nothing is sent."""
+    from batchpay import pipeline
+
+    settings = _settings(api_url, journal_path)
+    options = pipeline.RunOptions(
+        layout_path=layout_path,
+        allow_repeats=allow_repeats,
+        reference_per_payee=reference_per_payee,
+    )
+    p = pipeline.plan(file, settings=settings, options=options)
+    click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid, {p.rows_to_pay} to pay")
+    click.echo(f"sha256 {p.sha256}")
+    if p.rows_to_pay < p.rows:
+        click.echo(f"  totals and counts below are of the {p.rows_to_pay} row(s) to pay")
+    for cur, total in sorted(p.totals.items()):
+        click.echo(f"  total {cur} {total}")
+    click.echo(f"  beneficiaries: {p.new_beneficiaries} new, {p.known_beneficiaries} known")
+    for method, n in sorted(p.by_method.items()):
+        click.echo(f"  {method}: {n} rows")
+    for d in p.duplicates_in_file:
+        click.echo(f"  row {d.row}: {d.message}; paid once (duplicate_in_file)")
+    if p.already_paid:
+        click.echo(f"  {p.already_paid} row(s) already paid by earlier runs (will be skipped)")
+    if p.earlier_run:
+        click.echo(f"  this file (or a copy) was already run as {p.earlier_run}")
+    if p.issues:
+        raise ValidationFailed(p.issues, rows_checked=p.rows)
+    click.echo("ok: the file is valid; nothing was sent")

@@ -45,7 +45,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -56,6 +56,8 @@ from urllib.parse import quote
 import httpx
 
 from batchpay import __version__
+from batchpay.client.credentials import ApiKey, Credentials
+from batchpay.client.records import ApiResult, CallRecord, OnCall
 from batchpay.errors import (
     MAX_REQUEST_ID_CHARS,
     ApiError,
@@ -89,134 +91,6 @@ _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _NOT_JSON: Final = object()
 
 Json = dict[str, Any]
-
-
-# -- credentials ---------------------------------------------------------------
-
-
-class Credentials(httpx.Auth):
-    """How the client proves who it is: an :class:`httpx.Auth` that also masks its secrets.
-
-    Subclasses put their secret only into request headers and return a masked
-    form from ``__repr__``/``__str__``; :meth:`redact` scrubs the secret from any
-    text that reaches an error message.
-    """
-
-    def redact(self, text: str) -> str:
-        """Return ``text`` with every secret of this credential masked."""
-        return text
-
-
-class ApiKey(Credentials):
-    """An Anton API key (``ak_live_…`` / ``ak_test_…``), sent as ``Authorization: Bearer``.
-
-    Its repr shows only the key's prefix and last four characters.
-    """
-
-    __slots__ = ("_secret",)
-
-    def __init__(self, secret: str) -> None:
-        secret = secret.strip()
-        if not secret:
-            raise ConfigError("the API key is empty", hint="set BATCHPAY_API_KEY")
-        if any(ch.isspace() or not ch.isprintable() for ch in secret) or not secret.isascii():
-            raise ConfigError(
-                "the API key contains spaces or control characters",
-                hint="copy the key again from the dashboard",
-            )
-        self._secret = secret
-
-    @property
-    def masked(self) -> str:
-        """The key with everything but its prefix and last four characters hidden."""
-        secret = self._secret
-        prefix = ""
-        for candidate in ("ak_live_", "ak_test_", "ak_"):
-            if secret.startswith(candidate):
-                prefix = candidate
-                break
-        if len(secret) - len(prefix) < 12:
-            return f"{prefix}…"
-        return f"{prefix}…{secret[-4:]}"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Add the bearer header (called by httpx for every request)."""
-        request.headers["Authorization"] = f"Bearer {self._secret}"
-        yield request
-
-    def redact(self, text: str) -> str:
-        """Return ``text`` with the key replaced by its masked form."""
-        return text.replace(self._secret, self.masked)
-
-    def __repr__(self) -> str:
-        return f"ApiKey({self.masked!r})"
-
-    __str__ = __repr__
-
-
-# -- results and records -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ApiResult:
-    """A successful answer: the unwrapped data plus what the pipeline records about it."""
-
-    data: Any
-    """The resource (dict), the page's items (list), or None for an empty body."""
-    status: int
-    request_id: str | None
-    """The answer's ``X-Request-ID`` (the one we sent when the server sent none)."""
-    replayed: bool = False
-    """True when the server answered ``X-Idempotent-Replayed: true``."""
-    idempotency_key: str | None = None
-    attempts: int = 1
-    """HTTP attempts it took, the first try included."""
-    has_more: bool = False
-    next_cursor: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """One HTTP attempt, successful or not, for the journal. No secrets, no bodies."""
-
-    method: str
-    path: str
-    """The URL path without the query string."""
-    status: int | None
-    """HTTP status, or None when no answer arrived."""
-    error_code: str | None
-    """The API's error code, ``timeout``/``transport_error``/``invalid_response``, or None."""
-    request_id: str | None
-    """The answer's ``X-Request-ID``, else the one we sent with the attempt."""
-    idempotency_key: str | None
-    attempt: int
-    duration_ms: float
-    started_at: datetime
-    replayed: bool = False
-    will_retry: bool = False
-    """Whether the client is going to try this request again."""
-    server_date: datetime | None = None
-    """The answer's ``Date`` header: the provider's clock when it answered."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """The record as plain values (``started_at`` as an ISO 8601 string) for storage."""
-        return {
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "error_code": self.error_code,
-            "request_id": self.request_id,
-            "idempotency_key": self.idempotency_key,
-            "attempt": self.attempt,
-            "duration_ms": self.duration_ms,
-            "started_at": self.started_at.isoformat(),
-            "replayed": self.replayed,
-            "will_retry": self.will_retry,
-            "server_date": self.server_date.isoformat() if self.server_date else None,
-        }
-
-
-OnCall = Callable[[CallRecord], None]
 
 
 @dataclass(slots=True)

@@ -41,31 +41,27 @@ raises (a refused token request) is treated like any other answer of the attempt
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
-from urllib.parse import quote
 
 import httpx
 
 from batchpay import __version__
+from batchpay.client import wire
 from batchpay.client.credentials import ApiKey, Credentials
 from batchpay.client.records import ApiResult, CallRecord, OnCall
+from batchpay.client.wire import Json
 from batchpay.errors import (
-    MAX_REQUEST_ID_CHARS,
     ApiError,
     BatchpayError,
     ConfigError,
     TransportError,
     api_error_from_response,
-    server_text,
 )
 from batchpay.ratelimit import RateLimiter
 from batchpay.retry import RetryPolicy, set_testing
@@ -86,11 +82,7 @@ DEFAULT_USER_AGENT: Final = f"batchpay/{__version__} httpx/{httpx.__version__}"
 
 _PAGE_SIZE: Final = 100
 log = logging.getLogger(__name__)
-_MAX_KEY_LENGTH: Final = 255
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_NOT_JSON: Final = object()
-
-Json = dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -178,15 +170,15 @@ class AntonClient:
         """
         method = method.upper()
         if idempotency_key is not None:
-            _check_idempotency_key(idempotency_key)
+            wire.check_idempotency_key(idempotency_key)
         headers: dict[str, str] = {}
         content: bytes | None = None
         if json is not None:
-            content = _encode_json(json)  # once: every retry sends these bytes
+            content = wire.encode_json(json)  # once: every retry sends these bytes
             headers["Content-Type"] = "application/json"
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        query = _clean_params(params)
+        query = wire.clean_params(params)
         safe_to_repeat = method in _SAFE_METHODS or idempotency_key is not None
         record_path = path.split("?", 1)[0]
 
@@ -259,19 +251,19 @@ class AntonClient:
     def _result(self, outcome: _Attempt, idempotency_key: str | None, attempt: int) -> ApiResult:
         response = outcome.response
         assert response is not None
-        body = _decode(response)
-        if body is _NOT_JSON:
+        body = wire.decode_json(response)
+        if body is wire.NOT_JSON:
             raise TransportError(
                 f"{response.request.method} {response.request.url.path}: the API answered "
                 f"{response.status_code} with a body that is not JSON; outcome unknown",
-                request_id=_answer_request_id(response, outcome.request_id),
+                request_id=wire.answer_request_id(response, outcome.request_id),
                 hint="batchpay retries with the same idempotency key to read the answer again",
             )
-        data, has_more, next_cursor = _unwrap(body)
+        data, has_more, next_cursor = wire.unwrap(body)
         return ApiResult(
             data=data,
             status=response.status_code,
-            request_id=_answer_request_id(response, outcome.request_id),
+            request_id=wire.answer_request_id(response, outcome.request_id),
             replayed=response.headers.get("x-idempotent-replayed", "").strip().lower() == "true",
             idempotency_key=idempotency_key,
             attempts=attempt,
@@ -280,8 +272,8 @@ class AntonClient:
         )
 
     def _api_error(self, response: httpx.Response, request_id: str) -> ApiError:
-        body = _decode(response)
-        if body is _NOT_JSON:
+        body = wire.decode_json(response)
+        if body is wire.NOT_JSON:
             body = response.text[:1000]
         error = api_error_from_response(response.status_code, body, response.headers)
         if error.request_id is None:
@@ -289,8 +281,8 @@ class AntonClient:
         # The server may echo what it was sent; keep secrets out of messages.
         error.message = self._redact(error.message)
         error.args = (error.message,)
-        error.body = _scrub(error.body, self._redact)
-        error.details = _scrub(error.details, self._redact)
+        error.body = wire.scrub(error.body, self._redact)
+        error.details = wire.scrub(error.details, self._redact)
         return error
 
     def _transport_error(
@@ -338,9 +330,9 @@ class AntonClient:
         replayed = False
         server_date = None
         if response is not None:
-            request_id = _answer_request_id(response, request_id)
+            request_id = wire.answer_request_id(response, request_id)
             replayed = response.headers.get("x-idempotent-replayed", "").strip().lower() == "true"
-            server_date = _http_date(response.headers.get("date"))
+            server_date = wire.http_date(response.headers.get("date"))
         status = response.status_code if response is not None else None
         log.log(
             logging.WARNING if will_retry else logging.INFO,
@@ -384,7 +376,7 @@ class AntonClient:
             if cursor is not None:
                 page_params["cursor"] = cursor
             page = await self.request("GET", path, params=page_params)
-            for item in _items(page, path):
+            for item in wire.page_items(page, path):
                 yield item
             if not page.has_more:
                 return
@@ -405,11 +397,11 @@ class AntonClient:
 
     async def list_balances(self) -> list[Json]:
         """Every balance of the merchant, one per currency."""
-        return _items(await self.request("GET", "/v1/balances"), "/v1/balances")
+        return wire.page_items(await self.request("GET", "/v1/balances"), "/v1/balances")
 
     async def get_balance(self, currency: str) -> Json:
         """The merchant's balance in one currency."""
-        return await self._get(f"/v1/balances/{_seg(currency)}")
+        return await self._get(f"/v1/balances/{wire.path_segment(currency)}")
 
     # -- beneficiaries ---------------------------------------------------------
 
@@ -421,7 +413,7 @@ class AntonClient:
 
     async def get_beneficiary(self, beneficiary_id: str) -> Json:
         """One beneficiary by id."""
-        return await self._get(f"/v1/beneficiaries/{_seg(beneficiary_id)}")
+        return await self._get(f"/v1/beneficiaries/{wire.path_segment(beneficiary_id)}")
 
     def iter_beneficiaries(self, **filters: Any) -> AsyncIterator[Json]:
         """Every beneficiary matching ``filters`` (``status``, ``type``, ``country``), all pages."""
@@ -435,18 +427,20 @@ class AntonClient:
         """Attach a payment instrument to a beneficiary."""
         return await self.request(
             "POST",
-            f"/v1/beneficiaries/{_seg(beneficiary_id)}/instruments",
+            f"/v1/beneficiaries/{wire.path_segment(beneficiary_id)}/instruments",
             json=body,
             idempotency_key=idempotency_key,
         )
 
     async def list_instruments(self, beneficiary_id: str) -> list[Json]:
         """Every instrument of one beneficiary, all pages."""
-        return await self._collect(f"/v1/beneficiaries/{_seg(beneficiary_id)}/instruments")
+        return await self._collect(
+            f"/v1/beneficiaries/{wire.path_segment(beneficiary_id)}/instruments"
+        )
 
     async def get_instrument(self, instrument_id: str) -> Json:
         """One instrument by id."""
-        return await self._get(f"/v1/instruments/{_seg(instrument_id)}")
+        return await self._get(f"/v1/instruments/{wire.path_segment(instrument_id)}")
 
     # -- payouts ---------------------------------------------------------------
 
@@ -456,7 +450,7 @@ class AntonClient:
 
     async def get_payout(self, payout_id: str) -> Json:
         """One payout by id."""
-        return await self._get(f"/v1/payouts/{_seg(payout_id)}")
+        return await self._get(f"/v1/payouts/{wire.path_segment(payout_id)}")
 
     def iter_payouts(
         self,
@@ -479,8 +473,8 @@ class AntonClient:
             "status": [status] if isinstance(status, str) else status,
             "batch_id": batch_id,
             "beneficiary_id": beneficiary_id,
-            "created_after": _timestamp(created_after),
-            "created_before": _timestamp(created_before),
+            "created_after": wire.timestamp(created_after),
+            "created_before": wire.timestamp(created_before),
         }
         return self._paginate("/v1/payouts", params)
 
@@ -491,15 +485,15 @@ class AntonClient:
         body: Json = {"reason": reason} if reason is not None else {}
         return await self.request(
             "POST",
-            f"/v1/payouts/{_seg(payout_id)}/cancel",
+            f"/v1/payouts/{wire.path_segment(payout_id)}/cancel",
             json=body,
             idempotency_key=idempotency_key,
         )
 
     async def list_payout_events(self, payout_id: str) -> list[Json]:
         """Every status transition of a payout, oldest first."""
-        path = f"/v1/payouts/{_seg(payout_id)}/events"
-        return _items(await self.request("GET", path), path)
+        path = f"/v1/payouts/{wire.path_segment(payout_id)}/events"
+        return wire.page_items(await self.request("GET", path), path)
 
     # -- webhooks --------------------------------------------------------------
 
@@ -516,7 +510,7 @@ class AntonClient:
 
     async def list_webhooks(self) -> list[Json]:
         """Every webhook subscription of the merchant."""
-        return _items(await self.request("GET", "/v1/webhooks"), "/v1/webhooks")
+        return wire.page_items(await self.request("GET", "/v1/webhooks"), "/v1/webhooks")
 
     async def _get(self, path: str) -> Json:
         data = (await self.request("GET", path)).data
@@ -527,132 +521,3 @@ class AntonClient:
                 code="invalid_response",
             )
         return data
-
-
-# -- helpers -------------------------------------------------------------------
-
-
-def _http_date(value: str | None) -> datetime | None:
-    """An HTTP ``Date`` header as an aware UTC datetime, or None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _seg(value: str) -> str:
-    """One path segment: ids are quoted so ``../`` or ``?`` cannot change the URL."""
-    if not value:
-        raise ValueError("an id in a URL path must not be empty")
-    return quote(value, safe="")
-
-
-def _check_idempotency_key(key: str) -> None:
-    if not key or len(key) > _MAX_KEY_LENGTH:
-        raise ValueError(f"an idempotency key must be 1..{_MAX_KEY_LENGTH} characters")
-    if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
-        raise ValueError("an idempotency key must be printable ASCII without spaces")
-
-
-def _json_default(value: object) -> str:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot send a non-finite amount: {value}")
-        return format(value, "f")
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
-
-
-def _reject_floats(value: object) -> None:
-    if isinstance(value, float):
-        raise TypeError("refusing to send a float in a request body: use a decimal string")
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
-
-
-def _encode_json(body: Any) -> bytes:
-    _reject_floats(body)
-    return json.dumps(
-        body,
-        ensure_ascii=False,
-        separators=(",", ":"),
-        allow_nan=False,
-        default=_json_default,
-    ).encode("utf-8")
-
-
-def _decode(response: httpx.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        return _NOT_JSON
-
-
-def _unwrap(body: Any) -> tuple[Any, bool, str | None]:
-    """Strip a ``{"data": ...}`` envelope; a resource with its own ``id`` is never unwrapped."""
-    if isinstance(body, dict) and "data" in body and "id" not in body:
-        inner = body["data"]
-        if isinstance(inner, list):
-            has_more = body.get("has_more")
-            cursor = body.get("next_cursor")
-            return (
-                inner,
-                has_more is True or (isinstance(has_more, str) and has_more.lower() == "true"),
-                cursor if isinstance(cursor, str) and cursor else None,
-            )
-        if isinstance(inner, dict):
-            return inner, False, None
-    return body, False, None
-
-
-def _items(page: ApiResult, path: str) -> list[Json]:
-    data = page.data
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise ApiError(
-            f"GET {path}: expected a list of objects",
-            status=page.status,
-            code="invalid_response",
-            request_id=page.request_id,
-        )
-    return data
-
-
-def _clean_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not params:
-        return None
-    cleaned = {key: value for key, value in params.items() if value is not None}
-    return cleaned or None
-
-
-def _timestamp(value: datetime | str | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if value.tzinfo is None:
-        raise ValueError("timestamps sent to the API must be timezone-aware")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _answer_request_id(response: httpx.Response, sent: str) -> str:
-    """The answer's X-Request-ID (bounded, redacted), else the one we sent."""
-    answered = response.headers.get("x-request-id")
-    return (server_text(answered, MAX_REQUEST_ID_CHARS) if answered else "") or sent
-
-
-def _scrub(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: _scrub(item, redact) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_scrub(item, redact) for item in value]
-    return value

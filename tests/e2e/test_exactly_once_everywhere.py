@@ -164,16 +164,15 @@ async def test_a_resend_past_the_providers_window_looks_first_even_if_the_local_
     assert again.exit_code == ExitCode.OK
 
 
-async def test_a_resend_answered_as_new_is_checked_and_a_duplicate_cancelled(
+async def _lost_then_forgotten_but_believed_fresh(
     sandbox: Sandbox, settings: Settings, tmp_path: Path
-) -> None:
-    """A resend created afresh (key forgotten) is looked up; the extra payout is cancelled."""
-    rows = [payee(0)]
-    f = write_csv(tmp_path / "p.csv", rows)
+) -> Path:
+    """One row whose responses were lost, a provider that forgot its key a day later, and a
+    journal made to believe the key is fresh and the sweep saw nothing: a resend would
+    create a second payout."""
+    f = write_csv(tmp_path / "p.csv", [payee(0)])
     sandbox.faults.plan("POST /v1/payouts", ["lost_response"] * ATTEMPTS)
     await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
-    # Hide the payout from the sweep and make batchpay believe the key is fresh: the resend
-    # reaches a provider that forgot the key and creates a second payout.
     with Journal(settings.journal_path) as j, j.transaction() as db:
         db.execute("UPDATE ledger_sweeps SET high_water = '2999-01-01T00:00:00.000000Z'")
         db.execute("DELETE FROM provider_payouts")
@@ -183,6 +182,14 @@ async def test_a_resend_answered_as_new_is_checked_and_a_duplicate_cancelled(
             "UPDATE payouts SET first_sent_provider_at = ?",
             (sandbox.clock.now().isoformat().replace("+00:00", "Z"),),
         )
+    return f
+
+
+async def test_a_resend_answered_as_new_is_checked_and_a_duplicate_cancelled(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A resend created afresh (key forgotten) is looked up; the extra payout is cancelled."""
+    f = await _lost_then_forgotten_but_believed_fresh(sandbox, settings, tmp_path)
     again = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
     ledger = sandbox.ledger()
     assert len(ledger) == 2
@@ -227,18 +234,7 @@ async def test_a_duplicate_that_cannot_be_cancelled_is_a_row_for_a_person(
     sandbox: Sandbox, settings: Settings, tmp_path: Path
 ) -> None:
     """If the extra payout a forgotten key made cannot be cancelled, the row says so (exit 1)."""
-    f = write_csv(tmp_path / "p.csv", [payee(0)])
-    sandbox.faults.plan("POST /v1/payouts", ["lost_response"] * ATTEMPTS)
-    await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
-    with Journal(settings.journal_path) as j, j.transaction() as db:
-        db.execute("UPDATE ledger_sweeps SET high_water = '2999-01-01T00:00:00.000000Z'")
-        db.execute("DELETE FROM provider_payouts")
-    await sandbox.advance(DAY + 60)
-    with Journal(settings.journal_path) as j, j.transaction() as db:
-        db.execute(
-            "UPDATE payouts SET first_sent_provider_at = ?",
-            (sandbox.clock.now().isoformat().replace("+00:00", "Z"),),
-        )
+    f = await _lost_then_forgotten_but_believed_fresh(sandbox, settings, tmp_path)
     sandbox.faults.plan("POST /v1/payouts/{id}/cancel", ["500"] * ATTEMPTS)
     again = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
     (row,) = again.report.rows

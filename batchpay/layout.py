@@ -111,9 +111,11 @@ class FileOptions:
 class Limits:
     """Bounds that protect the process from huge or hostile files."""
 
-    max_file_bytes: int = 32 * 1024 * 1024
+    # max_rows rows fit under both byte limits: ~250 bytes a CSV row, ~1,300 a workbook row
+    # once unzipped (as openpyxl writes one).
+    max_file_bytes: int = 512 * 1024 * 1024
     max_rows: int = 1_000_000
-    max_xlsx_uncompressed_bytes: int = 256 * 1024 * 1024
+    max_xlsx_uncompressed_bytes: int = 2 * 1024 * 1024 * 1024
     max_xlsx_compression_ratio: int = 100
     max_cell_chars: int = 1000
 

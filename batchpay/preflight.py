@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -16,19 +15,7 @@ from batchpay.submit import payout_method
 
 def known_fees(journal: Journal, environment: str) -> dict[tuple[str, str], Decimal]:
     """The highest fee the provider charged per (payout method, fee currency) in this world."""
-    fees: dict[tuple[str, str], Decimal] = {}
-    for p in journal.db.execute(
-        "SELECT body, fee, fee_currency FROM payouts WHERE environment=? AND fee IS NOT NULL",
-        (environment,),
-    ):
-        try:
-            method = str(json.loads(p["body"])["method"])
-            fee = Decimal(str(p["fee"]))
-        except (ValueError, KeyError, ArithmeticError):
-            continue
-        key = (method, str(p["fee_currency"]))
-        fees[key] = max(fees.get(key, fee), fee)
-    return fees
+    return journal.known_fees(environment)
 
 
 async def preflight(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -81,7 +81,7 @@ def column_letter(index: int) -> str:
 def too_many_rows(limit: int) -> InputError:
     """The error for a file with more than ``limit`` data rows."""
     return InputError(
-        f"the file has more than {limit:,} data rows",
+        f"the file has more than {limit:,} data rows (limits.max_rows)",
         code="too_many_rows",
         hint="split the file, or raise limits.max_rows in the layout",
     )

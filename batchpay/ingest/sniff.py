@@ -52,7 +52,8 @@ def check_size(size: int, filename: str, layout: Layout) -> None:
     limit = layout.limits.max_file_bytes
     if size > limit:
         raise InputError(
-            f"{filename} is {size / MIB:.1f} MiB; the limit is {limit / MIB:.0f} MiB",
+            f"{filename} is {size / MIB:.1f} MiB; the limit is {limit / MIB:.0f} MiB"
+            " (limits.max_file_bytes)",
             code="too_large",
             hint="split the file, or raise limits.max_file_bytes in the layout",
         )
@@ -190,16 +191,18 @@ def guard_zip(infos: list[zipfile.ZipInfo], compressed: int, layout: Layout) -> 
     if total > limits.max_xlsx_uncompressed_bytes:
         raise InputError(
             f"the workbook expands to {total / MIB:.0f} MiB; the limit is "
-            f"{limits.max_xlsx_uncompressed_bytes / MIB:.0f} MiB",
+            f"{limits.max_xlsx_uncompressed_bytes / MIB:.0f} MiB"
+            " (limits.max_xlsx_uncompressed_bytes)",
             code="zip_bomb",
             hint="split the workbook, or raise limits.max_xlsx_uncompressed_bytes in the layout",
         )
     if total > MIB and total / max(compressed, 1) > limits.max_xlsx_compression_ratio:
         raise InputError(
             f"the workbook is compressed {total / max(compressed, 1):.0f} times; the limit is "
-            f"{limits.max_xlsx_compression_ratio}",
+            f"{limits.max_xlsx_compression_ratio} (limits.max_xlsx_compression_ratio)",
             code="zip_bomb",
-            hint="this looks like a zip bomb; save the workbook again from Excel",
+            hint="this looks like a zip bomb; save the workbook again from Excel, or if it is"
+            " genuine, raise limits.max_xlsx_compression_ratio in the layout",
         )
 
 
@@ -226,7 +229,8 @@ class _CountingReader(io.RawIOBase):
         self.budget.left -= len(chunk)
         if self.budget.left < 0:
             raise InputError(
-                "the workbook expands to more than its declared size",
+                "the workbook expands to more than its declared size or the limit"
+                " (limits.max_xlsx_uncompressed_bytes)",
                 code="zip_bomb",
                 hint="this looks like a zip bomb; save the workbook again from Excel",
             )

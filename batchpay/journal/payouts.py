@@ -11,6 +11,7 @@ import sqlite3
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from batchpay.errors import MAX_MESSAGE_CHARS, JournalError, server_text
@@ -186,6 +187,7 @@ class PayoutVerbs(JournalBase):
                     idempotency_key,
                 ),
             )
+            _remember_fee(db, idempotency_key, payout)
         status = payout.get("status")
         if isinstance(status, str) and payout.get("id"):
             self.record_status(
@@ -284,6 +286,22 @@ class PayoutVerbs(JournalBase):
                     )
         return True
 
+    def known_fees(self, environment: str) -> dict[tuple[str, str], Decimal]:
+        """The highest fee the provider charged per (payout method, fee currency).
+
+        Read from ``payout_fees``, a few rows per method and currency, not from every payout.
+        """
+        fees: dict[tuple[str, str], Decimal] = {}
+        for r in self.db.execute(
+            "SELECT method, fee_currency, fee FROM payout_fees WHERE environment=?",
+            (environment,),
+        ):
+            fee = _decimal(r["fee"])
+            if fee is not None:
+                key = (str(r["method"]), str(r["fee_currency"]))
+                fees[key] = max(fees.get(key, fee), fee)
+        return fees
+
     def open_payouts(self, run_id: str | None = None) -> list[sqlite3.Row]:
         """Intents whose outcome is not final: sending, unknown, or created but not terminal."""
         sql = """SELECT * FROM payouts WHERE (state IN (?, ?) OR (state = ? AND
@@ -307,6 +325,42 @@ class PayoutVerbs(JournalBase):
             (environment, row_key, environment, row_key),
         ).fetchone()
         return int(row[0] or 0)
+
+
+def _decimal(value: object) -> Decimal | None:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _remember_fee(db: sqlite3.Connection, idempotency_key: str, payout: Mapping[str, Any]) -> None:
+    """Keep ``payout_fees`` at the highest fee per method and fee currency (in ``db``'s tx)."""
+    fee, currency = _decimal(payout.get("fee")), payout.get("fee_currency")
+    if fee is None or currency is None:
+        return
+    row = db.execute(
+        "SELECT environment, body FROM payouts WHERE idempotency_key=?", (idempotency_key,)
+    ).fetchone()
+    if row is None:
+        return
+    try:
+        method = str(json.loads(row["body"])["method"])
+    except (ValueError, KeyError, TypeError):
+        return
+    key = (str(row["environment"]), method, str(currency))
+    where = "WHERE environment=? AND method=? AND fee_currency=?"
+    seen = [str(r[0]) for r in db.execute(f"SELECT fee FROM payout_fees {where}", key)]
+    text, highest = str(payout["fee"]), fee
+    for other in seen:
+        amount = _decimal(other)
+        if amount is not None and amount > highest:
+            text, highest = other, amount
+    if seen == [text]:
+        return  # already the one row, at the highest
+    db.execute(f"DELETE FROM payout_fees {where}", key)
+    db.execute("INSERT INTO payout_fees VALUES (?, ?, ?, ?)", (*key, text))
 
 
 def _reason(payout: Mapping[str, Any]) -> str | None:

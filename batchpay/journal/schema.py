@@ -213,6 +213,29 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        "0003_payout_fees",
+        # The highest fee seen per payout method and fee currency, kept as payouts are
+        # recorded, so a preflight reads a few rows however long the history. The backfill
+        # keeps each distinct fee; the first payout recorded per method and currency
+        # afterwards leaves only the highest (compared as decimals, not here as text).
+        """
+        CREATE TABLE payout_fees (
+            environment TEXT NOT NULL,
+            method TEXT NOT NULL,
+            fee_currency TEXT NOT NULL,
+            fee TEXT NOT NULL,
+            PRIMARY KEY (environment, method, fee_currency, fee)
+        );
+        INSERT OR IGNORE INTO payout_fees (environment, method, fee_currency, fee)
+            SELECT environment, method, fee_currency, fee FROM (
+                SELECT environment, fee_currency, fee,
+                    CAST(CASE WHEN json_valid(body) AND json_type(body) = 'object'
+                         THEN json_extract(body, '$.method') END AS TEXT) AS method
+                FROM payouts WHERE fee IS NOT NULL AND fee_currency IS NOT NULL
+            ) WHERE method IS NOT NULL
+        """,
+    ),
 ]
 
 

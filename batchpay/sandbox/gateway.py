@@ -30,6 +30,9 @@ log = logging.getLogger("batchpay.sandbox")
 
 INPROCESS_EXTENSION = "batchpay.sandbox.inprocess"
 MAX_IDEMPOTENCY_KEY = 255
+# Expired idempotency keys are deleted in one sweep at most this often (sandbox seconds);
+# a per-request sweep scanned the whole table on every POST.
+SWEEP_INTERVAL_SECONDS = 60.0
 
 MB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 1 * MB
@@ -95,6 +98,7 @@ class Gateway:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.rt = runtime
+        self._swept_at: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -259,12 +263,14 @@ class Gateway:
         """None when the key is new (now held in flight), a replay, or a 409 problem."""
         store = self.rt.store
         now = self.rt.clock.time()
-        ttl = self.rt.config.idempotency_ttl_seconds
+        expired_before = now - self.rt.config.idempotency_ttl_seconds
         with store.tx():
-            store.execute(
-                "DELETE FROM idempotency WHERE created_ts <= ? AND state = 'done'", (now - ttl,)
-            )
+            self._sweep(now, expired_before)
             row = store.one("SELECT * FROM idempotency WHERE key = ?", (key,))
+            if row is not None and row["state"] == "done" and row["created_ts"] <= expired_before:
+                # Past its window but not yet swept: forgotten all the same, to the second.
+                store.execute("DELETE FROM idempotency WHERE key = ?", (key,))
+                row = None
             if row is None:
                 store.execute(
                     "INSERT INTO idempotency (key, fingerprint, state, created_ts)"
@@ -285,6 +291,19 @@ class Gateway:
                 "a request with this Idempotency-Key is still being processed; retry shortly",
             )
         return int(row["status"]), bytes(row["body"])
+
+    def _sweep(self, now: float, expired_before: float) -> None:
+        """Delete expired keys, at most once per ``SWEEP_INTERVAL_SECONDS`` of sandbox time.
+
+        Only storage: a lookup treats an expired key as absent whether or not it was swept,
+        so the sweep's timing never changes an answer.
+        """
+        if self._swept_at is not None and now - self._swept_at < SWEEP_INTERVAL_SECONDS:
+            return
+        self._swept_at = now
+        self.rt.store.execute(
+            "DELETE FROM idempotency WHERE created_ts <= ? AND state = 'done'", (expired_before,)
+        )
 
     def _complete(self, key: str, status: int, body: bytes) -> None:
         self.rt.store.execute(

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL,
     status INTEGER, body BLOB, created_ts REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_ts);
 CREATE TABLE IF NOT EXISTS webhooks (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, status TEXT NOT NULL,
     secret TEXT NOT NULL, previous_secret TEXT, previous_until REAL, doc TEXT NOT NULL

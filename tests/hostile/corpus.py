@@ -324,7 +324,7 @@ iban_bad = csv_with(row2={"iban": _IBAN_BAD})
 aba_bad = csv_with(row3={"routing_number": "021000022"})
 png = write(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
 pdf = write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + bytes(200))
-over_32 = sparse(33 * MIB)
+over_512 = sparse(513 * MIB)
 over_1 = sparse(2 * MIB)
 six_rows = write(csv_text([payout_row(i) for i in range(6)]))
 csv_text_file = write(csv_text())
@@ -402,7 +402,7 @@ CASES: list[Case] = [
     Case("png-named.csv",                png,                 3,    "binary",                       "is a PNG image, not a CSV",                 None, None),
     Case("pdf-named.csv",                pdf,                 3,    "binary",                       "is a PDF document",                         None, None),
     Case("workbook-named.csv",           xlsx_renamed_csv,    3,    "binary",                       "Excel workbook (.xlsx)",                    None, None),
-    Case("over-size-limit.csv",          over_32,             3,    "too_large",                    "the limit is 32 MiB",                       None, None),
+    Case("over-size-limit.csv",          over_512,            3,    "too_large",                    "the limit is 512 MiB",                      None, None),
     Case("over-custom-size-limit.csv",   over_1,              3,    "too_large",                    "the limit is 1 MiB",                        None, None,            FILE_1MIB),
     Case("too-many-rows.csv",            six_rows,            3,    "too_many_rows",                "more than 5 data rows",                     None, None,            ROWS_5),
     Case("legacy.xls",                   legacy_xls,          3,    "legacy_xls",                   "legacy Excel .xls workbook",                None, None),

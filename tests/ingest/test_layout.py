@@ -56,10 +56,10 @@ def test_requirements_follow_the_api() -> None:
 
 
 def test_file_options_and_limits_have_documented_defaults() -> None:
-    """Comma, UTF-8, first visible sheet, 32 MiB, one million rows."""
+    """Comma, UTF-8, first visible sheet, 512 MiB, one million rows."""
     layout = load_layout()
     assert (layout.file.delimiter, layout.file.encoding, layout.file.sheet) == (",", "utf-8", None)
-    assert layout.limits.max_file_bytes == 32 * 1024 * 1024
+    assert layout.limits.max_file_bytes == 512 * 1024 * 1024
     assert layout.limits.max_rows == 1_000_000
 
 

@@ -101,6 +101,24 @@ async def test_keys_expire_after_24_hours(
     assert len(sandbox.ledger()) == 2
 
 
+async def test_expired_keys_are_swept_from_storage(
+    sandbox: Sandbox, client: httpx.AsyncClient, payee: tuple[str, str]
+) -> None:
+    """Keys past their 24 hours are deleted by a later request's sweep, not kept forever."""
+
+    def stored() -> int:
+        row = sandbox._rt.store.one("SELECT COUNT(*) AS n FROM idempotency")
+        assert row is not None
+        return int(row["n"])
+
+    for n in range(3):
+        await post(client, "/v1/payouts", payout(*payee), key=f"old-{n}")
+    assert stored() >= 3
+    await sandbox.advance(24 * 3600 + 120)
+    await post(client, "/v1/payouts", payout(*payee), key="new")
+    assert stored() == 1  # every earlier key (the payee's too) is past its window
+
+
 async def test_business_refusals_are_replayed(
     sandbox: Sandbox, client: httpx.AsyncClient, payee: tuple[str, str]
 ) -> None:

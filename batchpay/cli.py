@@ -149,13 +149,21 @@ def main(debug: bool, log_level: str, log_format: str) -> None:
 
 _common_run_options = [
     click.option("--layout", "layout_path", type=click.Path(path_type=Path, dir_okay=False),
-                 help="Column layout file (default: the packaged schemas/layout.toml)."),
+                 callback=lambda _ctx, _param, value: _find_layout(value),
+                 help="Layout file merged over the built-in layout (default: $BATCHPAY_LAYOUT, "
+                 "else batchpay.toml or schemas/layout.toml in the working folder)."),
     click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
                  help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in "
                  "$BATCHPAY_HOME or the user's data folder)."),
     click.option("--api-url", help="API base URL (default: $BATCHPAY_API_URL, else the "
                  "embedded sandbox when no key is set)."),
 ]  # fmt: skip
+
+
+def _find_layout(value: Path | None) -> Path | None:
+    from batchpay.config import find_layout
+
+    return find_layout(value)
 
 
 def common_options(fn: F) -> F:
@@ -614,6 +622,24 @@ def watch(source: str, layout_path: Path | None, journal_path: Path | None, api_
             await folder.aclose()
 
     sys.exit(asyncio.run(main_loop()))
+
+
+@main.group("layout")
+def layout_group() -> None:
+    """The input layout: the built-in one with the user's layout file merged over it."""
+
+
+@layout_group.command("show")
+@click.option("--layout", "layout_path", type=click.Path(path_type=Path, dir_okay=False),
+              callback=lambda _ctx, _param, value: _find_layout(value),
+              help="Layout file merged over the built-in layout (default: $BATCHPAY_LAYOUT, "
+              "else batchpay.toml or schemas/layout.toml in the working folder).")  # fmt: skip
+@handle_errors
+def layout_show(layout_path: Path | None) -> None:
+    """Print the effective layout as TOML, each setting with where it came from."""
+    from batchpay.layout import layout_toml, load_layout
+
+    click.echo(layout_toml(load_layout(layout_path)), nl=False)
 
 
 @main.group("webhooks")

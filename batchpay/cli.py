@@ -192,6 +192,16 @@ def duplicate_options(fn: F) -> F:
     return fn
 
 
+def number_options(fn: F) -> F:
+    """How the file writes amounts, shared by `run` and `validate`."""
+    return click.option(
+        "--decimal-comma",
+        is_flag=True,
+        help="Amounts are written 1.234,50 or 1 234,50 (a decimal comma, dots or spaces "
+        'between thousands), as decimal_separator = "," under [file] in the layout.',
+    )(fn)
+
+
 def _settings(api_url: str | None, journal_path: Path | None, confirm_live: bool = False) -> Any:
     from batchpay.config import resolve_settings
 
@@ -246,6 +256,7 @@ def _settings(api_url: str | None, journal_path: Path | None, confirm_live: bool
     "--skip-balance-check", is_flag=True, help="Submit even if the balance looks too low."
 )
 @click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")
+@number_options
 @handle_errors
 def run(
     file: Path,
@@ -264,6 +275,7 @@ def run(
     expect_total: tuple[str, ...],
     skip_balance_check: bool,
     confirm_live: bool,
+    decimal_comma: bool,
 ) -> None:
     """Validate FILE, pay every row exactly once, and write the reconciliation report."""
     from batchpay import pipeline
@@ -288,6 +300,7 @@ def run(
         concurrency=concurrency,
         out_dir=out_dir,
         layout_path=layout_path,
+        decimal_comma=decimal_comma,
         expected_rows=expect_rows,
         expected_totals=_parse_totals(expect_total),
         skip_balance_check=skip_balance_check,
@@ -328,16 +341,18 @@ def run(
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @common_options
 @duplicate_options
+@number_options
 @handle_errors
 def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              api_url: str | None, allow_repeats: bool | None,
-             reference_per_payee: bool | None) -> None:  # fmt: skip
+             reference_per_payee: bool | None, decimal_comma: bool) -> None:  # fmt: skip
     """Run every check on FILE and print the plan; nothing is sent."""
     from batchpay import pipeline
 
     settings = _settings(api_url, journal_path)
     options = pipeline.RunOptions(
         layout_path=layout_path,
+        decimal_comma=decimal_comma,
         allow_repeats=allow_repeats,
         reference_per_payee=reference_per_payee,
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from batchpay.errors import ConfigError
+from batchpay.money import NumberFormat
 
 __all__ = [
     "BUILT_IN",
@@ -81,6 +82,8 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 ColumnKind = Literal["digits", "identifier", "amount", "date", "code", "text"]
 _KINDS: frozenset[str] = frozenset(get_args(ColumnKind))
 _DELIMITERS = frozenset({",", ";", "\t", "|"})
+_DECIMAL_SEPARATORS = frozenset({".", ","})
+_THOUSANDS_SEPARATORS = frozenset({".", ",", " ", "'"})
 
 
 def header_key(text: str) -> str:
@@ -115,11 +118,19 @@ class ColumnSpec:
 
 @dataclass(frozen=True, slots=True)
 class FileOptions:
-    """How to read the bytes: CSV delimiter and encoding, XLSX sheet."""
+    """How to read the bytes: CSV delimiter and encoding, XLSX sheet, how amounts are written."""
 
     delimiter: str = ","
     encoding: str = "utf-8"
     sheet: str | None = None
+    decimal_separator: str = "."
+    # empty: amounts have no thousands separators; " " also means the no-break spaces
+    thousands_separators: tuple[str, ...] = ()
+
+    @property
+    def number_format(self) -> NumberFormat:
+        """How the file writes amounts (text cells; an XLSX number cell is a number)."""
+        return NumberFormat(self.decimal_separator, self.thousands_separators)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +347,12 @@ def _build_layout(raw: Mapping[str, Any], source: str, origins: Mapping[str, str
 
 
 def _build_file_options(raw: Mapping[str, Any], source: str) -> FileOptions:
-    _only_keys(raw, {"delimiter", "encoding", "sheet"}, "file", source)
+    _only_keys(
+        raw,
+        {"delimiter", "encoding", "sheet", "decimal_separator", "thousands_separator"},
+        "file",
+        source,
+    )
     delimiter = _str(raw, "delimiter", ",", "file", source)
     if delimiter not in _DELIMITERS:
         raise _bad(source, f'file.delimiter must be one of "," ";" "\\t" "|", not {delimiter!r}')
@@ -346,7 +362,29 @@ def _build_file_options(raw: Mapping[str, Any], source: str) -> FileOptions:
     except LookupError as exc:
         raise _bad(source, f"file.encoding {encoding!r} is not a known text encoding") from exc
     sheet = _str(raw, "sheet", "", "file", source).strip()
-    return FileOptions(delimiter=delimiter, encoding=encoding, sheet=sheet or None)
+    decimal = _str(raw, "decimal_separator", ".", "file", source)
+    if decimal not in _DECIMAL_SEPARATORS:
+        raise _bad(source, f'file.decimal_separator must be "." or ",", not {decimal!r}')
+    listed = raw.get("thousands_separator", "")
+    thousands = tuple(
+        _str_list(listed, "file.thousands_separator", source)
+        if isinstance(listed, list)
+        else [t for t in [_str(raw, "thousands_separator", "", "file", source)] if t]
+    )
+    for sep in thousands:
+        if sep not in _THOUSANDS_SEPARATORS or sep == decimal:
+            raise _bad(
+                source,
+                'file.thousands_separator must be "", ".", ",", " " or "\'" and not the '
+                f"decimal separator, not {sep!r}",
+            )
+    return FileOptions(
+        delimiter=delimiter,
+        encoding=encoding,
+        sheet=sheet or None,
+        decimal_separator=decimal,
+        thousands_separators=thousands,
+    )
 
 
 def _build_limits(raw: Mapping[str, Any], source: str) -> Limits:

@@ -144,3 +144,26 @@ def test_decimal_comma_option_reads_dots_and_spaces_between_thousands(workdir: P
     result = CliRunner().invoke(main, ["validate", "pay.csv", "--decimal-comma"])
     assert result.exit_code == 0, result.output
     assert "total EUR 2500.50" in result.stdout
+
+
+def test_xlsx_number_cells_stay_numbers_in_a_decimal_comma_layout(tmp_path: Path) -> None:
+    """A number cell is not re-read as 1.250 = 1250: only text cells follow the declaration."""
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(HEADERS)
+    for i, amount in enumerate([1250.5, "1.250,50", "2,5"]):
+        row = payout_row(3 * i)
+        sheet.append([amount if h == "amount" else row[h] for h in HEADERS])
+    data = io.BytesIO()
+    book.save(data)
+    path = tmp_path / "l.toml"
+    path.write_text('[file]\ndecimal_separator = ","\nthousands_separator = "."\n', "utf-8")
+    layout = load_layout(path)
+    result = validate_frame(read_bytes(data.getvalue(), "pay.xlsx", layout), layout)
+    assert result.issues == []
+    assert result.valid["amount"].to_list() == ["1250.50", "1250.50", "2.50"]

@@ -1,27 +1,19 @@
-"""Bank-detail checks shared by validation and the sandbox.
+"""Bank-detail checks used by validation.
 
-IBAN (ISO 13616 mod-97 with the registry's per-country length), ABA routing
-numbers (3-7-1 weighted checksum), UK sort codes and account numbers, and the
-ISO 3166-1 alpha-2 country list.
+IBAN (the country's length and BBAN structure from the SWIFT IBAN registry as maintained by
+``schwifty``, and ISO 13616 mod-97 check digits), ABA routing numbers (3-7-1 weighted
+checksum), UK sort codes and account numbers (their shape only: no maintained Python
+implementation of the Vocalink modulus check exists, and a stale weights table would refuse
+good accounts), and the ISO 3166-1 alpha-2 country list.
 """
 
 from __future__ import annotations
 
 import re
 
-# IBAN length per country (SWIFT IBAN registry).
-IBAN_LENGTHS: dict[str, int] = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
-    "BH": 22, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22,
-    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27,
-    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28,
-    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
-    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24,
-    "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24,
-    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31,
-    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
-    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-}  # fmt: skip
+from schwifty import exceptions as schwifty_errors
+from schwifty.domain import IBANSpec
+from schwifty.registry import get_iban_spec
 
 # ISO 3166-1 alpha-2 (officially assigned codes).
 COUNTRIES: frozenset[str] = frozenset(
@@ -37,6 +29,30 @@ COUNTRIES: frozenset[str] = frozenset(
     TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW
     """.split()
 )
+
+
+def _iban_registry() -> tuple[dict[str, IBANSpec], frozenset[str]]:
+    """The SWIFT registry's IBAN countries, and those schwifty lists as only proposed."""
+    official: dict[str, IBANSpec] = {}
+    proposed: set[str] = set()
+    for country in sorted(COUNTRIES):
+        try:
+            spec = get_iban_spec(country)
+        except schwifty_errors.InvalidCountryCode:
+            continue
+        if spec.aspirational:
+            proposed.add(country)
+        else:
+            official[country] = spec
+    return official, frozenset(proposed)
+
+
+# Countries with an IBAN in the SWIFT IBAN registry; "aspirational" formats (published by some
+# banks, not in the registry) are refused: no payment network is bound to accept them.
+IBAN_SPECS, PROPOSED_IBAN_COUNTRIES = _iban_registry()
+# IBAN length per country, and the BBAN (the part after the check digits) as a regex.
+IBAN_LENGTHS: dict[str, int] = {c: s.iban_length for c, s in IBAN_SPECS.items()}
+BBAN_PATTERNS: dict[str, str] = {c: s.regex.pattern for c, s in IBAN_SPECS.items()}
 
 _IBAN_SHAPE = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
 _ABA_SHAPE = re.compile(r"^\d{9}$")
@@ -61,15 +77,26 @@ def iban_problem(value: str) -> str | None:
     iban = normalize_iban(value)
     if not _IBAN_SHAPE.match(iban):
         return "is not shaped like an IBAN (2 letters, 2 check digits, up to 30 letters/digits)"
-    expected = IBAN_LENGTHS.get(iban[:2])
-    if expected is None:
-        return f"country {iban[:2]} does not use IBANs"
-    if len(iban) != expected:
-        return f"a {iban[:2]} IBAN has {expected} characters, this one has {len(iban)}"
+    country = iban[:2]
+    if country in PROPOSED_IBAN_COUNTRIES:
+        return (
+            f"country {country} has no IBAN in the SWIFT IBAN registry (its format is only "
+            "proposed); ask the payee for bank details the payment can use"
+        )
+    spec = IBAN_SPECS.get(country)
+    if spec is None:
+        return f"country {country} does not use IBANs"
+    if len(iban) != spec.iban_length:
+        return f"a {country} IBAN has {spec.iban_length} characters, this one has {len(iban)}"
     rearranged = iban[4:] + iban[:4]
     digits = "".join(str(int(ch, 36)) for ch in rearranged)
     if int(digits) % 97 != 1:
         return "fails the IBAN check digits (mod-97); a character is wrong or missing"
+    if not re.fullmatch(spec.regex, iban[4:]):
+        return (
+            f"is not laid out as a {country} IBAN ({spec.iban_spec} in the IBAN registry: "
+            "n digits, a capital letters, c letters or digits); a character is misplaced"
+        )
     return None
 
 

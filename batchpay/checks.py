@@ -71,8 +71,12 @@ def duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.D
 
 
 def load_layout(options: RunOptions) -> layout_mod.Layout:
-    """The layout a run reads its file with."""
-    return layout_mod.load_layout(options.layout_path)
+    """The layout a run reads its file with (``decimal_comma`` overriding its number format)."""
+    lay = layout_mod.load_layout(options.layout_path)
+    if options.decimal_comma:
+        file = dataclasses.replace(lay.file, decimal_separator=",", thousands_separators=(".", " "))
+        lay = dataclasses.replace(lay, file=file)
+    return lay
 
 
 def read_source(path: Path | str, options: RunOptions) -> PayoutFile:

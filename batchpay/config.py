@@ -23,6 +23,10 @@ another folder still sees the same journal. ``BATCHPAY_JOURNAL`` names the journ
 
 With no key and no URL configured, batchpay runs against the embedded sandbox,
 in-process, and says so loudly.
+
+The input layout file (merged over the built-in layout): ``--layout FILE``, else
+``BATCHPAY_LAYOUT``, else ``batchpay.toml`` or ``schemas/layout.toml`` in the working folder;
+see :func:`find_layout`.
 """
 
 from __future__ import annotations
@@ -547,3 +551,29 @@ def read_sftp_auth(
     return SftpAuth(
         key_file=key, known_hosts=hosts, password=Secret(password) if password else None
     )
+
+
+# Looked for in the working folder, in this order, when no layout is named.
+LAYOUT_FILES = ("batchpay.toml", "schemas/layout.toml")
+
+
+def find_layout(
+    explicit: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Path | None:
+    """The user's layout file: ``explicit`` (``--layout``), else ``BATCHPAY_LAYOUT``, else
+    ``batchpay.toml`` or ``schemas/layout.toml`` in ``cwd``; None when there is none (the
+    built-in layout alone)."""
+    if explicit is not None:
+        return explicit
+    env = os.environ if env is None else env
+    named = env.get("BATCHPAY_LAYOUT", "").strip()
+    if named:
+        return Path(named).expanduser()
+    folder = Path.cwd() if cwd is None else cwd
+    for name in LAYOUT_FILES:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None

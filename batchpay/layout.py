@@ -1,13 +1,22 @@
 """The input layout: canonical columns, header aliases, requirements, file options, limits,
 and which duplicates inside a file may be paid.
 
-The layout lives in an editable TOML file (``schemas/layout.toml``; a copy ships inside the
-package as ``batchpay/data/layout.toml``). :func:`load_layout` reads and checks it once; the
-resulting :class:`Layout` is immutable and is passed to ingest and validation.
+The built-in layout ships inside the package as ``batchpay/data/layout.toml`` (the same bytes as
+``schemas/layout.toml``). A user's layout file is merged over it, so it need only hold what it
+changes (:func:`load_layout`):
+
+- ``[file]``, ``[limits]`` and ``[duplicates]`` are merged key by key;
+- each ``[columns.NAME]`` table is merged key by key, except that ``aliases`` *extends* the
+  built-in list (``replace_aliases = true`` in the same table replaces it), and ``required`` /
+  ``required_when`` are one setting: giving either replaces the built-in requirement.
+
+The resulting :class:`Layout` is immutable, is passed to ingest and validation, and knows where
+each of its settings came from (:attr:`Layout.origins`, :func:`layout_toml`).
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 import unicodedata
 from collections.abc import Mapping
@@ -17,8 +26,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from batchpay.errors import ConfigError
+from batchpay.money import NumberFormat
 
 __all__ = [
+    "BUILT_IN",
     "CANONICAL_COLUMNS",
     "ColumnKind",
     "ColumnSpec",
@@ -27,8 +38,13 @@ __all__ = [
     "Layout",
     "Limits",
     "header_key",
+    "layout_toml",
     "load_layout",
 ]
+
+# The origin of a setting nobody overrode, and the file it is read from.
+BUILT_IN = "built-in"
+_BUILT_IN_FILE = "batchpay/data/layout.toml"
 
 # The data contract between stages (docs/ARCHITECTURE.md), in file order.
 CANONICAL_COLUMNS: tuple[str, ...] = (
@@ -66,6 +82,8 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 ColumnKind = Literal["digits", "identifier", "amount", "date", "code", "text"]
 _KINDS: frozenset[str] = frozenset(get_args(ColumnKind))
 _DELIMITERS = frozenset({",", ";", "\t", "|"})
+_DECIMAL_SEPARATORS = frozenset({".", ","})
+_THOUSANDS_SEPARATORS = frozenset({".", ",", " ", "'"})
 
 
 def header_key(text: str) -> str:
@@ -100,11 +118,19 @@ class ColumnSpec:
 
 @dataclass(frozen=True, slots=True)
 class FileOptions:
-    """How to read the bytes: CSV delimiter and encoding, XLSX sheet."""
+    """How to read the bytes: CSV delimiter and encoding, XLSX sheet, how amounts are written."""
 
     delimiter: str = ","
     encoding: str = "utf-8"
     sheet: str | None = None
+    decimal_separator: str = "."
+    # empty: amounts have no thousands separators; " " also means the no-break spaces
+    thousands_separators: tuple[str, ...] = ()
+
+    @property
+    def number_format(self) -> NumberFormat:
+        """How the file writes amounts (text cells; an XLSX number cell is a number)."""
+        return NumberFormat(self.decimal_separator, self.thousands_separators)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +169,10 @@ class Layout:
     limits: Limits = Limits()
     duplicates: DuplicateRules = DuplicateRules()
     source: str = "<built-in>"
+    # Every setting as merged (section -> key -> value; columns -> name -> key -> value), and
+    # where each came from ("file.delimiter" -> "built-in" or the user's file path).
+    settings: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    origins: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _by_key: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -176,11 +206,15 @@ class Layout:
 
 
 def load_layout(path: str | Path | None = None) -> Layout:
-    """Read and check a layout TOML file; without ``path``, the packaged default layout."""
-    if path is None:
-        text = resources.files("batchpay").joinpath("data/layout.toml").read_text("utf-8")
-        source = "batchpay/data/layout.toml"
-    else:
+    """The built-in layout, with the layout file at ``path`` (when given) merged over it.
+
+    The user's file need only hold what it changes; see the module docstring for the rule.
+    """
+    builtin_text = resources.files("batchpay").joinpath("data/layout.toml").read_text("utf-8")
+    merged = _parse(builtin_text, _BUILT_IN_FILE)
+    origins = _origins(merged, BUILT_IN)
+    source = _BUILT_IN_FILE
+    if path is not None:
         source = str(path)
         try:
             text = Path(path).read_text("utf-8")
@@ -191,17 +225,97 @@ def load_layout(path: str | Path | None = None) -> Layout:
             ) from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"layout file {source} is not UTF-8 text") from exc
+        merged = _merge(merged, _parse(text, source), source, origins)
+    return _build_layout(merged, source, origins)
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"layout file {source} is not valid TOML: {exc}",
             hint="fix the syntax; compare with schemas/layout.toml",
         ) from exc
-    return _build_layout(raw, source)
 
 
-def _build_layout(raw: Mapping[str, Any], source: str) -> Layout:
+def _origins(raw: Mapping[str, Any], origin: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for section, table in raw.items():
+        if section == "columns" and isinstance(table, Mapping):
+            for name, spec in table.items():
+                for key in spec if isinstance(spec, Mapping) else ():
+                    out[f"columns.{name}.{key}"] = origin
+        elif isinstance(table, Mapping):
+            for key in table:
+                out[f"{section}.{key}"] = origin
+    return out
+
+
+def _merge(
+    base: Mapping[str, Any], user: Mapping[str, Any], source: str, origins: dict[str, str]
+) -> dict[str, Any]:
+    """``user`` over ``base``: tables key by key, aliases extended, requirements replaced.
+
+    ``origins`` is updated with ``source`` for every setting the user's file gives.
+    """
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for section, table in user.items():
+        if section not in merged or not isinstance(table, Mapping):
+            merged[section] = table  # refused by _build_layout with a message
+            continue
+        if section != "columns":
+            for key, value in table.items():
+                if merged[section].get(key) != value:
+                    origins[f"{section}.{key}"] = source
+            merged[section].update(table)
+            continue
+        columns = merged["columns"]
+        for name, spec in table.items():
+            if name not in columns or not isinstance(spec, Mapping):
+                columns[name] = spec  # refused by _build_layout with a message
+                continue
+            columns[name] = _merge_column(columns[name], spec, f"columns.{name}", source, origins)
+    return merged
+
+
+def _merge_column(
+    base: Mapping[str, Any],
+    user: Mapping[str, Any],
+    where: str,
+    source: str,
+    origins: dict[str, str],
+) -> dict[str, Any]:
+    column = dict(base)
+    if "required" in user or "required_when" in user:
+        # one requirement: the user's replaces the built-in one whichever key it uses
+        for key in ("required", "required_when"):
+            if key not in user and column.pop(key, None) is not None:
+                origins.pop(f"{where}.{key}", None)
+    replace_aliases = user.get("replace_aliases", False)
+    if not isinstance(replace_aliases, bool):
+        raise _bad(source, f"{where}.replace_aliases must be true or false")
+    for key, value in user.items():
+        if key == "replace_aliases":
+            continue
+        if key == "aliases" and not replace_aliases and isinstance(value, list):
+            known = {header_key(str(a)) for a in column.get("aliases", [])}
+            added = [a for a in value if header_key(str(a)) not in known]
+            column["aliases"] = [*column.get("aliases", []), *added]
+            if added:
+                before = origins.get(f"{where}.aliases", BUILT_IN)
+                origins[f"{where}.aliases"] = f"{before} + {source}"
+            continue
+        if base.get(key) != value:
+            origins[f"{where}.{key}"] = source
+        column[key] = value
+    if replace_aliases and "aliases" not in user:
+        column["aliases"] = []
+        origins[f"{where}.aliases"] = source
+    return column
+
+
+def _build_layout(raw: Mapping[str, Any], source: str, origins: Mapping[str, str]) -> Layout:
     unknown = set(raw) - {"file", "limits", "duplicates", "columns"}
     if unknown:
         raise _bad(source, f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -224,12 +338,23 @@ def _build_layout(raw: Mapping[str, Any], source: str) -> Layout:
         for name in CANONICAL_COLUMNS
     )
     return Layout(
-        columns=columns, file=file_opts, limits=limits, duplicates=duplicates, source=source
+        columns=columns,
+        file=file_opts,
+        limits=limits,
+        duplicates=duplicates,
+        source=source,
+        settings=raw,
+        origins=dict(origins),
     )
 
 
 def _build_file_options(raw: Mapping[str, Any], source: str) -> FileOptions:
-    _only_keys(raw, {"delimiter", "encoding", "sheet"}, "file", source)
+    _only_keys(
+        raw,
+        {"delimiter", "encoding", "sheet", "decimal_separator", "thousands_separator"},
+        "file",
+        source,
+    )
     delimiter = _str(raw, "delimiter", ",", "file", source)
     if delimiter not in _DELIMITERS:
         raise _bad(source, f'file.delimiter must be one of "," ";" "\\t" "|", not {delimiter!r}')
@@ -239,7 +364,29 @@ def _build_file_options(raw: Mapping[str, Any], source: str) -> FileOptions:
     except LookupError as exc:
         raise _bad(source, f"file.encoding {encoding!r} is not a known text encoding") from exc
     sheet = _str(raw, "sheet", "", "file", source).strip()
-    return FileOptions(delimiter=delimiter, encoding=encoding, sheet=sheet or None)
+    decimal = _str(raw, "decimal_separator", ".", "file", source)
+    if decimal not in _DECIMAL_SEPARATORS:
+        raise _bad(source, f'file.decimal_separator must be "." or ",", not {decimal!r}')
+    listed = raw.get("thousands_separator", "")
+    thousands = tuple(
+        _str_list(listed, "file.thousands_separator", source)
+        if isinstance(listed, list)
+        else [t for t in [_str(raw, "thousands_separator", "", "file", source)] if t]
+    )
+    for sep in thousands:
+        if sep not in _THOUSANDS_SEPARATORS or sep == decimal:
+            raise _bad(
+                source,
+                'file.thousands_separator must be "", ".", ",", " " or "\'" and not the '
+                f"decimal separator, not {sep!r}",
+            )
+    return FileOptions(
+        delimiter=delimiter,
+        encoding=encoding,
+        sheet=sheet or None,
+        decimal_separator=decimal,
+        thousands_separators=thousands,
+    )
 
 
 def _build_limits(raw: Mapping[str, Any], source: str) -> Limits:
@@ -280,6 +427,7 @@ def _build_column(name: str, raw: Mapping[str, Any], source: str) -> ColumnSpec:
             "max_length",
             "values",
             "default",
+            "replace_aliases",
         },
         where,
         source,
@@ -374,3 +522,41 @@ def _str_list(value: Any, where: str, source: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _bad(source, f"{where}: expected a list of texts")
     return list(value)
+
+
+def layout_toml(layout: Layout) -> str:
+    """The effective layout as TOML, each setting followed by where it came from."""
+    lines = [
+        "# The effective batchpay layout: the built-in one"
+        + (f" with {layout.source} merged over it." if layout.source != _BUILT_IN_FILE else "."),
+        "# After each setting, where it came from (built-in, or the file that set it).",
+    ]
+    settings = layout.settings
+    for section in ("file", "limits", "duplicates"):
+        lines += ["", f"[{section}]"]
+        for key, value in settings.get(section, {}).items():
+            lines.append(_toml_line(key, value, layout.origins.get(f"{section}.{key}", BUILT_IN)))
+    for name, spec in settings.get("columns", {}).items():
+        lines += ["", f"[columns.{name}]"]
+        for key, value in spec.items():
+            where = layout.origins.get(f"columns.{name}.{key}", BUILT_IN)
+            lines.append(_toml_line(key, value, where))
+    return "\n".join(lines) + "\n"
+
+
+def _toml_line(key: str, value: Any, origin: str) -> str:
+    return f"{key} = {_toml_value(value)}  # {origin}"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")  # pragma: no cover

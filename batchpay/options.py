@@ -22,6 +22,8 @@ class RunOptions:
     concurrency: int = 8
     out_dir: Path | None = None
     layout_path: Path | None = None
+    # Amounts written 1.234,50 or 1 234,50, whatever the layout's [file] says.
+    decimal_comma: bool = False
     expected_rows: int | None = None
     expected_totals: Mapping[str, Decimal] = field(default_factory=dict)
     # Who declared expected_rows/expected_totals, for the refusal's message.

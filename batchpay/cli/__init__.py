@@ -8,13 +8,13 @@ Only the CLI installs that handler; the library never touches signals.
 
 ``group`` holds the ``main`` group and the shared options, ``handling`` the error and
 signal handling; the commands live by subject in ``paying``, ``runs``, ``watch``,
-``webhooks`` and ``auth``, each importing the heavy modules inside its commands.
+``webhooks``, ``auth`` and ``layout``, each importing the heavy modules inside its commands.
 """
 
 from __future__ import annotations
 
 # Importing the command modules registers their commands on ``main``.
-from batchpay.cli import auth, paying, runs, watch, webhooks  # noqa: F401
+from batchpay.cli import auth, layout, paying, runs, watch, webhooks  # noqa: F401
 from batchpay.cli.group import main
 
 __all__ = ["main"]

@@ -44,13 +44,32 @@ def main(debug: bool, log_level: str, log_format: str) -> None:
 
 _common_run_options = [
     click.option("--layout", "layout_path", type=click.Path(path_type=Path, dir_okay=False),
-                 help="Column layout file (default: the packaged schemas/layout.toml)."),
+                 callback=lambda _ctx, _param, value: find_layout(value),
+                 help="Layout file merged over the built-in layout (default: $BATCHPAY_LAYOUT, "
+                 "else batchpay.toml or schemas/layout.toml in the working folder)."),
     click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
                  help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in "
                  "$BATCHPAY_HOME or the user's data folder)."),
     click.option("--api-url", help="API base URL (default: $BATCHPAY_API_URL, else the "
                  "embedded sandbox when no key is set)."),
 ]  # fmt: skip
+
+
+def find_layout(value: Path | None) -> Path | None:
+    """The layout file a command uses: the option's, else the environment's or the folder's."""
+    from batchpay.config import find_layout as found
+
+    return found(value)
+
+
+def number_options(fn: F) -> F:
+    """How the file writes amounts, shared by `run` and `validate`."""
+    return click.option(
+        "--decimal-comma",
+        is_flag=True,
+        help="Amounts are written 1.234,50 or 1 234,50 (a decimal comma, dots or spaces "
+        'between thousands), as decimal_separator = "," under [file] in the layout.',
+    )(fn)
 
 
 def common_options(fn: F) -> F:

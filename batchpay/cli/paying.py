@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from batchpay.cli.group import _parse_totals, _settings, common_options, duplicate_options, main
+from batchpay.cli.group import (
+    _parse_totals,
+    _settings,
+    common_options,
+    duplicate_options,
+    main,
+    number_options,
+)
 from batchpay.cli.handling import _err, handle_errors
 from batchpay.errors import ValidationFailed
 
@@ -61,6 +68,7 @@ from batchpay.errors import ValidationFailed
     "--skip-balance-check", is_flag=True, help="Submit even if the balance looks too low."
 )
 @click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")
+@number_options
 @handle_errors
 def run(
     file: Path,
@@ -79,6 +87,7 @@ def run(
     expect_total: tuple[str, ...],
     skip_balance_check: bool,
     confirm_live: bool,
+    decimal_comma: bool,
 ) -> None:
     """Validate FILE, pay every row exactly once, and write the reconciliation report."""
     from batchpay import pipeline
@@ -103,6 +112,7 @@ def run(
         concurrency=concurrency,
         out_dir=out_dir,
         layout_path=layout_path,
+        decimal_comma=decimal_comma,
         expected_rows=expect_rows,
         expected_totals=_parse_totals(expect_total),
         skip_balance_check=skip_balance_check,
@@ -143,16 +153,18 @@ def run(
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @common_options
 @duplicate_options
+@number_options
 @handle_errors
 def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              api_url: str | None, allow_repeats: bool | None,
-             reference_per_payee: bool | None) -> None:  # fmt: skip
+             reference_per_payee: bool | None, decimal_comma: bool) -> None:  # fmt: skip
     """Run every check on FILE and print the plan; nothing is sent."""
     from batchpay import pipeline
 
     settings = _settings(api_url, journal_path)
     options = pipeline.RunOptions(
         layout_path=layout_path,
+        decimal_comma=decimal_comma,
         allow_repeats=allow_repeats,
         reference_per_payee=reference_per_payee,
     )

@@ -38,7 +38,9 @@ class IngestedFile:
 
     ``frame`` has every canonical column of the layout (``pl.String``; ``""`` is a blank cell;
     columns absent from the file are all blank) plus ``_row`` (``Int64``), the row number the
-    user sees (the header is row 1). Blank rows are dropped; whitespace around values is trimmed.
+    user sees (the header is row 1). Blank rows are dropped; whitespace around values is trimmed;
+    text amounts in the layout's declared number format (``1.250,00``) are rewritten as plain
+    decimal text (``1250.00``), exactly, and those not written as declared are reported.
     """
 
     frame: pl.DataFrame

@@ -168,9 +168,42 @@ def to_canonical(
         for name in layout.names
     ]
     out = frame.select([*selected, pl.col(ROW)])
+    number = layout.file.number_format
+    if number.declared and "amount" in positions:
+        already = {r for r, c in table.flagged if c == positions["amount"]}
+        already |= {i.row for i in issues if i.column == label["amount"]}
+        out, declared = _declared_amounts(out, number, set(table.numeric_amounts), already)
+        issues.extend(RowIssue(row, label["amount"], "amount", msg) for row, msg in declared)
     if table.numeric_amounts:
         issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
     return out, header_map, unknown, blank_rows, issues
+
+
+def _declared_amounts(
+    frame: pl.DataFrame, number: money.NumberFormat, numeric_rows: set[int], reported: set[int]
+) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+    """Amounts written in the layout's declared format rewritten as plain decimal text.
+
+    String work only, so the digits are exact. XLSX number cells are numbers already and stay
+    as they are; a text amount not written as declared stays as it is and is reported, naming
+    what it holds (``1250.50`` in a decimal-comma file is ambiguous: it is not guessed).
+    """
+    amount = pl.col("amount")
+    groups = amount.str.extract_groups(number.pattern())
+    whole = groups.struct.field("1").str.replace_all(r"[^0-9]", "")
+    fraction = groups.struct.field("2")
+    plain = pl.when(fraction.is_null()).then(whole).otherwise(whole + "." + fraction)
+    as_is = pl.col(ROW).is_in(sorted(numeric_rows)) | (amount == "")
+    out = frame.with_columns(
+        pl.when(as_is | whole.is_null()).then(amount).otherwise(plain).alias("amount")
+    )
+    bad = frame.filter(~as_is & whole.is_null()).select(ROW, "amount", "currency")
+    problems = [
+        (int(row), money.amount_problem(str(value), str(currency), number) or "is not an amount")
+        for row, value, currency in bad.iter_rows()
+        if int(row) not in reported
+    ]
+    return out, problems
 
 
 def _listed(texts: list[str], limit: int = 5) -> str:

@@ -49,8 +49,11 @@ def summary_lines(report: Report, paths: ReportPaths | None = None) -> list[str]
     if attention:
         listed = ", ".join(str(n) for n in attention[:10])
         more = f" and {len(attention) - 10} more" if len(attention) > 10 else ""
+        one = len(attention) == 1
+        rows, need = ("row", "needs") if one else ("rows", "need")
         lines.append(
-            f"{len(attention)} rows need a person: rows {listed}{more} (listed first in the report)"
+            f"{len(attention)} {rows} {need} a person: {rows} {listed}{more} "
+            "(listed first in the report)"
         )
     for problem in report.check_totals(totals):
         lines.append(f"CONTROL TOTALS PROBLEM: {problem}")

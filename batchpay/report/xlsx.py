@@ -7,6 +7,7 @@ and references are text, rows needing a person come first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,6 @@ from batchpay.report.model import (
     Report,
     _amount_scale,
     _amount_text,
-    _iso_utc,
 )
 
 _XLSX_MAX_TEXT = 32767  # Excel's limit for one cell
@@ -104,6 +104,13 @@ class _Sheet:
         cell.number_format = "General"
         return cell
 
+    def moment(self, value: datetime, **style: Any) -> Any:
+        """A date-time cell in UTC, to the second (Excel cells have no time zone)."""
+        utc = value.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+        cell = WriteOnlyCell(self.ws, value=utc)
+        cell.number_format = "yyyy-mm-dd hh:mm:ss"
+        return self._style(cell, style)
+
     def number(self, digits: str) -> Any:
         # openpyxl would write a Decimal through "%.16g" (a float: 9.95 -> 9.949999999999999),
         # so the cell holds the exact decimal digits as its stored value, typed as a number.
@@ -158,17 +165,23 @@ def _write_xlsx(report: Report, totals: Mapping[str, CurrencyTotals], path: Path
 def _rows_sheet(ws: Any, report: Report) -> None:
     rows = report.rows_for_people()
     cells = [[_plain_cell(c, r) for c in _COLUMNS] for r in rows]
+    # text columns with values longer than their (capped) width wrap instead of being cut off
+    wrapped: set[str] = set()
     for index, column in enumerate(_COLUMNS, start=1):
-        lengths = (len(line[index - 1]) for line in cells)
+        lengths = [len(line[index - 1]) for line in cells]
         if column.kind == _MONEY:  # thousands separators
-            lengths = (n + n // 3 for n in lengths)
-        ws.column_dimensions[get_column_letter(index)].width = _width(lengths, column.header)
+            lengths = [n + n // 3 for n in lengths]
+        width = _width(lengths, column.header)
+        ws.column_dimensions[get_column_letter(index)].width = width
+        if column.kind == _TEXT and max(lengths, default=0) > width - 2:
+            wrapped.add(column.header)
+    wrap = {"alignment": Alignment(wrap_text=True, vertical="top")}
     last = get_column_letter(len(_COLUMNS))
     ws.freeze_panes = "C2"  # header row, and Row + Reference stay in view
     ws.auto_filter.ref = f"A1:{last}{len(rows) + 1}"
     ws.print_title_rows = "1:1"  # printed pages repeat the header, Row and Reference
     ws.print_title_cols = "A:B"
-    ws.page_setup.orientation = "landscape"
+    _print_landscape_fit_width(ws)  # one page wide: not hundreds of pages of column strips
     ws.row_dimensions[1].height = 30.0  # two lines of wrapped header
 
     sheet = _Sheet(ws)
@@ -187,6 +200,8 @@ def _rows_sheet(ws: Any, report: Report) -> None:
                 line.append(sheet.integer(value))
             elif column.header in ("Outcome", "Needs attention"):
                 line.append(sheet.text(value, **_outcome_style(r.outcome)))
+            elif column.header in wrapped:
+                line.append(sheet.text(value, **wrap))
             else:
                 line.append(sheet.text(value))
         ws.append(line)
@@ -227,17 +242,14 @@ def _summary_sheet(ws: Any, report: Report, totals: Mapping[str, CurrencyTotals]
             ),
         ),
         ("API URL", sheet.text(report.api_url)),
-        ("Generated at (UTC)", sheet.text(_iso_utc(report.generated_at))),
+        ("Generated at (UTC)", sheet.moment(report.generated_at, **left)),
         ("Rows in file", sheet.integer(len(report.rows), **left)),
         (
             "Rows needing attention",
             sheet.integer(report.attention_count, **left, **_count_style(report.attention_count)),
         ),
         ("Rows without a readable amount", sheet.integer(report.rows_without_amount, **left)),
-        (
-            "Control totals check",
-            sheet.text("FAILED" if problems else "passed", **_yes_no_style(not problems)),
-        ),
+        ("Control totals check", _control_check_cell(sheet, report, problems)),
     ]
     for label, cell in facts:
         add([sheet.text(label, **bold), cell])
@@ -270,6 +282,15 @@ def _summary_sheet(ws: Any, report: Report, totals: Mapping[str, CurrencyTotals]
         style = _outcome_style(outcome) if count else {}
         meaning = OUTCOME_MEANINGS[Outcome(outcome)]
         add([sheet.text(outcome, **style), sheet.integer(count), sheet.text(meaning)])
+
+
+def _control_check_cell(sheet: _Sheet, report: Report, problems: list[str]) -> Any:
+    if problems:
+        return sheet.text("FAILED", **_yes_no_style(False))
+    if not report.declared_totals:
+        # the totals add up, but nobody said what they should be: nothing to pass
+        return sheet.text("none declared")
+    return sheet.text("passed", **_yes_no_style(True))
 
 
 def _print_landscape_fit_width(ws: Any) -> None:

@@ -26,10 +26,20 @@ _OLDEST_BIRTH = date(1900, 1, 1)
 # Letters as IBAN digits: A=10 ... Z=35.
 _IBAN_LETTERS = {ch: str(i) for i, ch in enumerate(string.ascii_uppercase, start=10)}
 _IBAN_DIGITS = 72  # an IBAN has at most 34 characters; a letter becomes two digits
+# Every registry country's IBAN layout in one regex: the country, two check digits, its BBAN.
+_IBAN_LAYOUT = (
+    "^(?:"
+    + "|".join(
+        f"{country}[0-9]{{2}}(?:{pattern.removeprefix('^').removesuffix('$')})"
+        for country, pattern in sorted(banking.BBAN_PATTERNS.items())
+    )
+    + ")$"
+)
 
 
 def iban_ok(values: pl.Series) -> pl.Series:
-    """Blank, or a registry-length IBAN whose ISO 7064 mod-97 check digits are right."""
+    """Blank, or an IBAN of the registry's length and layout whose ISO 7064 mod-97 check
+    digits are right."""
     iban = pl.col("iban")
     shaped = iban.str.contains(_IBAN_RE)
     expected = iban.str.slice(0, 2).replace_strict(
@@ -48,7 +58,9 @@ def iban_ok(values: pl.Series) -> pl.Series:
     )
     frame = values.to_frame("iban").with_columns(
         digits.alias("digits"),
-        (shaped & (iban.str.len_bytes() == expected)).alias("shaped"),
+        (shaped & (iban.str.len_bytes() == expected) & iban.str.contains(_IBAN_LAYOUT)).alias(
+            "shaped"
+        ),
     )
     # a decimal number mod 97 is the sum of each digit times (10^position mod 97), mod 97
     remainder = (

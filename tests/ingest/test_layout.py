@@ -144,14 +144,13 @@ def test_bad_layout_is_a_config_error(
     assert fragment in caught.value.message
 
 
-def test_missing_column_is_a_config_error(tmp_path: Path) -> None:
-    """Removing a canonical column from the layout is refused."""
+def test_a_column_the_user_file_leaves_out_is_the_built_in_one(tmp_path: Path) -> None:
+    """A layout without a column keeps the built-in column (it used to be refused as missing)."""
     text = EDITABLE.read_text("utf-8")
     start = text.index("[columns.description]")
     end = text.index("# ----", start)
-    with pytest.raises(ConfigError) as caught:
-        load_layout(write(tmp_path, text[:start] + text[end:]))
-    assert "missing column(s) description" in caught.value.message
+    layout = load_layout(write(tmp_path, text[:start] + text[end:]))
+    assert layout.column("description") == load_layout().column("description")
 
 
 def test_invalid_toml_and_missing_file_are_config_errors(tmp_path: Path) -> None:

@@ -63,3 +63,9 @@ def test_empty_summary(make_report: MakeReport) -> None:
     """An empty report says so and has no currency lines."""
     lines = summary_lines(make_report(rows=[], environment="live"))
     assert lines == ["Run run_20250314_0926: payouts-march.csv, 0 rows", "Outcomes: no rows"]
+
+
+def test_one_attention_row_is_singular(make_report: MakeReport) -> None:
+    """One row needing a person reads "1 row needs a person: row 4", not "1 rows need"."""
+    lines = summary_lines(make_report(rows=[ReportRow(row=4, outcome="invalid")]))
+    assert "1 row needs a person: row 4 (listed first in the report)" in lines

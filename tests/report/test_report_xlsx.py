@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,8 @@ def test_summary_names_the_run_and_says_sandbox(xlsx: Path) -> None:
     assert facts["File"].value == "payouts-march.csv"
     assert facts["File SHA-256"].value == "9f" * 32
     assert facts["Environment"].value == "sandbox — no money moved"
-    assert facts["Generated at (UTC)"].value == "2025-03-14T09:26:53Z"
+    assert facts["Generated at (UTC)"].value == datetime(2025, 3, 14, 9, 26, 53)
+    assert facts["Generated at (UTC)"].number_format == "yyyy-mm-dd hh:mm:ss"
     assert facts["Rows in file"].value == 9
     assert facts["Rows needing attention"].value == 6
     assert facts["Rows without a readable amount"].value == 1
@@ -293,3 +295,42 @@ def test_empty_report_workbook(make_report: MakeReport, tmp_path: Path) -> None:
     assert ws.max_row == 1 and ws.auto_filter.ref == "A1:AA1"
     column_a = [line[0].value for line in wb["Summary"].iter_rows() if line]
     assert "(no amounts)" in column_a
+
+
+def test_generated_at_is_a_datetime_cell_to_the_second(
+    make_report: MakeReport, tmp_path: Path
+) -> None:
+    """A time with microseconds, in any zone, is written as a UTC date-time without them."""
+    report = make_report()
+    report.generated_at = datetime(2025, 3, 14, 9, 26, 53, 123456, tzinfo=UTC)
+    facts, _, _ = _summary(write_report(report, tmp_path, "r").xlsx)
+    assert facts["Generated at (UTC)"].value == datetime(2025, 3, 14, 9, 26, 53)
+    assert facts["Generated at (UTC)"].is_date
+
+
+def test_control_totals_check_says_none_declared(make_report: MakeReport, tmp_path: Path) -> None:
+    """With no declared totals the check is "none declared", not a green "passed"."""
+    from batchpay.report import ReportRow
+
+    rows = [ReportRow(row=2, outcome="invalid")]
+    facts, _, _ = _summary(_write(make_report, tmp_path, rows=rows))
+    assert facts["Control totals check"].value == "none declared"
+    assert facts["Control totals check"].fill.fgColor.rgb != GREEN
+
+
+def test_long_messages_wrap_and_the_rows_sheet_prints_one_page_wide(
+    make_report: MakeReport, tmp_path: Path
+) -> None:
+    """A message longer than its column wraps; the sheet prints landscape, fit to width."""
+    from batchpay.report import ReportRow
+
+    long = "the IBAN " + "is really quite wrong " * 10
+    rows = [ReportRow(row=2, outcome="invalid", error_message=long)]
+    ws = load_workbook(_write(make_report, tmp_path, rows=rows))["Rows"]
+    header = [c.value for c in ws[1]]
+    cell = ws.cell(row=2, column=header.index("Error message") + 1)
+    assert cell.value == long.strip() or cell.value == long
+    assert cell.alignment.wrap_text
+    assert ws.page_setup.orientation == "landscape"
+    assert ws.sheet_properties.pageSetUpPr.fitToPage
+    assert (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (1, 0)

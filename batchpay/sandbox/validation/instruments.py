@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchpay.banking import (
-    IBAN_LENGTHS,
     aba_problem,
     bic_problem,
-    iban_problem,
     normalize_iban,
     normalize_sort_code,
     sort_code_problem,
@@ -20,6 +18,7 @@ from batchpay.money import mask_account
 
 from ..problems import ApiProblem, FieldError
 from .common import Collector, reject_unknown, require_object
+from .iban import iban_countries, iban_problem
 
 _INSTRUMENT_FIELDS = frozenset(
     {"method", "currency", "country", "label", "credentials", "is_default", "end_user_ip"}
@@ -60,7 +59,7 @@ _CREDENTIAL_FIELDS: dict[str, frozenset[str]] = {
     "uk_bank": frozenset({"sort_code", "account_number"}),
 }
 _METHOD_COUNTRIES: dict[str, frozenset[str]] = {
-    "iban": frozenset(IBAN_LENGTHS),
+    "iban": iban_countries(),
     "us_bank": frozenset({"US"}),
     "uk_bank": frozenset({"GB", "GG", "JE", "IM"}),
 }

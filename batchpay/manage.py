@@ -136,7 +136,13 @@ async def track_async(
             conn.run_id = run_id
             # Intents whose outcome is unknown are settled first, with their own keys (the
             # only way to finish a retry-failed run, which has no file to run again).
-            submitter = Submitter(conn.client, journal, settings.environment, clock=clock)
+            submitter = Submitter(
+                conn.client,
+                journal,
+                settings.environment,
+                clock=clock,
+                provider_clock=conn.provider_clock,
+            )
             for intent in journal.open_payouts(run_id):
                 if intent["state"] != CREATED:
                     await submitter.settle(intent)

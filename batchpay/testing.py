@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchpay.config import Mode, OAuthSettings, Secret, Settings
 from batchpay.sandbox.config import DEFAULT_API_KEY as SANDBOX_TEST_KEY
 from batchpay.sandbox.config import DEFAULT_CLIENT_ID as SANDBOX_CLIENT_ID
 from batchpay.sandbox.config import DEFAULT_CLIENT_SECRET as SANDBOX_CLIENT_SECRET
 from batchpay.sandbox.oauth import dpop_key_path
+
+if TYPE_CHECKING:
+    from batchpay.sandbox import Sandbox
 
 SANDBOX_DPOP_KEY_FILE = Path(dpop_key_path())
 """The sandbox's documented test DPoP private key (public knowledge: sandbox only)."""
@@ -131,3 +134,21 @@ def sandbox_settings(home: Path, key: str = SANDBOX_TEST_KEY, **kw: Any) -> Sett
         journal_path=home / ".batchpay" / "journal.db",
         **kw,
     )
+
+
+def run_kwargs(sb: Sandbox, settings: Settings, tmp_path: Path, **options: Any) -> dict[str, Any]:
+    """Keyword arguments for ``pipeline.run_async`` against the in-process sandbox ``sb``:
+    its transport and clock, ``--wait`` sleeps that move its clock, reports under
+    ``tmp_path/reports`` and ``options`` as :class:`~batchpay.options.RunOptions`."""
+    from batchpay.options import RunOptions
+
+    async def advance(seconds: float) -> None:
+        await sb.advance(max(seconds, 1.0))
+
+    return {
+        "settings": settings,
+        "options": RunOptions(out_dir=tmp_path / "reports", **options),
+        "transport": sb.transport(),
+        "clock": sb.clock.now,
+        "track_sleep": advance,
+    }

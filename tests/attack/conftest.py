@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from batchpay.client import set_testing
 from batchpay.config import Settings
-from batchpay.sandbox import Sandbox
 from batchpay.testing import payout_row as payee
-from batchpay.testing import sandbox_settings, write_csv
+from batchpay.testing import run_kwargs, sandbox_settings, write_csv
 
 __all__ = ["payee", "run_kwargs", "write_csv"]
 
@@ -29,19 +27,3 @@ def _no_backoff() -> Iterator[None]:
 def settings(tmp_path: Path) -> Settings:
     """Settings for a sandbox reached through an injected transport."""
     return sandbox_settings(tmp_path)
-
-
-def run_kwargs(sb: Sandbox, settings: Settings, tmp_path: Path, **options: Any) -> dict[str, Any]:
-    """Keyword arguments for pipeline.run_async against ``sb``."""
-    from batchpay.pipeline import RunOptions
-
-    async def advance(seconds: float) -> None:
-        await sb.advance(max(seconds, 1.0))
-
-    return {
-        "settings": settings,
-        "options": RunOptions(out_dir=tmp_path / "reports", **options),
-        "transport": sb.transport(),
-        "clock": sb.clock.now,
-        "track_sleep": advance,
-    }

@@ -86,6 +86,24 @@ def _start_server(port: int, args: argparse.Namespace, log: Path) -> subprocess.
     raise SystemExit(f"sandbox server did not start; see {log}")
 
 
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def _judge(
+    ledger: list[dict[str, Any]], rows: list[dict[str, str]]
+) -> tuple[list[str], list[str], list[str]]:
+    """The server ledger's verdict: references paid twice, never paid, and not in the file."""
+    per_ref = Counter(p["reference"] for p in ledger)
+    wanted = {r["reference"] for r in rows}
+    duplicates = sorted(ref for ref, n in per_ref.items() if n > 1)
+    return duplicates, sorted(wanted - set(per_ref)), sorted(set(per_ref) - wanted)
+
+
 def chaos(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Run the experiment in ``work``; return the summary."""
     rng = random.Random(args.seed)
@@ -139,17 +157,9 @@ def chaos(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ledger = ledger.get("data", ledger) if isinstance(ledger, dict) else ledger
     finally:
         log.close()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
 
-    per_ref = Counter(p["reference"] for p in ledger)
-    wanted = {r["reference"] for r in rows}
-    duplicates = sorted(ref for ref, n in per_ref.items() if n > 1)
-    missing = sorted(wanted - set(per_ref))
-    strays = sorted(set(per_ref) - wanted)
+    duplicates, missing, strays = _judge(ledger, rows)
     report_files = sorted((work / "reports").glob("*/*.json"))
     report = json.loads(report_files[-1].read_text()) if report_files else {"rows": []}
     by_ref = {p["reference"]: p for p in ledger}
@@ -386,17 +396,9 @@ def chaos_many(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 s.proc.kill()
                 s.proc.wait()
             s.log.close()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
 
-    per_ref = Counter(p["reference"] for p in ledger)
-    wanted = {r["reference"] for r in rows}
-    duplicates = sorted(ref for ref, n in per_ref.items() if n > 1)
-    missing = sorted(wanted - set(per_ref))
-    strays = sorted(set(per_ref) - wanted)
+    duplicates, missing, strays = _judge(ledger, rows)
     by_ref = {p["reference"]: p for p in ledger}
     per_home = []
     for h in homes:

@@ -1,0 +1,214 @@
+"""What submission costs, measured on the command a user runs, beside a bare HTTP loop.
+
+Starts ``batchpay sandbox serve`` (no rate limit, ``--latency-ms`` added to every answer),
+then, each as a whole child process whose CPU and peak memory come from ``os.wait4``:
+
+1. ``batchpay run`` of N rows to new payees (beneficiary, instrument, payout per row):
+   requests per row and client CPU per row;
+2. ``batchpay run`` of N new references to the same payees (known beneficiaries):
+   payouts/s, client CPU per payout, peak RSS;
+3. the baseline: a bare async HTTP loop (``--bare aiohttp``, 128 in flight by default)
+   creating N payouts to the same payees on the same sandbox, and the ratio of 2. to it.
+
+``--bare`` may name several clients (``aiohttp,httpx,httpx-sharded``) to compare them on the
+same sandbox; the first is the baseline of the ratio.
+
+    python scripts/bench_run.py --rows 5000
+    python scripts/bench_run.py --rows 2000 --bare aiohttp,httpx,httpx-sharded
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+
+from server import sandbox_server
+
+from batchpay.sandbox import DEFAULT_API_KEY
+from batchpay.testing import payout_row, write_csv
+
+
+def _measure(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``argv`` as a child; its exit, wall seconds, CPU seconds and peak RSS (MiB)."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "exit": proc.returncode,
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "stdout": out,
+        "stderr": err[-2000:],
+    }
+
+
+def _run(work: Path, url: str, f: Path, extra: list[str]) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
+    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url,
+               BATCHPAY_HOME=str(work / "home"))  # fmt: skip
+    argv = [sys.executable, "-m", "batchpay.cli", "run", str(f),
+            "--out", str(work / "r"), *extra]  # fmt: skip
+    m = _measure(argv, env)
+    db = sqlite3.connect(work / "home" / "journal.db")
+    run_id = db.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+    m["requests"] = db.execute(
+        "SELECT COUNT(*) FROM api_calls WHERE run_id=?", (run_id,)
+    ).fetchone()[0]
+    m["created"] = db.execute(
+        "SELECT COUNT(*) FROM payouts WHERE run_id=? AND state='created'", (run_id,)
+    ).fetchone()[0]
+    db.close()
+    return m
+
+
+def _bodies(work: Path, n: int) -> list[dict[str, Any]]:
+    """N payout bodies to the payees the first run created (fresh references and keys)."""
+    db = sqlite3.connect(work / "home" / "journal.db")
+    bodies = []
+    for (text,) in db.execute("SELECT body FROM payouts ORDER BY row_number LIMIT ?", (n,)):
+        body = json.loads(text)
+        body["reference"] = f"BARE-{len(bodies)}"
+        body["metadata"] = {}
+        bodies.append(body)
+    db.close()
+    return bodies
+
+
+async def _bare(url: str, client: str, inflight: int, bodies: list[dict[str, Any]]) -> int:
+    """Create every body's payout, ``inflight`` at a time; return how many were created."""
+    headers = {"Authorization": f"Bearer {DEFAULT_API_KEY}", "Content-Type": "application/json"}
+    queue = list(enumerate(bodies))
+    created = 0
+
+    async def worker(post: Any) -> None:
+        nonlocal created
+        while queue:
+            i, body = queue.pop()
+            status = await post(
+                json.dumps(body).encode(), {**headers, "Idempotency-Key": f"bare-{i}"}
+            )
+            created += status == 201
+
+    if client == "aiohttp":
+        import aiohttp
+
+        conn = aiohttp.TCPConnector(limit=inflight)
+        async with aiohttp.ClientSession(url, connector=conn) as session:
+
+            async def post(data: bytes, h: dict[str, str]) -> int:
+                async with session.post("/v1/payouts", data=data, headers=h) as resp:
+                    await resp.read()
+                    return resp.status
+
+            await asyncio.gather(*(worker(post) for _ in range(inflight)))
+        return created
+    import httpx
+
+    shards = 8 if client == "httpx-sharded" else 1
+    limits = httpx.Limits(
+        max_connections=max(1, inflight // shards), max_keepalive_connections=None
+    )
+    clients = [httpx.AsyncClient(base_url=url, limits=limits, timeout=60) for _ in range(shards)]
+    posts = []
+    for c in clients:
+
+        async def post(data: bytes, h: dict[str, str], c: httpx.AsyncClient = c) -> int:
+            return (await c.post("/v1/payouts", content=data, headers=h)).status_code
+
+        posts.append(post)
+    await asyncio.gather(*(worker(posts[k % shards]) for k in range(inflight)))
+    for c in clients:
+        await c.aclose()
+    return created
+
+
+def _per(m: dict[str, Any], n: int) -> dict[str, Any]:
+    return {
+        "exit": m["exit"],
+        "wall_s": round(m["wall_s"], 2),
+        "payouts_per_s": round(n / m["wall_s"], 1),
+        "cpu_ms_per_payout": round(m["cpu_s"] * 1000 / n, 3),
+        "peak_rss_mib": m["peak_rss_mib"],
+    }
+
+
+def main() -> int:
+    """Run the measurements and print them as JSON."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=5000)
+    p.add_argument("--latency-ms", type=int, default=100)
+    p.add_argument("--bare", default="aiohttp", help="baseline client(s), comma-separated")
+    p.add_argument("--inflight", type=int, default=128, help="the bare loop's requests in flight")
+    p.add_argument("--run-args", default="", help="extra arguments for batchpay run")
+    p.add_argument("--bare-child", nargs=3, metavar=("URL", "CLIENT", "BODIES"),
+                   help=argparse.SUPPRESS)  # fmt: skip
+    args = p.parse_args()
+    if args.bare_child:
+        url, client, path = args.bare_child
+        bodies = json.loads(Path(path).read_text())
+        made = asyncio.run(_bare(url, client, args.inflight, bodies))
+        print(made)
+        return 0 if made == len(bodies) else 1
+    n = args.rows
+    extra = args.run_args.split()
+    results: dict[str, Any] = {"rows": n, "latency_ms": args.latency_ms}
+    with tempfile.TemporaryDirectory(prefix="batchpay-run-") as tmp:
+        work = Path(tmp)
+        first = write_csv(work / "a.csv", [payout_row(i) for i in range(n)])
+        second = write_csv(
+            work / "b.csv", [payout_row(i, reference=f"INV-NEXT-{i}") for i in range(n)]
+        )
+        with sandbox_server(work, "--rate-limit", "off", "--step-seconds", "600",
+                            "--latency-ms", str(args.latency_ms)) as server:  # fmt: skip
+            new = _run(work, server.url, first, extra)
+            results["new payees: batchpay run"] = {
+                **_per(new, n),
+                "created": new["created"],
+                "requests_per_row": round(new["requests"] / n, 3),
+                "cpu_ms_per_row": round(new["cpu_s"] * 1000 / n, 3),
+            }
+            known = _run(work, server.url, second, extra)
+            results["known payees: batchpay run"] = {**_per(known, n), "created": known["created"],
+                                                      "requests": known["requests"]}  # fmt: skip
+            bodies = work / "bodies.json"
+            bodies.write_text(json.dumps(_bodies(work, n)))
+            for client in args.bare.split(","):
+                m = _measure(
+                    [sys.executable, __file__, "--inflight", str(args.inflight),
+                     "--bare-child", server.url, client, str(bodies)],
+                    dict(os.environ),
+                )  # fmt: skip
+                results[f"bare {client} loop, {args.inflight} in flight"] = _per(m, n)
+                if m["exit"] != 0:
+                    results[f"bare {client} loop, {args.inflight} in flight"]["error"] = m["stderr"]
+            results["ledger_payouts_at_the_end"] = len(server.ledger())
+        base = results[f"bare {args.bare.split(',')[0]} loop, {args.inflight} in flight"]
+        k = results["known payees: batchpay run"]
+        results["ratio: batchpay run / bare loop, payouts/s"] = round(
+            k["payouts_per_s"] / base["payouts_per_s"], 3
+        )
+        for m in (new, known):
+            if m["exit"] != 0:
+                results.setdefault("errors", []).append(m["stderr"])
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -41,7 +41,7 @@ async def connect(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], datetime] = utcnow,
-    concurrency: int = 8,
+    concurrency: int | None = None,
 ) -> AsyncIterator[Connection]:
     """Open the API client for ``settings`` (the embedded sandbox when configured so)."""
     sandbox = None

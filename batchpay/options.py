@@ -19,7 +19,8 @@ class RunOptions:
     reference_per_payee: bool | None = None
     wait: bool = False
     wait_timeout: float = 600.0
-    concurrency: int = 8
+    # None: sized from the rate limit and the latency observed (see ratelimit.InFlight).
+    concurrency: int | None = None
     out_dir: Path | None = None
     layout_path: Path | None = None
     # Amounts written 1.234,50 or 1 234,50, whatever the layout's [file] says.

@@ -23,13 +23,23 @@ may leave only when all of them agree:
    then resumes at the pacer's rate without a burst (no thundering herd).
 
 ``X-RateLimit-Limit`` on any response replaces the configured limit, so a
-lower (or a promoted, higher) tier is learned on the first answer. Clock and
-sleep are injectable so tests run in simulated time.
+lower (or a promoted, higher) tier is learned on the first answer. With
+``learn_unlimited`` (the client's default) the configured limit is only assumed
+until the first answer: an answer that announces no limit at all (the provider
+sends the headers on every response when it has one) turns the pacer off, so a
+provider without a limit is not paced at 1,000/min; a later announcement or a
+``429`` still applies. Clock and sleep are injectable so tests run in simulated
+time.
+
+:class:`InFlight` sizes how many requests may be in flight at once from the
+pace and the latency observed (Little's law, with headroom), up to a cap when no
+limit is announced, halving on a ``429``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -38,7 +48,7 @@ from dataclasses import dataclass
 
 from batchpay.retry import is_testing
 
-__all__ = ["Permit", "RateLimiter"]
+__all__ = ["InFlight", "Permit", "RateLimiter"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -75,6 +85,7 @@ class RateLimiter:
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         sleep: Sleep | None = None,
+        learn_unlimited: bool = False,
     ) -> None:
         if limit_per_minute is not None and limit_per_minute < 1:
             raise ValueError("limit_per_minute must be at least 1")
@@ -83,6 +94,7 @@ class RateLimiter:
         if burst is not None and burst < 1:
             raise ValueError("burst must be at least 1")
         self._limit = limit_per_minute
+        self._learn_unlimited = learn_unlimited
         self._utilisation = utilisation
         self._burst_setting = burst
         self._window = window
@@ -155,6 +167,19 @@ class RateLimiter:
                 # server's count yet: assume none did.
                 self._budget = remaining - (self._seq - permit.seq)
                 self._budget_until = reset_at if reset_at is not None else now + self._window
+        elif (
+            newest
+            and self._learn_unlimited
+            and status is not None
+            and status < 500
+            and status != 429
+            and self._limit is not None
+        ):
+            # An answer that announces no limit: the provider has none for us.
+            self._info_seq = permit.seq
+            self._refill(now)
+            self._limit = None
+            self._sent.clear()
         if status == 429:
             self.throttled += 1
             retry_after = _float_header(headers, "retry-after")
@@ -239,6 +264,86 @@ class RateLimiter:
         # Reset is a unix timestamp; bring it onto our monotonic clock and keep
         # it sane (a server clock far off must not stall us beyond one window).
         return min(max(now, now + (reset - self._wall_clock())), now + self._window)
+
+
+class InFlight:
+    """How many requests may be in flight at once: sized from the pace and the latency.
+
+    A fixed ``size`` is used as given. Otherwise the capacity is the pace (``rate()``,
+    requests per second; None when no limit is known) times the latency observed (a moving
+    average of :meth:`release` durations), doubled for headroom, between ``floor`` and
+    ``cap``; with no limit it is ``cap``. A ``429`` halves it (never below 1), and it grows
+    back by one per success.
+    """
+
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        rate: Callable[[], float | None] = lambda: None,
+        floor: int = 8,
+        cap: int = 128,
+    ) -> None:
+        if size is not None and size < 1:
+            raise ValueError("size must be at least 1")
+        self._size = size
+        self._rate = rate
+        self._floor = floor
+        self._cap = cap
+        self._latency = 0.1
+        self._backoff = cap  # lowered by 429s, raised by successes
+        self._busy = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def capacity(self) -> int:
+        """Requests allowed in flight now."""
+        if self._size is not None:
+            return self._size
+        rate = self._rate()
+        want = self._cap if rate is None else math.ceil(rate * self._latency * 2)
+        return max(1, min(self._backoff, max(self._floor, min(self._cap, want))))
+
+    @property
+    def busy(self) -> int:
+        """Requests in flight."""
+        return self._busy
+
+    async def acquire(self) -> None:
+        """Wait for a slot."""
+        if self._busy < self.capacity and not self._waiters:
+            self._busy += 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self._busy -= 1  # woken and cancelled at once: hand the slot on
+                self._wake()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+            raise
+
+    def release(self, seconds: float, status: int | None) -> None:
+        """Give a slot back, with how long its request took and its status."""
+        self._busy -= 1
+        if status is not None:
+            self._latency += (seconds - self._latency) * 0.1
+        if status == 429:
+            self._backoff = max(1, min(self._backoff, self._busy + 1) // 2)
+        elif status is not None and self._backoff < self._cap:
+            self._backoff += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._busy < self.capacity:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self._busy += 1
+                fut.set_result(None)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -24,6 +24,9 @@ from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE, PAYOUT, PLA
 from batchpay.submit import Submitter
 
 ProgressFn = Callable[[str, int, int], None]
+# Rows worked on at once when --concurrency is not given: the client's requests in flight
+# (sized from the limit and the latency, at most 128) are the real bound.
+ROWS_IN_FLIGHT = 256
 log = logging.getLogger(__name__)
 
 
@@ -155,7 +158,8 @@ class _PerRowRun:
             self._tick()
         # 2. Rows not yet handed to the provider.
         self.resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
-        slots = asyncio.Semaphore(max(1, self.options.concurrency))
+        # Rows in flight: as asked, or enough for the client's own in-flight sizing.
+        slots = asyncio.Semaphore(max(1, self.options.concurrency or ROWS_IN_FLIGHT))
 
         async def one(r: Any) -> None:
             async with slots:

@@ -52,10 +52,10 @@ from batchpay.errors import ValidationFailed
 )
 @click.option(
     "--concurrency",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Payouts in flight at once (always under the rate limit).",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Payouts in flight at once (always under the rate limit; default: sized from the "
+    "announced limit and the latency, up to 128).",
 )
 @click.option("--expect-rows", type=int, help="Declared row count; a mismatch refuses the file.")
 @click.option(
@@ -82,7 +82,7 @@ def run(
     wait: bool,
     wait_timeout: float,
     out_dir: Path,
-    concurrency: int,
+    concurrency: int | None,
     expect_rows: int | None,
     expect_total: tuple[str, ...],
     skip_balance_check: bool,

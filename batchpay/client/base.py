@@ -6,7 +6,6 @@ of :class:`~batchpay.client.AntonClient` are thin calls of :meth:`BaseClient.req
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -29,7 +28,7 @@ from batchpay.errors import (
     TransportError,
     api_error_from_response,
 )
-from batchpay.ratelimit import RateLimiter
+from batchpay.ratelimit import InFlight, RateLimiter
 from batchpay.retry import RetryPolicy
 
 __all__ = ["DEFAULT_USER_AGENT", "BaseClient"]
@@ -63,17 +62,22 @@ class BaseClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
-        max_concurrency: int = 8,
+        max_concurrency: int | None = 8,
         on_call: OnCall | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
-        if max_concurrency < 1:
+        if max_concurrency is not None and max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self._credentials = credentials
         self._retry = retry if retry is not None else RetryPolicy()
-        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter()
+        # The documented 1,000/min is assumed until the first answer says otherwise.
+        self.rate_limiter = (
+            rate_limiter if rate_limiter is not None else RateLimiter(learn_unlimited=True)
+        )
         self._on_call = on_call
-        self._slots = asyncio.Semaphore(max_concurrency)
+        # None: in flight sized from the pace and the latency (see InFlight).
+        limiter = self.rate_limiter
+        self._slots = InFlight(max_concurrency, rate=lambda: limiter.rate)
         self._http = httpx.AsyncClient(
             base_url=base_url,
             auth=credentials,
@@ -158,7 +162,10 @@ class BaseClient:
         headers: dict[str, str],
     ) -> _Attempt:
         request_id = f"req_{uuid.uuid4().hex}"
-        async with self._slots:
+        await self._slots.acquire()
+        status: int | None = None
+        t0 = time.perf_counter()
+        try:
             permit = await self.rate_limiter.acquire()
             started_at = datetime.now(UTC)
             t0 = time.perf_counter()
@@ -182,12 +189,13 @@ class BaseClient:
             except (httpx.RequestError, httpx.DecodingError) as exc:
                 error = self._transport_error(exc, method, path, request_id)
             finally:
+                status = response.status_code if response is not None else None
                 self.rate_limiter.observe(
-                    permit,
-                    response.status_code if response is not None else None,
-                    response.headers if response is not None else {},
+                    permit, status, response.headers if response is not None else {}
                 )
             duration_ms = (time.perf_counter() - t0) * 1000.0
+        finally:
+            self._slots.release(time.perf_counter() - t0, status)
         if response is not None and not response.is_success:
             error = self._api_error(response, request_id)
         return _Attempt(response, error, request_id, started_at, duration_ms)

@@ -243,6 +243,7 @@ class Resolver:
             fp = pii_fingerprint(row)
             key = dedupe.beneficiary_key(self.environment, ref, fp)
             rec = self.journal.begin_beneficiary(self.environment, ref, fp, key)
+            await self.journal.durable()  # the creation key is committed before it is sent
 
             def record(data: Mapping[str, Any]) -> str:
                 ben_id = str(data["id"])
@@ -327,6 +328,7 @@ class Resolver:
                 currency=body["currency"],
                 masked_account=masked_account(row),
             )
+            await self.journal.durable()  # the creation key is committed before it is sent
 
             def record(data: Mapping[str, Any]) -> str:
                 ins_id = str(data["id"])

@@ -152,6 +152,12 @@ class _PerRowRun:
             )
         if self.on_progress is not None:
             self.on_progress("submit", 0, self.total)
+        # The journal's writes are committed in groups; each intent is still committed
+        # before its request leaves (Submitter awaits journal.durable()).
+        async with self.journal.grouped():
+            await self._settle_and_send(open_intents, todo)
+
+    async def _settle_and_send(self, open_intents: list[Any], todo: list[Any]) -> None:
         # 1. Unfinished intents first: settle them with their own keys.
         for intent in open_intents:
             await self.submitter.settle(intent)

@@ -301,6 +301,9 @@ class Submitter:
         body = json.loads(body_text)
         pc = self.provider_clock
         self.journal.mark_sent_attempt(key, provider_at=pc.now() if pc.observed else None)
+        # Committed before sent: inside a grouped run this waits for the commit that holds
+        # the intent (many intents share it).
+        await self.journal.durable()
         try:
             result = await self.client.create_payout(body, key)
         except AuthenticationError:

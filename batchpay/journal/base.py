@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchpay.journal.group import GroupCommit
 from batchpay.journal.locks import RunLocks
 from batchpay.journal.sqlite import transaction
 
@@ -29,11 +31,44 @@ class JournalBase:
     clock: Any
     db: sqlite3.Connection
     _locks: RunLocks
+    _group: GroupCommit | None = None
 
     def now(self) -> str:
         """The journal's clock as an ISO timestamp."""
         return format_ts(self.clock())
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """A write transaction that takes the database write lock up front."""
+        """A write transaction that takes the database write lock up front.
+
+        Inside :meth:`grouped`, a savepoint in the group's transaction instead.
+        """
+        if self._group is not None:
+            return self._group.write()
         return transaction(self.db)
+
+    @asynccontextmanager
+    async def grouped(self, *, window: float | None = None) -> AsyncIterator[GroupCommit]:
+        """Group the writes made inside into few commits (see :mod:`batchpay.journal.group`).
+
+        Whatever must be durable before a request leaves is awaited with :meth:`durable`;
+        everything is committed on leaving.
+        """
+        if self._group is not None:
+            yield self._group
+            return
+        group = GroupCommit(self.db) if window is None else GroupCommit(self.db, window=window)
+        self._group = group
+        try:
+            yield group
+        except BaseException:
+            self._group = None
+            with suppress(Exception):  # the first failure is the one reported
+                group.flush()  # keep what was written before the failure
+            raise
+        self._group = None
+        group.flush()
+
+    async def durable(self) -> None:
+        """Return once every write made so far is committed (at once outside :meth:`grouped`)."""
+        if self._group is not None:
+            await self._group.durable()

@@ -10,11 +10,13 @@ then, each as a whole child process whose CPU and peak memory come from ``os.wai
 3. the baseline: a bare async HTTP loop (``--bare aiohttp``, 128 in flight by default)
    creating N payouts to the same payees on the same sandbox, and the ratio of 2. to it.
 
-``--bare`` may name several clients (``aiohttp,httpx,httpx-sharded``) to compare them on the
-same sandbox; the first is the baseline of the ratio.
+``--bare`` may name several clients to compare them on the same sandbox (``aiohttp``;
+``httpx``: one ``httpx.AsyncClient``; ``httpx-sharded``: eight of them; ``httpx-aiohttp``:
+httpx over :class:`batchpay.client.transport.AiohttpTransport`); the first is the baseline
+of the ratio.
 
     python scripts/bench_run.py --rows 5000
-    python scripts/bench_run.py --rows 2000 --bare aiohttp,httpx,httpx-sharded
+    python scripts/bench_run.py --rows 2000 --bare aiohttp,httpx,httpx-sharded,httpx-aiohttp
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +61,17 @@ def _measure(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _run(work: Path, url: str, f: Path, extra: list[str]) -> dict[str, Any]:
+def _run(
+    work: Path, url: str, f: Path, extra: list[str], profile: str | None = None
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
     env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url,
                BATCHPAY_HOME=str(work / "home"))  # fmt: skip
     argv = [sys.executable, "-m", "batchpay.cli", "run", str(f),
             "--out", str(work / "r"), *extra]  # fmt: skip
+    if profile:  # py-spy's collapsed stacks, e.g. for flamegraph.pl or speedscope
+        argv = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", profile, "--", *argv]
+    _fund(url)
     m = _measure(argv, env)
     db = sqlite3.connect(work / "home" / "journal.db")
     run_id = db.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()[0]
@@ -75,6 +83,16 @@ def _run(work: Path, url: str, f: Path, extra: list[str]) -> dict[str, Any]:
     ).fetchone()[0]
     db.close()
     return m
+
+
+def _fund(url: str) -> None:
+    """Enough money in every currency the rows pay, so no step is refused for the balance."""
+    for currency in ("EUR", "GBP", "USD"):
+        data = json.dumps({"currency": currency, "available": "1000000000.00"}).encode()
+        req = urllib.request.Request(url + "/_sandbox/balances", data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10):
+            pass
 
 
 def _bodies(work: Path, n: int) -> list[dict[str, Any]]:
@@ -124,7 +142,14 @@ async def _bare(url: str, client: str, inflight: int, bodies: list[dict[str, Any
     limits = httpx.Limits(
         max_connections=max(1, inflight // shards), max_keepalive_connections=None
     )
-    clients = [httpx.AsyncClient(base_url=url, limits=limits, timeout=60) for _ in range(shards)]
+    if client == "httpx-aiohttp":  # httpx's interface over aiohttp's pool, as batchpay sends
+        from batchpay.client.transport import AiohttpTransport
+
+        clients = [httpx.AsyncClient(base_url=url, transport=AiohttpTransport(), timeout=60)]
+    else:
+        clients = [
+            httpx.AsyncClient(base_url=url, limits=limits, timeout=60) for _ in range(shards)
+        ]
     posts = []
     for c in clients:
 
@@ -156,6 +181,11 @@ def main() -> int:
     p.add_argument("--bare", default="aiohttp", help="baseline client(s), comma-separated")
     p.add_argument("--inflight", type=int, default=128, help="the bare loop's requests in flight")
     p.add_argument("--run-args", default="", help="extra arguments for batchpay run")
+    p.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="record both batchpay runs with py-spy to PREFIX-new.txt, PREFIX-known.txt",
+    )
     p.add_argument("--bare-child", nargs=3, metavar=("URL", "CLIENT", "BODIES"),
                    help=argparse.SUPPRESS)  # fmt: skip
     args = p.parse_args()
@@ -176,19 +206,21 @@ def main() -> int:
         )
         with sandbox_server(work, "--rate-limit", "off", "--step-seconds", "600",
                             "--latency-ms", str(args.latency_ms)) as server:  # fmt: skip
-            new = _run(work, server.url, first, extra)
+            prof = args.profile
+            new = _run(work, server.url, first, extra, prof and f"{prof}-new.txt")
             results["new payees: batchpay run"] = {
                 **_per(new, n),
                 "created": new["created"],
                 "requests_per_row": round(new["requests"] / n, 3),
                 "cpu_ms_per_row": round(new["cpu_s"] * 1000 / n, 3),
             }
-            known = _run(work, server.url, second, extra)
+            known = _run(work, server.url, second, extra, prof and f"{prof}-known.txt")
             results["known payees: batchpay run"] = {**_per(known, n), "created": known["created"],
                                                       "requests": known["requests"]}  # fmt: skip
             bodies = work / "bodies.json"
             bodies.write_text(json.dumps(_bodies(work, n)))
             for client in args.bare.split(","):
+                _fund(server.url)
                 m = _measure(
                     [sys.executable, __file__, "--inflight", str(args.inflight),
                      "--bare-child", server.url, client, str(bodies)],

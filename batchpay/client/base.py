@@ -20,6 +20,7 @@ from batchpay import __version__
 from batchpay.client import wire
 from batchpay.client.credentials import Credentials
 from batchpay.client.records import ApiResult, CallRecord, OnCall
+from batchpay.client.transport import AiohttpTransport
 from batchpay.client.wire import Json
 from batchpay.errors import (
     ApiError,
@@ -81,7 +82,9 @@ class BaseClient:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             auth=credentials,
-            transport=transport,
+            # The network through aiohttp's pool (see client.transport); tests plug in the
+            # in-process sandbox or an httpx.MockTransport here.
+            transport=transport if transport is not None else AiohttpTransport(),
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": user_agent, "Accept": "application/json"},

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,14 @@ def _run(
     m["requests"] = db.execute(
         "SELECT COUNT(*) FROM api_calls WHERE run_id=?", (run_id,)
     ).fetchone()[0]
+    first, last = db.execute(
+        "SELECT MIN(started_at), MAX(started_at) FROM api_calls "
+        "WHERE run_id=? AND method='POST' AND path='/v1/payouts'",
+        (run_id,),
+    ).fetchone()
+    if first and last:  # how long the payouts took to leave, beside the process's whole wall
+        span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+        m["sending_span_s"] = round(span, 2)
     m["created"] = db.execute(
         "SELECT COUNT(*) FROM payouts WHERE run_id=? AND state='created'", (run_id,)
     ).fetchone()[0]
@@ -215,8 +224,12 @@ def main() -> int:
                 "cpu_ms_per_row": round(new["cpu_s"] * 1000 / n, 3),
             }
             known = _run(work, server.url, second, extra, prof and f"{prof}-known.txt")
-            results["known payees: batchpay run"] = {**_per(known, n), "created": known["created"],
-                                                      "requests": known["requests"]}  # fmt: skip
+            results["known payees: batchpay run"] = {
+                **_per(known, n),
+                "created": known["created"],
+                "requests": known["requests"],
+                "sending_span_s": known.get("sending_span_s"),
+            }
             bodies = work / "bodies.json"
             bodies.write_text(json.dumps(_bodies(work, n)))
             for client in args.bare.split(","):

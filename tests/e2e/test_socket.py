@@ -155,3 +155,27 @@ def test_chaos_three_processes_at_once_in_mixed_homes_pay_each_row_exactly_once(
         assert home["report_outcomes"].get("unknown", 0) == 0, home
         assert home["report_rows"] == 60, home
     assert summary["ok"], summary
+
+
+@pytest.mark.slow
+def test_kills_during_grouped_submission_lose_nothing_and_duplicate_nothing(
+    tmp_path: Path,
+) -> None:
+    """400 rows at 100 ms latency, ~100 payouts in flight and their journal writes grouped,
+    SIGKILLed 5 times mid-send: the server's ledger holds each row's payout exactly once."""
+    import json
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--rows", "400", "--kills", "5", "--latency-ms", "100",
+         "--fault-5xx", "0", "--fault-429", "0", "--fault-lost", "0", "--fault-timeout", "0",
+         "--client-timeout", "10", "--min-delay", "1.5", "--max-delay", "3.5", "--seed", "3",
+         "--workdir", str(tmp_path / "chaos")],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    summary = json.loads(result.stdout)
+    assert summary["kills"] == 5
+    assert summary["duplicates"] == [] and summary["missing"] == [] and summary["strays"] == []
+    assert summary["ledger_payouts"] == 400
+    assert summary["report_disagreements"] == []
+    assert summary["ok"], summary

@@ -158,14 +158,27 @@ class _PerRowRun:
             await self._settle_and_send(open_intents, todo)
 
     async def _settle_and_send(self, open_intents: list[Any], todo: list[Any]) -> None:
-        # 1. Unfinished intents first: settle them with their own keys.
-        for intent in open_intents:
-            await self.submitter.settle(intent)
-            self._tick()
-        # 2. Rows not yet handed to the provider.
-        self.resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
         # Rows in flight: as asked, or enough for the client's own in-flight sizing.
         slots = asyncio.Semaphore(max(1, self.options.concurrency or ROWS_IN_FLIGHT))
+
+        # 1. Unfinished intents first: settle them with their own keys (each its own key,
+        # so side by side; a run killed with many in flight resumes as fast as it sent).
+        async def settle(intent: Any) -> None:
+            async with slots:
+                if self.stop:
+                    return
+                try:
+                    await self.submitter.settle(intent)
+                except AuthenticationError as exc:
+                    self.stop.append(exc)
+                    return
+                self._tick()
+
+        await asyncio.gather(*(settle(intent) for intent in open_intents))
+        if self.stop:
+            raise self.stop[0]
+        # 2. Rows not yet handed to the provider.
+        self.resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
 
         async def one(r: Any) -> None:
             async with slots:

@@ -72,6 +72,7 @@ def _start_server(port: int, args: argparse.Namespace, log: Path) -> subprocess.
         "--fault-lost", str(args.fault_lost), "--fault-timeout", str(args.fault_timeout),
         "--timeout-seconds", str(args.server_timeout), "--seed", str(args.seed),
         "--step-seconds", "0.5", "--log-level", "warning", "--latency-ms", str(args.latency_ms),
+        "--rate-limit", args.rate_limit,
         "--auth", "oauth" if args.auth == "oauth" else "both",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -481,6 +482,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-timeout", type=float, default=2.0,
                    help="how long the server withholds a 'timeout' answer")  # fmt: skip
     p.add_argument("--client-timeout", type=float, default=1.0)
+    p.add_argument("--rate-limit", default="1000", help="the server's limit per minute, or 'off'")
     p.add_argument("--latency-ms", type=int, default=0,
                    help="latency the server adds to every answer")  # fmt: skip
     p.add_argument("--max-finishing-runs", type=int, default=20)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from batchpay import pipeline
+from batchpay.client.transport import AiohttpTransport
 from batchpay.config import PRODUCTION_URL, SANDBOX_URL, Mode, Secret, Settings
 from batchpay.errors import ConfigError, ExitCode
 from batchpay.sandbox import Sandbox
@@ -29,17 +31,21 @@ LIVE_KEY = fake_live_key("ENVCHECK")
 def offline() -> Iterator[list[httpx.Request]]:
     """Every request that would leave the machine fails to connect instead (recorded)."""
     tried: list[httpx.Request] = []
-    send = httpx.AsyncHTTPTransport.handle_async_request
+    # The client's network transport (aiohttp under httpx) and httpx's own, both.
+    transports: list[Any] = [AiohttpTransport, httpx.AsyncHTTPTransport]
+    sends = [t.handle_async_request for t in transports]
 
-    async def unreachable(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+    async def unreachable(self: Any, request: httpx.Request) -> httpx.Response:
         tried.append(request)
         raise httpx.ConnectError("offline in tests", request=request)
 
-    httpx.AsyncHTTPTransport.handle_async_request = unreachable  # type: ignore[method-assign]
+    for t in transports:
+        t.handle_async_request = unreachable
     try:
         yield tried
     finally:
-        httpx.AsyncHTTPTransport.handle_async_request = send  # type: ignore[method-assign]
+        for t, send in zip(transports, sends, strict=True):
+            t.handle_async_request = send
 
 
 def _run(home: Path, args: list[str], **env: str) -> tuple[CliRun, list[httpx.Request]]:

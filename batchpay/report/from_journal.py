@@ -88,6 +88,11 @@ def build_report(journal: Journal, run_id: str, settings: Settings) -> Report:
     rows = []
     for r in journal.rows(run_id):
         outcome, code, message, note = _outcome(r)
+        funding = _s(r["total_debited_currency"] or r["p_source_currency"] or r["source_currency"])
+        paid_in = _s(r["dest_currency"] or r["currency"])
+        if funding and paid_in and funding != paid_in:
+            # the row's amount and its debit are in two currencies: say which balance pays
+            note = "; ".join(n for n in (note, f"funded from the {funding} balance") if n)
         rows.append(
             ReportRow(
                 row=int(r["row_number"]),

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from batchpay import checks, controls, dedupe, ledger, planning, preflight, track
+from batchpay import checks, controls, dedupe, holds, ledger, planning, preflight, track
 from batchpay import report as report_mod
 from batchpay.checks import CheckedFile
 from batchpay.config import Mode, Settings, resolve_settings
@@ -204,7 +204,7 @@ async def run_async(
     checked = checks.check_file(_source(file, options), options)
     owner = LockOwner.current()
     with Journal(settings.journal_path, clock=clock) as journal:
-        resumable = _earlier_run(journal, settings.environment, checked)
+        resumable = _earlier_run(journal, settings.environment, checked, options)
         if resumable is None:
             _refuse_unpayable(checked, options)
         async with connect(
@@ -250,14 +250,20 @@ async def run_async(
     )
 
 
-def _earlier_run(journal: Journal, env: str, checked: CheckedFile) -> str | None:
-    """The unfinished earlier run of this file to resume; refuse a file already paid."""
+def _earlier_run(
+    journal: Journal, env: str, checked: CheckedFile, options: RunOptions
+) -> str | None:
+    """The unfinished earlier run of this file to resume (or the finished one whose held
+    rows ``options`` release); refuse a file already paid."""
     earlier = journal.find_runs_for_file(
         env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
     )
     resumable = [r for r in earlier if r["status"] != "finished"]
     if resumable:
         return str(resumable[0]["id"])
+    reopened = holds.reopen_for_release(journal, [str(r["id"]) for r in earlier], options)
+    if reopened is not None:
+        return reopened
     if earlier:
         first = earlier[0]
         how = (

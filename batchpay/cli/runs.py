@@ -64,10 +64,19 @@ def show(run_id: str | None, journal_path: Path | None) -> None:
         click.echo(f"retried as {child}")
     for line in report_mod.summary_lines(s.report):
         click.echo(line)
-    attention = [r for r in s.report.rows if r.needs_attention]
+    held = {h.row for h in s.held}
+    attention = [r for r in s.report.rows if r.needs_attention and r.row not in held]
     for r in attention[:MAX_ISSUES_SHOWN]:
         why = r.error_message or r.note
         click.echo(f"  row {r.row} {r.reference}: {r.outcome}" + (f" ({why})" if why else ""))
+    if s.held:
+        one = len(s.held) == 1
+        click.echo(f"{len(s.held)} held {'row' if one else 'rows'}, each with what releases it:")
+    for h in s.held[:MAX_ISSUES_SHOWN]:
+        click.echo(f"  row {h.row} {h.reference}: held, {h.code} ({h.message})")
+        click.echo(f"    to pay it: {h.release}")
+    if len(s.held) > MAX_ISSUES_SHOWN:
+        click.echo(f"  … and {len(s.held) - MAX_ISSUES_SHOWN} more (all in the report)")
 
 
 @main.command()

@@ -306,17 +306,17 @@ async def retry_failed_async(
     out_dir: Path | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], datetime] = utcnow,
+    wait: bool = False,
+    wait_timeout: float = 600.0,
+    sleep: Callable[[float], Any] | None = None,
 ) -> tuple[str, report_mod.Report, report_mod.ReportPaths]:
     """Pay the failed/returned rows of ``run_id`` again as a new run linked to it.
 
     Each retried row gets the next attempt number and so a new idempotency key; a row
-    that completed, or whose payout is still pending, is never included.
+    that completed, or whose payout is still pending, is never included. With ``wait`` the
+    new payouts are followed to a final status (as ``run --wait``). Nothing to pay again is
+    :class:`~batchpay.errors.NothingToDo` (exit 0), whether confirmed or not.
     """
-    if not confirm:
-        raise ConfirmationRequired(
-            "retry-failed pays rows again and needs an explicit confirmation",
-            hint="check `batchpay show RUN`, then pass --yes",
-        )
     settings = settings or resolve_settings()
     if settings.mode.moves_money and not settings.confirm_live:
         raise ConfigError(
@@ -328,6 +328,11 @@ async def retry_failed_async(
         raise NothingToDo(
             f"run {plan.run_id} has no failed or returned rows to pay again",
             hint="`batchpay show` lists the outcome of every row",
+        )
+    if not confirm:
+        raise ConfirmationRequired(
+            "retry-failed pays rows again and needs an explicit confirmation",
+            hint="check `batchpay show RUN`, then pass --yes",
         )
     with Journal(settings.journal_path, clock=clock) as journal:
         parent = journal.get_run(plan.run_id)
@@ -365,9 +370,14 @@ async def retry_failed_async(
                 )
                 for r in plan.rows:
                     await _retry_row(journal, submitter, env, new_run, r)
+                if wait:
+                    kwargs: dict[str, Any] = {"timeout": wait_timeout}
+                    if sleep is not None:
+                        kwargs["sleep"] = sleep
+                    await tracking.follow(conn.client, journal, new_run, **kwargs)
         finally:
             journal.release_run_lock(new_run, owner)
-            close_run_if_done(journal, new_run)
+            close_run_if_done(journal, new_run, final_only=wait)
         rep = build_report(journal, new_run, settings)
     paths = report_mod.write_report(rep, (out_dir or Path("reports")) / new_run, new_run)
     return new_run, rep, paths

@@ -37,6 +37,7 @@ __all__ = [
     "RETRIED_BY_RETRY_FAILED",
     "HeldRow",
     "bank_label",
+    "changed_bank_details",
     "release_command",
     "reopen_for_release",
 ]
@@ -122,3 +123,25 @@ def reopen_for_release(journal: Journal, run_ids: list[str], options: RunOptions
             journal.set_run_status(run_id, "open")
             return run_id
     return None
+
+
+def changed_bank_details(
+    journal: Journal, environment: str, beneficiary_id: str, row: Mapping[str, str]
+) -> str:
+    """Why a known payee's row must be held because its bank details are new to this
+    journal (the details paid before and now, masked: the bank and the last 4 characters,
+    and where they differ when those are the same); ``""`` when none were paid before.
+
+    The caller has found no instrument of ``beneficiary_id`` with the row's details.
+    """
+    previous = journal.instruments_of(environment, beneficiary_id)
+    if not previous:
+        return ""
+    now = bank_label(row)
+    labels = sorted({str(p["masked_account"]) for p in previous})
+    message = f"bank details differ from the ones paid before: {', '.join(labels)} -> {now}"
+    if now in labels:
+        message += " (same bank and last 4 characters: the account differs in the middle)"
+    elif now.split(" ")[-1] in labels:  # recorded before banks were: only the last 4 to show
+        message += " (same last 4 characters: the bank or the middle digits differ)"
+    return message + "; confirm them, then re-run the file with --allow-new-bank-details"

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +18,16 @@ from typing import Any
 
 import httpx
 
-from batchpay import checks, controls, dedupe, holds, ledger, planning, preflight, track
+from batchpay import (
+    checks,
+    controls,
+    dedupe,
+    forecast,
+    holds,
+    planning,
+    preflight,
+    track,
+)
 from batchpay import report as report_mod
 from batchpay.checks import CheckedFile
 from batchpay.config import Mode, Settings, resolve_settings
@@ -41,7 +50,7 @@ from batchpay.journal import (
 from batchpay.options import RunOptions
 from batchpay.report import from_journal
 from batchpay.source import PayoutFile
-from batchpay.states import PLANNED
+from batchpay.states import ALREADY_PAID, HELD, PLANNED
 from batchpay.strategies import PerRow, Submission, close_run_if_done
 
 __all__ = [
@@ -77,8 +86,9 @@ class Plan:
     """What a run of the file would do (``batchpay validate``).
 
     ``totals``, ``by_method`` and the beneficiary counts are of the ``rows_to_pay`` only: not
-    of invalid rows, rows refused as duplicates, later copies of a repeated row, or rows
-    already paid by earlier runs.
+    of invalid rows, rows refused as duplicates, later copies of a repeated row, rows
+    already paid by earlier runs, or rows a run would hold (``held``, each with what
+    releases it). ``debits`` estimates what each balance would give (:mod:`.forecast`).
     """
 
     file_name: str
@@ -94,6 +104,8 @@ class Plan:
     earlier_run: str | None
     by_method: dict[str, int]
     rows_to_pay: int
+    held: list[holds.HeldRow] = field(default_factory=list)
+    debits: dict[str, forecast.DebitEstimate] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,14 +149,33 @@ def plan(
         earlier = journal.find_runs_for_file(
             env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
         )
-        # What a run would pay: not invalid, not a duplicate, not paid by an earlier run.
+        # What a run would pay, decided by the code a run uses: planning.row_records, then
+        # what the run decides from the journal before it sends (forecast.foresee).
+        records = forecast.foresee(
+            planning.row_records(checked, journal, env),
+            checked.valid_rows,
+            journal,
+            env,
+            allow_new_bank_details=options.allow_new_bank_details,
+        )
         to_pay = [
-            r
-            for r in checked.payable_rows.values()
-            if ledger.paid_elsewhere(
-                journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
+            checked.valid_rows[int(r["row_number"])] for r in records if r["state"] == PLANNED
+        ]
+        held = [
+            holds.HeldRow(
+                row=int(r["row_number"]),
+                reference=str(r["reference"]),
+                code=str(r.get("error_code") or ""),
+                message=str(r.get("error_message") or ""),
+                release=holds.release_command(
+                    str(r.get("error_code") or ""),
+                    run_id="RUN",
+                    file_name=checked.source.name,
+                    related_run=r.get("related_run"),
+                ),
             )
-            is None
+            for r in records
+            if r["state"] == HELD
         ]
         refs = {str(r["beneficiary_ref"]) for r in to_pay}
         known = {
@@ -152,6 +183,7 @@ def plan(
             for ref in refs
             if (b := journal.get_beneficiary(env, ref)) is not None and b["state"] == CREATED
         }
+        estimates = forecast.estimate_debits(to_pay, preflight.known_fees(journal, env))
     issues = checked.issues
     if not issues:
         controls.check_control_totals(checked, options)
@@ -169,10 +201,12 @@ def plan(
         new_beneficiaries=len(refs - known),
         known_beneficiaries=len(known),
         duplicates_in_file=list(checked.duplicates.repeats),
-        already_paid=len(checked.payable_rows) - len(to_pay),
+        already_paid=sum(1 for r in records if r["state"] == ALREADY_PAID),
         earlier_run=str(earlier[0]["id"]) if earlier else None,
         by_method=by_method,
         rows_to_pay=len(to_pay),
+        held=held,
+        debits=estimates,
     )
 
 

@@ -30,7 +30,7 @@ from batchpay.errors import (
     TransportError,
     UnprocessableError,
 )
-from batchpay.holds import bank_label
+from batchpay.holds import bank_label, changed_bank_details
 from batchpay.journal import CREATED, Journal, parse_ts, utcnow
 from batchpay.money import mask_account
 from batchpay.submit import KEY_WINDOW, data_of
@@ -185,20 +185,6 @@ def credential_fingerprint(row: Mapping[str, str]) -> str:
     )
 
 
-def _changed_details(previous: list[Any], row: Mapping[str, str]) -> str:
-    """Why a known payee's row is held: the details paid before and now, masked (the bank and
-    the last 4 characters), and where they differ when those are the same."""
-    now = bank_label(row)
-    labels = sorted({str(p["masked_account"]) for p in previous})
-    before = ", ".join(labels)
-    message = f"bank details differ from the ones paid before: {before} -> {now}"
-    if now in labels:
-        message += " (same bank and last 4 characters: the account differs in the middle)"
-    elif now.split(" ")[-1] in labels:  # recorded before banks were: only the last 4 to show
-        message += " (same last 4 characters: the bank or the middle digits differ)"
-    return message + "; confirm them, then re-run the file with --allow-new-bank-details"
-
-
 class Resolver:
     """Finds or creates beneficiaries and instruments, one creation per identity."""
 
@@ -322,9 +308,9 @@ class Resolver:
                 and not self.allow_new_bank_details
                 and self._known_before.get(row["beneficiary_ref"], False)
             ):
-                previous = self.journal.instruments_of(self.environment, beneficiary_id)
-                if previous:
-                    raise Held("bank_details_changed", _changed_details(previous, row))
+                changed = changed_bank_details(self.journal, self.environment, beneficiary_id, row)
+                if changed:
+                    raise Held("bank_details_changed", changed)
             body = instrument_body(row)
             key = dedupe.instrument_key(self.environment, beneficiary_id, fp)
             rec = self.journal.begin_instrument(

@@ -16,7 +16,7 @@ from batchpay.cli.group import (
     main,
     number_options,
 )
-from batchpay.cli.handling import _err, handle_errors
+from batchpay.cli.handling import MAX_ISSUES_SHOWN, _err, handle_errors
 from batchpay.errors import ValidationFailed
 
 
@@ -153,13 +153,20 @@ def run(
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @common_options
 @duplicate_options
+@click.option(
+    "--allow-new-bank-details",
+    is_flag=True,
+    help="Plan as `run --allow-new-bank-details` would: changed bank details are not held.",
+)
 @number_options
 @handle_errors
 def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              api_url: str | None, allow_repeats: bool | None,
-             reference_per_payee: bool | None, decimal_comma: bool) -> None:  # fmt: skip
-    """Run every check on FILE and print the plan; nothing is sent."""
+             reference_per_payee: bool | None, allow_new_bank_details: bool,
+             decimal_comma: bool) -> None:  # fmt: skip
+    """Run every check on FILE and print the plan a run would follow; nothing is sent."""
     from batchpay import pipeline
+    from batchpay.report.summary import human_amount
 
     settings = _settings(api_url, journal_path)
     options = pipeline.RunOptions(
@@ -167,6 +174,7 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
         decimal_comma=decimal_comma,
         allow_repeats=allow_repeats,
         reference_per_payee=reference_per_payee,
+        allow_new_bank_details=allow_new_bank_details,
     )
     p = pipeline.plan(file, settings=settings, options=options)
     click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid, {p.rows_to_pay} to pay")
@@ -174,7 +182,9 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
     if p.rows_to_pay < p.rows:
         click.echo(f"  totals and counts below are of the {p.rows_to_pay} row(s) to pay")
     for cur, total in sorted(p.totals.items()):
-        click.echo(f"  total {cur} {total}")
+        click.echo(f"  total {cur} {human_amount(total, cur)}")
+    for estimate in p.debits.values():
+        click.echo("  " + estimate.describe())
     click.echo(f"  beneficiaries: {p.new_beneficiaries} new, {p.known_beneficiaries} known")
     for method, n in sorted(p.by_method.items()):
         click.echo(f"  {method}: {n} rows")
@@ -182,6 +192,12 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
         click.echo(f"  row {d.row}: {d.message}; paid once (duplicate_in_file)")
     if p.already_paid:
         click.echo(f"  {p.already_paid} row(s) already paid by earlier runs (will be skipped)")
+    if p.held:
+        one = len(p.held) == 1
+        click.echo(f"  {len(p.held)} {'row' if one else 'rows'} would be held for a person:")
+    for h in p.held[:MAX_ISSUES_SHOWN]:
+        click.echo(f"    row {h.row} {h.reference}: {h.code} ({h.message})")
+        click.echo(f"      to pay it: {h.release}")
     if p.earlier_run:
         click.echo(f"  this file (or a copy) was already run as {p.earlier_run}")
     if p.issues:

@@ -15,9 +15,14 @@ from batchpay.report.model import (
 )
 
 
-def _human_amount(amount: Decimal, currency: str) -> str:
+def human_amount(amount: Decimal, currency: str) -> str:
+    """An amount as the report shows it to people: thousands separated, the currency's
+    decimals (more when the amount has more: never rounded)."""
     scale = _amount_scale(amount, currency)
     return f"{amount.quantize(Decimal(1).scaleb(-scale)):,f}"
+
+
+_human_amount = human_amount
 
 
 def _rows(n: int) -> str:

@@ -261,6 +261,8 @@ async def run_async(
                     kwargs: dict[str, Any] = {"timeout": options.wait_timeout}
                     if track_sleep is not None:
                         kwargs["sleep"] = track_sleep
+                    if on_progress is not None:
+                        kwargs["on_poll"] = _wait_progress(journal, run_id, on_progress)
                     await track.follow(conn.client, journal, run_id, **kwargs)
             finally:
                 close_run_if_done(journal, run_id, final_only=options.wait)
@@ -282,6 +284,13 @@ async def run_async(
         counts=counts,
         banner=settings.banner(),
     )
+
+
+def _wait_progress(journal: Journal, run_id: str, on_progress: ProgressFn) -> Callable[[int], None]:
+    """``on_poll`` for ``track.follow``: the "wait" phase's payouts final of those followed."""
+    waiting = len(track.pending_payouts(journal, run_id))
+    on_progress("wait", 0, waiting)
+    return lambda still: on_progress("wait", waiting - still, waiting)
 
 
 def _earlier_run(

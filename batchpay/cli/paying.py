@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,6 +16,7 @@ from batchpay.cli.group import (
     number_options,
 )
 from batchpay.cli.handling import MAX_ISSUES_SHOWN, _err, handle_errors
+from batchpay.cli.progress import ProgressLine
 from batchpay.errors import ValidationFailed
 
 
@@ -117,10 +117,9 @@ def run(
         expected_totals=_parse_totals(expect_total),
         skip_balance_check=skip_balance_check,
     )
-    bar: Any = None
+    bar = ProgressLine(sys.stderr)
 
     def progress(stage: str, done: int, total: int) -> None:
-        nonlocal bar
         if stage == "ledger":
             # The provider's payout list, read before anything is sent (long only the
             # first time a journal meets a provider with history).
@@ -129,17 +128,12 @@ def run(
                 what = "checked" if finished else "checked so far"
                 _err(f"reading the provider's ledger: {done} payouts {what}")
             return
-        if bar is None and total > 0:
-            bar = click.progressbar(length=total, label="paying", file=sys.stderr)
-            bar.__enter__()
-        if bar is not None:
-            bar.update(done - bar.pos)
+        bar(stage, done, total)
 
     try:
         result = pipeline.run(file, settings=settings, options=options, on_progress=progress)
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        bar.finish()
     from batchpay import report as report_mod
 
     if result.resumed:

@@ -21,15 +21,69 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from batchpay.holds import changed_bank_details
+from batchpay.checks import CheckedFile
+from batchpay.holds import HeldRow, changed_bank_details, release_command
 from batchpay.journal import CREATED, SETTLED_FAILURES, Journal
 from batchpay.money import parse_amount
+from batchpay.options import RunOptions
+from batchpay.planning import row_records
 from batchpay.report.summary import human_amount
 from batchpay.resolve import credential_fingerprint
 from batchpay.states import ALREADY_PAID, HELD, PLANNED
 from batchpay.submit import payout_method
 
-__all__ = ["DebitEstimate", "estimate_debits", "foresee"]
+__all__ = ["DebitEstimate", "Foreseen", "estimate_debits", "foresee", "foresee_file"]
+
+
+@dataclass(frozen=True)
+class Foreseen:
+    """What a run of a checked file would do with its rows, as ``validate`` shows it."""
+
+    to_pay: list[Mapping[str, Any]]
+    held: list[HeldRow]
+    already_paid: int
+
+
+def foresee_file(
+    checked: CheckedFile, journal: Journal, environment: str, options: RunOptions
+) -> Foreseen:
+    """The rows a run would pay, hold (each with what releases it) or skip as paid.
+
+    :func:`batchpay.planning.row_records` (what ``run`` records), then :func:`foresee`. A
+    journal that holds no run yet knows no payee, payout or provider ledger: every payable
+    row would be paid, and the per-row planning is skipped (validate of a large first file
+    stays as fast as reading it).
+    """
+    if journal.latest_run_id() is None:
+        return Foreseen(list(checked.payable_rows.values()), [], 0)
+    records = foresee(
+        row_records(checked, journal, environment),
+        checked.valid_rows,
+        journal,
+        environment,
+        allow_new_bank_details=options.allow_new_bank_details,
+    )
+    held = [
+        HeldRow(
+            row=int(r["row_number"]),
+            reference=str(r["reference"]),
+            code=str(r.get("error_code") or ""),
+            message=str(r.get("error_message") or ""),
+            release=release_command(
+                str(r.get("error_code") or ""),
+                run_id="RUN",
+                file_name=checked.source.name,
+                related_run=r.get("related_run"),
+            ),
+        )
+        for r in records
+        if r["state"] == HELD
+    ]
+    return Foreseen(
+        to_pay=[checked.valid_rows[int(r["row_number"])] for r in records if r["state"] == PLANNED],
+        held=held,
+        already_paid=sum(1 for r in records if r["state"] == ALREADY_PAID),
+    )
 
 
 def foresee(

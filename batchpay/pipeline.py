@@ -50,7 +50,7 @@ from batchpay.journal import (
 from batchpay.options import RunOptions
 from batchpay.report import from_journal
 from batchpay.source import PayoutFile
-from batchpay.states import ALREADY_PAID, HELD, PLANNED
+from batchpay.states import PLANNED
 from batchpay.strategies import PerRow, Submission, close_run_if_done
 
 __all__ = [
@@ -149,34 +149,9 @@ def plan(
         earlier = journal.find_runs_for_file(
             env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
         )
-        # What a run would pay, decided by the code a run uses: planning.row_records, then
-        # what the run decides from the journal before it sends (forecast.foresee).
-        records = forecast.foresee(
-            planning.row_records(checked, journal, env),
-            checked.valid_rows,
-            journal,
-            env,
-            allow_new_bank_details=options.allow_new_bank_details,
-        )
-        to_pay = [
-            checked.valid_rows[int(r["row_number"])] for r in records if r["state"] == PLANNED
-        ]
-        held = [
-            holds.HeldRow(
-                row=int(r["row_number"]),
-                reference=str(r["reference"]),
-                code=str(r.get("error_code") or ""),
-                message=str(r.get("error_message") or ""),
-                release=holds.release_command(
-                    str(r.get("error_code") or ""),
-                    run_id="RUN",
-                    file_name=checked.source.name,
-                    related_run=r.get("related_run"),
-                ),
-            )
-            for r in records
-            if r["state"] == HELD
-        ]
+        # What a run would pay, decided by the code a run uses (forecast.foresee_file).
+        seen = forecast.foresee_file(checked, journal, env, options)
+        to_pay, held = seen.to_pay, seen.held
         refs = {str(r["beneficiary_ref"]) for r in to_pay}
         known = {
             ref
@@ -201,7 +176,7 @@ def plan(
         new_beneficiaries=len(refs - known),
         known_beneficiaries=len(known),
         duplicates_in_file=list(checked.duplicates.repeats),
-        already_paid=sum(1 for r in records if r["state"] == ALREADY_PAID),
+        already_paid=seen.already_paid,
         earlier_run=str(earlier[0]["id"]) if earlier else None,
         by_method=by_method,
         rows_to_pay=len(to_pay),

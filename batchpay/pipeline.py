@@ -106,6 +106,7 @@ class Plan:
     rows_to_pay: int
     held: list[holds.HeldRow] = field(default_factory=list)
     debits: dict[str, forecast.DebitEstimate] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # title rows skipped, totals rows
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ def plan(
         rows_to_pay=len(to_pay),
         held=held,
         debits=estimates,
+        notes=checked.ingested.structure_notes,
     )
 
 

@@ -173,6 +173,8 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
     p = pipeline.plan(file, settings=settings, options=options)
     click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid, {p.rows_to_pay} to pay")
     click.echo(f"sha256 {p.sha256}")
+    for note in p.notes:
+        click.echo(f"  {note}")
     if p.rows_to_pay < p.rows:
         click.echo(f"  totals and counts below are of the {p.rows_to_pay} row(s) to pay")
     for cur, total in sorted(p.totals.items()):

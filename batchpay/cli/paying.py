@@ -88,6 +88,9 @@ def run(
     skip_balance_check: bool,
     confirm_live: bool,
     decimal_comma: bool,
+    delimiter: str | None,
+    encoding: str | None,
+    check_total_row: bool | None,
 ) -> None:
     """Validate FILE, pay every row exactly once, and write the reconciliation report."""
     from batchpay import pipeline
@@ -113,6 +116,9 @@ def run(
         out_dir=out_dir,
         layout_path=layout_path,
         decimal_comma=decimal_comma,
+        delimiter=delimiter,
+        encoding=encoding,
+        check_total_row=check_total_row,
         expected_rows=expect_rows,
         expected_totals=_parse_totals(expect_total),
         skip_balance_check=skip_balance_check,
@@ -157,7 +163,8 @@ def run(
 def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              api_url: str | None, allow_repeats: bool | None,
              reference_per_payee: bool | None, allow_new_bank_details: bool,
-             decimal_comma: bool) -> None:  # fmt: skip
+             decimal_comma: bool, delimiter: str | None, encoding: str | None,
+             check_total_row: bool | None) -> None:  # fmt: skip
     """Run every check on FILE and print the plan a run would follow; nothing is sent."""
     from batchpay import pipeline
     from batchpay.report.summary import human_amount
@@ -166,6 +173,9 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
     options = pipeline.RunOptions(
         layout_path=layout_path,
         decimal_comma=decimal_comma,
+        delimiter=delimiter,
+        encoding=encoding,
+        check_total_row=check_total_row,
         allow_repeats=allow_repeats,
         reference_per_payee=reference_per_payee,
         allow_new_bank_details=allow_new_bank_details,

@@ -46,4 +46,4 @@ def test_the_readme_partial_layout_reads_a_european_export(
 
     shown = CliRunner().invoke(main, ["layout", "show"])
     assert shown.exit_code == 0, shown.output
-    assert f'skip_title_rows = true  # {tmp_path / "batchpay.toml"}' in shown.output
+    assert f"skip_title_rows = true  # {tmp_path / 'batchpay.toml'}" in shown.output

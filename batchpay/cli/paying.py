@@ -32,7 +32,8 @@ from batchpay.errors import ValidationFailed
 @click.option(
     "--allow-new-bank-details",
     is_flag=True,
-    help="Pay known beneficiaries whose bank details changed (held by default).",
+    help="Pay known beneficiaries whose bank details changed (held by default); on a file "
+    "already run, pays the rows that run held for it.",
 )
 @click.option("--wait", is_flag=True, help="Follow the payouts to a final status before exiting.")
 @click.option(

@@ -20,6 +20,7 @@ in the report, and each is tested end to end (tests/accounting/test_holds.py):
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,6 +64,22 @@ def _quote(name: str) -> str:
     return name if re.fullmatch(r"[\w./@%+=:,-]+", name) else "'" + name.replace("'", "'\\''") + "'"
 
 
+def _iban_bank(iban: str) -> str:
+    """The IBAN's bank by the registry (``Commerzbank COBADEFFXXX``), else a short digest of
+    its bank code (``bank #1f3a``: tells two banks apart, shows none of the IBAN)."""
+    try:
+        parsed = IBAN(iban)
+        bic, name = parsed.bic, parsed.bank_short_name or parsed.bank_name
+        code = parsed.bank_code
+    except (schwifty_errors.SchwiftyException, ValueError):
+        return ""
+    if bic is not None:
+        return f"{name} {bic}" if name else str(bic)
+    if not code:
+        return ""
+    return "bank #" + hashlib.sha256(code.encode("utf-8")).hexdigest()[:4]
+
+
 def release_command(code: str, *, run_id: str, file_name: str, related_run: str | None) -> str:
     """The command that lets a row held with ``code`` go (see the module's table)."""
     file = _quote(file_name)
@@ -82,18 +99,14 @@ def release_command(code: str, *, run_id: str, file_name: str, related_run: str 
 
 
 def bank_label(row: Mapping[str, str]) -> str:
-    """The row's bank details, masked but telling two apart: the bank (country and bank
-    code, routing number or sort code: they name a bank, not an account) and the
-    account's last 4 characters."""
+    """The row's bank details, masked but telling two apart: the bank (for an IBAN its
+    country and the bank's BIC and name from the registry — never a digit of the IBAN
+    itself beyond the last 4 — for US and UK accounts the routing number or sort code, which
+    name a bank, not an account) and the account's last 4 characters."""
     method = row.get("payment_method", "")
     if method == "iban":
         text = re.sub(r"\s+", "", row.get("iban", "")).upper()
-        try:
-            bank = IBAN(text).bank_code
-        except (schwifty_errors.SchwiftyException, ValueError):
-            bank = ""
-        where = f"{text[:2]} bank {bank}" if bank else text[:2]
-        return f"IBAN {where} {mask_account(text)}".replace("  ", " ")
+        return " ".join(p for p in ("IBAN", text[:2], _iban_bank(text), mask_account(text)) if p)
     account = mask_account(row.get("account_number", ""))
     if method == "us_bank":
         return f"routing {row.get('routing_number', '')} {account}"

@@ -11,6 +11,7 @@ from batchpay import manage, pipeline
 from batchpay.cli import main
 from batchpay.config import Settings
 from batchpay.errors import DuplicateFileError, ExitCode
+from batchpay.holds import bank_label
 from batchpay.sandbox import Sandbox
 from batchpay.testing import payout_row, run_kwargs, sandbox_settings, write_csv
 
@@ -42,8 +43,11 @@ async def test_changed_bank_details_held_then_released(
     first = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
     held = next(r for r in first.report.rows if r.reference == "INV-X")
     assert held.outcome == "skipped" and held.error_code == "bank_details_changed"
-    # masked, but the two are told apart: country and bank code, and the last 4
-    assert "IBAN DE bank 37040044 ****3000 -> IBAN FR bank 20041 ****2606" in held.error_message
+    # masked, but the two are told apart: country, the bank (registry), the last 4
+    assert "IBAN DE Commerzbank Köln COBADEFFXXX ****3000 -> IBAN FR LA BANQUE POSTALE " in (
+        held.error_message
+    )
+    assert "PSSTFRPP ****2606" in held.error_message
     assert "batchpay run b.csv --allow-new-bank-details" in held.note
     assert len(sandbox.ledger()) == 2
 
@@ -148,3 +152,19 @@ async def test_failed_elsewhere_is_paid_by_retry_failed_of_this_run(
     payouts = [p for p in sandbox.ledger() if p["reference"] == rows[0]["reference"]]
     assert len(payouts) == 2 and len({p["id"] for p in payouts}) == 2
     assert manage.retry_plan(here.run_id, settings=settings).rows == []  # not twice
+
+
+@pytest.mark.parametrize(
+    ("iban", "label"),
+    [
+        ("DE89370400440532013000", "IBAN DE Commerzbank Köln COBADEFFXXX ****3000"),
+        ("DE93123456790123456789", "IBAN DE bank #b759 ****6789"),  # a bank code unregistered
+    ],
+)
+def test_bank_label_names_the_bank_without_the_ibans_digits(iban: str, label: str) -> None:
+    """The label names the bank (registry BIC and name, else a digest of the bank code) and
+    the last 4: no 8 consecutive characters of the IBAN."""
+    shown = bank_label({"payment_method": "iban", "iban": iban})
+    assert shown == label
+    compact = shown.replace(" ", "").upper()
+    assert not any(iban[i : i + 8] in compact for i in range(len(iban) - 7))

@@ -40,7 +40,10 @@ async def test_validate_shows_the_plan_run_then_follows(
     assert plan.rows_to_pay == 2 and plan.already_paid == 1
     assert (plan.known_beneficiaries, plan.new_beneficiaries) == (1, 1)
     assert [(h.reference, h.code) for h in plan.held] == [("INV-MOVED", "bank_details_changed")]
-    assert "IBAN DE bank 37040044 ****3000 -> IBAN FR bank 20041 ****2606" in plan.held[0].message
+    # the bank from the registry (never the IBAN's own digits) and the last 4
+    assert "IBAN DE Commerzbank Köln COBADEFFXXX ****3000 -> IBAN FR LA BANQUE POSTALE " in (
+        plan.held[0].message
+    )
     assert plan.held[0].release == "batchpay run b.csv --allow-new-bank-details"
 
     result = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))

@@ -12,8 +12,8 @@ in the report, and each is tested end to end (tests/accounting/test_holds.py):
   that failed. ``batchpay retry-failed RUN --yes`` pays it again with the next attempt's key.
 - ``failed_in_other_run``: an earlier run of this journal paid the row and its payout
   failed. ``batchpay retry-failed OTHER --yes``.
-- ``in_flight_elsewhere``: another unfinished run is paying the row. Finish it
-  (``batchpay track OTHER``), then ``batchpay run FILE`` again.
+- ``in_flight_elsewhere``: another unfinished run is paying the row. Finish it (run its
+  file again), then ``batchpay run FILE`` again.
 - ``row_changed``: a resumed run was given a file that no longer holds the row as planned.
   Run the file the run was made from.
 """
@@ -92,7 +92,7 @@ def release_command(code: str, *, run_id: str, file_name: str, related_run: str 
     if code == "failed_in_other_run":
         return f"batchpay retry-failed {other} --yes"
     if code == "in_flight_elsewhere":
-        return f"batchpay track {other}, then batchpay run {file}"
+        return f"finish run {other} (run its file again), then batchpay run {file}"
     if code == "row_changed":
         return "batchpay run FILE with the file this run was made from"
     return f"batchpay show {run_id}"

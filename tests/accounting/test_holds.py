@@ -168,3 +168,25 @@ def test_bank_label_names_the_bank_without_the_ibans_digits(iban: str, label: st
     assert shown == label
     compact = shown.replace(" ", "").upper()
     assert not any(iban[i : i + 8] in compact for i in range(len(iban) - 7))
+
+
+async def test_in_flight_elsewhere_names_the_run_to_finish_and_then_pays(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A row another unfinished run is paying: show names that run and what to do; doing it
+    settles the row once (already paid by the other run), never twice."""
+    shared = payout_row(0)
+    a = write_csv(tmp_path / "a.csv", [shared])
+    sandbox.faults.plan("POST /v1/payouts", ["503"] * 5)  # the client's whole retry budget
+    run_a = await pipeline.run_async(a, **run_kwargs(sandbox, settings, tmp_path))
+    b = write_csv(tmp_path / "b.csv", [shared, payout_row(1)])
+    run_b = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
+    (held,) = manage.show(run_b.run_id, settings=settings).held
+    assert held.code == "in_flight_elsewhere"
+    finish = f"finish run {run_a.run_id} (run its file again)"
+    assert held.release == f"{finish}, then batchpay run b.csv"
+    await pipeline.run_async(a, **run_kwargs(sandbox, settings, tmp_path))
+    again = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
+    assert again.exit_code == ExitCode.OK
+    assert manage.show(run_b.run_id, settings=settings).held == []
+    assert [p["reference"] for p in sandbox.ledger()].count(shared["reference"]) == 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 
 from batchpay import checks, controls, dedupe, ledger, planning, preflight, track
 from batchpay import report as report_mod
@@ -32,7 +33,6 @@ from batchpay.errors import (
     ValidationFailed,
 )
 from batchpay.journal import (
-    CREATED,
     Journal,
     LockOwner,
     RunExists,
@@ -137,42 +137,32 @@ def plan(
         earlier = journal.find_runs_for_file(
             env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
         )
-        # What a run would pay: not invalid, not a duplicate, not paid by an earlier run.
-        to_pay = [
-            r
-            for r in checked.payable_rows.values()
-            if ledger.paid_elsewhere(
-                journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
-            )
-            is None
-        ]
-        refs = {str(r["beneficiary_ref"]) for r in to_pay}
-        known = {
-            ref
-            for ref in refs
-            if (b := journal.get_beneficiary(env, ref)) is not None and b["state"] == CREATED
-        }
+        # What a run would pay: not invalid, not a duplicate, not paid by an earlier run
+        # (whole columns and one query each, however long the file).
+        payable = checked.payable_frame()
+        keys = dedupe.row_keys(payable, env)
+        paid = ledger.paid_elsewhere_many(journal, env, keys.to_list())
+        to_pay = payable.filter(~keys.is_in(pl.Series(list(paid), dtype=pl.String).implode()))
+        refs = set(to_pay["beneficiary_ref"].unique().to_list())
+        known = journal.known_beneficiaries(env, refs)
     issues = checked.issues
     if not issues:
         controls.check_control_totals(checked, options)
-    by_method: dict[str, int] = {}
-    for r in to_pay:
-        m = str(r.get("payment_method", ""))
-        by_method[m] = by_method.get(m, 0) + 1
+    by_method = {str(m): int(n) for m, n in to_pay.group_by("payment_method").len().iter_rows()}
     return Plan(
         file_name=checked.source.name,
         sha256=checked.ingested.sha256,
-        rows=len(checked.all_rows),
-        valid_rows=len(checked.accepted_rows),
+        rows=checked.row_count,
+        valid_rows=checked.accepted_count,
         issues=issues,
-        totals=checks.totals_by_currency(to_pay),
+        totals=checks.frame_totals_by_currency(to_pay),
         new_beneficiaries=len(refs - known),
         known_beneficiaries=len(known),
         duplicates_in_file=list(checked.duplicates.repeats),
-        already_paid=len(checked.payable_rows) - len(to_pay),
+        already_paid=payable.height - to_pay.height,
         earlier_run=str(earlier[0]["id"]) if earlier else None,
         by_method=by_method,
-        rows_to_pay=len(to_pay),
+        rows_to_pay=to_pay.height,
     )
 
 
@@ -276,10 +266,10 @@ def _earlier_run(journal: Journal, env: str, checked: CheckedFile) -> str | None
 def _refuse_unpayable(checked: CheckedFile, options: RunOptions) -> None:
     """A new run needs a valid file (or --skip-invalid and some valid rows) and its totals."""
     if checked.issues and not options.skip_invalid:
-        raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
+        raise ValidationFailed(checked.issues, rows_checked=checked.row_count)
     controls.check_control_totals(checked, options)
-    if not checked.accepted_rows:
-        raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
+    if not checked.accepted_count:
+        raise ValidationFailed(checked.issues, rows_checked=checked.row_count)
 
 
 def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwner) -> str:
@@ -308,7 +298,7 @@ async def _create_run(
                 "name": checked.source.name,
                 "size": checked.source.size,
                 "format": checked.ingested.format,
-                "row_count": len(checked.all_rows),
+                "row_count": checked.row_count,
             },
             rows=records,
             options={

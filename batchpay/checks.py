@@ -46,8 +46,11 @@ class CheckedFile:
     default_purpose: str
     duplicates: dedupe.InFileCheck
     rules: layout_mod.DuplicateRules
-    # dedupe.content_hashes of result.valid, row for row
-    valid_hashes: pl.Series
+
+    @cached_property
+    def valid_hashes(self) -> pl.Series:
+        """:func:`~batchpay.dedupe.content_hashes` of ``result.valid``, row for row."""
+        return dedupe.content_hashes(self.result.valid)
 
     @property
     def row_count(self) -> int:
@@ -132,18 +135,14 @@ def check_file(source: PayoutFile, options: RunOptions) -> CheckedFile:
         source.name, ingested.format, source.size, rows, ingested.sha256[:12],
         extra={"file": source.name, "sha256": ingested.sha256, "rows": rows},
     )  # fmt: skip
-    valid_hashes = dedupe.content_hashes(result.valid)
     checked = CheckedFile(
         ingested=ingested,
         result=result,
         source=source,
-        fingerprint=dedupe.fingerprint_of_hashes(dedupe.content_hashes(ingested.frame)),
+        fingerprint=dedupe.frame_fingerprint(ingested.frame),
         default_purpose=getattr(lay, "default_purpose", ""),
-        duplicates=dedupe.check_in_file_frame(
-            result.valid, rules, labels=result.header_map, hashes=valid_hashes
-        ),
+        duplicates=dedupe.check_in_file_frame(result.valid, rules, labels=result.header_map),
         rules=rules,
-        valid_hashes=valid_hashes,
     )
     log.info(
         "file validated: %s: %d valid, %d issue(s), %d to pay",

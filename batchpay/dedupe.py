@@ -24,6 +24,7 @@ import hashlib
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import polars as pl
 
@@ -109,34 +110,56 @@ def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
     return pl.col(column).cast(pl.String).fill_null("")
 
 
+def _python_values(
+    frame: pl.DataFrame, column: str, fn: Callable[[str], str]
+) -> dict[str, str] | None:
+    """``fn`` (Python) of each distinct non-ASCII value of ``column``; None when there is none."""
+    if column not in frame.columns:
+        return None
+    values = frame.select(_text(frame, column).unique().alias("v")).filter(
+        pl.col("v").str.len_bytes() != pl.col("v").str.len_chars()
+    )["v"]
+    return {v: fn(v) for v in values.to_list()} if not values.is_empty() else None
+
+
 def _by_python(
     frame: pl.DataFrame, column: str, ascii_expr: pl.Expr, fn: Callable[[str], str]
 ) -> pl.Expr:
     """``ascii_expr`` for ASCII cells; ``fn`` (Python) for each distinct non-ASCII value."""
-    if column not in frame.columns:
+    mapping = _python_values(frame, column, fn)
+    if mapping is None:
         return ascii_expr
-    values = frame.select(_text(frame, column).unique().alias("v")).filter(
-        pl.col("v").str.contains(_NON_ASCII)
-    )["v"]
-    if values.is_empty():
-        return ascii_expr
-    mapping = {v: fn(v) for v in values.to_list()}
     cell = _text(frame, column)
     return (
-        pl.when(cell.str.contains(_NON_ASCII))
+        pl.when(cell.is_in(pl.Series(list(mapping), dtype=pl.String).implode()))
         .then(cell.replace_strict(mapping, default="", return_dtype=pl.String))
         .otherwise(ascii_expr)
     )
 
 
+def _norm_one(column: str, value: str) -> str:
+    return _norm_cell(column, {column: value})
+
+
 def _cell_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
     """:func:`_norm_cell` of ``column`` for every row (``amount`` excepted)."""
-    expr = _text(frame, column).str.strip_chars(_ASCII_SPACE)
-    if column in _COMPACT:
-        expr = expr.str.replace_all(" ", "", literal=True).str.replace_all("-", "", literal=True)
-    if column in _UPPER:
-        expr = expr.str.to_uppercase()
-    return _by_python(frame, column, expr, lambda v: _norm_cell(column, {column: v}))
+    if column in _UPPER or column in _COMPACT:
+        # Case mapping is Python's for non-ASCII text, and compacting can bare whitespace that
+        # trimming must not touch again: those cells bypass the ASCII path.
+        expr = _text(frame, column).str.strip_chars(_ASCII_SPACE)
+        if column in _COMPACT:
+            expr = expr.str.replace_all(" ", "", literal=True)
+            expr = expr.str.replace_all("-", "", literal=True)
+        if column in _UPPER:
+            expr = expr.str.to_uppercase()
+        return _by_python(frame, column, expr, partial(_norm_one, column))
+    # Python's result for a non-ASCII value is trimmed already, so the ASCII trim after it
+    # changes nothing: one look-up, no second branch.
+    expr = _text(frame, column)
+    mapping = _python_values(frame, column, partial(_norm_one, column))
+    if mapping is not None:
+        expr = expr.replace(mapping)
+    return expr.str.strip_chars(_ASCII_SPACE)
 
 
 def _amount_expr(frame: pl.DataFrame, currency: pl.Expr) -> pl.Expr:
@@ -182,21 +205,33 @@ def _sha256_hex(texts: pl.Series, *, head: int | None = None) -> list[str]:
     return [sha(t.encode("utf-8")).hexdigest()[:head] for t in texts.to_list()]
 
 
-def content_hashes(frame: pl.DataFrame) -> pl.Series:
-    """:func:`row_content_hash` of every row of ``frame``, in one pass over whole columns."""
+def _content_texts(frame: pl.DataFrame) -> Iterable[pl.Series]:
+    """The text each row's content hash is taken of, a chunk of rows at a time."""
     cells = {c: _cell_expr(frame, c) for c in CONTENT_COLUMNS if c != "amount"}
     cells["amount"] = _amount_expr(frame, cells["currency"])
-    joined = pl.concat_str([cells[c] for c in CONTENT_COLUMNS], separator=_SEP)
-    out: list[str] = []
+    joined = pl.concat_str([cells[c] for c in CONTENT_COLUMNS], separator=_SEP).alias("t")
     for start in range(0, frame.height, _CHUNK):
-        part = frame.slice(start, _CHUNK).select(joined.alias("t"))["t"]
-        out.extend(_sha256_hex(part))
+        yield frame.slice(start, _CHUNK).select(joined)["t"]
+
+
+def content_hashes(frame: pl.DataFrame) -> pl.Series:
+    """:func:`row_content_hash` of every row of ``frame``, in one pass over whole columns."""
+    out: list[str] = []
+    for texts in _content_texts(frame):
+        out.extend(_sha256_hex(texts))
     return pl.Series("content_hash", out, dtype=pl.String)
 
 
-def fingerprint_of_hashes(hashes: pl.Series) -> str:
-    """:func:`content_fingerprint` from the rows' content hashes."""
-    return hashlib.sha256("".join(hashes.sort().to_list()).encode("ascii")).hexdigest()
+def frame_fingerprint(frame: pl.DataFrame) -> str:
+    """:func:`content_fingerprint` of a frame's rows, on whole columns."""
+    sha = hashlib.sha256
+    digests: list[bytes] = []
+    for texts in _content_texts(frame):
+        digests.extend(sha(t.encode("utf-8")).digest() for t in texts.to_list())
+    # Raw digests sort as their hex forms do: the hex of the sorted, joined digests is the
+    # concatenation of the sorted hex digests the per-row code hashes.
+    digests.sort()
+    return sha(b"".join(digests).hex().encode("ascii")).hexdigest()
 
 
 def identity_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
@@ -338,17 +373,16 @@ def check_in_file_frame(
     their messages); ``hashes`` are the rows' :func:`content_hashes` when already known.
     """
     rules = rules or DuplicateRules()
-    if hashes is None:
-        hashes = content_hashes(valid)
-    keyed = valid.with_columns(
-        identity_expr(valid, "reference").alias("__ref"),
-        identity_expr(valid, "beneficiary_ref").alias("__payee"),
-        hashes.alias("__content"),
-    )
+    keyed = valid.with_columns(identity_expr(valid, "reference").alias("__ref"))
+    if hashes is not None:
+        keyed = keyed.with_columns(hashes.alias("__content"))
     # Every repeat shares its reference with another row: the rest cannot be duplicates.
     shared = keyed.filter(pl.col("__ref").is_duplicated())
     if shared.is_empty():
         return InFileCheck(repeats=[], issues=[])
+    shared = shared.with_columns(identity_expr(shared, "beneficiary_ref").alias("__payee"))
+    if hashes is None:
+        shared = shared.with_columns(content_hashes(shared).alias("__content"))
     rows = shared.drop("__ref", "__payee", "__content").to_dicts()
     ids = shared.select("__ref", "__payee", "__content").rows()
     seen = [

@@ -18,6 +18,10 @@ from batchpay.journal.states import CREATED
 class PlanningLookups(JournalBase):
     """The journal's answers about many rows at once."""
 
+    def holds_payouts(self, environment: str) -> bool:
+        """Whether any payout intent was ever made in this environment."""
+        return self._any("payouts", environment)
+
     def _any(self, table: str, environment: str) -> bool:
         # ``table`` is one of our own table names, never user text
         found = self.db.execute(

@@ -101,7 +101,7 @@ _ASCII_SPACE = "".join(chr(i) for i in range(128) if chr(i).isspace())
 _NON_ASCII = r"[^\x00-\x7F]"
 _PLAIN_AMOUNT = r"^([0-9]{1,12})(?:\.([0-9]+))?$"
 # Rows hashed per chunk: bounds the joined text held at once.
-_CHUNK = 200_000
+_CHUNK = 100_000
 
 
 def _text(frame: pl.DataFrame, column: str) -> pl.Expr:

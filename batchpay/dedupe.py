@@ -21,10 +21,12 @@ Identities, all documented in the README:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import polars as pl
 
@@ -35,6 +37,17 @@ from batchpay.money import CURRENCY_SCALE, fits_scale, format_amount, parse_amou
 # Columns that identify a payout's content: every canonical column the user can write.
 CONTENT_COLUMNS: tuple[str, ...] = CANONICAL_COLUMNS
 _SEP = "\x1f"
+
+
+def _polars_hash() -> Any:
+    """polars-hash (SHA-256 at native speed over a column), or None: hashlib row by row."""
+    try:
+        return importlib.import_module("polars_hash")
+    except ImportError:  # pragma: no cover - a dependency; the fallback is tested directly
+        return None
+
+
+_plh = _polars_hash()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -141,25 +154,39 @@ def _norm_one(column: str, value: str) -> str:
     return _norm_cell(column, {column: value})
 
 
-def _cell_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
-    """:func:`_norm_cell` of ``column`` for every row (``amount`` excepted)."""
+def _non_ascii_columns(frame: pl.DataFrame) -> set[str]:
+    """The content columns with a non-ASCII cell: only their distinct values are looked at."""
+    present = [c for c in CONTENT_COLUMNS if c in frame.columns]
+    if not present or not frame.height:
+        return set()
+    probes = [
+        (_text(frame, c).str.len_bytes() != _text(frame, c).str.len_chars()).any().alias(c)
+        for c in present
+    ]
+    return {c for c, found in frame.select(probes).row(0, named=True).items() if found}
+
+
+def _cell_expr(frame: pl.DataFrame, column: str, non_ascii: bool = True) -> pl.Expr:
+    """:func:`_norm_cell` of ``column`` for every row (``amount`` excepted); ``non_ascii``
+    is False when the column is known to be all ASCII."""
+    expr = _text(frame, column).str.strip_chars(_ASCII_SPACE)
     if column in _UPPER or column in _COMPACT:
         # Case mapping is Python's for non-ASCII text, and compacting can bare whitespace that
         # trimming must not touch again: those cells bypass the ASCII path.
-        expr = _text(frame, column).str.strip_chars(_ASCII_SPACE)
         if column in _COMPACT:
             expr = expr.str.replace_all(" ", "", literal=True)
             expr = expr.str.replace_all("-", "", literal=True)
         if column in _UPPER:
             expr = expr.str.to_uppercase()
+        if not non_ascii:
+            return expr
         return _by_python(frame, column, expr, partial(_norm_one, column))
     # Python's result for a non-ASCII value is trimmed already, so the ASCII trim after it
     # changes nothing: one look-up, no second branch.
-    expr = _text(frame, column)
-    mapping = _python_values(frame, column, partial(_norm_one, column))
+    mapping = _python_values(frame, column, partial(_norm_one, column)) if non_ascii else None
     if mapping is not None:
-        expr = expr.replace(mapping)
-    return expr.str.strip_chars(_ASCII_SPACE)
+        expr = _text(frame, column).replace(mapping).str.strip_chars(_ASCII_SPACE)
+    return expr
 
 
 def _amount_expr(frame: pl.DataFrame, currency: pl.Expr) -> pl.Expr:
@@ -198,16 +225,20 @@ def _amount_expr(frame: pl.DataFrame, currency: pl.Expr) -> pl.Expr:
     )
 
 
-def _sha256_hex(texts: pl.Series, *, head: int | None = None) -> list[str]:
-    sha = hashlib.sha256
-    if head is None:
-        return [sha(t.encode("utf-8")).hexdigest() for t in texts.to_list()]
-    return [sha(t.encode("utf-8")).hexdigest()[:head] for t in texts.to_list()]
+def _sha256_hex(texts: pl.Series, *, head: int | None = None) -> pl.Series:
+    """Hex SHA-256 of each text's UTF-8 bytes (its first ``head`` characters)."""
+    if _plh is not None:
+        hexes = texts.to_frame("t").select(_plh.col("t").chash.sha2_256())["t"]
+    else:
+        sha = hashlib.sha256
+        hexes = pl.Series([sha(t.encode("utf-8")).hexdigest() for t in texts], dtype=pl.String)
+    return hexes if head is None else hexes.str.slice(0, head)
 
 
 def _content_texts(frame: pl.DataFrame) -> Iterable[pl.Series]:
     """The text each row's content hash is taken of, a chunk of rows at a time."""
-    cells = {c: _cell_expr(frame, c) for c in CONTENT_COLUMNS if c != "amount"}
+    odd = _non_ascii_columns(frame)
+    cells = {c: _cell_expr(frame, c, c in odd) for c in CONTENT_COLUMNS if c != "amount"}
     cells["amount"] = _amount_expr(frame, cells["currency"])
     joined = pl.concat_str([cells[c] for c in CONTENT_COLUMNS], separator=_SEP).alias("t")
     for start in range(0, frame.height, _CHUNK):
@@ -216,22 +247,17 @@ def _content_texts(frame: pl.DataFrame) -> Iterable[pl.Series]:
 
 def content_hashes(frame: pl.DataFrame) -> pl.Series:
     """:func:`row_content_hash` of every row of ``frame``, in one pass over whole columns."""
-    out: list[str] = []
-    for texts in _content_texts(frame):
-        out.extend(_sha256_hex(texts))
-    return pl.Series("content_hash", out, dtype=pl.String)
+    parts = [_sha256_hex(texts) for texts in _content_texts(frame)]
+    if not parts:
+        return pl.Series("content_hash", [], dtype=pl.String)
+    return pl.concat(parts).alias("content_hash")
 
 
 def frame_fingerprint(frame: pl.DataFrame) -> str:
     """:func:`content_fingerprint` of a frame's rows, on whole columns."""
-    sha = hashlib.sha256
-    digests: list[bytes] = []
-    for texts in _content_texts(frame):
-        digests.extend(sha(t.encode("utf-8")).digest() for t in texts.to_list())
-    # Raw digests sort as their hex forms do: the hex of the sorted, joined digests is the
-    # concatenation of the sorted hex digests the per-row code hashes.
-    digests.sort()
-    return sha(b"".join(digests).hex().encode("ascii")).hexdigest()
+    joined = content_hashes(frame).sort().str.join("")
+    text = joined.item() if joined.len() else ""
+    return hashlib.sha256(str(text or "").encode("ascii")).hexdigest()
 
 
 def identity_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
@@ -257,7 +283,7 @@ def row_keys(frame: pl.DataFrame, environment: str) -> pl.Series:
             ]
         ).alias("t")
     )["t"]
-    return pl.Series("row_key", _sha256_hex(texts, head=40), dtype=pl.String)
+    return _sha256_hex(texts, head=40).alias("row_key")
 
 
 def row_key(environment: str, reference: str, beneficiary_ref: str) -> str:

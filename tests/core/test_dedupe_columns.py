@@ -93,6 +93,16 @@ def _old_row_key(environment: str, reference: str, beneficiary_ref: str) -> str:
 # -- the comparison ---------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["polars-hash", "hashlib"], autouse=True)
+def hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every comparison with SHA-256 from polars-hash and from hashlib row by row."""
+    if request.param == "hashlib":
+        monkeypatch.setattr(dedupe, "_plh", None)
+    else:
+        assert dedupe._plh is not None
+    return str(request.param)
+
+
 def _assert_same(frame: pl.DataFrame) -> None:
     rows = frame.to_dicts()
     assert dedupe.content_hashes(frame).to_list() == [_old_row_content_hash(r) for r in rows]

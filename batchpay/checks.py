@@ -42,7 +42,6 @@ class CheckedFile:
     ingested: ingest.IngestedFile
     result: validate_mod.ValidationResult
     source: PayoutFile
-    fingerprint: str
     default_purpose: str
     duplicates: dedupe.InFileCheck
     rules: layout_mod.DuplicateRules
@@ -51,6 +50,12 @@ class CheckedFile:
     def valid_hashes(self) -> pl.Series:
         """:func:`~batchpay.dedupe.content_hashes` of ``result.valid``, row for row."""
         return dedupe.content_hashes(self.result.valid)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The content fingerprint of every row as read (made on first use: a plan against a
+        journal without runs never needs it)."""
+        return dedupe.frame_fingerprint(self.ingested.frame)
 
     @property
     def row_count(self) -> int:
@@ -139,7 +144,6 @@ def check_file(source: PayoutFile, options: RunOptions) -> CheckedFile:
         ingested=ingested,
         result=result,
         source=source,
-        fingerprint=dedupe.frame_fingerprint(ingested.frame),
         default_purpose=getattr(lay, "default_purpose", ""),
         duplicates=dedupe.check_in_file_frame(result.valid, rules, labels=result.header_map),
         rules=rules,

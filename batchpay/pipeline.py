@@ -134,8 +134,12 @@ def plan(
     checked = checks.check_file(_source(file, options), options)
     env = settings.environment
     with Journal(settings.journal_path) as journal:
-        earlier = journal.find_runs_for_file(
-            env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
+        earlier = (
+            journal.find_runs_for_file(
+                env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
+            )
+            if journal.holds_runs(env)
+            else []
         )
         # What a run would pay: not invalid, not a duplicate, not paid by an earlier run
         # (whole columns and one query each, however long the file).

@@ -22,6 +22,10 @@ class PlanningLookups(JournalBase):
         """Whether any payout intent was ever made in this environment."""
         return self._any("payouts", environment)
 
+    def holds_runs(self, environment: str) -> bool:
+        """Whether any run was ever made in this environment."""
+        return self._any("runs", environment)
+
     def _any(self, table: str, environment: str) -> bool:
         # ``table`` is one of our own table names, never user text
         found = self.db.execute(

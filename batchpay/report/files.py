@@ -97,10 +97,12 @@ def _write_all(report: Report, out_dir: Path, stem: str) -> ReportPaths:
         json=out_dir / f"{stem}.json",
     )
     totals = report.totals
+    # The rows' text once, for the CSV and the workbook's column widths.
+    plain = [[_plain_cell(c, r) for c in _COLUMNS] for r in report.rows_for_people()]
     _atomic_write(paths.json, lambda tmp: _write_json(report, tmp))
-    _atomic_write(paths.csv, lambda tmp: _write_rows_csv(report, tmp))
+    _atomic_write(paths.csv, lambda tmp: _write_rows_csv(report, tmp, plain))
     _atomic_write(paths.totals_csv, lambda tmp: _write_totals_csv(totals, tmp))
-    _atomic_write(paths.xlsx, lambda tmp: _write_xlsx(report, totals, tmp))
+    _atomic_write(paths.xlsx, lambda tmp: _write_xlsx(report, totals, tmp, plain))
     return paths
 
 
@@ -122,12 +124,13 @@ def _write_json(report: Report, path: Path) -> None:
         fh.write("\n")
 
 
-def _write_rows_csv(report: Report, path: Path) -> None:
+def _write_rows_csv(report: Report, path: Path, plain: list[list[str]] | None = None) -> None:
+    if plain is None:
+        plain = [[_plain_cell(c, r) for c in _COLUMNS] for r in report.rows_for_people()]
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(ROW_HEADERS)
-        for r in report.rows_for_people():
-            out.writerow([_plain_cell(c, r) for c in _COLUMNS])
+        out.writerows(plain)
 
 
 def _write_totals_csv(totals: Mapping[str, CurrencyTotals], path: Path) -> None:

@@ -138,7 +138,7 @@ class _Sheet:
         key = (number_format, *((name, id(value)) for name, value in style.items()))
         known = self._styles.get(key)
         if known is not None:
-            cell._style = copy(known[0])
+            cell._style = known[0]  # write-only cells are written at once, never restyled
             return cell
         if number_format is not None:
             cell.number_format = number_format
@@ -167,16 +167,22 @@ def _width(values: Iterable[int], header: str) -> int:
     return min(max(longest, header_need * 115 // 100 + 1, 6) + 2, 60)
 
 
-def _write_xlsx(report: Report, totals: Mapping[str, CurrencyTotals], path: Path) -> None:
+def _write_xlsx(
+    report: Report,
+    totals: Mapping[str, CurrencyTotals],
+    path: Path,
+    plain: list[list[str]] | None = None,
+) -> None:
+    """The workbook; ``plain`` is the rows' CSV text when already made (for column widths)."""
     wb = Workbook(write_only=True)
     _summary_sheet(wb.create_sheet("Summary"), report, totals)
-    _rows_sheet(wb.create_sheet("Rows"), report)
+    _rows_sheet(wb.create_sheet("Rows"), report, plain)
     wb.save(path)
 
 
-def _rows_sheet(ws: Any, report: Report) -> None:
+def _rows_sheet(ws: Any, report: Report, plain: list[list[str]] | None = None) -> None:
     rows = report.rows_for_people()
-    cells = [[_plain_cell(c, r) for c in _COLUMNS] for r in rows]
+    cells = plain if plain is not None else [[_plain_cell(c, r) for c in _COLUMNS] for r in rows]
     # text columns with values longer than their (capped) width wrap instead of being cut off
     wrapped: set[str] = set()
     for index, column in enumerate(_COLUMNS, start=1):

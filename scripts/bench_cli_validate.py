@@ -10,7 +10,7 @@ invocation, on the same file, alternating with batchpay:
 
 * CSV:  ``python -c "import polars; polars.read_csv(FILE)"``
 * XLSX: ``python -c "import fastexcel; fastexcel.read_excel(FILE).load_sheet(0).to_polars()"``
-  (fastexcel is not a dependency of batchpay: ``pip install fastexcel`` beside it to measure)
+  (fastexcel is not a dependency of batchpay: ``pip install -e '.[bench]'`` to measure)
 
 The file is generated once (deterministic, every row valid) by ``bench_validate.generate``;
 ``batchpay validate`` runs in a fresh home (an empty journal), as a first look at a new file.

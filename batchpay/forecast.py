@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from batchpay.checks import CheckedFile
+import polars as pl
+
+from batchpay.checks import CheckedFile, frame_totals_by_currency
 from batchpay.holds import HeldRow, changed_bank_details, release_command
 from batchpay.journal import CREATED, SETTLED_FAILURES, Journal
 from batchpay.money import parse_amount
@@ -32,7 +34,14 @@ from batchpay.resolve import credential_fingerprint
 from batchpay.states import ALREADY_PAID, HELD, PLANNED
 from batchpay.submit import payout_method
 
-__all__ = ["DebitEstimate", "Foreseen", "estimate_debits", "foresee", "foresee_file"]
+__all__ = [
+    "DebitEstimate",
+    "Foreseen",
+    "estimate_debits",
+    "estimate_debits_frame",
+    "foresee",
+    "foresee_file",
+]
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,37 @@ class DebitEstimate:
                 f"; plus {self.cross_currency} payout(s) in another currency at the provider's rate"
             )
         return line
+
+
+def estimate_debits_frame(frame: pl.DataFrame) -> dict[str, DebitEstimate]:
+    """:func:`estimate_debits` of a frame's rows with no fee known yet (a journal with no
+    run), on whole columns: however long the file, no row becomes a dict."""
+    if frame.is_empty():
+        return {}
+    source = (
+        pl.when(pl.col("source_currency").fill_null("") != "")
+        .then(pl.col("source_currency"))
+        .otherwise(pl.col("currency"))
+        if "source_currency" in frame.columns
+        else pl.col("currency")
+    ).cast(pl.String)
+    tagged = frame.with_columns(source.alias("_funding"))
+    own = tagged.filter(pl.col("_funding") == pl.col("currency"))
+    amounts = frame_totals_by_currency(own)
+    counts = dict(own.group_by("_funding").len().iter_rows())
+    cross = dict(
+        tagged.filter(pl.col("_funding") != pl.col("currency"))
+        .group_by("_funding")
+        .len()
+        .iter_rows()
+    )
+    out: dict[str, DebitEstimate] = {}
+    for cur in sorted({*counts, *cross}):
+        n = int(counts.get(cur, 0))
+        out[str(cur)] = DebitEstimate(
+            str(cur), n, amounts.get(str(cur), Decimal(0)), Decimal(0), n, int(cross.get(cur, 0))
+        )
+    return out
 
 
 def estimate_debits(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 
 from batchpay import (
     checks,
@@ -41,7 +42,6 @@ from batchpay.errors import (
     ValidationFailed,
 )
 from batchpay.journal import (
-    CREATED,
     Journal,
     LockOwner,
     RunExists,
@@ -147,40 +147,51 @@ def plan(
     checked = checks.check_file(_source(file, options), options)
     env = settings.environment
     with Journal(settings.journal_path) as journal:
-        earlier = journal.find_runs_for_file(
-            env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
+        earlier = (
+            journal.find_runs_for_file(
+                env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
+            )
+            if journal.holds_runs(env)
+            else []
         )
-        # What a run would pay, decided by the code a run uses (forecast.foresee_file).
-        seen = forecast.foresee_file(checked, journal, env, options)
-        to_pay, held = seen.to_pay, seen.held
-        refs = {str(r["beneficiary_ref"]) for r in to_pay}
-        known = {
-            ref
-            for ref in refs
-            if (b := journal.get_beneficiary(env, ref)) is not None and b["state"] == CREATED
-        }
-        estimates = forecast.estimate_debits(to_pay, preflight.known_fees(journal, env))
+        if journal.holds_runs(env):
+            # What a run would pay, decided by the code a run uses (forecast.foresee_file).
+            seen = forecast.foresee_file(checked, journal, env, options)
+            refs = {str(r["beneficiary_ref"]) for r in seen.to_pay}
+            known = journal.known_beneficiaries(env, refs)
+            estimates = forecast.estimate_debits(seen.to_pay, preflight.known_fees(journal, env))
+            to_pay = checked.payable_frame().filter(
+                pl.col("_row").is_in(
+                    pl.Series([int(r["_row"]) for r in seen.to_pay], dtype=pl.Int64).implode()
+                )
+            )
+            held, already_paid = seen.held, seen.already_paid
+        else:
+            # A journal with no run here knows no payee, payout or fee: every payable row
+            # would be paid (whole columns, however long the file).
+            to_pay = checked.payable_frame()
+            refs = set(to_pay["beneficiary_ref"].unique().to_list())
+            known = set()
+            estimates = forecast.estimate_debits_frame(to_pay)
+            held, already_paid = [], 0
     issues = checked.issues
     if not issues:
         controls.check_control_totals(checked, options)
-    by_method: dict[str, int] = {}
-    for r in to_pay:
-        m = str(r.get("payment_method", ""))
-        by_method[m] = by_method.get(m, 0) + 1
+    by_method = {str(m): int(n) for m, n in to_pay.group_by("payment_method").len().iter_rows()}
     return Plan(
         file_name=checked.source.name,
         sha256=checked.ingested.sha256,
-        rows=len(checked.all_rows),
-        valid_rows=len(checked.accepted_rows),
+        rows=checked.row_count,
+        valid_rows=checked.accepted_count,
         issues=issues,
-        totals=checks.totals_by_currency(to_pay),
+        totals=checks.frame_totals_by_currency(to_pay),
         new_beneficiaries=len(refs - known),
         known_beneficiaries=len(known),
         duplicates_in_file=list(checked.duplicates.repeats),
-        already_paid=seen.already_paid,
+        already_paid=already_paid,
         earlier_run=str(earlier[0]["id"]) if earlier else None,
         by_method=by_method,
-        rows_to_pay=len(to_pay),
+        rows_to_pay=to_pay.height,
         held=held,
         debits=estimates,
         notes=checked.ingested.structure_notes,
@@ -302,10 +313,10 @@ def _earlier_run(
 def _refuse_unpayable(checked: CheckedFile, options: RunOptions) -> None:
     """A new run needs a valid file (or --skip-invalid and some valid rows) and its totals."""
     if checked.issues and not options.skip_invalid:
-        raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
+        raise ValidationFailed(checked.issues, rows_checked=checked.row_count)
     controls.check_control_totals(checked, options)
-    if not checked.accepted_rows:
-        raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
+    if not checked.accepted_count:
+        raise ValidationFailed(checked.issues, rows_checked=checked.row_count)
 
 
 def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwner) -> str:
@@ -334,7 +345,7 @@ async def _create_run(
                 "name": checked.source.name,
                 "size": checked.source.size,
                 "format": checked.ingested.format,
-                "row_count": len(checked.all_rows),
+                "row_count": checked.row_count,
             },
             rows=records,
             options={

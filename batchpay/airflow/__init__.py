@@ -1,4 +1,4 @@
-"""batchpay for Airflow 3: a provider (hook, sensors, tasks) and the example DAG ``batchpay_nightly``.
+"""batchpay for Airflow 3: a provider (hook, sensors, tasks) and the DAG ``batchpay_nightly``.
 
 Nothing here imports Airflow at import time: :func:`get_provider_info` is what Airflow's
 provider manager calls through the ``apache_airflow_provider`` entry point, and the hook,

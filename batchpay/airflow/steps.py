@@ -139,7 +139,9 @@ def validate_file(drop: Drop, settings: Settings, name: str) -> dict[str, Any]:
         sha256: str | None = None
         try:
             source, sha256, manifest = await watcher.read_source(name)
-            plan = pipeline.plan(source, settings=settings, options=watcher.options_for(name, manifest))
+            plan = pipeline.plan(
+                source, settings=settings, options=watcher.options_for(name, manifest)
+            )
             if plan.issues and not drop.run.skip_invalid:
                 raise ValidationFailed(plan.issues, rows_checked=plan.rows)
         except BatchpayError as exc:
@@ -264,4 +266,3 @@ def _summary(
         totals={cur: t.to_dict() for cur, t in sorted(rep.totals.items())},
         attention=attention,
     )
-

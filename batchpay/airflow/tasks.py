@@ -28,6 +28,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from batchpay.airflow import steps
 from batchpay.airflow.hooks import BatchpayHook
 from batchpay.errors import BatchpayError, ExitCode, NothingToDo
+from batchpay.watch.watcher import REFUSED
 
 __all__ = [
     "BatchpayFileSensor",
@@ -45,7 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Retrying cannot help: the file is wrong, or the setup is.
-_FINAL = steps._REFUSED | {
+_FINAL = REFUSED | {
     ExitCode.CONFIG,
     ExitCode.AUTHENTICATION,
     ExitCode.USAGE,
@@ -57,9 +58,11 @@ def airflow_error(exc: BatchpayError) -> BaseException:
     """The exception that tells Airflow what ``exc`` means (see the module's docstring)."""
     line = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
     if isinstance(exc, NothingToDo):
-        return AirflowSkipException(line)
+        skip: BaseException = AirflowSkipException(line)
+        return skip
     if ExitCode(exc.exit_code) in _FINAL:
-        return AirflowFailException(f"exit {int(exc.exit_code)}: {line}")
+        fail: BaseException = AirflowFailException(f"exit {int(exc.exit_code)}: {line}")
+        return fail
     return exc
 
 

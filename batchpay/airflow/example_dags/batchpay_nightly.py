@@ -56,11 +56,15 @@ def make_nightly_dag(
         catchup=False,
         max_active_runs=1,
         params={
-            "source": Param("/srv/batchpay/drop", type="string",
-                            description="the drop folder: a local path or sftp://user@host/path"),
-            "worker": Param("airflow", type="string",
-                            description="the name of this DAG's claims in processing/"),
-        },  # fmt: skip
+            "source": Param(
+                "/srv/batchpay/drop",
+                type="string",
+                description="the drop folder: a local path or sftp://user@host/path",
+            ),
+            "worker": Param(
+                "airflow", type="string", description="the name of this DAG's claims in processing/"
+            ),
+        },
         default_args={"retries": 3, "retry_delay": retry_delay},
         tags=["batchpay", "payments"],
         doc_md=__doc__,

@@ -24,7 +24,7 @@ from batchpay.config import Settings, settings_over_environment
 from batchpay.environments import Mode
 from batchpay.errors import ConfigError
 
-__all__ = ["BatchpayHook", "connection_overrides"]
+__all__ = ["BatchpayHook", "connection_overrides", "settings_for"]
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -90,25 +90,40 @@ class BatchpayHook(BaseHook):
         try:
             conn = self.get_connection(self.batchpay_conn_id)
         except Exception as exc:  # Airflow's AirflowNotFoundException
-            raise ConfigError(
-                f"Airflow has no usable connection {self.batchpay_conn_id!r} "
-                f"({type(exc).__name__})",
-                hint="create it (Admin → Connections, type batchpay) with the API URL as host "
-                "and the API key as password",
-            ) from None
-        overrides = connection_overrides(conn.host, conn.port, conn.password, conn.extra_dejson)
-        mode = overrides.pop("_mode")
-        settings = settings_over_environment(overrides)
-        if mode == "live" and settings.mode is not Mode.LIVE:
-            raise ConfigError(
-                f"the connection {self.batchpay_conn_id!r} says live but its URL "
-                f"{settings.api_url} is not the production API",
-                hint="fix the host, or set mode to sandbox",
-            )
-        if mode == "sandbox" and settings.mode is Mode.LIVE:
-            raise ConfigError(
-                f"the connection {self.batchpay_conn_id!r} says sandbox but points at the "
-                "production API",
-                hint='set mode to "live" to confirm live runs',
-            )
-        return settings
+            raise _no_connection(self.batchpay_conn_id, exc) from None
+        return settings_for(self.batchpay_conn_id, conn)
+
+    async def aget_settings(self) -> Settings:
+        """:meth:`get_settings` for a trigger (Airflow's async connection look-up)."""
+        try:
+            conn = await self.aget_connection(self.batchpay_conn_id)
+        except Exception as exc:
+            raise _no_connection(self.batchpay_conn_id, exc) from None
+        return settings_for(self.batchpay_conn_id, conn)
+
+
+def _no_connection(conn_id: str, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"Airflow has no usable connection {conn_id!r} ({type(exc).__name__})",
+        hint="create it (Admin → Connections, type batchpay) with the API URL as host "
+        "and the API key as password",
+    )
+
+
+def settings_for(conn_id: str, conn: Any) -> Settings:
+    """The settings an Airflow ``Connection`` describes (see the module's docstring)."""
+    overrides = connection_overrides(conn.host, conn.port, conn.password, conn.extra_dejson)
+    mode = overrides.pop("_mode")
+    settings = settings_over_environment(overrides)
+    if mode == "live" and settings.mode is not Mode.LIVE:
+        raise ConfigError(
+            f"the connection {conn_id!r} says live but its URL {settings.api_url} is not "
+            "the production API",
+            hint="fix the host, or set mode to sandbox",
+        )
+    if mode == "sandbox" and settings.mode is Mode.LIVE:
+        raise ConfigError(
+            f"the connection {conn_id!r} says sandbox but points at the production API",
+            hint='set mode to "live" to confirm live runs',
+        )
+    return settings

@@ -22,11 +22,12 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, task
+from airflow.sdk import BaseOperator, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from batchpay.airflow import steps
 from batchpay.airflow.hooks import BatchpayHook
+from batchpay.airflow.triggers import BatchpayPollTrigger
 from batchpay.errors import BatchpayError, ExitCode, NothingToDo
 from batchpay.watch.watcher import REFUSED
 
@@ -88,10 +89,21 @@ def _settings(conn_id: str) -> Any:
         return BatchpayHook(conn_id).get_settings()
 
 
-class BatchpayFileSensor(BaseSensorOperator):
+def _event_error(event: dict[str, Any]) -> BaseException:
+    """The exception for a trigger's error event (see :func:`airflow_error`)."""
+    exc = BatchpayError(str(event.get("message", "")), hint=str(event.get("hint", "")))
+    exc.exit_code = ExitCode(int(event.get("exit_code", ExitCode.INTERNAL)))
+    return airflow_error(exc)
+
+
+class BatchpayFileSensor(BaseOperator):
     """Wait for a complete file in the drop folder (its ``.ok`` marker beside it), or an
-    unfinished claim of this worker; pushes the names found. Reschedules between pokes, so
-    no worker slot is held while waiting; a timeout skips the run (nothing to do)."""
+    unfinished claim of this worker; returns the names found (to XCom).
+
+    One look at once; then the wait is deferred to Airflow's triggerer
+    (:class:`~batchpay.airflow.triggers.BatchpayPollTrigger`), so no worker slot is held.
+    Nothing by ``timeout`` seconds: the task is skipped (nothing to do), and so is the rest.
+    """
 
     template_fields: Sequence[str] = ("source", "worker")
 
@@ -101,26 +113,48 @@ class BatchpayFileSensor(BaseSensorOperator):
         source: str,
         worker: str = "airflow",
         batchpay_conn_id: str = BatchpayHook.default_conn_name,
+        poke_interval: float = 300.0,
+        timeout: float = 6 * 3600.0,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("soft_fail", True)
         super().__init__(**kwargs)
         self.source = source
         self.worker = worker
         self.batchpay_conn_id = batchpay_conn_id
+        self.poke_interval = poke_interval
+        self.wait_timeout = timeout
 
-    def poke(self, context: Any) -> PokeReturnValue:
-        """One look at the folder."""
+    def execute(self, context: Any) -> list[str]:
+        """Look once; defer when there is nothing yet."""
         settings = _settings(self.batchpay_conn_id)
         with outcomes():
             names = steps.pending_files(_drop(self.source, self.worker), settings)
-        return PokeReturnValue(is_done=bool(names), xcom_value=names)
+        if names:
+            return names
+        self.defer(
+            trigger=BatchpayPollTrigger(
+                kind="file", conn_id=self.batchpay_conn_id, interval=self.poke_interval,
+                timeout=self.wait_timeout, source=self.source, worker=self.worker,
+            ),
+            method_name="execute_complete",
+        )  # fmt: skip
+        return []  # pragma: no cover - defer() raises
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> list[str]:
+        """Back from the triggerer: the files found, a skip, or the error."""
+        if event.get("status") == "done":
+            return list(event["value"])
+        if event.get("status") == "timeout":
+            raise AirflowSkipException(
+                f"no complete file in {self.source} after {self.wait_timeout:g} s"
+            )
+        raise _event_error(event)
 
 
-class BatchpayRunSensor(BaseSensorOperator):
-    """Follow a run's payouts to their final statuses: one tracking round per poke (which
-    also rewrites the report), rescheduled in between — hours of settling hold no slot."""
+class BatchpayRunSensor(BaseOperator):
+    """Follow a run's payouts to their final statuses: one tracking round at once, then one
+    every ``poke_interval`` seconds in Airflow's triggerer (each rewrites the report) — hours
+    of settling hold no worker slot. Returns the run id."""
 
     template_fields: Sequence[str] = ("run_id",)
 
@@ -129,20 +163,43 @@ class BatchpayRunSensor(BaseSensorOperator):
         *,
         run_id: Any,
         batchpay_conn_id: str = BatchpayHook.default_conn_name,
+        poke_interval: float = 300.0,
+        timeout: float = 3 * 24 * 3600.0,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
         self.run_id = run_id
         self.batchpay_conn_id = batchpay_conn_id
+        self.poke_interval = poke_interval
+        self.follow_timeout = timeout
 
-    def poke(self, context: Any) -> bool:
-        """One tracking round; done when no payout of the run is pending."""
+    def execute(self, context: Any) -> str:
+        """One tracking round; defer while payouts are pending."""
         settings = _settings(self.batchpay_conn_id)
         with outcomes():
             pending = steps.follow_round(settings, str(self.run_id))
         log.info("run %s: %d payout(s) not final yet", self.run_id, pending)
-        return pending == 0
+        if pending == 0:
+            return str(self.run_id)
+        self.defer(
+            trigger=BatchpayPollTrigger(
+                kind="run", conn_id=self.batchpay_conn_id, interval=self.poke_interval,
+                timeout=self.follow_timeout, run_id=str(self.run_id),
+            ),
+            method_name="execute_complete",
+        )  # fmt: skip
+        return ""  # pragma: no cover - defer() raises
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> str:
+        """Back from the triggerer: final, or still pending at the timeout (retried)."""
+        if event.get("status") == "done":
+            return str(event["value"])
+        if event.get("status") == "timeout":
+            raise RuntimeError(
+                f"run {self.run_id}: payouts still pending after {self.follow_timeout:g} s "
+                "(a retry follows them further)"
+            )
+        raise _event_error(event)
 
 
 @task
@@ -178,7 +235,7 @@ def run_file(
 @task
 def answer_file(
     name: str,
-    run_id: str,
+    batchpay_run: str,
     source: str,
     worker: str = "airflow",
     conn_id: str = "batchpay_default",
@@ -186,7 +243,7 @@ def answer_file(
     """Answer the file beside it with its final report; the summary goes to XCom."""
     settings = _settings(conn_id)
     with outcomes():
-        return steps.answer_file(_drop(source, worker), settings, name, run_id).as_dict()
+        return steps.answer_file(_drop(source, worker), settings, name, batchpay_run).as_dict()
 
 
 @task.branch

@@ -31,7 +31,7 @@ else:
     (_DAGS / "nightly_for_tests.py").write_text(
         "from datetime import timedelta\n"
         "from batchpay.airflow.example_dags.batchpay_nightly import make_nightly_dag\n"
-        "nightly = make_nightly_dag('batchpay_nightly', schedule=None, poke_interval=1,\n"
+        "nightly = make_nightly_dag('batchpay_nightly_fast', schedule=None, poke_interval=1,\n"
         "    wait_timeout=5, follow_interval=1, follow_timeout=120,\n"
         "    retry_delay=timedelta(seconds=0))\n"
     )

@@ -82,8 +82,7 @@ def make_nightly_dag(
             task_id="follow_payouts", run_id=run_id, batchpay_conn_id=conn_id,
             poke_interval=follow_interval, timeout=follow_timeout,
         )  # fmt: skip
-        summary = answer_file(checked, run_id, SOURCE, WORKER, conn_id)
-        follow >> summary
+        summary = answer_file(checked, follow.output, SOURCE, WORKER, conn_id)
         branch = triage(summary)
         branch >> [rows_need_a_person(summary), EmptyOperator(task_id="all_rows_final")]
 

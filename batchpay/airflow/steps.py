@@ -182,7 +182,7 @@ def run_file(drop: Drop, settings: Settings, name: str) -> str:
             if watcher.is_own_run(exc.run_id, claim):
                 # A retry after the run had finished: this claim's own run.
                 log.info("%s was already run by this claim (%s)", name, exc.run_id)
-                await watcher.write_claim(name, {**claim, "run_id": exc.run_id})
+                await watcher.write_claim(name, {**claim, "run_id": exc.run_id, "sha256": sha256})
                 return exc.run_id
             await _refuse(watcher, name, exc, sha256)
             raise
@@ -190,7 +190,7 @@ def run_file(drop: Drop, settings: Settings, name: str) -> str:
             if ExitCode(exc.exit_code) in _REFUSED:
                 await _refuse(watcher, name, exc, sha256)
             raise
-        await watcher.write_claim(name, {**claim, "run_id": result.run_id})
+        await watcher.write_claim(name, {**claim, "run_id": result.run_id, "sha256": sha256})
         if result.exit_code == ExitCode.INCOMPLETE:
             raise Incomplete(
                 f"run {result.run_id} is not finished: some rows' outcome is not yet known"

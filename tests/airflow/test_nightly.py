@@ -166,3 +166,20 @@ def test_lost_responses_retried_by_airflow_pay_nothing_twice(
     assert len(ledger) == 4 and set(ledger.values()) == {1}
     summary = _ti(dr, "answer_file").xcom_pull(task_ids="answer_file")
     assert summary["counts"] == {"completed": 4}
+
+
+def test_rows_needing_a_person_take_the_branch(
+    server: Server, connection: Path, tmp_path: Path
+) -> None:
+    """A payout that fails at the provider: the run succeeds, and triage sends the DAG to
+    rows_need_a_person, which lists the row (in XCom)."""
+    inbox = tmp_path / "drop"
+    inbox.mkdir()
+    write_csv(inbox / "mixed.csv", [payout_row(1), payout_row(2, amount="120.91")])
+    (inbox / "mixed.csv.ok").write_text("")
+    dr = _nightly().test(run_conf={"source": str(inbox), "worker": "af1"})
+    states = _states(dr)
+    assert states["run_file"] == "success" and states["answer_file"] == "success", states
+    assert states["rows_need_a_person"] == "success" and states["all_rows_final"] == "skipped"
+    marked = _ti(dr, "rows_need_a_person").xcom_pull(task_ids="rows_need_a_person")
+    assert [r["row"] for r in marked] == [3] and marked[0]["outcome"] == "failed"

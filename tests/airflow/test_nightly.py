@@ -183,3 +183,56 @@ def test_rows_needing_a_person_take_the_branch(
     assert states["rows_need_a_person"] == "success" and states["all_rows_final"] == "skipped"
     marked = _ti(dr, "rows_need_a_person").xcom_pull(task_ids="rows_need_a_person")
     assert [r["row"] for r in marked] == [3] and marked[0]["outcome"] == "failed"
+
+
+_CHILD = """
+import os, sys
+from datetime import datetime
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("batchpay_nightly_fast")
+dr = dag.test(logical_date=datetime.fromisoformat(sys.argv[1]),
+              run_conf={"source": sys.argv[2], "worker": "af1"})
+print("DAGRUN", dr.state, flush=True)
+"""
+
+
+def test_run_task_killed_and_run_again_pays_nothing_twice(
+    server: Server, connection: Path, tmp_path: Path
+) -> None:
+    """The process running run_file is SIGKILLed mid-submission; Airflow runs the same DAG run
+    again (dag.test() on the same logical date clears and re-runs its tasks): the claim left in
+    processing/ is resumed, the journal finishes the same run, the ledger has each row once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    inbox = tmp_path / "drop"
+    _drop(inbox, "night.csv", 6)
+    _post(server, "/_sandbox/faults", {"plan": {"POST /v1/payouts": ["latency=1500"] * 6}})
+    logical = "2026-03-14T02:00:00+00:00"
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    out = (tmp_path / "child1.log").open("wb")
+    child = subprocess.Popen([sys.executable, str(script), logical, str(inbox)],
+                             stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not server.ledger():
+            assert child.poll() is None, (tmp_path / "child1.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no payout reached the sandbox"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+        out.close()
+    first = len(server.ledger())
+    assert 1 <= first < 6  # killed midway
+    assert list((inbox / "processing" / "af1").glob("night.csv"))  # still claimed
+
+    again = subprocess.run([sys.executable, str(script), logical, str(inbox)],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert "DAGRUN success" in again.stdout, again.stdout[-3000:] + again.stderr[-3000:]
+    ledger = _by_reference(server)
+    assert len(ledger) == 6 and set(ledger.values()) == {1}
+    assert list((inbox / "processed").glob("*/night.csv.result.json"))

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from batchpay.config import Settings, read_sftp_auth
 from batchpay.errors import (
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,13 @@ class Summary:
 def pending_files(drop: Drop, settings: Settings) -> list[str]:
     """This worker's unfinished claims, then the complete files waiting in the inbox."""
 
-    async def look() -> list[str]:
-        watcher = drop.watcher(settings)
+    async def look(watcher: Watcher) -> list[str]:
         await watcher.folder.makedirs(f"processing/{watcher.worker}")
         mine = await watcher.own_claims()
         complete, _waiting = await watcher.complete_files()
         return mine + [n for n in complete if n not in mine]
 
-    return asyncio.run(look())
+    return _with_watcher(drop, settings, look)
 
 
 def claim_next(drop: Drop, settings: Settings) -> str:
@@ -108,8 +109,7 @@ def claim_next(drop: Drop, settings: Settings) -> str:
     file in the inbox. :class:`NothingToDo` when there is none (or another watcher was
     faster)."""
 
-    async def take() -> str:
-        watcher = drop.watcher(settings)
+    async def take(watcher: Watcher) -> str:
         await watcher.folder.makedirs(f"processing/{watcher.worker}")
         mine = await watcher.own_claims()
         if mine:
@@ -121,7 +121,20 @@ def claim_next(drop: Drop, settings: Settings) -> str:
                 return name
         raise NothingToDo(f"no complete file in {watcher.folder.display}")
 
-    return asyncio.run(take())
+    return _with_watcher(drop, settings, take)
+
+
+def _with_watcher(drop: Drop, settings: Settings, step: Callable[[Watcher], Awaitable[T]]) -> T:
+    """Run one step on a watcher of the drop folder, closing its connection afterwards."""
+
+    async def run() -> T:
+        watcher = drop.watcher(settings)
+        try:
+            return await step(watcher)
+        finally:
+            await watcher.folder.aclose()
+
+    return asyncio.run(run())
 
 
 async def _refuse(watcher: Watcher, name: str, exc: BatchpayError, sha256: str | None) -> None:
@@ -134,8 +147,7 @@ def validate_file(drop: Drop, settings: Settings, name: str) -> dict[str, Any]:
     ``failed/`` and its error raised. Returns the plan's figures."""
     from batchpay import pipeline
 
-    async def check() -> dict[str, Any]:
-        watcher = drop.watcher(settings)
+    async def check(watcher: Watcher) -> dict[str, Any]:
         sha256: str | None = None
         try:
             source, sha256, manifest = await watcher.read_source(name)
@@ -157,7 +169,7 @@ def validate_file(drop: Drop, settings: Settings, name: str) -> dict[str, Any]:
             "totals": {cur: str(amount) for cur, amount in sorted(plan.totals.items())},
         }
 
-    return asyncio.run(check())
+    return _with_watcher(drop, settings, check)
 
 
 def run_file(drop: Drop, settings: Settings, name: str) -> str:
@@ -169,8 +181,7 @@ def run_file(drop: Drop, settings: Settings, name: str) -> str:
     """
     from batchpay import pipeline
 
-    async def pay() -> str:
-        watcher = drop.watcher(settings)
+    async def pay(watcher: Watcher) -> str:
         claim = await watcher.read_claim(name)
         sha256: str | None = None
         try:
@@ -197,7 +208,7 @@ def run_file(drop: Drop, settings: Settings, name: str) -> str:
             )
         return result.run_id
 
-    return asyncio.run(pay())
+    return _with_watcher(drop, settings, pay)
 
 
 class Incomplete(BatchpayError):
@@ -227,14 +238,13 @@ def answer_file(drop: Drop, settings: Settings, name: str, run_id: str) -> Summa
     """Answer the claimed file beside it (``processed/`` or ``failed/``) with its run's report
     as the journal has it now, and say what became of it."""
 
-    async def answer() -> Summary:
-        watcher = drop.watcher(settings)
+    async def answer(watcher: Watcher) -> Summary:
         claim = await watcher.read_claim(name)
         sha256 = claim.get("sha256")
         ans = await watcher.answer_paid(name, run_id, sha256 if isinstance(sha256, str) else None)
         return _summary(settings, name, run_id, ans.exit_code, ans.answer, watcher)
 
-    return asyncio.run(answer())
+    return _with_watcher(drop, settings, answer)
 
 
 def _summary(

@@ -236,3 +236,21 @@ def test_run_task_killed_and_run_again_pays_nothing_twice(
     ledger = _by_reference(server)
     assert len(ledger) == 6 and set(ledger.values()) == {1}
     assert list((inbox / "processed").glob("*/night.csv.result.json"))
+
+
+def test_sftp_drop_folder_paid_once_and_answered(
+    server: Server, connection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """source=sftp://…: the same DAG against a real SFTP server on loopback (asyncssh)."""
+    from tests.watch.sftp_server import sftp_server
+
+    with sftp_server(tmp_path) as sftp:
+        monkeypatch.setenv("BATCHPAY_SFTP_KEY_FILE", str(sftp.key_file))
+        monkeypatch.setenv("BATCHPAY_SFTP_KNOWN_HOSTS", str(sftp.known_hosts))
+        _drop(sftp.root, "remote.csv", 2)
+        dr = _nightly().test(run_conf={"source": sftp.url, "worker": "af1"})
+        assert str(dr.state) == "success", _states(dr)
+        summary = _ti(dr, "answer_file").xcom_pull(task_ids="answer_file")
+        assert (sftp.root / (summary["answer"] + ".result.json")).exists()
+        assert (sftp.root / (summary["answer"] + ".report.xlsx")).exists()
+    assert sorted(_by_reference(server).values()) == [1, 1]

@@ -71,12 +71,19 @@ def duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.D
 
 
 def load_layout(options: RunOptions) -> layout_mod.Layout:
-    """The layout a run reads its file with (``decimal_comma`` overriding its number format)."""
+    """The layout a run reads its file with, the options' ``[file]`` settings over it
+    (``decimal_comma``, ``delimiter``, ``encoding``, ``check_total_row``)."""
     lay = layout_mod.load_layout(options.layout_path)
+    file = lay.file
     if options.decimal_comma:
-        file = dataclasses.replace(lay.file, decimal_separator=",", thousands_separators=(".", " "))
-        lay = dataclasses.replace(lay, file=file)
-    return lay
+        file = dataclasses.replace(file, decimal_separator=",", thousands_separators=(".", " "))
+    if options.delimiter is not None:
+        file = dataclasses.replace(file, delimiter=options.delimiter)
+    if options.encoding is not None:
+        file = dataclasses.replace(file, encoding=options.encoding)
+    if options.check_total_row is not None:
+        file = dataclasses.replace(file, check_total_row=options.check_total_row)
+    return lay if file is lay.file else dataclasses.replace(lay, file=file)
 
 
 def read_source(path: Path | str, options: RunOptions) -> PayoutFile:

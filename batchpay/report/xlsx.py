@@ -276,12 +276,48 @@ def _summary_sheet(ws: Any, report: Report, totals: Mapping[str, CurrencyTotals]
         add([sheet.text("(no amounts)")])
 
     add([])
+    add([sheet.text("What each balance gave (payouts of this run)", font=_SECTION_FONT)])
+    add([sheet.header(h, numeric=h != "Balance") for h in _FUNDING_HEADERS], height=45.0)
+    for f in report.funding.values():
+        cur = f.currency
+        add(
+            [
+                sheet.text(cur),
+                sheet.money(f.debited, cur),
+                sheet.integer(f.completed.count),
+                sheet.money(f.completed.amount, cur),
+                sheet.integer(f.in_flight.count),
+                sheet.money(f.in_flight.amount, cur),
+                sheet.money(f.fees, cur),
+                sheet.integer(f.refunded.count),
+                sheet.money(f.refunded.amount, cur),
+                sheet.money(f.fees_refunded, cur),
+                sheet.integer(f.cross_currency),
+            ]
+        )
+
+    add([])
     add([sheet.text("Rows by outcome", font=_SECTION_FONT)])
     add([sheet.header("Outcome"), sheet.header("Rows", numeric=True), sheet.header("Meaning")])
     for outcome, count in report.outcome_counts.items():
         style = _outcome_style(outcome) if count else {}
         meaning = OUTCOME_MEANINGS[Outcome(outcome)]
         add([sheet.text(outcome, **style), sheet.integer(count), sheet.text(meaning)])
+
+
+_FUNDING_HEADERS = (
+    "Balance",
+    "Debited (completed + in flight)",
+    "Completed payouts",
+    "Completed debited",
+    "In flight payouts",
+    "In flight debited",
+    "Fees (in debited)",
+    "Failed or returned payouts",
+    "Refunded",
+    "Fees refunded",
+    "Rows in another currency",
+)
 
 
 def _control_check_cell(sheet: _Sheet, report: Report, problems: list[str]) -> Any:

@@ -12,8 +12,11 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from batchpay import dedupe, ingest
 from batchpay import layout as layout_mod
@@ -29,18 +32,46 @@ log = logging.getLogger(__name__)
 @dataclass
 class CheckedFile:
     """A payout file read, validated and checked for duplicates inside it: what a plan and a
-    run are made from."""
+    run are made from.
+
+    The rows live in polars frames (``ingested.frame``, ``result.valid``); the dict views
+    (:attr:`all_rows`, :attr:`valid_rows` and the sets built on them) are made on first use
+    only, so ``validate`` of a large file never builds a Python object per row.
+    """
 
     ingested: ingest.IngestedFile
     result: validate_mod.ValidationResult
-    all_rows: list[dict[str, Any]]
-    # Rows that passed validation, normalised; duplicates among them are in ``duplicates``.
-    valid_rows: dict[int, dict[str, Any]]
     source: PayoutFile
-    fingerprint: str
     default_purpose: str
     duplicates: dedupe.InFileCheck
     rules: layout_mod.DuplicateRules
+
+    @cached_property
+    def valid_hashes(self) -> pl.Series:
+        """:func:`~batchpay.dedupe.content_hashes` of ``result.valid``, row for row."""
+        return dedupe.content_hashes(self.result.valid)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The content fingerprint of every row as read (made on first use: a plan against a
+        journal without runs never needs it)."""
+        return dedupe.frame_fingerprint(self.ingested.frame)
+
+    @property
+    def row_count(self) -> int:
+        """Data rows read from the file (blank rows not counted)."""
+        return self.ingested.frame.height
+
+    @cached_property
+    def all_rows(self) -> list[dict[str, Any]]:
+        """Every row as read (canonical columns and ``_row``)."""
+        return self.ingested.frame.to_dicts()
+
+    @cached_property
+    def valid_rows(self) -> dict[int, dict[str, Any]]:
+        """Rows that passed validation, normalised; duplicates among them are in
+        ``duplicates``."""
+        return {int(r["_row"]): r for r in self.result.valid.to_dicts()}
 
     @property
     def issues(self) -> list[RowIssue]:
@@ -59,6 +90,19 @@ class CheckedFile:
         repeats = self.duplicates.repeat_rows
         return {n: r for n, r in self.accepted_rows.items() if n not in repeats}
 
+    @property
+    def accepted_count(self) -> int:
+        """How many rows :attr:`accepted_rows` holds, without building it."""
+        return self.result.valid.height - len(self.duplicates.refused_rows)
+
+    def payable_frame(self) -> pl.DataFrame:
+        """:attr:`payable_rows` as a frame (the valid frame's columns and ``_row``)."""
+        skip = self.duplicates.refused_rows | self.duplicates.repeat_rows
+        if not skip:
+            return self.result.valid
+        bad = pl.Series(sorted(skip), dtype=pl.Int64).implode()
+        return self.result.valid.filter(~pl.col("_row").is_in(bad))
+
 
 def duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.DuplicateRules:
     """The layout's [duplicates] settings, overridden by the run's options where given."""
@@ -71,12 +115,19 @@ def duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.D
 
 
 def load_layout(options: RunOptions) -> layout_mod.Layout:
-    """The layout a run reads its file with (``decimal_comma`` overriding its number format)."""
+    """The layout a run reads its file with, the options' ``[file]`` settings over it
+    (``decimal_comma``, ``delimiter``, ``encoding``, ``check_total_row``)."""
     lay = layout_mod.load_layout(options.layout_path)
+    file = lay.file
     if options.decimal_comma:
-        file = dataclasses.replace(lay.file, decimal_separator=",", thousands_separators=(".", " "))
-        lay = dataclasses.replace(lay, file=file)
-    return lay
+        file = dataclasses.replace(file, decimal_separator=",", thousands_separators=(".", " "))
+    if options.delimiter is not None:
+        file = dataclasses.replace(file, delimiter=options.delimiter)
+    if options.encoding is not None:
+        file = dataclasses.replace(file, encoding=options.encoding)
+    if options.check_total_row is not None:
+        file = dataclasses.replace(file, check_total_row=options.check_total_row)
+    return lay if file is lay.file else dataclasses.replace(lay, file=file)
 
 
 def read_source(path: Path | str, options: RunOptions) -> PayoutFile:
@@ -89,28 +140,24 @@ def check_file(source: PayoutFile, options: RunOptions) -> CheckedFile:
     lay = load_layout(options)
     ingested = ingest.read_bytes(source.data, source.name, lay)
     result = validate_mod.validate_frame(ingested, lay)
-    all_rows = ingested.frame.to_dicts()
-    valid_rows = {int(r["_row"]): r for r in result.valid.to_dicts()}
     rules = duplicate_rules(lay, options)
+    rows = ingested.frame.height
     log.info(
         "file read: %s (%s, %d bytes, %d rows, sha256 %s)",
-        source.name, ingested.format, source.size, len(all_rows), ingested.sha256[:12],
-        extra={"file": source.name, "sha256": ingested.sha256, "rows": len(all_rows)},
+        source.name, ingested.format, source.size, rows, ingested.sha256[:12],
+        extra={"file": source.name, "sha256": ingested.sha256, "rows": rows},
     )  # fmt: skip
     checked = CheckedFile(
         ingested=ingested,
         result=result,
-        all_rows=all_rows,
-        valid_rows=valid_rows,
         source=source,
-        fingerprint=dedupe.content_fingerprint(all_rows),
         default_purpose=getattr(lay, "default_purpose", ""),
-        duplicates=dedupe.check_in_file(list(valid_rows.values()), rules, labels=result.header_map),
+        duplicates=dedupe.check_in_file_frame(result.valid, rules, labels=result.header_map),
         rules=rules,
     )
     log.info(
         "file validated: %s: %d valid, %d issue(s), %d to pay",
-        source.name, len(checked.accepted_rows), len(checked.issues), len(checked.payable_rows),
+        source.name, checked.accepted_count, len(checked.issues), checked.payable_frame().height,
         extra={"file": source.name, "issues": len(checked.issues)},
     )  # fmt: skip
     return checked
@@ -126,4 +173,43 @@ def totals_by_currency(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
             continue
         cur = str(r.get("currency", "")).upper()
         totals[cur] = totals.get(cur, Decimal(0)) + amount
+    return totals
+
+
+_PLAIN_AMOUNT = r"^([0-9]{1,12})(?:\.([0-9]+))?$"
+_NON_ASCII = r"[^\x00-\x7F]"
+
+
+def frame_totals_by_currency(frame: pl.DataFrame) -> dict[str, Decimal]:
+    """:func:`totals_by_currency` of a frame's rows, on whole columns (exact, no floats)."""
+    if frame.is_empty():
+        return {}
+    amount, currency = pl.col("amount").fill_null(""), pl.col("currency").fill_null("")
+    odd = (
+        amount.str.contains(_NON_ASCII)
+        | currency.str.contains(_NON_ASCII)
+        | (amount.str.len_bytes() > 24)  # beyond what Int128 sums of a billion rows hold
+    )
+    # Unicode digits and case mappings are Python's: those few rows take the per-row path.
+    totals = totals_by_currency(frame.filter(odd).select("amount", "currency").to_dicts())
+    parts = amount.str.extract_groups(_PLAIN_AMOUNT)
+    plain = (
+        frame.filter(~odd)
+        .select(
+            currency.str.to_uppercase().alias("cur"),
+            parts.struct.field("1").alias("whole"),
+            parts.struct.field("2").fill_null("").alias("fraction"),
+        )
+        .filter(pl.col("whole").is_not_null())
+        .with_columns(pl.col("fraction").str.len_bytes().alias("scale"))
+    )
+    # Summed exactly in units of each fraction length's last digit (Int128: 38 digits).
+    sums = (
+        plain.group_by("cur", "scale")
+        .agg((pl.col("whole") + pl.col("fraction")).cast(pl.Int128).sum().alias("units"))
+        .sort("cur", "scale")
+    )
+    for cur, scale, units in sums.iter_rows():
+        value = Decimal(int(units)).scaleb(-int(scale))
+        totals[str(cur)] = totals.get(str(cur), Decimal(0)) + value
     return totals

@@ -323,7 +323,7 @@ def read_oauth_client(env: Mapping[str, str]) -> OAuthSettings | None:
 def api_key_from_airflow(conn_id: str) -> str:
     """The password field of Airflow connection ``conn_id`` (where Airflow keeps secrets)."""
     try:
-        from airflow.hooks.base import BaseHook  # type: ignore[import-not-found]
+        from airflow.sdk import BaseHook  # Airflow 3's task SDK
     except ImportError:
         raise ConfigError(
             f"BATCHPAY_AIRFLOW_CONN_ID is {conn_id!r} but Airflow is not installed here",
@@ -343,6 +343,25 @@ def api_key_from_airflow(conn_id: str) -> str:
             hint="put the Anton API key in the connection's password field",
         )
     return password
+
+
+# What an Airflow connection (batchpay.airflow.BatchpayHook) says instead of the environment.
+CONNECTION_VARIABLES = (
+    "BATCHPAY_API_URL", "BATCHPAY_API_KEY", "BATCHPAY_API_KEY_FILE", "BATCHPAY_AIRFLOW_CONN_ID",
+    "BATCHPAY_CLIENT_ID", "BATCHPAY_CLIENT_SECRET", "BATCHPAY_CLIENT_SECRET_FILE",
+    "BATCHPAY_DPOP_KEY_FILE", "BATCHPAY_CONFIRM_LIVE",
+)  # fmt: skip
+
+
+def settings_over_environment(overrides: Mapping[str, str]) -> Settings:
+    """:func:`resolve_settings` with the credentials, URL and live confirmation taken only from
+    ``overrides`` (an Airflow connection's), the rest (home, journal, timeout) as configured.
+
+    A journal named in ``overrides`` (``BATCHPAY_JOURNAL``) wins over the environment's.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in CONNECTION_VARIABLES}
+    env.update({k: v for k, v in overrides.items() if v})
+    return resolve_settings(env=env)
 
 
 def default_home() -> Path:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from batchpay.checks import CheckedFile, totals_by_currency
+from batchpay.checks import CheckedFile, frame_totals_by_currency
 from batchpay.errors import ControlTotalsMismatch
 from batchpay.money import parse_amount
 from batchpay.options import RunOptions
@@ -80,10 +80,13 @@ def declared_controls(source: PayoutFile, options: RunOptions) -> list[ControlTo
 
 def check_control_totals(checked: CheckedFile, options: RunOptions) -> None:
     """Refuse the file when its rows or totals disagree with what was declared for it."""
-    n = len(checked.all_rows)
-    actual = totals_by_currency(checked.all_rows)
+    declarations = declared_controls(checked.source, options)
+    if not declarations:
+        return
+    n = checked.row_count
+    actual = frame_totals_by_currency(checked.ingested.frame)
     problems = []
-    for declared in declared_controls(checked.source, options):
+    for declared in declarations:
         if declared.rows is not None and declared.rows != n:
             problems.append(f"the file has {n} rows, {declared.source} declares {declared.rows}")
         for cur, expected in sorted(declared.totals.items()):

@@ -21,17 +21,33 @@ Identities, all documented in the README:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import polars as pl
 
 from batchpay.errors import RowIssue
 from batchpay.layout import CANONICAL_COLUMNS, DuplicateRules
-from batchpay.money import fits_scale, format_amount, parse_amount
+from batchpay.money import CURRENCY_SCALE, fits_scale, format_amount, parse_amount
 
 # Columns that identify a payout's content: every canonical column the user can write.
 CONTENT_COLUMNS: tuple[str, ...] = CANONICAL_COLUMNS
 _SEP = "\x1f"
+
+
+def _polars_hash() -> Any:
+    """polars-hash (SHA-256 at native speed over a column), or None: hashlib row by row."""
+    try:
+        return importlib.import_module("polars_hash")
+    except ImportError:  # pragma: no cover - a dependency; the fallback is tested directly
+        return None
+
+
+_plh = _polars_hash()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -85,6 +101,189 @@ def content_fingerprint(rows: Iterable[Mapping[str, object]]) -> str:
     for d in digests:
         h.update(d.encode("ascii"))
     return h.hexdigest()
+
+
+# -- the same identities over whole columns ------------------------------------------------
+#
+# Byte for byte what the per-row functions above compute (tests/core/test_dedupe_columns.py
+# keeps the per-row code as the oracle). ASCII text is normalised by polars expressions; the few
+# distinct non-ASCII values of a column go through the per-row Python functions, so Unicode
+# normalisation, case mapping and ``str.isspace`` are Python's own, never a second opinion.
+
+_ASCII_SPACE = "".join(chr(i) for i in range(128) if chr(i).isspace())
+_NON_ASCII = r"[^\x00-\x7F]"
+_PLAIN_AMOUNT = r"^([0-9]{1,12})(?:\.([0-9]+))?$"
+# Rows hashed per chunk: bounds the joined text held at once.
+_CHUNK = 100_000
+
+
+def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
+    if column not in frame.columns:
+        return pl.lit("", dtype=pl.String)
+    return pl.col(column).cast(pl.String).fill_null("")
+
+
+def _python_values(
+    frame: pl.DataFrame, column: str, fn: Callable[[str], str]
+) -> dict[str, str] | None:
+    """``fn`` (Python) of each distinct non-ASCII value of ``column``; None when there is none."""
+    if column not in frame.columns:
+        return None
+    values = frame.select(_text(frame, column).unique().alias("v")).filter(
+        pl.col("v").str.len_bytes() != pl.col("v").str.len_chars()
+    )["v"]
+    return {v: fn(v) for v in values.to_list()} if not values.is_empty() else None
+
+
+def _by_python(
+    frame: pl.DataFrame, column: str, ascii_expr: pl.Expr, fn: Callable[[str], str]
+) -> pl.Expr:
+    """``ascii_expr`` for ASCII cells; ``fn`` (Python) for each distinct non-ASCII value."""
+    mapping = _python_values(frame, column, fn)
+    if mapping is None:
+        return ascii_expr
+    cell = _text(frame, column)
+    return (
+        pl.when(cell.is_in(pl.Series(list(mapping), dtype=pl.String).implode()))
+        .then(cell.replace_strict(mapping, default="", return_dtype=pl.String))
+        .otherwise(ascii_expr)
+    )
+
+
+def _norm_one(column: str, value: str) -> str:
+    return _norm_cell(column, {column: value})
+
+
+def _non_ascii_columns(frame: pl.DataFrame) -> set[str]:
+    """The content columns with a non-ASCII cell: only their distinct values are looked at."""
+    present = [c for c in CONTENT_COLUMNS if c in frame.columns]
+    if not present or not frame.height:
+        return set()
+    probes = [
+        (_text(frame, c).str.len_bytes() != _text(frame, c).str.len_chars()).any().alias(c)
+        for c in present
+    ]
+    return {c for c, found in frame.select(probes).row(0, named=True).items() if found}
+
+
+def _cell_expr(frame: pl.DataFrame, column: str, non_ascii: bool = True) -> pl.Expr:
+    """:func:`_norm_cell` of ``column`` for every row (``amount`` excepted); ``non_ascii``
+    is False when the column is known to be all ASCII."""
+    expr = _text(frame, column).str.strip_chars(_ASCII_SPACE)
+    if column in _UPPER or column in _COMPACT:
+        # Case mapping is Python's for non-ASCII text, and compacting can bare whitespace that
+        # trimming must not touch again: those cells bypass the ASCII path.
+        if column in _COMPACT:
+            expr = expr.str.replace_all(" ", "", literal=True)
+            expr = expr.str.replace_all("-", "", literal=True)
+        if column in _UPPER:
+            expr = expr.str.to_uppercase()
+        if not non_ascii:
+            return expr
+        return _by_python(frame, column, expr, partial(_norm_one, column))
+    # Python's result for a non-ASCII value is trimmed already, so the ASCII trim after it
+    # changes nothing: one look-up, no second branch.
+    mapping = _python_values(frame, column, partial(_norm_one, column)) if non_ascii else None
+    if mapping is not None:
+        expr = _text(frame, column).replace(mapping).str.strip_chars(_ASCII_SPACE)
+    return expr
+
+
+def _amount_expr(frame: pl.DataFrame, currency: pl.Expr) -> pl.Expr:
+    """:func:`_norm_cell` of ``amount``: plain amounts that fit the currency at its scale."""
+    value = _text(frame, "amount").str.strip_chars(_ASCII_SPACE)
+    parts = value.str.extract_groups(_PLAIN_AMOUNT)
+    whole = parts.struct.field("1").str.strip_chars_start("0")
+    whole = pl.when(whole == "").then(pl.lit("0")).otherwise(whole)
+    fraction = parts.struct.field("2").fill_null("")
+    scale = currency.replace_strict(CURRENCY_SCALE, default=2, return_dtype=pl.Int64)
+    fits = fraction.str.strip_chars_end("0").str.len_chars() <= scale
+    scaled = (
+        pl.when(scale == 0)
+        .then(whole)
+        .otherwise(whole + "." + (fraction + "000").str.slice(0, scale))
+    )
+    expr = pl.when(parts.struct.field("1").is_not_null() & fits).then(scaled).otherwise(value)
+    if "amount" not in frame.columns:
+        return expr
+    odd = frame.select(
+        _text(frame, "amount").alias("a"), _text(frame, "currency").alias("c")
+    ).filter(pl.col("a").str.contains(_NON_ASCII) | pl.col("c").str.contains(_NON_ASCII))
+    if odd.is_empty():
+        return expr
+    # Unicode digits are digits to Python's ``\d``: these rows keep the per-row code.
+    pairs = odd.unique()
+    mapping = {
+        a + _SEP + c: _norm_cell("amount", {"amount": a, "currency": c})
+        for a, c in pairs.iter_rows()
+    }
+    key = _text(frame, "amount") + _SEP + _text(frame, "currency")
+    return (
+        pl.when(key.is_in(pl.Series(list(mapping), dtype=pl.String).implode()))
+        .then(key.replace_strict(mapping, default="", return_dtype=pl.String))
+        .otherwise(expr)
+    )
+
+
+def _sha256_hex(texts: pl.Series, *, head: int | None = None) -> pl.Series:
+    """Hex SHA-256 of each text's UTF-8 bytes (its first ``head`` characters)."""
+    if _plh is not None:
+        hexes = texts.to_frame("t").select(_plh.col("t").chash.sha2_256())["t"]
+    else:
+        sha = hashlib.sha256
+        hexes = pl.Series([sha(t.encode("utf-8")).hexdigest() for t in texts], dtype=pl.String)
+    return hexes if head is None else hexes.str.slice(0, head)
+
+
+def _content_texts(frame: pl.DataFrame) -> Iterable[pl.Series]:
+    """The text each row's content hash is taken of, a chunk of rows at a time."""
+    odd = _non_ascii_columns(frame)
+    cells = {c: _cell_expr(frame, c, c in odd) for c in CONTENT_COLUMNS if c != "amount"}
+    cells["amount"] = _amount_expr(frame, cells["currency"])
+    joined = pl.concat_str([cells[c] for c in CONTENT_COLUMNS], separator=_SEP).alias("t")
+    for start in range(0, frame.height, _CHUNK):
+        yield frame.slice(start, _CHUNK).select(joined)["t"]
+
+
+def content_hashes(frame: pl.DataFrame) -> pl.Series:
+    """:func:`row_content_hash` of every row of ``frame``, in one pass over whole columns."""
+    parts = [_sha256_hex(texts) for texts in _content_texts(frame)]
+    if not parts:
+        return pl.Series("content_hash", [], dtype=pl.String)
+    return pl.concat(parts).alias("content_hash")
+
+
+def frame_fingerprint(frame: pl.DataFrame) -> str:
+    """:func:`content_fingerprint` of a frame's rows, on whole columns."""
+    joined = content_hashes(frame).sort().str.join("")
+    text = joined.item() if joined.len() else ""
+    return hashlib.sha256(str(text or "").encode("ascii")).hexdigest()
+
+
+def identity_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """:func:`identity_text` of ``column`` for every row."""
+    ascii_expr = (
+        _text(frame, column)
+        .str.replace_all(r"[\t\n\x0B\x0C\r\x1C-\x1F ]+", " ")
+        .str.strip_chars(" ")
+        .str.to_lowercase()
+    )
+    return _by_python(frame, column, ascii_expr, identity_text)
+
+
+def row_keys(frame: pl.DataFrame, environment: str) -> pl.Series:
+    """:func:`row_key` of every row of ``frame`` (its ``reference`` and ``beneficiary_ref``)."""
+    texts = frame.select(
+        pl.concat_str(
+            [
+                pl.lit("payout" + _SEP + environment + _SEP),
+                identity_expr(frame, "reference"),
+                pl.lit(_SEP),
+                identity_expr(frame, "beneficiary_ref"),
+            ]
+        ).alias("t")
+    )["t"]
+    return _sha256_hex(texts, head=40).alias("row_key")
 
 
 def row_key(environment: str, reference: str, beneficiary_ref: str) -> str:
@@ -174,20 +373,60 @@ def check_in_file(
     repeats, one reference for several payees unless it allows a reference per payee, and the
     same reference and payee with different details always: the file cannot say which is right.
     """
-    rules = rules or DuplicateRules()
-    labels = labels or {}
-    by_identity: dict[tuple[str, str], list[_Seen]] = {}
-    by_reference: dict[str, list[_Seen]] = {}
-    for r in rows:
-        ref = identity_text(str(r.get("reference", "")))
-        seen = _Seen(
+    seen = [
+        _Seen(
             number=int(str(r["_row"])),
             row=r,
             payee=identity_text(str(r.get("beneficiary_ref", ""))),
             content=row_content_hash(r),
         )
-        by_identity.setdefault((ref, seen.payee), []).append(seen)
-        by_reference.setdefault(ref, []).append(seen)
+        for r in rows
+    ]
+    refs = [identity_text(str(s.row.get("reference", ""))) for s in seen]
+    return _check(seen, refs, rules or DuplicateRules(), labels or {})
+
+
+def check_in_file_frame(
+    valid: pl.DataFrame,
+    rules: DuplicateRules | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    hashes: pl.Series | None = None,
+) -> InFileCheck:
+    """:func:`check_in_file` over a frame of validated rows, on whole columns.
+
+    Only the rows that share a reference with another row are looked at one by one (for
+    their messages); ``hashes`` are the rows' :func:`content_hashes` when already known.
+    """
+    rules = rules or DuplicateRules()
+    keyed = valid.with_columns(identity_expr(valid, "reference").alias("__ref"))
+    if hashes is not None:
+        keyed = keyed.with_columns(hashes.alias("__content"))
+    # Every repeat shares its reference with another row: the rest cannot be duplicates.
+    shared = keyed.filter(pl.col("__ref").is_duplicated())
+    if shared.is_empty():
+        return InFileCheck(repeats=[], issues=[])
+    shared = shared.with_columns(identity_expr(shared, "beneficiary_ref").alias("__payee"))
+    if hashes is None:
+        shared = shared.with_columns(content_hashes(shared).alias("__content"))
+    rows = shared.drop("__ref", "__payee", "__content").to_dicts()
+    ids = shared.select("__ref", "__payee", "__content").rows()
+    seen = [
+        _Seen(number=int(str(r["_row"])), row=r, payee=payee, content=content)
+        for r, (_, payee, content) in zip(rows, ids, strict=True)
+    ]
+    refs = [ref for ref, _, _ in ids]
+    return _check(seen, refs, rules, labels or {})
+
+
+def _check(
+    seen: Sequence[_Seen], refs: Sequence[str], rules: DuplicateRules, labels: Mapping[str, str]
+) -> InFileCheck:
+    by_identity: dict[tuple[str, str], list[_Seen]] = {}
+    by_reference: dict[str, list[_Seen]] = {}
+    for s, ref in zip(seen, refs, strict=True):
+        by_identity.setdefault((ref, s.payee), []).append(s)
+        by_reference.setdefault(ref, []).append(s)
     repeats: list[InFileDuplicate] = []
     issues: list[RowIssue] = []
     for group in by_identity.values():

@@ -23,6 +23,7 @@ turns it into, and whether retrying the same operation is safe (``retryable``).
     ├── NothingToDo              nothing to do, and nothing done (exit 0)
     ├── UnexpectedAnswer         the API answered, but not as its contract says (exit 11)
     ├── Held / Refused           (resolve) a row needs a person / the API refused a creation
+    ├── Incomplete               (airflow.steps) some outcomes not yet known (exit 10, retryable)
     ├── WebhookRejected          (webhooks) a delivery failed signature or freshness checks
     ├── AlreadySubscribed        (webhooks) the URL already has a subscription
     ├── TransportError           could not reach the API: outcome of a POST unknown (retryable)

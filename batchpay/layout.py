@@ -126,6 +126,10 @@ class FileOptions:
     decimal_separator: str = "."
     # empty: amounts have no thousands separators; " " also means the no-break spaces
     thousands_separators: tuple[str, ...] = ()
+    # rows above the header row (a title, a period) are skipped instead of refused
+    skip_title_rows: bool = False
+    # a trailing TOTAL row is checked against the rows' amounts (it is never paid)
+    check_total_row: bool = False
 
     @property
     def number_format(self) -> NumberFormat:
@@ -351,10 +355,23 @@ def _build_layout(raw: Mapping[str, Any], source: str, origins: Mapping[str, str
 def _build_file_options(raw: Mapping[str, Any], source: str) -> FileOptions:
     _only_keys(
         raw,
-        {"delimiter", "encoding", "sheet", "decimal_separator", "thousands_separator"},
+        {
+            "delimiter",
+            "encoding",
+            "sheet",
+            "decimal_separator",
+            "thousands_separator",
+            "skip_title_rows",
+            "check_total_row",
+        },
         "file",
         source,
     )
+    flags: dict[str, bool] = {}
+    for name in ("skip_title_rows", "check_total_row"):
+        flags[name] = raw.get(name, False)
+        if not isinstance(flags[name], bool):
+            raise _bad(source, f"file.{name} must be true or false")
     delimiter = _str(raw, "delimiter", ",", "file", source)
     if delimiter not in _DELIMITERS:
         raise _bad(source, f'file.delimiter must be one of "," ";" "\\t" "|", not {delimiter!r}')
@@ -386,6 +403,7 @@ def _build_file_options(raw: Mapping[str, Any], source: str) -> FileOptions:
         sheet=sheet or None,
         decimal_separator=decimal,
         thousands_separators=thousands,
+        **flags,
     )
 
 

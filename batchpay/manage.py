@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from batchpay import dedupe, ledger
+from batchpay import dedupe, holds, ledger
 from batchpay import report as report_mod
 from batchpay import track as tracking
 from batchpay.config import Settings, resolve_settings
@@ -32,6 +32,7 @@ from batchpay.errors import (
 )
 from batchpay.journal import (
     CREATED,
+    SETTLED_FAILURES,
     TERMINAL_STATUSES,
     Journal,
     LivePayoutExists,
@@ -40,7 +41,8 @@ from batchpay.journal import (
 )
 from batchpay.ledger import METADATA_KEY
 from batchpay.pipeline import build_report
-from batchpay.states import ALREADY_PAID
+from batchpay.report.from_journal import release_for
+from batchpay.states import ALREADY_PAID, HELD
 from batchpay.strategies import close_run_if_done
 from batchpay.submit import Submitter
 
@@ -88,6 +90,7 @@ class RunSummary:
     parent_run_id: str | None
     children: list[str]
     report: report_mod.Report
+    held: list[holds.HeldRow] = field(default_factory=list)
 
 
 def show(run_id: str | None = None, *, settings: Settings | None = None) -> RunSummary:
@@ -104,6 +107,17 @@ def show(run_id: str | None = None, *, settings: Settings | None = None) -> RunS
             )
         ]
         rep = build_report(journal, run_id, settings)
+        held = [
+            holds.HeldRow(
+                row=int(r["row_number"]),
+                reference=str(r["reference"]),
+                code=str(r["error_code"] or ""),
+                message=str(r["error_message"] or ""),
+                release=release_for(r, run),
+            )
+            for r in journal.rows(run_id)
+            if r["state"] == HELD
+        ]
     return RunSummary(
         run_id=run_id,
         file_name=str(run["file_name"]),
@@ -114,6 +128,7 @@ def show(run_id: str | None = None, *, settings: Settings | None = None) -> RunS
         parent_run_id=run["parent_run_id"],
         children=children,
         report=rep,
+        held=held,
     )
 
 
@@ -239,6 +254,13 @@ def retry_plan(run_id: str | None = None, *, settings: Settings | None = None) -
         picked = []
         totals: dict[str, Decimal] = {}
         for r in journal.rows(run_id):
+            if r["state"] == HELD and r["error_code"] in holds.RETRIED_BY_RETRY_FAILED:
+                again = _failed_elsewhere_retry(journal, settings.environment, r)
+                if again is not None:
+                    picked.append(again)
+                    cur = str(r["currency"])
+                    totals[cur] = totals.get(cur, Decimal(0)) + Decimal(str(r["amount"]))
+                continue
             if r["payout_state"] != CREATED or r["payout_status"] not in RETRYABLE_OUTCOMES:
                 continue
             history = journal.row_history(settings.environment, str(r["row_key"]))
@@ -256,6 +278,26 @@ def retry_plan(run_id: str | None = None, *, settings: Settings | None = None) -
     return RetryPlan(run_id, picked, totals)
 
 
+def _failed_elsewhere_retry(journal: Journal, env: str, r: Any) -> dict[str, Any] | None:
+    """A row held because the provider's payout for it (made from another journal) failed,
+    ready to pay again with that payout's destination and body; None if it is paid or
+    pending anywhere now (never pay twice)."""
+    key = str(r["row_key"])
+    found = journal.provider_payouts_for(env, key)
+    if not found or any(p["status"] not in SETTLED_FAILURES for p in found):
+        return None
+    if any(h["state"] not in ("rejected",) for h in journal.row_history(env, key)):
+        return None  # this journal holds an intent for it: retry that run instead
+    doc = json.loads(str(found[-1]["doc"]))
+    body = ledger.request_body(doc)
+    body.pop("metadata", None)
+    return dict(r) | {
+        "beneficiary_id": doc.get("beneficiary_id"),
+        "instrument_id": doc.get("instrument_id"),
+        "payout_body": json.dumps(body),
+    }
+
+
 async def retry_failed_async(
     run_id: str | None = None,
     *,
@@ -264,17 +306,17 @@ async def retry_failed_async(
     out_dir: Path | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], datetime] = utcnow,
+    wait: bool = False,
+    wait_timeout: float = 600.0,
+    sleep: Callable[[float], Any] | None = None,
 ) -> tuple[str, report_mod.Report, report_mod.ReportPaths]:
     """Pay the failed/returned rows of ``run_id`` again as a new run linked to it.
 
     Each retried row gets the next attempt number and so a new idempotency key; a row
-    that completed, or whose payout is still pending, is never included.
+    that completed, or whose payout is still pending, is never included. With ``wait`` the
+    new payouts are followed to a final status (as ``run --wait``). Nothing to pay again is
+    :class:`~batchpay.errors.NothingToDo` (exit 0), whether confirmed or not.
     """
-    if not confirm:
-        raise ConfirmationRequired(
-            "retry-failed pays rows again and needs an explicit confirmation",
-            hint="check `batchpay show RUN`, then pass --yes",
-        )
     settings = settings or resolve_settings()
     if settings.mode.moves_money and not settings.confirm_live:
         raise ConfigError(
@@ -286,6 +328,11 @@ async def retry_failed_async(
         raise NothingToDo(
             f"run {plan.run_id} has no failed or returned rows to pay again",
             hint="`batchpay show` lists the outcome of every row",
+        )
+    if not confirm:
+        raise ConfirmationRequired(
+            "retry-failed pays rows again and needs an explicit confirmation",
+            hint="check `batchpay show RUN`, then pass --yes",
         )
     with Journal(settings.journal_path, clock=clock) as journal:
         parent = journal.get_run(plan.run_id)
@@ -323,9 +370,14 @@ async def retry_failed_async(
                 )
                 for r in plan.rows:
                     await _retry_row(journal, submitter, env, new_run, r)
+                if wait:
+                    kwargs: dict[str, Any] = {"timeout": wait_timeout}
+                    if sleep is not None:
+                        kwargs["sleep"] = sleep
+                    await tracking.follow(conn.client, journal, new_run, **kwargs)
         finally:
             journal.release_run_lock(new_run, owner)
-            close_run_if_done(journal, new_run)
+            close_run_if_done(journal, new_run, final_only=wait)
         rep = build_report(journal, new_run, settings)
     paths = report_mod.write_report(rep, (out_dir or Path("reports")) / new_run, new_run)
     return new_run, rep, paths

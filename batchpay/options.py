@@ -25,6 +25,10 @@ class RunOptions:
     layout_path: Path | None = None
     # Amounts written 1.234,50 or 1 234,50, whatever the layout's [file] says.
     decimal_comma: bool = False
+    # CSV delimiter and encoding, and checking a totals row, whatever the layout's [file] says
+    delimiter: str | None = None
+    encoding: str | None = None
+    check_total_row: bool | None = None
     expected_rows: int | None = None
     expected_totals: Mapping[str, Decimal] = field(default_factory=dict)
     # Who declared expected_rows/expected_totals, for the refusal's message.

@@ -10,15 +10,25 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 
-from batchpay import checks, controls, dedupe, ledger, planning, preflight, track
+from batchpay import (
+    checks,
+    controls,
+    dedupe,
+    forecast,
+    holds,
+    planning,
+    preflight,
+    track,
+)
 from batchpay import report as report_mod
 from batchpay.checks import CheckedFile
 from batchpay.config import Mode, Settings, resolve_settings
@@ -32,7 +42,6 @@ from batchpay.errors import (
     ValidationFailed,
 )
 from batchpay.journal import (
-    CREATED,
     Journal,
     LockOwner,
     RunExists,
@@ -77,8 +86,9 @@ class Plan:
     """What a run of the file would do (``batchpay validate``).
 
     ``totals``, ``by_method`` and the beneficiary counts are of the ``rows_to_pay`` only: not
-    of invalid rows, rows refused as duplicates, later copies of a repeated row, or rows
-    already paid by earlier runs.
+    of invalid rows, rows refused as duplicates, later copies of a repeated row, rows
+    already paid by earlier runs, or rows a run would hold (``held``, each with what
+    releases it). ``debits`` estimates what each balance would give (:mod:`.forecast`).
     """
 
     file_name: str
@@ -94,6 +104,9 @@ class Plan:
     earlier_run: str | None
     by_method: dict[str, int]
     rows_to_pay: int
+    held: list[holds.HeldRow] = field(default_factory=list)
+    debits: dict[str, forecast.DebitEstimate] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # title rows skipped, totals rows
 
 
 @dataclass(frozen=True)
@@ -134,45 +147,54 @@ def plan(
     checked = checks.check_file(_source(file, options), options)
     env = settings.environment
     with Journal(settings.journal_path) as journal:
-        earlier = journal.find_runs_for_file(
-            env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
-        )
-        # What a run would pay: not invalid, not a duplicate, not paid by an earlier run.
-        to_pay = [
-            r
-            for r in checked.payable_rows.values()
-            if ledger.paid_elsewhere(
-                journal, env, dedupe.row_key(env, r["reference"], r["beneficiary_ref"])
+        earlier = (
+            journal.find_runs_for_file(
+                env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
             )
-            is None
-        ]
-        refs = {str(r["beneficiary_ref"]) for r in to_pay}
-        known = {
-            ref
-            for ref in refs
-            if (b := journal.get_beneficiary(env, ref)) is not None and b["state"] == CREATED
-        }
+            if journal.holds_runs(env)
+            else []
+        )
+        if journal.holds_runs(env):
+            # What a run would pay, decided by the code a run uses (forecast.foresee_file).
+            seen = forecast.foresee_file(checked, journal, env, options)
+            refs = {str(r["beneficiary_ref"]) for r in seen.to_pay}
+            known = journal.known_beneficiaries(env, refs)
+            estimates = forecast.estimate_debits(seen.to_pay, preflight.known_fees(journal, env))
+            to_pay = checked.payable_frame().filter(
+                pl.col("_row").is_in(
+                    pl.Series([int(r["_row"]) for r in seen.to_pay], dtype=pl.Int64).implode()
+                )
+            )
+            held, already_paid = seen.held, seen.already_paid
+        else:
+            # A journal with no run here knows no payee, payout or fee: every payable row
+            # would be paid (whole columns, however long the file).
+            to_pay = checked.payable_frame()
+            refs = set(to_pay["beneficiary_ref"].unique().to_list())
+            known = set()
+            estimates = forecast.estimate_debits_frame(to_pay)
+            held, already_paid = [], 0
     issues = checked.issues
     if not issues:
         controls.check_control_totals(checked, options)
-    by_method: dict[str, int] = {}
-    for r in to_pay:
-        m = str(r.get("payment_method", ""))
-        by_method[m] = by_method.get(m, 0) + 1
+    by_method = {str(m): int(n) for m, n in to_pay.group_by("payment_method").len().iter_rows()}
     return Plan(
         file_name=checked.source.name,
         sha256=checked.ingested.sha256,
-        rows=len(checked.all_rows),
-        valid_rows=len(checked.accepted_rows),
+        rows=checked.row_count,
+        valid_rows=checked.accepted_count,
         issues=issues,
-        totals=checks.totals_by_currency(to_pay),
+        totals=checks.frame_totals_by_currency(to_pay),
         new_beneficiaries=len(refs - known),
         known_beneficiaries=len(known),
         duplicates_in_file=list(checked.duplicates.repeats),
-        already_paid=len(checked.payable_rows) - len(to_pay),
+        already_paid=already_paid,
         earlier_run=str(earlier[0]["id"]) if earlier else None,
         by_method=by_method,
-        rows_to_pay=len(to_pay),
+        rows_to_pay=to_pay.height,
+        held=held,
+        debits=estimates,
+        notes=checked.ingested.structure_notes,
     )
 
 
@@ -204,7 +226,7 @@ async def run_async(
     checked = checks.check_file(_source(file, options), options)
     owner = LockOwner.current()
     with Journal(settings.journal_path, clock=clock) as journal:
-        resumable = _earlier_run(journal, settings.environment, checked)
+        resumable = _earlier_run(journal, settings.environment, checked, options)
         if resumable is None:
             _refuse_unpayable(checked, options)
         async with connect(
@@ -227,6 +249,8 @@ async def run_async(
                     kwargs: dict[str, Any] = {"timeout": options.wait_timeout}
                     if track_sleep is not None:
                         kwargs["sleep"] = track_sleep
+                    if on_progress is not None:
+                        kwargs["on_poll"] = _wait_progress(journal, run_id, on_progress)
                     await track.follow(conn.client, journal, run_id, **kwargs)
             finally:
                 close_run_if_done(journal, run_id, final_only=options.wait)
@@ -250,14 +274,27 @@ async def run_async(
     )
 
 
-def _earlier_run(journal: Journal, env: str, checked: CheckedFile) -> str | None:
-    """The unfinished earlier run of this file to resume; refuse a file already paid."""
+def _wait_progress(journal: Journal, run_id: str, on_progress: ProgressFn) -> Callable[[int], None]:
+    """``on_poll`` for ``track.follow``: the "wait" phase's payouts final of those followed."""
+    waiting = len(track.pending_payouts(journal, run_id))
+    on_progress("wait", 0, waiting)
+    return lambda still: on_progress("wait", waiting - still, waiting)
+
+
+def _earlier_run(
+    journal: Journal, env: str, checked: CheckedFile, options: RunOptions
+) -> str | None:
+    """The unfinished earlier run of this file to resume (or the finished one whose held
+    rows ``options`` release); refuse a file already paid."""
     earlier = journal.find_runs_for_file(
         env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
     )
     resumable = [r for r in earlier if r["status"] != "finished"]
     if resumable:
         return str(resumable[0]["id"])
+    reopened = holds.reopen_for_release(journal, [str(r["id"]) for r in earlier], options)
+    if reopened is not None:
+        return reopened
     if earlier:
         first = earlier[0]
         how = (
@@ -276,10 +313,10 @@ def _earlier_run(journal: Journal, env: str, checked: CheckedFile) -> str | None
 def _refuse_unpayable(checked: CheckedFile, options: RunOptions) -> None:
     """A new run needs a valid file (or --skip-invalid and some valid rows) and its totals."""
     if checked.issues and not options.skip_invalid:
-        raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
+        raise ValidationFailed(checked.issues, rows_checked=checked.row_count)
     controls.check_control_totals(checked, options)
-    if not checked.accepted_rows:
-        raise ValidationFailed(checked.issues, rows_checked=len(checked.all_rows))
+    if not checked.accepted_count:
+        raise ValidationFailed(checked.issues, rows_checked=checked.row_count)
 
 
 def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwner) -> str:
@@ -308,7 +345,7 @@ async def _create_run(
                 "name": checked.source.name,
                 "size": checked.source.size,
                 "format": checked.ingested.format,
-                "row_count": len(checked.all_rows),
+                "row_count": checked.row_count,
             },
             rows=records,
             options={

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from batchpay import dedupe
+from batchpay import dedupe, ledger
 from batchpay.checks import CheckedFile
 from batchpay.errors import RowIssue
 from batchpay.journal import Journal
-from batchpay.ledger import paid_elsewhere
 from batchpay.resolve import display_name, masked_account
 from batchpay.states import DUPLICATE, INVALID, PLANNED
 
@@ -25,20 +24,32 @@ def row_records(checked: CheckedFile, journal: Journal, environment: str) -> lis
     issues_by_row: dict[int, list[RowIssue]] = {}
     for issue in checked.issues:
         issues_by_row.setdefault(issue.row, []).append(issue)
+    # Identities on whole columns: a valid row is known by its normalised values, an
+    # invalid one by what the file holds; the journal is asked about every key at once.
+    raw_hashes = dedupe.content_hashes(checked.ingested.frame).to_list()
+    raw_keys = dedupe.row_keys(checked.ingested.frame, environment).to_list()
+    valid_numbers = checked.result.valid["_row"].to_list()
+    valid_hash = dict(zip(valid_numbers, checked.valid_hashes.to_list(), strict=True))
+    valid_key = dict(
+        zip(valid_numbers, dedupe.row_keys(checked.result.valid, environment), strict=True)
+    )
+    dup_refused = checked.duplicates.refused_rows
+    pay_keys = [k for n, k in valid_key.items() if n not in dup_refused and n not in dups]
+    elsewhere = ledger.paid_elsewhere_many(journal, environment, pay_keys)
     records = []
-    for raw in checked.all_rows:
+    for index, raw in enumerate(checked.all_rows):
         number = int(raw["_row"])
         row = checked.valid_rows.get(number, raw)
         reference = str(row.get("reference") or "")
         ben_ref = str(row.get("beneficiary_ref") or "")
-        key = dedupe.row_key(environment, reference, ben_ref)
+        key = valid_key.get(number, raw_keys[index])
         rec: dict[str, Any] = {
             "row_number": number,
             "reference": reference,
             "beneficiary_ref": ben_ref,
             "beneficiary_name": display_name(row),
             "row_key": key,
-            "content_hash": dedupe.row_content_hash(row),
+            "content_hash": valid_hash.get(number, raw_hashes[index]),
             "amount": row.get("amount") or None,
             "currency": row.get("currency") or None,
             "source_currency": row.get("source_currency") or row.get("currency") or None,
@@ -60,8 +71,8 @@ def row_records(checked: CheckedFile, journal: Journal, environment: str) -> lis
             rec["state"] = DUPLICATE
             rec["duplicate_of"] = dups[number].first_row
             rec["error_message"] = dups[number].message
-        elif (elsewhere := paid_elsewhere(journal, environment, key)) is not None:
-            rec.update(elsewhere)
+        elif key in elsewhere:
+            rec.update(elsewhere[key])
         records.append(rec)
     return records
 

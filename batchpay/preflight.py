@@ -8,9 +8,8 @@ from typing import Any
 
 from batchpay.connection import Connection
 from batchpay.errors import PreflightError
+from batchpay.forecast import estimate_debits
 from batchpay.journal import Journal
-from batchpay.money import parse_amount
-from batchpay.submit import payout_method
 
 
 def known_fees(journal: Journal, environment: str) -> dict[tuple[str, str], Decimal]:
@@ -24,15 +23,9 @@ async def preflight(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None
     Fees are added where the journal has seen the provider charge them (same payout method
     and currency); cross-currency rows are left to the provider, whose rate is unknown here.
     """
-    fees = known_fees(conn.journal, conn.settings.environment)
-    need: dict[str, Decimal] = {}
-    with_fees = False
-    for r in rows:
-        cur = str(r.get("source_currency") or r["currency"])
-        if cur == r["currency"]:
-            fee = fees.get((payout_method(str(r["payment_method"]), cur), cur), Decimal(0))
-            with_fees = with_fees or fee > 0
-            need[cur] = need.get(cur, Decimal(0)) + parse_amount(str(r["amount"])) + fee
+    estimates = estimate_debits(rows, known_fees(conn.journal, conn.settings.environment))
+    need = {cur: e.debited for cur, e in estimates.items() if e.rows}
+    with_fees = any(e.fees > 0 for e in estimates.values())
     if not need:
         return
     balances = {str(b.get("currency")): b for b in await conn.client.list_balances()}

@@ -30,6 +30,7 @@ from batchpay.errors import (
     TransportError,
     UnprocessableError,
 )
+from batchpay.holds import bank_label, changed_bank_details
 from batchpay.journal import CREATED, Journal, parse_ts, utcnow
 from batchpay.money import mask_account
 from batchpay.submit import KEY_WINDOW, data_of
@@ -308,15 +309,9 @@ class Resolver:
                 and not self.allow_new_bank_details
                 and self._known_before.get(row["beneficiary_ref"], False)
             ):
-                previous = self.journal.instruments_of(self.environment, beneficiary_id)
-                if previous:
-                    before = ", ".join(sorted({str(p["masked_account"]) for p in previous}))
-                    raise Held(
-                        "bank_details_changed",
-                        f"bank details differ from the ones paid before ({before} -> "
-                        f"{masked_account(row)}); confirm them and re-run with "
-                        "--allow-new-bank-details",
-                    )
+                changed = changed_bank_details(self.journal, self.environment, beneficiary_id, row)
+                if changed:
+                    raise Held("bank_details_changed", changed)
             body = instrument_body(row)
             key = dedupe.instrument_key(self.environment, beneficiary_id, fp)
             rec = self.journal.begin_instrument(
@@ -326,7 +321,7 @@ class Resolver:
                 key,
                 method=body["method"],
                 currency=body["currency"],
-                masked_account=masked_account(row),
+                masked_account=bank_label(row),  # what a later hold compares against
             )
             await self.journal.durable()  # the creation key is committed before it is sent
 

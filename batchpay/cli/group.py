@@ -62,14 +62,51 @@ def find_layout(value: Path | None) -> Path | None:
     return found(value)
 
 
+def _encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    import codecs
+
+    if value is None:
+        return None
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise click.BadParameter(f"{value!r} is not a known text encoding") from None
+
+
+_DELIMITER_NAMES = {",": ",", ";": ";", "|": "|", "tab": "\t", "\\t": "\t"}
+
+
 def number_options(fn: F) -> F:
-    """How the file writes amounts, shared by `run` and `validate`."""
-    return click.option(
-        "--decimal-comma",
-        is_flag=True,
-        help="Amounts are written 1.234,50 or 1 234,50 (a decimal comma, dots or spaces "
-        'between thousands), as decimal_separator = "," under [file] in the layout.',
-    )(fn)
+    """How the file is written (amounts, CSV delimiter and encoding, a totals row), shared by
+    `run` and `validate`; each overrides the layout's [file] setting of the same name."""
+    options = [
+        click.option(
+            "--decimal-comma",
+            is_flag=True,
+            help="Amounts are written 1.234,50 or 1 234,50 (a decimal comma, dots or spaces "
+            'between thousands), as decimal_separator = "," under [file] in the layout.',
+        ),
+        click.option(
+            "--delimiter",
+            type=click.Choice(sorted(_DELIMITER_NAMES)),
+            callback=lambda ctx, param, v: None if v is None else _DELIMITER_NAMES[v],
+            help="The CSV field separator (as delimiter under [file] in the layout).",
+        ),
+        click.option(
+            "--encoding",
+            callback=_encoding,
+            help="The CSV text encoding, e.g. cp1252 (as encoding under [file] in the layout).",
+        ),
+        click.option(
+            "--check-total-row/--no-check-total-row",
+            default=None,
+            help="Check a trailing TOTAL row against the rows' amounts (as check_total_row "
+            "under [file] in the layout).",
+        ),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
 
 
 def common_options(fn: F) -> F:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -16,7 +15,8 @@ from batchpay.cli.group import (
     main,
     number_options,
 )
-from batchpay.cli.handling import _err, handle_errors
+from batchpay.cli.handling import MAX_ISSUES_SHOWN, _err, handle_errors
+from batchpay.cli.progress import ProgressLine
 from batchpay.errors import ValidationFailed
 
 
@@ -32,7 +32,8 @@ from batchpay.errors import ValidationFailed
 @click.option(
     "--allow-new-bank-details",
     is_flag=True,
-    help="Pay known beneficiaries whose bank details changed (held by default).",
+    help="Pay known beneficiaries whose bank details changed (held by default); on a file "
+    "already run, pays the rows that run held for it.",
 )
 @click.option("--wait", is_flag=True, help="Follow the payouts to a final status before exiting.")
 @click.option(
@@ -88,6 +89,9 @@ def run(
     skip_balance_check: bool,
     confirm_live: bool,
     decimal_comma: bool,
+    delimiter: str | None,
+    encoding: str | None,
+    check_total_row: bool | None,
 ) -> None:
     """Validate FILE, pay every row exactly once, and write the reconciliation report."""
     from batchpay import pipeline
@@ -113,14 +117,16 @@ def run(
         out_dir=out_dir,
         layout_path=layout_path,
         decimal_comma=decimal_comma,
+        delimiter=delimiter,
+        encoding=encoding,
+        check_total_row=check_total_row,
         expected_rows=expect_rows,
         expected_totals=_parse_totals(expect_total),
         skip_balance_check=skip_balance_check,
     )
-    bar: Any = None
+    bar = ProgressLine(sys.stderr)
 
     def progress(stage: str, done: int, total: int) -> None:
-        nonlocal bar
         if stage == "ledger":
             # The provider's payout list, read before anything is sent (long only the
             # first time a journal meets a provider with history).
@@ -129,17 +135,12 @@ def run(
                 what = "checked" if finished else "checked so far"
                 _err(f"reading the provider's ledger: {done} payouts {what}")
             return
-        if bar is None and total > 0:
-            bar = click.progressbar(length=total, label="paying", file=sys.stderr)
-            bar.__enter__()
-        if bar is not None:
-            bar.update(done - bar.pos)
+        bar(stage, done, total)
 
     try:
         result = pipeline.run(file, settings=settings, options=options, on_progress=progress)
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        bar.finish()
     from batchpay import report as report_mod
 
     if result.resumed:
@@ -153,28 +154,44 @@ def run(
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @common_options
 @duplicate_options
+@click.option(
+    "--allow-new-bank-details",
+    is_flag=True,
+    help="Plan as `run --allow-new-bank-details` would: changed bank details are not held.",
+)
 @number_options
 @handle_errors
 def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              api_url: str | None, allow_repeats: bool | None,
-             reference_per_payee: bool | None, decimal_comma: bool) -> None:  # fmt: skip
-    """Run every check on FILE and print the plan; nothing is sent."""
+             reference_per_payee: bool | None, allow_new_bank_details: bool,
+             decimal_comma: bool, delimiter: str | None, encoding: str | None,
+             check_total_row: bool | None) -> None:  # fmt: skip
+    """Run every check on FILE and print the plan a run would follow; nothing is sent."""
     from batchpay import pipeline
+    from batchpay.report.summary import human_amount
 
     settings = _settings(api_url, journal_path)
     options = pipeline.RunOptions(
         layout_path=layout_path,
         decimal_comma=decimal_comma,
+        delimiter=delimiter,
+        encoding=encoding,
+        check_total_row=check_total_row,
         allow_repeats=allow_repeats,
         reference_per_payee=reference_per_payee,
+        allow_new_bank_details=allow_new_bank_details,
     )
     p = pipeline.plan(file, settings=settings, options=options)
     click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid, {p.rows_to_pay} to pay")
     click.echo(f"sha256 {p.sha256}")
+    for note in p.notes:
+        click.echo(f"  {note}")
     if p.rows_to_pay < p.rows:
         click.echo(f"  totals and counts below are of the {p.rows_to_pay} row(s) to pay")
     for cur, total in sorted(p.totals.items()):
-        click.echo(f"  total {cur} {total}")
+        click.echo(f"  total {cur} {human_amount(total, cur)}")
+    for estimate in p.debits.values():
+        click.echo("  " + estimate.describe())
     click.echo(f"  beneficiaries: {p.new_beneficiaries} new, {p.known_beneficiaries} known")
     for method, n in sorted(p.by_method.items()):
         click.echo(f"  {method}: {n} rows")
@@ -182,6 +199,12 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
         click.echo(f"  row {d.row}: {d.message}; paid once (duplicate_in_file)")
     if p.already_paid:
         click.echo(f"  {p.already_paid} row(s) already paid by earlier runs (will be skipped)")
+    if p.held:
+        one = len(p.held) == 1
+        click.echo(f"  {len(p.held)} {'row' if one else 'rows'} would be held for a person:")
+    for h in p.held[:MAX_ISSUES_SHOWN]:
+        click.echo(f"    row {h.row} {h.reference}: {h.code} ({h.message})")
+        click.echo(f"      to pay it: {h.release}")
     if p.earlier_run:
         click.echo(f"  this file (or a copy) was already run as {p.earlier_run}")
     if p.issues:

@@ -64,10 +64,19 @@ def show(run_id: str | None, journal_path: Path | None) -> None:
         click.echo(f"retried as {child}")
     for line in report_mod.summary_lines(s.report):
         click.echo(line)
-    attention = [r for r in s.report.rows if r.needs_attention]
+    held = {h.row for h in s.held}
+    attention = [r for r in s.report.rows if r.needs_attention and r.row not in held]
     for r in attention[:MAX_ISSUES_SHOWN]:
         why = r.error_message or r.note
         click.echo(f"  row {r.row} {r.reference}: {r.outcome}" + (f" ({why})" if why else ""))
+    if s.held:
+        one = len(s.held) == 1
+        click.echo(f"{len(s.held)} held {'row' if one else 'rows'}, each with what releases it:")
+    for h in s.held[:MAX_ISSUES_SHOWN]:
+        click.echo(f"  row {h.row} {h.reference}: held, {h.code} ({h.message})")
+        click.echo(f"    to pay it: {h.release}")
+    if len(s.held) > MAX_ISSUES_SHOWN:
+        click.echo(f"  … and {len(s.held) - MAX_ISSUES_SHOWN} more (all in the report)")
 
 
 @main.command()
@@ -127,27 +136,51 @@ def cancel(run_id: str, journal_path: Path | None, api_url: str | None, reason: 
 @click.option("--api-url", help="API base URL, as for `run`.")
 @click.option("--yes", is_flag=True, help="Confirm without the interactive question.")
 @click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")
+@click.option("--wait", is_flag=True, help="Follow the new payouts to a final status.")
+@click.option(
+    "--wait-timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds to follow payouts with --wait.",
+)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("reports"), show_default=True)  # fmt: skip
 @handle_errors
 def retry_failed(run_id: str, journal_path: Path | None, api_url: str | None, yes: bool,
-                 confirm_live: bool, out_dir: Path) -> None:  # fmt: skip
+                 confirm_live: bool, wait: bool, wait_timeout: float,
+                 out_dir: Path) -> None:  # fmt: skip
     """Pay RUN_ID's failed or returned rows again, as a new run linked to it."""
     from batchpay import manage as runs_mod
     from batchpay import report as report_mod
+    from batchpay.errors import ConfirmationRequired, NothingToDo
+    from batchpay.report.from_journal import _exit_code
 
     settings = _settings(api_url, journal_path, confirm_live)
     _err(settings.banner())
     plan = runs_mod.retry_plan(run_id, settings=settings)
-    totals = ", ".join(f"{c} {a}" for c, a in sorted(plan.totals.items())) or "nothing"
+    if not plan.rows:
+        raise NothingToDo(f"run {plan.run_id} has no failed or returned rows to pay again")
+    totals = ", ".join(f"{c} {a}" for c, a in sorted(plan.totals.items()))
     click.echo(f"{len(plan.rows)} failed or returned row(s) of {plan.run_id}: {totals}")
     for r in plan.rows:
-        click.echo(f"  row {r['row_number']} {r['reference']}: {r['payout_status']}")
-    if plan.rows and not yes:
+        status = r["payout_status"] or r["error_code"]
+        click.echo(f"  row {r['row_number']} {r['reference']}: {status}")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfirmationRequired(
+                "retry-failed pays rows again and needs a confirmation; there is no terminal "
+                "to ask (standard input is not one); nothing was sent",
+                hint=f"check `batchpay show {plan.run_id}`, then pass --yes",
+            )
         yes = click.confirm("Pay these rows again?", default=False)
     new_run, rep, paths = runs_mod.run_sync(
-        runs_mod.retry_failed_async(run_id, confirm=yes, settings=settings, out_dir=out_dir)
-    )
+        runs_mod.retry_failed_async(
+            run_id, confirm=yes, settings=settings, out_dir=out_dir, wait=wait,
+            wait_timeout=wait_timeout,
+        )
+    )  # fmt: skip
     click.echo(f"retried as {new_run}")
     for line in report_mod.summary_lines(rep, paths):
         click.echo(line)
+    sys.exit(int(_exit_code(rep, waited=wait)))

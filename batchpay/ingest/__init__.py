@@ -26,7 +26,7 @@ from typing import Literal
 import polars as pl
 
 from batchpay.errors import InputError, RowIssue
-from batchpay.ingest import canonical, csv, sniff, xlsx
+from batchpay.ingest import canonical, csv, sniff, structure, xlsx
 from batchpay.layout import Layout, load_layout
 
 __all__ = ["IngestedFile", "read_bytes", "read_file"]
@@ -56,6 +56,24 @@ class IngestedFile:
     delimiter: str | None = None
     sheet: str | None = None
     other_sheets: list[str] = field(default_factory=list)
+    header_row: int = 1
+    title_rows: tuple[tuple[int, str], ...] = ()
+    totals_rows: tuple[structure.TotalRow, ...] = ()
+
+    @property
+    def structure_notes(self) -> list[str]:
+        """What was found around the payout rows: title rows skipped, totals rows."""
+        notes = [
+            f"row {row}: a title above the header (row {self.header_row}), skipped: {text!r}"
+            for row, text in self.title_rows
+        ]
+        notes += [
+            f"row {t.row}: a totals row ({t.label!r}"
+            + (f", {t.currency} {t.amount}" if t.currency else f", {t.amount}" if t.amount else "")
+            + "), not a payout"
+            for t in self.totals_rows
+        ]
+        return notes
 
     @property
     def rows(self) -> int:
@@ -94,6 +112,13 @@ def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> Inge
         kind = sniff.file_format(data, filename)
         table = xlsx.read_xlsx(data, layout) if kind == "xlsx" else csv.read_csv(data, layout)
         frame, header_map, unknown, blank_rows, issues = canonical.to_canonical(table, layout)
+        frame, totals = structure.split_totals_rows(frame)
+        if totals:  # never paid; what the readers said about their cells does not matter
+            at = {t.row for t in totals}
+            issues = [i for i in issues if i.row not in at]
+            if layout.file.check_total_row:
+                label = header_map.get("amount", "amount")
+                issues += structure.check_totals_rows(frame, totals, label)
         sha256 = digest.result()
     return IngestedFile(
         frame=frame,
@@ -109,4 +134,7 @@ def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> Inge
         delimiter=table.delimiter,
         sheet=table.sheet,
         other_sheets=table.other_sheets,
+        header_row=table.header_row,
+        title_rows=tuple(table.title_rows),
+        totals_rows=tuple(totals),
     )

@@ -19,6 +19,7 @@ import polars as pl
 
 from batchpay import money
 from batchpay.errors import InputError, RowIssue
+from batchpay.ingest import structure
 from batchpay.layout import Layout
 
 __all__ = ["ROW", "SCIENTIFIC", "Table", "column_letter", "to_canonical", "too_many_rows"]
@@ -66,6 +67,8 @@ class Table:
     delimiter: str | None = None
     sheet: str | None = None
     other_sheets: list[str] = field(default_factory=list)
+    header_row: int = 1  # where the header was found (rows above it: title_rows)
+    title_rows: list[tuple[int, str]] = field(default_factory=list)
 
 
 def column_letter(index: int) -> str:
@@ -91,6 +94,16 @@ def to_canonical(
     table: Table, layout: Layout
 ) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue]]:
     """The canonical frame, header map, unknown headers, blank rows and issues."""
+    located = structure.locate_header(table.header, table.frame, layout)
+    if located is not None:  # the header is below a title: see batchpay.ingest.structure
+        table.header_row, table.header, table.title_rows = located
+        table.frame = table.frame.filter(pl.col(ROW) > table.header_row)
+    if (
+        table.title_rows
+        and not layout.file.skip_title_rows
+        and set(layout.always_required) <= structure.recognised(table.header, layout)
+    ):
+        raise structure.refuse_title(table.header_row, table.title_rows)
     header = [h.strip() for h in table.header]
     header_map: dict[str, str] = {}
     positions: dict[str, int] = {}
@@ -106,7 +119,7 @@ def to_canonical(
             raise InputError(
                 f"columns {first!r} and {text!r} both mean {canonical}",
                 code="duplicate_header",
-                row=1,
+                row=table.header_row,
                 column=text,
                 hint="delete or rename one of them (header aliases are listed in the layout)",
             )
@@ -126,7 +139,7 @@ def to_canonical(
         raise InputError(
             f"missing required column(s){where}: {', '.join(missing)}{found}",
             code="missing_columns",
-            row=1,
+            row=table.header_row,
             column=missing[0],
             hint=hint,
         )

@@ -26,6 +26,7 @@ from defusedxml.ElementTree import iterparse
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest.canonical import ROW, SCIENTIFIC, Table, column_letter, too_many_rows
 from batchpay.ingest.sniff import Budget, guard_zip
+from batchpay.ingest.structure import HEADER_SEARCH_ROWS
 from batchpay.layout import Layout
 
 __all__ = ["read_xlsx"]
@@ -354,6 +355,9 @@ class _SheetParser:
         self.merges: list[str] = []
         self.blank_rows = 0
         self.last_row = 0
+        self.header_row = 1
+        self.title_rows: list[tuple[int, str]] = []
+        self.first_cells: dict[int, str] = {}
 
     def parse(self) -> Table:
         row_number = 0
@@ -388,6 +392,12 @@ class _SheetParser:
                 self.hidden_columns.append((first - 1, last - 1))
             elif tag == "sheetData":
                 elem.clear()
+        if self.header is None and self.first_cells:
+            # only short lines of text, no header below them: the first is the header, so the
+            # refusal names its missing columns (with any other sheet that may hold payouts)
+            width = max(self.first_cells) + 1
+            self.header = [self.first_cells.get(i, "").strip() for i in range(width)]
+            self.header_row, self.title_rows = self.title_rows[0][0], []
         if self.header is None:
             raise InputError(
                 "the sheet is empty", code="empty", hint="check the sheet named in the layout"
@@ -414,6 +424,8 @@ class _SheetParser:
             flagged=self.flagged,
             numeric_amounts=self.numeric_amounts,
             blank_rows=self.blank_rows,
+            header_row=self.header_row,
+            title_rows=self.title_rows,
         )
 
     def _row(self, number: int, cells: dict[int, str], hidden: bool) -> None:
@@ -423,7 +435,19 @@ class _SheetParser:
         if self.header is None:
             if not any(v.strip() for v in cells.values()):
                 return
-            if number != 1:
+            layout = self.reader.layout
+            filled = [v.strip() for v in cells.values() if v.strip()]
+            if (
+                number < HEADER_SEARCH_ROWS
+                and len(filled) <= 2
+                and not any(layout.match_header(v) for v in filled)
+            ):
+                # a title above the header (batchpay.ingest.structure decides what to do)
+                text = " ".join(cells[c].strip() for c in sorted(cells) if cells[c].strip())
+                self.title_rows.append((number, text))
+                self.first_cells = self.first_cells or dict(cells)
+                return
+            if number != 1 and not self.title_rows:
                 raise InputError(
                     f"rows 1 to {number - 1} are blank; the first row must hold the headers",
                     code="no_header",
@@ -432,6 +456,7 @@ class _SheetParser:
                 )
             width = max(cells) + 1
             self.header = [cells.get(i, "").strip() for i in range(width)]
+            self.header_row = number
             self.specs = {
                 i: name
                 for i, h in enumerate(self.header)

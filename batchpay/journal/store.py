@@ -17,6 +17,7 @@ from batchpay.files import make_private_dir
 from batchpay.journal.beneficiaries import BeneficiaryVerbs
 from batchpay.journal.calls import CallVerbs
 from batchpay.journal.locks import RunLocks
+from batchpay.journal.lookups import PlanningLookups
 from batchpay.journal.payouts import PayoutVerbs
 from batchpay.journal.provider_ledger import LedgerVerbs
 from batchpay.journal.runs import RunVerbs
@@ -24,7 +25,7 @@ from batchpay.journal.schema import migrate
 from batchpay.journal.sqlite import connect, create_atomically, refuse_unusable
 
 
-class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs):
+class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, PlanningLookups):
     """A connection to the journal database. Not shared between threads.
 
     Every SQLite failure of a journal operation (disk full, read-only file or folder, a lock

@@ -109,6 +109,7 @@ _TOTALS_HEADERS = (
     "Pending amount",
     "Fees",
     "Total debited",
+    "Refunded",
     "Declared rows",
     "Declared amount",
     "Adds up",
@@ -116,7 +117,7 @@ _TOTALS_HEADERS = (
 )
 
 
-_NUMERIC_ENDINGS = ("rows", "amount", "Fees", "debited")
+_NUMERIC_ENDINGS = ("rows", "amount", "Fees", "debited", "Refunded")
 
 
 def _totals_cells(t: CurrencyTotals) -> list[tuple[str, Any]]:
@@ -125,7 +126,7 @@ def _totals_cells(t: CurrencyTotals) -> list[tuple[str, Any]]:
     for name in _TALLY_LINES:
         tally: Tally = getattr(t, name)
         cells += [(_INT, tally.count), (_MONEY, tally.amount)]
-    cells += [(_MONEY, t.fees), (_MONEY, t.total_debited)]
+    cells += [(_MONEY, t.fees), (_MONEY, t.total_debited), (_MONEY, t.refunded)]
     if t.declared is None:
         cells += [(_TEXT, ""), (_TEXT, "")]
     else:

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from batchpay.errors import ReportError
 from batchpay.files import create_private_file, make_private_dir
@@ -97,10 +98,12 @@ def _write_all(report: Report, out_dir: Path, stem: str) -> ReportPaths:
         json=out_dir / f"{stem}.json",
     )
     totals = report.totals
+    # The rows' text once, for the CSV and the workbook's column widths.
+    plain = [[_plain_cell(c, r) for c in _COLUMNS] for r in report.rows_for_people()]
     _atomic_write(paths.json, lambda tmp: _write_json(report, tmp))
-    _atomic_write(paths.csv, lambda tmp: _write_rows_csv(report, tmp))
+    _atomic_write(paths.csv, lambda tmp: _write_rows_csv(report, tmp, plain))
     _atomic_write(paths.totals_csv, lambda tmp: _write_totals_csv(totals, tmp))
-    _atomic_write(paths.xlsx, lambda tmp: _write_xlsx(report, totals, tmp))
+    _atomic_write(paths.xlsx, lambda tmp: _write_xlsx(report, totals, tmp, plain))
     return paths
 
 
@@ -118,16 +121,43 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 def _write_json(report: Report, path: Path) -> None:
     with path.open("w", encoding="utf-8") as fh:
-        json.dump(report.to_dict(), fh, ensure_ascii=False, indent=2)
+        fh.write(report_json(report.to_dict()))
         fh.write("\n")
 
 
-def _write_rows_csv(report: Report, path: Path) -> None:
+_ROWS_MARK = "\x00batchpay-rows\x00"
+_ROW_INDENT = "\n      "
+
+
+def report_json(doc: dict[str, Any]) -> str:
+    """``json.dumps(doc, ensure_ascii=False, indent=2)``, the same text, made faster.
+
+    Indented output goes through json's pure-Python encoder; the rows (flat objects of
+    scalars, most of the file) are encoded by its C encoder with the indentation as the item
+    separator, which gives the very same text.
+    """
+    rows = doc.get("rows")
+    flat = isinstance(rows, list) and all(
+        isinstance(r, dict) and all(not isinstance(v, dict | list) for v in r.values())
+        for r in rows
+    )
+    if not flat or not rows:
+        return json.dumps(doc, ensure_ascii=False, indent=2)
+    head = json.dumps({**doc, "rows": _ROWS_MARK}, ensure_ascii=False, indent=2)
+    encode = json.JSONEncoder(ensure_ascii=False, separators=("," + _ROW_INDENT, ": ")).encode
+    body = ",\n".join(
+        "    {" + _ROW_INDENT + encode(r)[1:-1] + "\n    }" if r else "    {}" for r in rows
+    )
+    return head.replace(json.dumps(_ROWS_MARK), "[\n" + body + "\n  ]", 1)
+
+
+def _write_rows_csv(report: Report, path: Path, plain: list[list[str]] | None = None) -> None:
+    if plain is None:
+        plain = [[_plain_cell(c, r) for c in _COLUMNS] for r in report.rows_for_people()]
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(ROW_HEADERS)
-        for r in report.rows_for_people():
-            out.writerow([_plain_cell(c, r) for c in _COLUMNS])
+        out.writerows(plain)
 
 
 def _write_totals_csv(totals: Mapping[str, CurrencyTotals], path: Path) -> None:

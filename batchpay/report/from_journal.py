@@ -11,6 +11,7 @@ from typing import Any
 
 from batchpay.config import Mode, Settings
 from batchpay.errors import ExitCode, RunNotFound
+from batchpay.holds import release_command
 from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, utcnow
 from batchpay.report.model import Report, ReportRow
 from batchpay.states import ALREADY_PAID, DUPLICATE, HELD, INVALID, PLANNED, ROW_REJECTED
@@ -67,6 +68,16 @@ def _outcome(r: Any) -> tuple[str, str | None, str | None, str]:
     return "pending", None, None, f"provider status: {status}"
 
 
+def release_for(r: Any, run: Any) -> str:
+    """The command that lets the held journal row ``r`` of ``run`` go."""
+    return release_command(
+        str(r["error_code"] or ""),
+        run_id=str(run["id"]),
+        file_name=str(run["file_name"]),
+        related_run=r["related_run"],
+    )
+
+
 def _s(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -88,6 +99,13 @@ def build_report(journal: Journal, run_id: str, settings: Settings) -> Report:
     rows = []
     for r in journal.rows(run_id):
         outcome, code, message, note = _outcome(r)
+        if r["state"] == HELD and r["error_code"] != "in_flight_elsewhere":
+            note = "held; to pay it: " + release_for(r, run)
+        funding = _s(r["total_debited_currency"] or r["p_source_currency"] or r["source_currency"])
+        paid_in = _s(r["dest_currency"] or r["currency"])
+        if funding and paid_in and funding != paid_in:
+            # the row's amount and its debit are in two currencies: say which balance pays
+            note = "; ".join(n for n in (note, f"funded from the {funding} balance") if n)
         rows.append(
             ReportRow(
                 row=int(r["row_number"]),

@@ -14,9 +14,18 @@ A row *needs attention* (:data:`ATTENTION_OUTCOMES`) unless its money is paid or
 way: only ``completed``, ``pending`` and ``already_paid`` rows need no person
 (``duplicate_in_file`` does: either the file is wrong or a payment meant twice was made once).
 Rows without a readable amount or currency are in no currency's totals
-(:attr:`Report.rows_without_amount`). Fees and total debited are summed over the payouts
-this run submitted (an ``already_paid`` row's fee belongs to the earlier run), per fee
-currency and per balance currency.
+(:attr:`Report.rows_without_amount`).
+
+What the balances gave (:attr:`Report.funding`, one :class:`FundingTotals` per funding
+currency, the balance a payout's ``total_debited`` is drawn from) follows the provider's
+ledger: a payout's ``total_debited`` (amount plus fee) leaves the balance when it is
+created; a completed payout keeps it, one still in flight holds it, and a failed,
+returned, screened-out, blocked or cancelled one gives all of it back, fee included. So
+*debited* = completed + in flight, the fall of the balance's available funds, and
+*refunded* is listed beside it, not in it. Every figure is the sum of the rows' own
+``Total debited`` (and ``Fee``) cells with those outcomes (an ``already_paid`` row's
+money belongs to the earlier run). A currency's :class:`CurrencyTotals` ``fees`` and
+``total_debited`` are its funding figures.
 """
 
 from __future__ import annotations
@@ -183,6 +192,13 @@ class ReportRow:
         """The currency ``total_debited`` is drawn in."""
         return self.total_debited_currency or self.source_currency or self.currency
 
+    @property
+    def funded_from(self) -> str:
+        """The balance that funds a cross-currency payout; ``""`` when it is paid from its own
+        currency (or nothing says which balance funds it)."""
+        funding = self.total_debited_currency or self.source_currency
+        return funding if funding and self.currency and funding != self.currency else ""
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: field order, amounts as decimal strings."""
         out: dict[str, Any] = {}
@@ -252,8 +268,9 @@ class CurrencyTotals:
     """Control totals for one currency.
 
     ``requested`` … ``pending`` count rows paid in this currency (by ``currency``);
-    ``fees`` and ``total_debited`` are the payouts this run submitted that charged or drew
-    this currency; ``declared`` is what the file declared, when it did.
+    ``fees``, ``total_debited`` and ``refunded`` are this currency's balance figures
+    (:class:`FundingTotals`: debited = completed + in flight, fees included; refunded given
+    back by failed or returned payouts); ``declared`` is what the file declared, when it did.
     """
 
     currency: str
@@ -266,6 +283,7 @@ class CurrencyTotals:
     fees: Decimal
     total_debited: Decimal
     declared: Tally | None = None
+    refunded: Decimal = Decimal(0)
 
     def problems(self) -> list[str]:
         """Why these totals do not add up (or disagree with the declared ones); empty if fine."""
@@ -312,6 +330,7 @@ class CurrencyTotals:
             out[name] = self._tally_dict(tally)
         out["fees"] = _amount_text(self.fees, self.currency)
         out["total_debited"] = _amount_text(self.total_debited, self.currency)
+        out["refunded"] = _amount_text(self.refunded, self.currency)
         out["declared"] = None if self.declared is None else self._tally_dict(self.declared)
         out["adds_up"] = self.adds_up
         out["matches_declared"] = self.matches_declared
@@ -322,6 +341,49 @@ class CurrencyTotals:
 
     def _show(self, tally: Tally) -> str:
         return f"{tally.count} rows / {_amount_text(tally.amount, self.currency)}"
+
+
+@dataclass(frozen=True, slots=True)
+class FundingTotals:
+    """What one balance (a funding currency) gave to this run's payouts.
+
+    Each :class:`Tally` counts payouts and sums their ``total_debited`` (amount plus fee)
+    drawn from this balance: ``completed`` kept, ``in_flight`` still held, ``refunded``
+    given back (failed, returned, …). ``fees`` are those of the completed and in-flight
+    payouts (included in ``debited``), ``fees_refunded`` those given back with ``refunded``.
+    ``cross_currency`` counts the rows paid in another currency out of this balance.
+    """
+
+    currency: str
+    completed: Tally
+    in_flight: Tally
+    refunded: Tally
+    fees: Decimal
+    fees_refunded: Decimal
+    cross_currency: int
+
+    @property
+    def debited(self) -> Decimal:
+        """What left the balance and stays gone or held: completed + in flight."""
+        return _exact_sum((self.completed.amount, self.in_flight.amount))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with amounts as decimal strings."""
+        cur = self.currency
+        return {
+            "debited": _amount_text(self.debited, cur),
+            **{
+                name: {"count": t.count, "amount": _amount_text(t.amount, cur)}
+                for name, t in (
+                    ("completed", self.completed),
+                    ("in_flight", self.in_flight),
+                    ("refunded", self.refunded),
+                )
+            },
+            "fees": _amount_text(self.fees, cur),
+            "fees_refunded": _amount_text(self.fees_refunded, cur),
+            "cross_currency_rows": self.cross_currency,
+        }
 
 
 _TALLY_LINES = (
@@ -359,24 +421,53 @@ class Report:
         return self.environment == "sandbox"
 
     @property
+    def funding(self) -> dict[str, FundingTotals]:
+        """What each balance gave, per funding currency, in currency-code order."""
+        debits: dict[str, dict[str, list[Decimal]]] = {}
+        fees: dict[str, dict[str, list[Decimal]]] = {}
+        cross: dict[str, int] = {}
+        for r in self.rows:
+            group = _funding_group(r.outcome)
+            if group is None:
+                continue
+            if r.total_debited is not None:
+                debits.setdefault(r.debit_currency, {}).setdefault(group, []).append(
+                    r.total_debited
+                )
+                if r.funded_from:
+                    cross[r.funded_from] = cross.get(r.funded_from, 0) + 1
+            if r.fee is not None:
+                kept = "refunded" if group == "refunded" else "kept"
+                fees.setdefault(r.fee_currency_or_default, {}).setdefault(kept, []).append(r.fee)
+        out: dict[str, FundingTotals] = {}
+        for cur in sorted(set(debits) | set(fees)):
+            groups = debits.get(cur, {})
+            paid = fees.get(cur, {})
+            out[cur] = FundingTotals(
+                currency=cur,
+                completed=_sum_tally(groups.get("completed", [])),
+                in_flight=_sum_tally(groups.get("in_flight", [])),
+                refunded=_sum_tally(groups.get("refunded", [])),
+                fees=_exact_sum(paid.get("kept", [])),
+                fees_refunded=_exact_sum(paid.get("refunded", [])),
+                cross_currency=cross.get(cur, 0),
+            )
+        return out
+
+    @property
     def totals(self) -> dict[str, CurrencyTotals]:
         """Control totals per currency, in currency-code order."""
         declared = self.declared_totals or {}
         by_currency: dict[str, list[ReportRow]] = {}
-        fees: dict[str, list[Decimal]] = {}
-        debited: dict[str, list[Decimal]] = {}
         for r in self.rows:
             if r.has_amount:
                 by_currency.setdefault(r.currency, []).append(r)
-            if r.outcome in SUBMITTED_OUTCOMES:
-                if r.fee is not None:
-                    fees.setdefault(r.fee_currency_or_default, []).append(r.fee)
-                if r.total_debited is not None:
-                    debited.setdefault(r.debit_currency, []).append(r.total_debited)
-        currencies = sorted(set(by_currency) | set(fees) | set(debited) | set(declared))
+        funding = self.funding
+        currencies = sorted(set(by_currency) | set(funding) | set(declared))
         out: dict[str, CurrencyTotals] = {}
         for cur in currencies:
             rows = by_currency.get(cur, [])
+            funds = funding.get(cur)
             out[cur] = CurrencyTotals(
                 currency=cur,
                 requested=_tally(rows),
@@ -387,9 +478,10 @@ class Report:
                     r for r in rows if r.outcome in FAILED_OR_RETURNED_OUTCOMES
                 ),
                 pending=_tally(r for r in rows if r.outcome in PENDING_OUTCOMES),
-                fees=_exact_sum(fees.get(cur, [])),
-                total_debited=_exact_sum(debited.get(cur, [])),
+                fees=funds.fees if funds else Decimal(0),
+                total_debited=funds.debited if funds else Decimal(0),
                 declared=declared.get(cur),
+                refunded=funds.refunded.amount if funds else Decimal(0),
             )
         return out
 
@@ -449,6 +541,7 @@ class Report:
                 "rows_without_amount": self.rows_without_amount,
                 "by_outcome": self.outcome_counts,
                 "by_currency": {cur: t.to_dict() for cur, t in totals.items()},
+                "by_funding_currency": {cur: f.to_dict() for cur, f in self.funding.items()},
                 "adds_up": not self.check_totals(totals),
             },
             "rows": [r.to_dict() for r in sorted(self.rows, key=lambda r: r.row)],
@@ -495,6 +588,21 @@ def _exact_sum(values: Iterable[Decimal]) -> Decimal:
         ctx.prec = 60
         ctx.traps[Inexact] = True
         return sum(values, Decimal(0))
+
+
+def _funding_group(outcome: str) -> str | None:
+    """Where a row's debit stands on its balance: kept, held, given back, or not this run's."""
+    if outcome in COMPLETED_OUTCOMES:
+        return "completed"
+    if outcome in PENDING_OUTCOMES:
+        return "in_flight"
+    if outcome in FAILED_OR_RETURNED_OUTCOMES:
+        return "refunded"
+    return None
+
+
+def _sum_tally(amounts: list[Decimal]) -> Tally:
+    return Tally(len(amounts), _exact_sum(amounts))
 
 
 def _tally(rows: Iterable[ReportRow]) -> Tally:

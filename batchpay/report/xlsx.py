@@ -7,6 +7,7 @@ and references are text, rows needing a person come first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from copy import copy
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -72,44 +73,46 @@ def _number_format(scale: int) -> str:
 
 
 class _Sheet:
-    """Builds styled write-only cells for one sheet."""
+    """Builds styled write-only cells for one sheet.
+
+    A style (number format, font, fill, border, alignment) is registered with the workbook
+    once; every later cell with the same style takes a copy of its index array. Setting the
+    style objects on each cell would look each one up in the workbook's style lists again,
+    which is most of the time a large report takes.
+    """
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
+        self._styles: dict[tuple[Any, ...], tuple[Any, Mapping[str, Any]]] = {}
 
     def text(self, value: str, **style: Any) -> Any:
         value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", _safe_text(value))[:_XLSX_MAX_TEXT]
         cell = WriteOnlyCell(self.ws, value=value)
         cell.data_type = "s"  # never a formula, whatever the text
-        cell.number_format = "@"
-        return self._style(cell, style)
+        return self._styled(cell, "@", style)
 
     def integer(self, value: int, **style: Any) -> Any:
         cell = WriteOnlyCell(self.ws, value=value)
-        cell.number_format = "0"
-        return self._style(cell, style)
+        return self._styled(cell, "0", style)
 
     def money(self, value: Decimal | None, currency: str, **style: Any) -> Any:
         if value is None:
-            return self._style(WriteOnlyCell(self.ws, value=None), style)
+            return self._styled(WriteOnlyCell(self.ws, value=None), None, style)
         text = _amount_text(value, currency)
         cell = self.number(text)
-        cell.number_format = _number_format(_amount_scale(value, currency))
-        return self._style(cell, style)
+        return self._styled(cell, _number_format(_amount_scale(value, currency)), style)
 
     def rate(self, value: Decimal | None) -> Any:
         if value is None:
             return WriteOnlyCell(self.ws, value=None)
         cell = self.number(f"{value:f}")
-        cell.number_format = "General"
-        return cell
+        return self._styled(cell, "General", {})
 
     def moment(self, value: datetime, **style: Any) -> Any:
         """A date-time cell in UTC, to the second (Excel cells have no time zone)."""
         utc = value.astimezone(UTC).replace(tzinfo=None, microsecond=0)
         cell = WriteOnlyCell(self.ws, value=utc)
-        cell.number_format = "yyyy-mm-dd hh:mm:ss"
-        return self._style(cell, style)
+        return self._styled(cell, "yyyy-mm-dd hh:mm:ss", style)
 
     def number(self, digits: str) -> Any:
         # openpyxl would write a Decimal through "%.16g" (a float: 9.95 -> 9.949999999999999),
@@ -129,10 +132,19 @@ class _Sheet:
             alignment=Alignment(wrap_text=True, vertical="top", horizontal=horizontal),
         )
 
-    @staticmethod
-    def _style(cell: Any, style: Mapping[str, Any]) -> Any:
+    def _styled(self, cell: Any, number_format: str | None, style: Mapping[str, Any]) -> Any:
+        # Keyed by the style objects' identities (kept alive by the cache itself): hashing
+        # them by value on every cell would cost what the cache saves.
+        key = (number_format, *((name, id(value)) for name, value in style.items()))
+        known = self._styles.get(key)
+        if known is not None:
+            cell._style = known[0]  # write-only cells are written at once, never restyled
+            return cell
+        if number_format is not None:
+            cell.number_format = number_format
         for name, value in style.items():
             setattr(cell, name, value)
+        self._styles[key] = (copy(cell._style), style)
         return cell
 
 
@@ -155,16 +167,22 @@ def _width(values: Iterable[int], header: str) -> int:
     return min(max(longest, header_need * 115 // 100 + 1, 6) + 2, 60)
 
 
-def _write_xlsx(report: Report, totals: Mapping[str, CurrencyTotals], path: Path) -> None:
+def _write_xlsx(
+    report: Report,
+    totals: Mapping[str, CurrencyTotals],
+    path: Path,
+    plain: list[list[str]] | None = None,
+) -> None:
+    """The workbook; ``plain`` is the rows' CSV text when already made (for column widths)."""
     wb = Workbook(write_only=True)
     _summary_sheet(wb.create_sheet("Summary"), report, totals)
-    _rows_sheet(wb.create_sheet("Rows"), report)
+    _rows_sheet(wb.create_sheet("Rows"), report, plain)
     wb.save(path)
 
 
-def _rows_sheet(ws: Any, report: Report) -> None:
+def _rows_sheet(ws: Any, report: Report, plain: list[list[str]] | None = None) -> None:
     rows = report.rows_for_people()
-    cells = [[_plain_cell(c, r) for c in _COLUMNS] for r in rows]
+    cells = plain if plain is not None else [[_plain_cell(c, r) for c in _COLUMNS] for r in rows]
     # text columns with values longer than their (capped) width wrap instead of being cut off
     wrapped: set[str] = set()
     for index, column in enumerate(_COLUMNS, start=1):
@@ -276,12 +294,48 @@ def _summary_sheet(ws: Any, report: Report, totals: Mapping[str, CurrencyTotals]
         add([sheet.text("(no amounts)")])
 
     add([])
+    add([sheet.text("What each balance gave (payouts of this run)", font=_SECTION_FONT)])
+    add([sheet.header(h, numeric=h != "Balance") for h in _FUNDING_HEADERS], height=45.0)
+    for f in report.funding.values():
+        cur = f.currency
+        add(
+            [
+                sheet.text(cur),
+                sheet.money(f.debited, cur),
+                sheet.integer(f.completed.count),
+                sheet.money(f.completed.amount, cur),
+                sheet.integer(f.in_flight.count),
+                sheet.money(f.in_flight.amount, cur),
+                sheet.money(f.fees, cur),
+                sheet.integer(f.refunded.count),
+                sheet.money(f.refunded.amount, cur),
+                sheet.money(f.fees_refunded, cur),
+                sheet.integer(f.cross_currency),
+            ]
+        )
+
+    add([])
     add([sheet.text("Rows by outcome", font=_SECTION_FONT)])
     add([sheet.header("Outcome"), sheet.header("Rows", numeric=True), sheet.header("Meaning")])
     for outcome, count in report.outcome_counts.items():
         style = _outcome_style(outcome) if count else {}
         meaning = OUTCOME_MEANINGS[Outcome(outcome)]
         add([sheet.text(outcome, **style), sheet.integer(count), sheet.text(meaning)])
+
+
+_FUNDING_HEADERS = (
+    "Balance",
+    "Debited (completed + in flight)",
+    "Completed payouts",
+    "Completed debited",
+    "In flight payouts",
+    "In flight debited",
+    "Fees (in debited)",
+    "Failed or returned payouts",
+    "Refunded",
+    "Fees refunded",
+    "Rows in another currency",
+)
 
 
 def _control_check_cell(sheet: _Sheet, report: Report, problems: list[str]) -> Any:

@@ -88,7 +88,7 @@ class Outcome(StrEnum):
 
 
 # Refusals the file itself earned: answered in failed/.
-_REFUSED = {
+REFUSED = _REFUSED = {
     ExitCode.INPUT_UNREADABLE,
     ExitCode.VALIDATION_FAILED,
     ExitCode.DUPLICATE_FILE,
@@ -231,23 +231,23 @@ class Watcher:
         """
         await self.folder.makedirs(self._mine)
         answers: list[FileAnswer] = []
-        for name in await self._own_claims():
+        for name in await self.own_claims():
             answer = await self._process(name, recovered=True)
             if answer is not None:
                 self._record(answers, answer)
                 if answer.outcome is Outcome.STOPPED:
                     return PassResult(answers)
-        complete, waiting = await self._complete_files()
+        complete, waiting = await self.complete_files()
         if settle_wait and self.options.settle is not None and waiting:
             # One look cannot tell a settled file from a growing one: keep looking for the
             # settling period (plus a little), taking each file as it settles.
             deadline = time.monotonic() + self.options.settle + 0.5
             while waiting and time.monotonic() < deadline:
                 await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-                more, waiting = await self._complete_files()
+                more, waiting = await self.complete_files()
                 complete += [n for n in more if n not in complete]
         for name in complete:
-            if not await self._claim(name):
+            if not await self.claim(name):
                 continue
             answer = await self._process(name, recovered=False)
             if answer is not None:
@@ -284,7 +284,7 @@ class Watcher:
 
     # -- seeing and claiming ----------------------------------------------------------------
 
-    async def _complete_files(self) -> tuple[list[str], list[str]]:
+    async def complete_files(self) -> tuple[list[str], list[str]]:
         """(complete, waiting): payout files in the inbox, complete by marker or by settling."""
         entries = await self.folder.files("")
         names = {e.name for e in entries}
@@ -312,7 +312,7 @@ class Watcher:
             del self._seen[gone]
         return complete, waiting
 
-    async def _claim(self, name: str) -> bool:
+    async def claim(self, name: str) -> bool:
         """Rename ``name`` into this watcher's processing folder; False if another took it."""
         target = join(self._mine, name)
         if await self.folder.exists(target):
@@ -323,7 +323,7 @@ class Watcher:
             return False
         # The claim record goes first: a watcher killed just after the rename still knows
         # when its claim began (a run created after it is this claim's own run).
-        await self._write_claim(name, {"claimed_at": self.clock().isoformat()})
+        await self.write_claim(name, {"claimed_at": self.clock().isoformat()})
         if not await self.folder.claim(name, target):
             await self.folder.remove(join(self._mine, name + CLAIM_SUFFIX))
             log.info("%s was claimed by another watcher", name, extra=self._extra(name))
@@ -340,13 +340,13 @@ class Watcher:
         if await self.folder.exists(inbox) and not await self.folder.exists(mine):
             await self.folder.claim(inbox, mine)
 
-    async def _own_claims(self) -> list[str]:
+    async def own_claims(self) -> list[str]:
         """This watcher's unanswered claims, after finishing any answer cut off midway."""
         names = []
         files = {e.name for e in await self.folder.files(self._mine)}
         for claim_file in sorted(f for f in files if f.endswith(CLAIM_SUFFIX)):
             name = claim_file[: -len(CLAIM_SUFFIX)]
-            claim = await self._read_claim(name)
+            claim = await self.read_claim(name)
             if name in files:
                 log.info("resuming claim %s", name, extra=self._extra(name))
                 # A watcher killed between the claim and moving the marker left it behind.
@@ -366,11 +366,11 @@ class Watcher:
         from batchpay import pipeline
 
         path = join(self._mine, name)
-        claim = await self._read_claim(name)
+        claim = await self.read_claim(name)
         sha256: str | None = None
         try:
-            source, sha256, manifest = await self._read_source(name)
-            options = self._options_for(name, manifest)
+            source, sha256, manifest = await self.read_source(name)
+            options = self.options_for(name, manifest)
             log.info("run %s", name, extra=self._extra(name))
             result = await pipeline.run_async(
                 source,
@@ -381,21 +381,21 @@ class Watcher:
                 **self.run_kwargs,
             )
         except DuplicateFileError as exc:
-            if recovered and self._is_own_run(exc.run_id, claim):
+            if recovered and self.is_own_run(exc.run_id, claim):
                 # Killed after paying, before answering: this claim's own run, finished.
-                return await self._answer_paid_earlier(name, exc.run_id, sha256)
-            return await self._answer_refused(name, exc, sha256)
+                return await self.answer_paid(name, exc.run_id, sha256)
+            return await self.answer_refused(name, exc, sha256)
         except BatchpayError as exc:
             code = ExitCode(exc.exit_code)
             if code in _REFUSED:
-                return await self._answer_refused(name, exc, sha256)
+                return await self.answer_refused(name, exc, sha256)
             outcome = Outcome.STOPPED if code in _SYSTEMIC else Outcome.RETRY
             log.warning(
                 "%s left in %s (%s): %s", name, self._mine, outcome.value, exc.message,
                 extra=self._extra(name, exit_code=int(code)),
             )  # fmt: skip
             return FileAnswer(name, outcome, int(code), exc.message, exc.hint, answer=path)
-        await self._write_claim(name, {**claim, "run_id": result.run_id})
+        await self.write_claim(name, {**claim, "run_id": result.run_id})
         if result.exit_code == ExitCode.INCOMPLETE:
             message = f"run {result.run_id} is not finished: some rows' outcome is not yet known"
             log.warning("%s left in %s: %s", name, self._mine, message, extra=self._extra(name))
@@ -406,7 +406,7 @@ class Watcher:
         return await self._answer_run(name, result.run_id, result.report, result.paths, sha256,
                                       int(result.exit_code))  # fmt: skip
 
-    async def _read_source(self, name: str) -> tuple[PayoutFile, str, Manifest]:
+    async def read_source(self, name: str) -> tuple[PayoutFile, str, Manifest]:
         """The claimed file's bytes (read once), its .ctl, checked against its manifest."""
         from batchpay import checks
         from batchpay.ingest import sniff
@@ -429,7 +429,7 @@ class Watcher:
             sidecars[CONTROL_SUFFIX] = ctl.data
         return PayoutFile(name, download.data, sidecars), download.sha256, manifest
 
-    def _options_for(self, name: str, manifest: Manifest) -> RunOptions:
+    def options_for(self, name: str, manifest: Manifest) -> RunOptions:
         """The run options, with the manifest's rows and totals as declared controls."""
         options = replace(self.options.run, out_dir=self._out_dir)
         if manifest.rows is None and not manifest.totals:
@@ -441,7 +441,7 @@ class Watcher:
             expected_source=f"the marker {name}{MARKER_SUFFIX}",
         )
 
-    def _is_own_run(self, run_id: str, claim: dict[str, Any]) -> bool:
+    def is_own_run(self, run_id: str, claim: dict[str, Any]) -> bool:
         """Whether ``run_id`` was made by this very claim (then its answer is "paid")."""
         if claim.get("run_id"):
             return bool(claim["run_id"] == run_id)
@@ -455,7 +455,8 @@ class Watcher:
 
     # -- answering --------------------------------------------------------------------------
 
-    async def _answer_paid_earlier(self, name: str, run_id: str, sha256: str | None) -> FileAnswer:
+    async def answer_paid(self, name: str, run_id: str, sha256: str | None) -> FileAnswer:
+        """Answer a claimed file with its run ``run_id`` as the journal has it now."""
         from batchpay import pipeline
 
         rep, paths = pipeline.report_for(run_id, settings=self.settings, out_dir=self._out_dir)
@@ -495,9 +496,7 @@ class Watcher:
             staged = {".report.csv": paths.csv, ".report.xlsx": paths.xlsx}
         return await self._answer(name, where, code, message, hint, run_id, doc, staged, sha256)
 
-    async def _answer_refused(
-        self, name: str, exc: BatchpayError, sha256: str | None
-    ) -> FileAnswer:
+    async def answer_refused(self, name: str, exc: BatchpayError, sha256: str | None) -> FileAnswer:
         doc: dict[str, Any] = {
             "run_id": getattr(exc, "run_id", None),
             "exit_code": int(exc.exit_code),
@@ -537,7 +536,7 @@ class Watcher:
         await self.folder.makedirs(folder)
         for suffix, local in reports.items():
             await self.folder.upload(local, join(self._mine, name + suffix))
-        claim = await self._read_claim(name)
+        claim = await self.read_claim(name)
         stem, ext = _split_ext(name)
         for n in range(1, 10_000):
             answered_as = name if n == 1 else f"{stem}-{n}{ext}"
@@ -555,7 +554,7 @@ class Watcher:
             }
             body = json.dumps(result, indent=2, ensure_ascii=False).encode() + b"\n"
             await self.folder.write(join(self._mine, name + RESULT_SUFFIX), body)
-            await self._write_claim(name, {**claim, "answer_to": target})
+            await self.write_claim(name, {**claim, "answer_to": target})
             if await self.folder.move_new(join(self._mine, name), target):
                 break
         else:  # pragma: no cover - ten thousand answers of one name in one day
@@ -580,7 +579,8 @@ class Watcher:
 
     # -- claim records ----------------------------------------------------------------------
 
-    async def _read_claim(self, name: str) -> dict[str, Any]:
+    async def read_claim(self, name: str) -> dict[str, Any]:
+        """The claim record beside ``name`` in this watcher's processing folder ({} if none)."""
         path = join(self._mine, name + CLAIM_SUFFIX)
         if not await self.folder.exists(path):
             return {}
@@ -590,7 +590,8 @@ class Watcher:
             return {}
         return data if isinstance(data, dict) else {}
 
-    async def _write_claim(self, name: str, claim: dict[str, Any]) -> None:
+    async def write_claim(self, name: str, claim: dict[str, Any]) -> None:
+        """Replace the claim record of ``name`` (who holds it is added)."""
         doc = {**claim, "worker": self.worker, "host": socket.gethostname(), "pid": os.getpid()}
         await self.folder.write(
             join(self._mine, name + CLAIM_SUFFIX), json.dumps(doc, indent=2).encode()

@@ -11,6 +11,7 @@ import pytest
 
 from batchpay.errors import ExitCode, ReportError
 from batchpay.report import ReportPaths, load_report, write_report
+from batchpay.report.files import report_json
 
 from .conftest import MakeReport
 from .samples import RAW_ACCOUNT
@@ -176,3 +177,12 @@ def test_empty_report_files(make_report: MakeReport, tmp_path: Path) -> None:
     assert paths.csv.read_text(encoding="utf-8-sig").startswith("Row,Reference,")
     assert _read_csv(paths.totals_csv) == []
     assert json.loads(paths.json.read_text(encoding="utf-8"))["rows"] == []
+
+
+@pytest.mark.parametrize("rows", ["sample", "none"])
+def test_report_json_is_exactly_json_dumps_with_indent(make_report: MakeReport, rows: str) -> None:
+    """The fast JSON writer gives byte for byte what json.dumps(indent=2) gives."""
+    doc = make_report(rows=None if rows == "sample" else []).to_dict()
+    assert report_json(doc) == json.dumps(doc, ensure_ascii=False, indent=2)
+    odd = {**doc, "rows": [{"a": 'x\n\u2028"\\', "b": None, "c": 1}, {}]}
+    assert report_json(odd) == json.dumps(odd, ensure_ascii=False, indent=2)

@@ -144,8 +144,10 @@ def test_totals_of_the_sample(make_report: MakeReport) -> None:
     assert eur.completed == Tally(1, Decimal("1234.50"))
     assert eur.failed_or_returned == Tally(1, Decimal("9.95"))
     assert eur.pending == Tally(0, Decimal(0))
-    assert eur.fees == Decimal("0.35")
-    assert eur.total_debited == Decimal("10.30")
+    # The failed row's debit (fee included) went back to the EUR balance: refunded, not debited.
+    assert eur.fees == Decimal(0)
+    assert eur.total_debited == Decimal(0)
+    assert eur.refunded == Decimal("10.30")
     assert eur.matches_declared is True
     usd = totals["USD"]
     assert usd.requested == Tally(2, Decimal("100000000.06"))

@@ -21,13 +21,20 @@ def test_sandbox_summary(make_report: MakeReport, tmp_path: Path) -> None:
         "Outcomes: completed 1, pending 1, failed 1, rejected 1, invalid 2, "
         "duplicate_in_file 1, already_paid 1, unknown 1"
     )
+    assert "JPY (rows / amount): requested 1 / 150,000 = pending 1 / 150,000" in lines
     assert (
         "EUR (rows / amount): requested 3 / 2,478.95 = not submitted 1 / 1,234.50"
-        " + completed 1 / 1,234.50 + failed or returned 1 / 9.95"
+        " + completed 1 / 1,234.50 + failed or returned 1 / 9.95;"
+        " 1 row funded from the USD balance"
     ) in lines
-    assert "JPY (rows / amount): requested 1 / 150,000 = pending 1 / 150,000" in lines
-    assert "Fees: EUR 0.35, USD 2.50" in lines
-    assert "Total debited: EUR 10.30, USD 1,352.62" in lines
+    assert (
+        "EUR balance (payouts / amount): debited 0.00;"
+        " refunded 1 / 10.30 (failed or returned, fees 0.35 included)"
+    ) in lines
+    assert (
+        "USD balance (payouts / amount): debited 1,352.62 = completed 1 / 1,352.62"
+        " (fees 2.50 included); funds 1 row paid in another currency"
+    ) in lines
     assert "6 rows need a person: rows 3, 5, 6, 8, 9, 10 (listed first in the report)" in lines
     assert lines[-2] == f"Report: {paths.xlsx}"
     assert str(paths.csv) in lines[-1] and str(paths.json) in lines[-1]

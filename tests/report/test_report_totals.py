@@ -94,23 +94,32 @@ def test_totals_add_up_for_random_rows(report_rows: list[ReportRow]) -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(rows())
-def test_fees_and_debits_count_only_submitted_payouts(report_rows: list[ReportRow]) -> None:
-    """Fees sum per fee currency and debits per balance currency, over submitted rows only."""
+def test_fees_and_debits_follow_the_balance(report_rows: list[ReportRow]) -> None:
+    """Per balance: debited = completed + in flight, refunded = failed or returned (fees
+    likewise), each the exact sum of those rows' cells; rows not submitted count nowhere."""
     report = _report(report_rows)
-    submitted = [r for r in report_rows if r.outcome in COMPLETED | FAILED_OR_RETURNED | PENDING]
-    fees: dict[str, Decimal] = {}
-    debits: dict[str, Decimal] = {}
-    for r in submitted:
+    groups = {"kept": COMPLETED | PENDING, "refunded": FAILED_OR_RETURNED}
+    fees: dict[tuple[str, str], Decimal] = {}
+    debits: dict[tuple[str, str], Decimal] = {}
+    for r in report_rows:
+        group = next((g for g, outcomes in groups.items() if r.outcome in outcomes), None)
+        if group is None:
+            continue
         if r.fee is not None:
-            cur = r.fee_currency or r.source_currency or r.currency
-            fees[cur] = fees.get(cur, Decimal(0)) + r.fee
+            key = (r.fee_currency or r.source_currency or r.currency, group)
+            fees[key] = fees.get(key, Decimal(0)) + r.fee
         if r.total_debited is not None:
-            cur = r.source_currency or r.currency
-            debits[cur] = debits.get(cur, Decimal(0)) + r.total_debited
-    totals = report.totals
-    assert {c: t.fees for c, t in totals.items() if c in fees} == fees
-    assert {c: t.total_debited for c, t in totals.items() if c in debits} == debits
-    assert all(t.fees == 0 for c, t in totals.items() if c not in fees)
+            key = (r.source_currency or r.currency, group)
+            debits[key] = debits.get(key, Decimal(0)) + r.total_debited
+    funding = report.funding
+    for cur, f in funding.items():
+        assert f.debited == debits.get((cur, "kept"), Decimal(0))
+        assert f.refunded.amount == debits.get((cur, "refunded"), Decimal(0))
+        assert f.fees == fees.get((cur, "kept"), Decimal(0))
+        assert f.fees_refunded == fees.get((cur, "refunded"), Decimal(0))
+        assert report.totals[cur].total_debited == f.debited
+        assert report.totals[cur].fees == f.fees
+    assert {c for c, _ in debits} | {c for c, _ in fees} == set(funding)
 
 
 @settings(max_examples=40, deadline=None)

@@ -253,8 +253,9 @@ def test_summary_totals_table(xlsx: Path) -> None:
     assert _exact(eur["Completed amount"]) == Decimal("1234.50")
     assert _exact(eur["Failed or returned amount"]) == Decimal("9.95")
     assert eur["Pending rows"].value == 0
-    assert _exact(eur["Fees"]) == Decimal("0.35")
-    assert _exact(eur["Total debited"]) == Decimal("10.30")
+    assert _exact(eur["Fees"]) == Decimal(0)
+    assert _exact(eur["Total debited"]) == Decimal(0)
+    assert _exact(eur["Refunded"]) == Decimal("10.30")
     assert eur["Declared rows"].value == 3
     assert eur["Adds up"].value == "yes" and eur["Matches declared"].value == "yes"
     assert table["JPY"]["Pending amount"].number_format == "#,##0"

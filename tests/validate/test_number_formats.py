@@ -129,7 +129,7 @@ def test_a_semicolon_csv_with_decimal_comma_amounts_pays(workdir: Path) -> None:
     (workdir / "pay.csv").write_bytes(semicolon_csv(["1 250,00", "3 000,25"]))
     checked = CliRunner().invoke(main, ["validate", "pay.csv", "--layout", str(layout)])
     assert checked.exit_code == 0, checked.output
-    assert "total EUR 4250.25" in checked.stdout
+    assert "total EUR 4,250.25" in checked.stdout  # formatted as the report does
     paid = CliRunner().invoke(main, ["run", "pay.csv", "--layout", str(layout)])
     assert paid.exit_code == 0, paid.output
 
@@ -143,7 +143,7 @@ def test_decimal_comma_option_reads_dots_and_spaces_between_thousands(workdir: P
     assert refused.exit_code == 4 and "--decimal-comma" in refused.stderr
     result = CliRunner().invoke(main, ["validate", "pay.csv", "--decimal-comma"])
     assert result.exit_code == 0, result.output
-    assert "total EUR 2500.50" in result.stdout
+    assert "total EUR 2,500.50" in result.stdout
 
 
 def test_xlsx_number_cells_stay_numbers_in_a_decimal_comma_layout(tmp_path: Path) -> None:

@@ -1,0 +1,64 @@
+"""Set-based look-ups for planning: a whole file's rows asked about in one query, not one each.
+
+A payout file of a million rows is planned with a handful of queries: the row keys (or
+beneficiary references) travel as one JSON array that SQLite unpacks with ``json_each`` and
+joins against the indexed tables, so the cost follows the file, not the journal's history.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+
+from batchpay.journal.base import JournalBase
+from batchpay.journal.states import CREATED
+
+
+class PlanningLookups(JournalBase):
+    """The journal's answers about many rows at once."""
+
+    def holds_payouts(self, environment: str) -> bool:
+        """Whether any payout intent was ever made in this environment."""
+        return self._any("payouts", environment)
+
+    def holds_runs(self, environment: str) -> bool:
+        """Whether any run was ever made in this environment."""
+        return self._any("runs", environment)
+
+    def _any(self, table: str, environment: str) -> bool:
+        # ``table`` is one of our own table names, never user text
+        found = self.db.execute(
+            f"SELECT 1 FROM {table} WHERE environment=? LIMIT 1",
+            (environment,),
+        ).fetchone()
+        return found is not None
+
+    def row_histories(
+        self, environment: str, row_keys: Iterable[str]
+    ) -> dict[str, list[sqlite3.Row]]:
+        """:meth:`row_history` of every key in ``row_keys`` that has one, in one query."""
+        if not self._any("payouts", environment):
+            return {}
+        rows = self.db.execute(
+            """SELECT p.* FROM payouts p
+               JOIN (SELECT DISTINCT value AS k FROM json_each(?)) keys ON p.row_key = keys.k
+               WHERE p.environment=? ORDER BY p.row_key, p.attempt""",
+            (json.dumps(list(row_keys)), environment),
+        )
+        out: dict[str, list[sqlite3.Row]] = {}
+        for row in rows:
+            out.setdefault(str(row["row_key"]), []).append(row)
+        return out
+
+    def known_beneficiaries(self, environment: str, external_refs: Iterable[str]) -> set[str]:
+        """Those of ``external_refs`` the journal holds as created beneficiaries, in one query."""
+        if not self._any("beneficiaries", environment):
+            return set()
+        rows = self.db.execute(
+            """SELECT b.external_ref FROM beneficiaries b
+               JOIN (SELECT DISTINCT value AS r FROM json_each(?)) refs ON b.external_ref = refs.r
+               WHERE b.environment=? AND b.state=?""",
+            (json.dumps(list(external_refs)), environment, CREATED),
+        )
+        return {str(r[0]) for r in rows}

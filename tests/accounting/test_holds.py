@@ -1,0 +1,192 @@
+"""Every hold has a way out, named in its note and in `batchpay show`, that works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from batchpay import manage, pipeline
+from batchpay.cli import main
+from batchpay.config import Settings
+from batchpay.errors import DuplicateFileError, ExitCode
+from batchpay.holds import bank_label
+from batchpay.sandbox import Sandbox
+from batchpay.testing import payout_row, run_kwargs, sandbox_settings, write_csv
+
+pytestmark = pytest.mark.anyio
+
+FR_IBAN = "FR1420041010050500013M02606"
+
+
+def _moved(**over: str) -> dict[str, str]:
+    """payout_row(0)'s payee, paid to another bank (a French IBAN instead of the German one)."""
+    return payout_row(0, iban=FR_IBAN, country="FR", nationality="FR", **over)
+
+
+def _show(settings: Settings, run_id: str) -> str:
+    result = CliRunner().invoke(main, ["show", run_id, "--journal", str(settings.journal_path)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+async def test_changed_bank_details_held_then_released(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A known payee's new bank details are held, naming both banks; the hint's re-run with
+    --allow-new-bank-details pays exactly the held row (not refused as already paid)."""
+    await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", [payout_row(0)]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    b = write_csv(tmp_path / "b.csv", [_moved(reference="INV-X"), payout_row(3)])
+    first = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
+    held = next(r for r in first.report.rows if r.reference == "INV-X")
+    assert held.outcome == "skipped" and held.error_code == "bank_details_changed"
+    # masked, but the two are told apart: country, the bank (registry), the last 4
+    assert "IBAN DE Commerzbank Köln COBADEFFXXX ****3000 -> IBAN FR LA BANQUE POSTALE " in (
+        held.error_message
+    )
+    assert "PSSTFRPP ****2606" in held.error_message
+    assert "batchpay run b.csv --allow-new-bank-details" in held.note
+    assert len(sandbox.ledger()) == 2
+
+    shown = _show(settings, first.run_id)
+    assert "1 held row, each with what releases it:" in shown
+    assert "to pay it: batchpay run b.csv --allow-new-bank-details" in shown
+
+    with pytest.raises(DuplicateFileError):  # without the option: already run, as always
+        await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
+    again = await pipeline.run_async(
+        b, **run_kwargs(sandbox, settings, tmp_path, allow_new_bank_details=True)
+    )
+    assert again.run_id == first.run_id and again.resumed
+    assert again.exit_code == ExitCode.OK
+    assert {r.reference: r.outcome for r in again.report.rows} == {
+        "INV-X": "pending",
+        payout_row(3)["reference"]: "pending",
+    }
+    ledger = sandbox.ledger()
+    assert sorted(p["reference"] for p in ledger) == sorted(
+        [payout_row(0)["reference"], "INV-X", payout_row(3)["reference"]]
+    )  # the other row was not sent twice
+    assert "held row" not in _show(settings, first.run_id)
+    with pytest.raises(DuplicateFileError):  # nothing is held any more: refused again
+        await pipeline.run_async(
+            b, **run_kwargs(sandbox, settings, tmp_path, allow_new_bank_details=True)
+        )
+
+
+async def test_same_bank_and_last_digits_says_where_they_differ(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """Two accounts at one bank ending alike are still told apart in the hold's message."""
+    first = payout_row(1)  # USD, ABA routing + account
+    await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", [first]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    other = payout_row(1, reference="INV-Y", account_number="9" + first["account_number"])
+    result = await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", [other]), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    (row,) = result.report.rows
+    routing = first["routing_number"]
+    last4 = first["account_number"][-4:]
+    assert f"routing {routing} ****{last4} -> routing {routing} ****{last4}" in row.error_message
+    assert "the account differs in the middle" in row.error_message
+
+
+async def test_failed_in_another_run_is_paid_by_retry_failed_of_that_run(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A row whose payout failed in an earlier run is held in a later file; the command its
+    note names (retry-failed of the earlier run) pays it once."""
+    failing = payout_row(2, amount="120.91")
+    a = await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", [failing]),
+        **run_kwargs(sandbox, settings, tmp_path, wait=True),
+    )
+    assert a.report.rows[0].outcome == "failed"
+    b = await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", [payout_row(2, amount="120.00"), payout_row(4)]),
+        **run_kwargs(sandbox, settings, tmp_path),
+    )
+    held = next(r for r in b.report.rows if r.reference == failing["reference"])
+    assert held.error_code == "failed_in_other_run"
+    assert f"batchpay retry-failed {a.run_id} --yes" in held.note
+    assert f"to pay it: batchpay retry-failed {a.run_id} --yes" in _show(settings, b.run_id)
+    _, rep, _ = await manage.retry_failed_async(
+        a.run_id, confirm=True, settings=settings, out_dir=tmp_path / "r",
+        transport=sandbox.transport(), clock=sandbox.clock.now,
+    )  # fmt: skip
+    assert [r.outcome for r in rep.rows] == ["pending"]
+    refs = [p["reference"] for p in sandbox.ledger()]
+    assert refs.count(failing["reference"]) == 2  # the failed payout and its one retry
+
+
+async def test_failed_elsewhere_is_paid_by_retry_failed_of_this_run(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A payout made from another journal that failed holds the row here; `retry-failed`
+    of this run (its note's command) pays it again with a new key, once."""
+    rows = [payout_row(0, amount="300.91"), payout_row(1)]
+    elsewhere = sandbox_settings(tmp_path / "other-home")
+    await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", rows),
+        **run_kwargs(sandbox, elsewhere, tmp_path / "other", wait=True),
+    )
+    here = await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", rows), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    held = next(r for r in here.report.rows if r.reference == rows[0]["reference"])
+    assert held.error_code == "failed_elsewhere"
+    command = f"batchpay retry-failed {here.run_id} --yes"
+    assert command in held.note and f"to pay it: {command}" in _show(settings, here.run_id)
+    plan = manage.retry_plan(here.run_id, settings=settings)
+    assert [r["reference"] for r in plan.rows] == [rows[0]["reference"]]
+    _, rep, _ = await manage.retry_failed_async(
+        here.run_id, confirm=True, settings=settings, out_dir=tmp_path / "r",
+        transport=sandbox.transport(), clock=sandbox.clock.now,
+    )  # fmt: skip
+    assert [r.outcome for r in rep.rows] == ["pending"]
+    payouts = [p for p in sandbox.ledger() if p["reference"] == rows[0]["reference"]]
+    assert len(payouts) == 2 and len({p["id"] for p in payouts}) == 2
+    assert manage.retry_plan(here.run_id, settings=settings).rows == []  # not twice
+
+
+@pytest.mark.parametrize(
+    ("iban", "label"),
+    [
+        ("DE89370400440532013000", "IBAN DE Commerzbank Köln COBADEFFXXX ****3000"),
+        ("DE93123456790123456789", "IBAN DE bank #b759 ****6789"),  # a bank code unregistered
+    ],
+)
+def test_bank_label_names_the_bank_without_the_ibans_digits(iban: str, label: str) -> None:
+    """The label names the bank (registry BIC and name, else a digest of the bank code) and
+    the last 4: no 8 consecutive characters of the IBAN."""
+    shown = bank_label({"payment_method": "iban", "iban": iban})
+    assert shown == label
+    compact = shown.replace(" ", "").upper()
+    assert not any(iban[i : i + 8] in compact for i in range(len(iban) - 7))
+
+
+async def test_in_flight_elsewhere_names_the_run_to_finish_and_then_pays(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A row another unfinished run is paying: show names that run and what to do; doing it
+    settles the row once (already paid by the other run), never twice."""
+    shared = payout_row(0)
+    a = write_csv(tmp_path / "a.csv", [shared])
+    sandbox.faults.plan("POST /v1/payouts", ["503"] * 5)  # the client's whole retry budget
+    run_a = await pipeline.run_async(a, **run_kwargs(sandbox, settings, tmp_path))
+    b = write_csv(tmp_path / "b.csv", [shared, payout_row(1)])
+    run_b = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
+    (held,) = manage.show(run_b.run_id, settings=settings).held
+    assert held.code == "in_flight_elsewhere"
+    finish = f"finish run {run_a.run_id} (run its file again)"
+    assert held.release == f"{finish}, then batchpay run b.csv"
+    await pipeline.run_async(a, **run_kwargs(sandbox, settings, tmp_path))
+    again = await pipeline.run_async(b, **run_kwargs(sandbox, settings, tmp_path))
+    assert again.exit_code == ExitCode.OK
+    assert manage.show(run_b.run_id, settings=settings).held == []
+    assert [p["reference"] for p in sandbox.ledger()].count(shared["reference"]) == 1

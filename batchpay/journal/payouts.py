@@ -321,7 +321,7 @@ class PayoutVerbs(JournalBase):
                  SELECT MAX(attempt) AS a FROM payouts WHERE environment=? AND row_key=?
                  UNION ALL
                  SELECT MAX(attempt) AS a FROM provider_payouts
-                 WHERE environment=? AND row_key=?)""",
+                 WHERE environment=? AND row_key=?) AS attempts""",
             (environment, row_key, environment, row_key),
         ).fetchone()
         return int(row[0] or 0)

@@ -42,9 +42,10 @@ class LedgerVerbs(JournalBase):
                 db.execute(
                     """INSERT INTO ledger_sweeps (environment, high_water, swept_at, payouts_seen)
                        VALUES (?,?,?,?) ON CONFLICT (environment) DO UPDATE SET
-                       high_water=MAX(high_water, excluded.high_water),
+                       high_water=CASE WHEN excluded.high_water > ledger_sweeps.high_water
+                       THEN excluded.high_water ELSE ledger_sweeps.high_water END,
                        swept_at=excluded.swept_at,
-                       payouts_seen=payouts_seen + excluded.payouts_seen""",
+                       payouts_seen=ledger_sweeps.payouts_seen + excluded.payouts_seen""",
                     (environment, high_water, now, len(payouts)),
                 )
 

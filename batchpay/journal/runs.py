@@ -100,7 +100,7 @@ class RunVerbs(JournalBase):
                     raise RunExists(str(other["id"]))
             cur = db.execute(
                 """INSERT INTO files (environment, sha256, fingerprint, name, size, format,
-                   row_count, created_at) VALUES (?,?,?,?,?,?,?,?)""",
+                   row_count, created_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id""",
                 (
                     environment,
                     file["sha256"],
@@ -112,7 +112,7 @@ class RunVerbs(JournalBase):
                     now,
                 ),
             )
-            file_id = cur.lastrowid
+            file_id = cur.fetchone()[0]
             db.execute(
                 """INSERT INTO runs (id, file_id, environment, api_url, mode, status,
                    parent_run_id, options, created_at, updated_at, lock_owner, lock_expires_at)

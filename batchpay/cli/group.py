@@ -63,8 +63,9 @@ _common_run_options = [
                  help="Layout file merged over the built-in layout (default: $BATCHPAY_LAYOUT, "
                  "else batchpay.toml or schemas/layout.toml in the working folder)."),
     click.option("--journal", "journal_path", type=JOURNAL,
-                 help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in "
-                 "$BATCHPAY_HOME or the user's data folder)."),
+                 help="Journal: a SQLite file or postgresql://user@host/db (default: "
+                 "$BATCHPAY_JOURNAL, else journal.db in $BATCHPAY_HOME or the user's data "
+                 "folder)."),
     click.option("--api-url", help="API base URL (default: $BATCHPAY_API_URL, else the "
                  "embedded sandbox when no key is set)."),
 ]  # fmt: skip

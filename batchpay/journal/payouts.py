@@ -314,6 +314,13 @@ class PayoutVerbs(JournalBase):
             args.append(run_id)
         return list(self.db.execute(sql + " ORDER BY run_id, row_number", args))
 
+    def knows_payout(self, payout_id: str) -> bool:
+        """Whether an intent in this journal holds the provider's payout ``payout_id``."""
+        found = self.db.execute(
+            "SELECT 1 FROM payouts WHERE payout_id=? LIMIT 1", (payout_id,)
+        ).fetchone()
+        return found is not None
+
     def last_attempt(self, environment: str, row_key: str) -> int:
         """The highest attempt this journal or the provider's ledger knows for a row key."""
         row = self.db.execute(

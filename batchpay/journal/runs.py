@@ -178,6 +178,15 @@ class RunVerbs(JournalBase):
             )
         )
 
+    def child_run_ids(self, run_id: str) -> list[str]:
+        """The runs made from this one (``retry-failed``), oldest first."""
+        return [
+            str(r[0])
+            for r in self.db.execute(
+                "SELECT id FROM runs WHERE parent_run_id=? ORDER BY created_at", (run_id,)
+            )
+        ]
+
     def latest_run_id(self) -> str | None:
         """The most recently created run, if any."""
         row = self.db.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()

@@ -396,3 +396,24 @@ def test_a_postgres_password_never_shows(postgres_server: str) -> None:
         Journal(url)
     assert "s3cret-pw" not in str(caught.value) + str(caught.value.hint)
     assert "postgresql://bp:***@127.0.0.1:1/nowhere" in str(caught.value)
+
+
+def test_several_processes_opening_a_new_journal_at_once_migrate_it_once(
+    journal_target: Target,
+) -> None:
+    """Four first opens at once: every step applied once, every opener sees today's schema."""
+    code = (
+        "import sys; from batchpay.journal import Journal\n"
+        "with Journal(sys.argv[1]) as j: print(len(j.applied_migrations()))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, _arg(journal_target)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    assert outs == [str(len(MIGRATIONS))] * 4
+    with Journal(journal_target) as j:
+        assert j.applied_migrations() == [m.name for m in MIGRATIONS]

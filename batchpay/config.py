@@ -34,6 +34,7 @@ see :func:`find_layout`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -143,6 +144,8 @@ class Settings:
     confirm_live: bool = False
     http_timeout: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Workers sharing a run on a PostgreSQL journal: how long a row's claim lasts unrenewed.
+    worker_lease_seconds: float = 60.0
     oauth: OAuthSettings | None = None
 
     @property
@@ -390,6 +393,19 @@ def resolve_settings(
     else is refused here, before any request is sent.
     """
     env = os.environ if env is None else env
+    settings = _resolve_settings(api_url, api_key, home, journal_path, confirm_live, env)
+    lease = _positive_float(env, "BATCHPAY_WORKER_LEASE_SECONDS", 60.0)
+    return dataclasses.replace(settings, worker_lease_seconds=lease)
+
+
+def _resolve_settings(
+    api_url: str | None,
+    api_key: Secret | None,
+    home: Path | None,
+    journal_path: Path | str | PostgresURL | None,
+    confirm_live: bool,
+    env: Mapping[str, str],
+) -> Settings:
     home = home or Path(env.get("BATCHPAY_HOME") or default_home())
     journal_path = resolve_journal(journal_path, env, home)
     api_url = api_url or env.get("BATCHPAY_API_URL") or None

@@ -290,6 +290,21 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     Migration("0004_state_checks", _sqlite_checks(), postgres=_postgres_checks()),
+    Migration(
+        "0005_row_claims",
+        # Workers sharing a run on PostgreSQL (journal.claims): who holds a row, until when
+        # (the server's clock, epoch seconds), and who wrote the finished run's report.
+        """
+        ALTER TABLE rows ADD COLUMN claimed_by TEXT;
+        ALTER TABLE rows ADD COLUMN claim_expires_at REAL;
+        ALTER TABLE runs ADD COLUMN reported_by TEXT
+        """,
+        postgres="""
+        ALTER TABLE rows ADD COLUMN claimed_by TEXT;
+        ALTER TABLE rows ADD COLUMN claim_expires_at DOUBLE PRECISION;
+        ALTER TABLE runs ADD COLUMN reported_by TEXT
+        """,
+    ),
 ]
 
 

@@ -16,6 +16,7 @@ from batchpay.errors import JournalError
 from batchpay.files import make_private_dir
 from batchpay.journal.beneficiaries import BeneficiaryVerbs
 from batchpay.journal.calls import CallVerbs
+from batchpay.journal.claims import ClaimVerbs
 from batchpay.journal.locks import AdvisoryLocks, RunLocks
 from batchpay.journal.payouts import PayoutVerbs
 from batchpay.journal.provider_ledger import LedgerVerbs
@@ -25,7 +26,7 @@ from batchpay.journal.sqlite import connect, create_atomically, refuse_unusable
 from batchpay.journal.target import PostgresURL, is_postgres
 
 
-class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs):
+class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, ClaimVerbs):
     """A connection to the journal database, SQLite or PostgreSQL. Not shared between threads.
 
     ``path`` is a SQLite file (a path, or ``":memory:"``) or a :class:`PostgresURL`. Every

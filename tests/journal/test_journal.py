@@ -23,6 +23,7 @@ from batchpay.journal import (
     LivePayoutExists,
     LockOwner,
 )
+from batchpay.journal.schema import statements
 from batchpay.journal.target import PostgresURL
 
 ENV = "sandbox:test"
@@ -62,7 +63,7 @@ def _begin(j: Journal, run_id: str, key: str = "bp1-k0-1", row_key: str = "k0") 
 def test_migrations_are_named_and_recorded(journal_target: Target) -> None:
     """A new journal records its applied migrations; reopening applies nothing twice."""
     names = ["0001_initial", "0002_one_live_payout_and_provider_ledger", "0003_payout_fees",
-             "0004_state_checks"]  # fmt: skip
+             "0004_state_checks", "0005_row_claims"]  # fmt: skip
     with Journal(journal_target) as j:
         assert j.applied_migrations() == names
     with Journal(journal_target) as j:
@@ -269,9 +270,8 @@ def test_a_journal_from_every_earlier_schema_migrates_with_its_data(
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     for name, sql, _pg in MIGRATIONS[:applied]:
-        for statement in sql.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        for statement in statements(sql, "sqlite"):
+            db.execute(statement)
         db.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
     db.execute("INSERT INTO files VALUES (1, ?, 's', 'f', 'f.csv', 1, 'csv', 1, 'then')", (ENV,))
     db.execute("INSERT INTO runs (id, file_id, environment, api_url, mode, status, created_at, "

@@ -15,12 +15,15 @@ import logging
 import os
 import socket
 import uuid
+from typing import Any
 
 from batchpay import ledger
 from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.journal import CREATED, REJECTED, UNKNOWN
 from batchpay.options import RunOptions
+from batchpay.ratelimit import Permit, RateLimiter
+from batchpay.retry import is_testing
 from batchpay.states import PAYOUT
 from batchpay.strategies import ProgressFn, _PerRowRun, waits_for_other_run
 
@@ -35,6 +38,30 @@ POLL_SECONDS = 0.5
 def worker_name() -> str:
     """This process's name in claims: host, pid and a random tag."""
     return f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
+
+
+class SharedRateLimiter(RateLimiter):
+    """This process's pacing, then a token from the bucket every worker shares.
+
+    The local limiter still learns the limit from the provider's headers and honours
+    ``Retry-After``; the shared bucket (``rate_buckets``, on the database server's clock)
+    keeps the sum of every worker's requests inside that limit.
+    """
+
+    def __init__(self, journal: Any, environment: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._journal = journal
+        self._environment = environment
+
+    async def acquire(self) -> Permit:
+        permit = await super().acquire()
+        rate = self.rate
+        if rate is None or is_testing():
+            return permit
+        burst = max(1.0, (self.limit or 1) * 0.015)
+        while (wait := self._journal.take_rate_token(self._environment, rate, burst)) > 0:
+            await asyncio.sleep(wait)
+        return permit
 
 
 class Shared:

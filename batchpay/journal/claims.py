@@ -93,3 +93,29 @@ class ClaimVerbs(JournalBase):
                 (worker, run_id),
             ).fetchone()
         return won is not None
+
+    def take_rate_token(self, environment: str, rate: float, burst: float) -> float:
+        """Take one request's token from the world's shared bucket: 0.0, or seconds to wait.
+
+        The bucket refills at ``rate`` per second up to ``burst`` on the server's clock, so
+        every worker on every machine draws from one budget: the provider's limit is shared,
+        not multiplied by the number of workers.
+        """
+        with self.transaction() as db:
+            db.execute(
+                f"""INSERT INTO rate_buckets (environment, tokens, updated_at)
+                    VALUES (?, ?, {_NOW}) ON CONFLICT (environment) DO NOTHING""",
+                (environment, burst),
+            )
+            tokens, elapsed = db.execute(
+                f"""SELECT tokens, {_NOW} - updated_at FROM rate_buckets
+                    WHERE environment = ? FOR UPDATE""",
+                (environment,),
+            ).fetchone()
+            tokens = min(burst, float(tokens) + max(0.0, float(elapsed)) * rate)
+            taken = tokens >= 1.0
+            db.execute(
+                f"UPDATE rate_buckets SET tokens = ?, updated_at = {_NOW} WHERE environment = ?",
+                (tokens - 1.0 if taken else tokens, environment),
+            )
+        return 0.0 if taken else (1.0 - tokens) / rate

@@ -293,16 +293,27 @@ MIGRATIONS: list[Migration] = [
     Migration(
         "0005_row_claims",
         # Workers sharing a run on PostgreSQL (journal.claims): who holds a row, until when
-        # (the server's clock, epoch seconds), and who wrote the finished run's report.
+        # (the server's clock, epoch seconds), who wrote the finished run's report, and the
+        # provider's rate limit as one token bucket per provider world, shared by all.
         """
         ALTER TABLE rows ADD COLUMN claimed_by TEXT;
         ALTER TABLE rows ADD COLUMN claim_expires_at REAL;
-        ALTER TABLE runs ADD COLUMN reported_by TEXT
+        ALTER TABLE runs ADD COLUMN reported_by TEXT;
+        CREATE TABLE rate_buckets (
+            environment TEXT PRIMARY KEY,
+            tokens REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
         """,
         postgres="""
         ALTER TABLE rows ADD COLUMN claimed_by TEXT;
         ALTER TABLE rows ADD COLUMN claim_expires_at DOUBLE PRECISION;
-        ALTER TABLE runs ADD COLUMN reported_by TEXT
+        ALTER TABLE runs ADD COLUMN reported_by TEXT;
+        CREATE TABLE rate_buckets (
+            environment TEXT PRIMARY KEY,
+            tokens DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
         """,
     ),
 ]

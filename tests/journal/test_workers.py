@@ -90,3 +90,11 @@ def test_with_sqlite_a_second_process_on_the_run_is_refused(tmp_path: Path) -> N
         with Journal(tmp_path / "j.db") as other, pytest.raises(RunLockedError) as caught:
             other.acquire_run_lock(run_id, LockOwner.current())
         assert caught.value.exit_code == ExitCode.LOCKED
+
+
+def test_the_rate_limit_is_one_bucket_for_every_worker(postgres_url: PostgresURL) -> None:
+    """Two workers' connections draw from one bucket: together they get the burst, no more."""
+    with Journal(postgres_url) as a, Journal(postgres_url) as b:
+        waits = [j.take_rate_token("world", 0.001, 4.0) for j in (a, b, a, b, a, b)]
+    assert waits[:4] == [0.0] * 4  # the shared burst of 4
+    assert all(w > 0 for w in waits[4:])  # then both wait, whichever asks

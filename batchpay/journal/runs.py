@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from batchpay.errors import JournalError
 from batchpay.journal.base import JournalBase
 from batchpay.journal.locks import LockOwner
+from batchpay.journal.records import PayoutIntent, Row, Run
 
 
 class RunExists(JournalError):
@@ -26,11 +26,9 @@ class RunVerbs(JournalBase):
 
     # -- files and runs ---------------------------------------------------------------------
 
-    def find_runs_for_file(
-        self, environment: str, *, sha256: str, fingerprint: str
-    ) -> list[sqlite3.Row]:
+    def find_runs_for_file(self, environment: str, *, sha256: str, fingerprint: str) -> list[Run]:
         """Earlier runs of the same bytes or the same content in this environment, oldest first."""
-        return list(
+        return _runs(
             self.db.execute(
                 """
                 SELECT runs.*, files.sha256, files.fingerprint, files.name AS file_name
@@ -157,19 +155,19 @@ class RunVerbs(JournalBase):
             )
         return run_id
 
-    def get_run(self, run_id: str) -> sqlite3.Row | None:
+    def get_run(self, run_id: str) -> Run | None:
         """One run joined with its file, or None."""
-        row: sqlite3.Row | None = self.db.execute(
+        row = self.db.execute(
             """SELECT runs.*, files.sha256, files.fingerprint, files.name AS file_name,
                       files.row_count, files.format, files.size
                FROM runs JOIN files ON files.id = runs.file_id WHERE runs.id = ?""",
             (run_id,),
         ).fetchone()
-        return row
+        return Run.maybe(row)
 
-    def list_runs(self, limit: int = 50) -> list[sqlite3.Row]:
+    def list_runs(self, limit: int = 50) -> list[Run]:
         """Most recent runs first."""
-        return list(
+        return _runs(
             self.db.execute(
                 """SELECT runs.*, files.name AS file_name, files.row_count
                    FROM runs JOIN files ON files.id = runs.file_id
@@ -252,16 +250,17 @@ class RunVerbs(JournalBase):
                FROM rows LEFT JOIN payouts p ON p.idempotency_key = rows.idempotency_key
                WHERE rows.run_id = ?"""
 
-    def rows(self, run_id: str) -> list[sqlite3.Row]:
+    def rows(self, run_id: str) -> list[Row]:
         """All rows of a run with their payout intent (if any), in file order."""
-        return list(self.db.execute(self._ROWS_SQL + " ORDER BY rows.row_number", (run_id,)))
+        found = self.db.execute(self._ROWS_SQL + " ORDER BY rows.row_number", (run_id,))
+        return [Row.from_row(r) for r in found]
 
-    def row(self, run_id: str, row_number: int) -> sqlite3.Row | None:
+    def row(self, run_id: str, row_number: int) -> Row | None:
         """One row of a run with its payout intent (if any)."""
-        found: sqlite3.Row | None = self.db.execute(
+        found = self.db.execute(
             self._ROWS_SQL + " AND rows.row_number = ?", (run_id, row_number)
         ).fetchone()
-        return found
+        return Row.maybe(found)
 
     def update_row(self, run_id: str, row_number: int, **fields: Any) -> None:
         """Set columns of one row."""
@@ -275,11 +274,16 @@ class RunVerbs(JournalBase):
                 (*fields.values(), run_id, row_number),
             )
 
-    def row_history(self, environment: str, row_key: str) -> list[sqlite3.Row]:
+    def row_history(self, environment: str, row_key: str) -> list[PayoutIntent]:
         """Every payout intent ever made for this business identity, oldest attempt first."""
-        return list(
-            self.db.execute(
+        return [
+            PayoutIntent.from_row(r)
+            for r in self.db.execute(
                 "SELECT * FROM payouts WHERE environment=? AND row_key=? ORDER BY attempt",
                 (environment, row_key),
             )
-        )
+        ]
+
+
+def _runs(found: Any) -> list[Run]:
+    return [Run.from_row(r) for r in found]

@@ -146,14 +146,14 @@ def paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, An
     never claims a payment that may yet be refused; one that ended without paying (failed,
     returned …) holds the row with the command that pays it again.
     """
-    history = [h for h in journal.row_history(environment, key) if h["state"] != REJECTED]
+    history = [h for h in journal.row_history(environment, key) if h.state != REJECTED]
     if not history:
         return None
-    live = [h for h in history if not (h["state"] == CREATED and h["status"] in SETTLED_FAILURES)]
+    live = [h for h in history if not (h.state == CREATED and h.status in SETTLED_FAILURES)]
     if live:
         h = live[-1]
-        other = str(h["run_id"])
-        if h["state"] == CREATED:
+        other = str(h.run_id)
+        if h.state == CREATED:
             return {"state": ALREADY_PAID, "related_run": other,
                     "error_message": f"already paid by run {other}"}  # fmt: skip
         return {
@@ -164,7 +164,7 @@ def paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, An
             "file again to finish it, then this one",
         }
     last = history[-1]
-    other = str(last["run_id"])
+    other = str(last.run_id)
     return {
         "state": HELD,
         "related_run": other,
@@ -200,24 +200,24 @@ def paid_at_provider(
     found = journal.provider_payouts_for(environment, row_key)
     if not found:
         return False
-    live = [p for p in found if p["status"] not in SETTLED_FAILURES]
+    live = [p for p in found if p.status not in SETTLED_FAILURES]
     if live:
         first = live[0]
         note = (
-            f"already paid: the provider holds payout {first['payout_id']} "
-            f"({first['status'] or 'created'}) for this row, made outside this journal"
+            f"already paid: the provider holds payout {first.payout_id} "
+            f"({first.status or 'created'}) for this row, made outside this journal"
         )
         if journal.adopt_provider_payout(
             environment=environment,
             run_id=run_id,
             row_number=row_number,
             found=dict(first),
-            body=dumps_body(request_body(json.loads(str(first["doc"])))),
+            body=dumps_body(request_body(json.loads(str(first.doc)))),
             note=note,
         ):
-            doc = json.loads(str(first["doc"]))
+            doc = json.loads(str(first.doc))
             journal.record_payout_created(
-                str(first["idempotency_key"]), doc, request_id=None, settled_by="ledger"
+                str(first.idempotency_key), doc, request_id=None, settled_by="ledger"
             )
             return True
         elsewhere = paid_elsewhere(journal, environment, row_key)

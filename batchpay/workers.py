@@ -106,9 +106,7 @@ class _SharedRun(_PerRowRun):
         )  # fmt: skip
         rows = j.rows(self.run_id)
         self.total = len(rows)
-        self.resolver.remember_known(
-            {str(r["beneficiary_ref"]) for r in rows if r["state"] == "planned"}
-        )
+        self.resolver.remember_known({str(r.beneficiary_ref) for r in rows if r.state == "planned"})
         batch = max(1, self.options.concurrency)
         renewing = asyncio.create_task(self._renew())
         try:
@@ -144,13 +142,13 @@ class _SharedRun(_PerRowRun):
             row = j.row(self.run_id, number)
             if row is None:
                 return
-            if row["payout_state"] is not None and row["payout_state"] != CREATED:
+            if row.payout_state is not None and row.payout_state != CREATED:
                 # Its intent is in flight (a worker died mid-send, or its answer was lost):
                 # settled by replay or look-up with its own key, never sent afresh.
                 intent = next(
-                    (p for p in j.open_payouts(self.run_id) if p["row_number"] == number), None
+                    (p for p in j.open_payouts(self.run_id) if p.row_number == number), None
                 )
-                if intent is not None and intent["state"] in ("sending", UNKNOWN):
+                if intent is not None and intent.state in ("sending", UNKNOWN):
                     await self.submitter.settle(intent)
                     self._tick()
                 return
@@ -163,13 +161,13 @@ class _SharedRun(_PerRowRun):
         """A row held "in flight elsewhere" whose live intent is its own (another worker of
         this run committed it meanwhile) is that intent's row again, not held."""
         row = self.journal.row(self.run_id, number)
-        if row is None or not waits_for_other_run(row) or row["related_run"] != self.run_id:
+        if row is None or not waits_for_other_run(row) or row.related_run != self.run_id:
             return
         own = [
-            p for p in self.journal.row_history(self.env, str(row["row_key"]))
-            if p["run_id"] == self.run_id and p["row_number"] == number
-            and p["state"] != REJECTED
+            p for p in self.journal.row_history(self.env, str(row.row_key))
+            if p.run_id == self.run_id and p.row_number == number
+            and p.state != REJECTED
         ]  # fmt: skip
         if own:
-            self._set(number, state=PAYOUT, idempotency_key=own[-1]["idempotency_key"],
+            self._set(number, state=PAYOUT, idempotency_key=own[-1].idempotency_key,
                       error_code=None, error_message=None, related_run=None)  # fmt: skip

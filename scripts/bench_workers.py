@@ -89,7 +89,9 @@ def main() -> int:
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="batchpay-workers-") as tmp:
         work = Path(tmp)
-        f = write_csv(work / "payouts.csv", [payout_row(i) for i in range(args.rows)])
+        # Small amounts, so 5,000 rows stay inside the sandbox's opening balances.
+        rows = [payout_row(i, amount=f"1.{i % 90:02d}") for i in range(args.rows)]
+        f = write_csv(work / "payouts.csv", rows)
         server_url = os.environ.get("BATCHPAY_TEST_POSTGRES_URL")
         cluster = None if server_url else Cluster().start()
         try:

@@ -99,23 +99,23 @@ class ClaimVerbs(JournalBase):
 
         The bucket refills at ``rate`` per second up to ``burst`` on the server's clock, so
         every worker on every machine draws from one budget: the provider's limit is shared,
-        not multiplied by the number of workers.
+        not multiplied by the number of workers. One statement under the bucket's row lock
+        (not the journal's write lock): one round trip per request.
         """
-        with self.transaction() as db:
-            db.execute(
+        take = f"""WITH cur AS (
+                SELECT LEAST(?, tokens + GREATEST(0, {_NOW} - updated_at) * ?) AS x
+                FROM rate_buckets WHERE environment = ? FOR UPDATE)
+            UPDATE rate_buckets SET updated_at = {_NOW},
+                tokens = CASE WHEN cur.x >= 1 THEN cur.x - 1 ELSE cur.x END
+            FROM cur WHERE environment = ? RETURNING cur.x"""
+        args = (burst, rate, environment, environment)
+        found = self.db.execute(take, args).fetchone()
+        if found is None:  # the world's first request: a full bucket
+            self.db.execute(
                 f"""INSERT INTO rate_buckets (environment, tokens, updated_at)
                     VALUES (?, ?, {_NOW}) ON CONFLICT (environment) DO NOTHING""",
                 (environment, burst),
             )
-            tokens, elapsed = db.execute(
-                f"""SELECT tokens, {_NOW} - updated_at FROM rate_buckets
-                    WHERE environment = ? FOR UPDATE""",
-                (environment,),
-            ).fetchone()
-            tokens = min(burst, float(tokens) + max(0.0, float(elapsed)) * rate)
-            taken = tokens >= 1.0
-            db.execute(
-                f"UPDATE rate_buckets SET tokens = ?, updated_at = {_NOW} WHERE environment = ?",
-                (tokens - 1.0 if taken else tokens, environment),
-            )
-        return 0.0 if taken else (1.0 - tokens) / rate
+            found = self.db.execute(take, args).fetchone()
+        tokens = float(found[0])
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate

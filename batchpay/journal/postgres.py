@@ -80,6 +80,11 @@ def _row_factory(cursor: Any) -> Any:
 WRITE_LOCK = 0x6270_6A72  # "bpjr"
 RUN_LOCKS = 0x6270_726E  # "bprn"
 
+# The INSERTs whose constraint violations the verbs catch and go on from (a second live
+# intent, an adopted payout, a duplicate webhook event): each runs under a savepoint so the
+# transaction survives it. No other statement needs one (a round trip each).
+_GUARDED = ("INSERT INTO payouts ", "INSERT INTO payouts(", "INSERT INTO payout_events")
+
 _NAMED = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _SERIAL = re.compile(r"\bINTEGER PRIMARY KEY\b")
@@ -157,7 +162,7 @@ class Connection:
 
     def _run(self, sql: str, params: Any, many: bool) -> Cursor:
         query = translate(sql)
-        savepoint = self._depth > 0 and query.lstrip()[:6].upper() == "INSERT"
+        savepoint = self._depth > 0 and query.lstrip().startswith(_GUARDED)
         try:
             with self._db.cursor() as cur:
                 if savepoint:

@@ -19,7 +19,10 @@ The webhook receiver's signing secrets come from ``BATCHPAY_WEBHOOK_SECRET`` (on
 Where batchpay keeps its state (the journal, the embedded sandbox's state): ``BATCHPAY_HOME``,
 else the user's data folder (``platformdirs.user_data_dir("batchpay")``, e.g.
 ``~/.local/share/batchpay`` on Linux) — never the current folder, so a run started from
-another folder still sees the same journal. ``BATCHPAY_JOURNAL`` names the journal itself.
+another folder still sees the same journal. ``BATCHPAY_JOURNAL`` (or ``--journal``) names the
+journal itself: a SQLite file, or a PostgreSQL server as ``postgresql://user@host/db`` (also
+read from ``BATCHPAY_JOURNAL_FILE``; its password from the URL, ``BATCHPAY_JOURNAL_PASSWORD``
+or ``BATCHPAY_JOURNAL_PASSWORD_FILE``, and never printed); see :func:`resolve_journal`.
 
 With no key and no URL configured, batchpay runs against the embedded sandbox,
 in-process, and says so loudly.
@@ -31,6 +34,7 @@ see :func:`find_layout`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +49,7 @@ from batchpay.environments import SANDBOX_URL as SANDBOX_URL
 from batchpay.environments import Mode as Mode
 from batchpay.environments import _is_production, canonical_api_url, classify_url
 from batchpay.errors import ConfigError
+from batchpay.journal.target import JournalTarget, PostgresURL, is_postgres
 
 if TYPE_CHECKING:
     from batchpay.client import Credentials
@@ -134,11 +139,13 @@ class Settings:
     api_url: str
     api_key: Secret | None
     home: Path
-    journal_path: Path
+    journal_path: JournalTarget  # a SQLite file, or a PostgresURL
     sandbox_state_path: Path | None = None
     confirm_live: bool = False
     http_timeout: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Workers sharing a run on a PostgreSQL journal: how long a row's claim lasts unrenewed.
+    worker_lease_seconds: float = 60.0
     oauth: OAuthSettings | None = None
 
     @property
@@ -244,6 +251,27 @@ def _env_or_file(env: Mapping[str, str], name: str, what: str) -> str:
         if not direct:
             raise ConfigError(f"the {what} file is empty", hint=f"put the {what} in the file")
     return direct
+
+
+def resolve_journal(
+    explicit: Path | str | PostgresURL | None, env: Mapping[str, str], home: Path
+) -> JournalTarget:
+    """The journal: ``--journal``, else ``BATCHPAY_JOURNAL`` (or ``_FILE``), else the home's.
+
+    A ``postgresql://`` URL is a PostgreSQL journal; its password may instead come from
+    ``BATCHPAY_JOURNAL_PASSWORD`` (or ``_FILE``), so it need not sit in the URL.
+    """
+    if explicit is None:
+        text = _env_or_file(env, "BATCHPAY_JOURNAL", "journal URL")
+        explicit = text or home / "journal.db"
+    if isinstance(explicit, str) and is_postgres(explicit):
+        explicit = PostgresURL(explicit)
+    if not isinstance(explicit, PostgresURL):
+        return Path(explicit)
+    password = _env_or_file(env, "BATCHPAY_JOURNAL_PASSWORD", "journal password") or None
+    if password is not None:
+        return PostgresURL(explicit.reveal(), password=password)
+    return explicit
 
 
 def read_api_key(env: Mapping[str, str]) -> Secret | None:
@@ -374,7 +402,7 @@ def resolve_settings(
     api_url: str | None = None,
     api_key: Secret | None = None,
     home: Path | None = None,
-    journal_path: Path | None = None,
+    journal_path: Path | str | PostgresURL | None = None,
     confirm_live: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -384,8 +412,21 @@ def resolve_settings(
     else is refused here, before any request is sent.
     """
     env = os.environ if env is None else env
+    settings = _resolve_settings(api_url, api_key, home, journal_path, confirm_live, env)
+    lease = _positive_float(env, "BATCHPAY_WORKER_LEASE_SECONDS", 60.0)
+    return dataclasses.replace(settings, worker_lease_seconds=lease)
+
+
+def _resolve_settings(
+    api_url: str | None,
+    api_key: Secret | None,
+    home: Path | None,
+    journal_path: Path | str | PostgresURL | None,
+    confirm_live: bool,
+    env: Mapping[str, str],
+) -> Settings:
     home = home or Path(env.get("BATCHPAY_HOME") or default_home())
-    journal_path = journal_path or Path(env.get("BATCHPAY_JOURNAL") or home / "journal.db")
+    journal_path = resolve_journal(journal_path, env, home)
     api_url = api_url or env.get("BATCHPAY_API_URL") or None
     explicit_key = api_key is not None
     if api_key is None:
@@ -459,7 +500,7 @@ def _oauth_settings(
     oauth: OAuthSettings,
     api_url: str | None,
     home: Path,
-    journal_path: Path,
+    journal_path: JournalTarget,
     confirm_live: bool,
     http_timeout: float,
 ) -> Settings:

@@ -20,6 +20,7 @@ from batchpay.client import AntonClient, CallRecord
 from batchpay.clocks import ProviderClock, utcnow
 from batchpay.config import Mode, Settings, credentials_for
 from batchpay.journal import Journal
+from batchpay.ratelimit import RateLimiter
 
 
 @dataclass
@@ -67,6 +68,7 @@ async def connect(
         on_call=on_call,
         max_concurrency=concurrency,
         timeout=settings.http_timeout,
+        rate_limiter=_rate_limiter(journal, settings),
     )
     conn = Connection(
         settings=settings,
@@ -86,6 +88,15 @@ async def connect(
                 maybe = close()
                 if asyncio.iscoroutine(maybe):
                     await maybe
+
+
+def _rate_limiter(journal: Journal, settings: Settings) -> RateLimiter | None:
+    """On a shared (PostgreSQL) journal, the provider's rate limit is shared by all workers."""
+    if journal.dialect != "postgresql":
+        return None
+    from batchpay.workers import SharedRateLimiter
+
+    return SharedRateLimiter(journal, settings.environment)
 
 
 def call_record_dict(call: CallRecord) -> dict[str, Any]:

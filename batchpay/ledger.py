@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from batchpay.journal import (
     dumps_body,
     parse_ts,
 )
+from batchpay.journal.records import PayoutIntent
 from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 
 METADATA_KEY = "batchpay_key"
@@ -161,16 +161,16 @@ def paid_elsewhere_many(
     return out
 
 
-def judge_history(rows: Iterable[sqlite3.Row]) -> dict[str, Any] | None:
+def judge_history(rows: Iterable[PayoutIntent]) -> dict[str, Any] | None:
     """What a row key's payout history (oldest attempt first) makes of a new row with it."""
-    history = [h for h in rows if h["state"] != REJECTED]
+    history = [h for h in rows if h.state != REJECTED]
     if not history:
         return None
-    live = [h for h in history if not (h["state"] == CREATED and h["status"] in SETTLED_FAILURES)]
+    live = [h for h in history if not (h.state == CREATED and h.status in SETTLED_FAILURES)]
     if live:
         h = live[-1]
-        other = str(h["run_id"])
-        if h["state"] == CREATED:
+        other = str(h.run_id)
+        if h.state == CREATED:
             return {"state": ALREADY_PAID, "related_run": other,
                     "error_message": f"already paid by run {other}"}  # fmt: skip
         return {
@@ -181,7 +181,7 @@ def judge_history(rows: Iterable[sqlite3.Row]) -> dict[str, Any] | None:
             "file again to finish it, then this one",
         }
     last = history[-1]
-    other = str(last["run_id"])
+    other = str(last.run_id)
     return {
         "state": HELD,
         "related_run": other,
@@ -217,24 +217,24 @@ def paid_at_provider(
     found = journal.provider_payouts_for(environment, row_key)
     if not found:
         return False
-    live = [p for p in found if p["status"] not in SETTLED_FAILURES]
+    live = [p for p in found if p.status not in SETTLED_FAILURES]
     if live:
         first = live[0]
         note = (
-            f"already paid: the provider holds payout {first['payout_id']} "
-            f"({first['status'] or 'created'}) for this row, made outside this journal"
+            f"already paid: the provider holds payout {first.payout_id} "
+            f"({first.status or 'created'}) for this row, made outside this journal"
         )
         if journal.adopt_provider_payout(
             environment=environment,
             run_id=run_id,
             row_number=row_number,
             found=dict(first),
-            body=dumps_body(request_body(json.loads(str(first["doc"])))),
+            body=dumps_body(request_body(json.loads(str(first.doc)))),
             note=note,
         ):
-            doc = json.loads(str(first["doc"]))
+            doc = json.loads(str(first.doc))
             journal.record_payout_created(
-                str(first["idempotency_key"]), doc, request_id=None, settled_by="ledger"
+                str(first.idempotency_key), doc, request_id=None, settled_by="ledger"
             )
             return True
         elsewhere = paid_elsewhere(journal, environment, row_key)

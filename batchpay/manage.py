@@ -100,12 +100,7 @@ def show(run_id: str | None = None, *, settings: Settings | None = None) -> RunS
         run_id = _run_or_latest(journal, run_id)
         run = journal.get_run(run_id)
         assert run is not None
-        children = [
-            str(r["id"])
-            for r in journal.db.execute(
-                "SELECT id FROM runs WHERE parent_run_id=? ORDER BY created_at", (run_id,)
-            )
-        ]
+        children = journal.child_run_ids(run_id)
         rep = build_report(journal, run_id, settings)
         held = [
             holds.HeldRow(

@@ -52,6 +52,7 @@ from batchpay.report import from_journal
 from batchpay.source import PayoutFile
 from batchpay.states import PLANNED
 from batchpay.strategies import PerRow, Submission, close_run_if_done
+from batchpay.workers import Shared
 
 __all__ = [
     "Plan",
@@ -226,6 +227,12 @@ async def run_async(
     checked = checks.check_file(_source(file, options), options)
     owner = LockOwner.current()
     with Journal(settings.journal_path, clock=clock) as journal:
+        # On a PostgreSQL journal several processes share a run (batchpay.workers): none
+        # holds it alone. On SQLite one process holds it; a second exits 8.
+        shared = journal.dialect == "postgresql" and submission is None
+        if shared:
+            submission = Shared(lease=settings.worker_lease_seconds)
+        lock_owner = None if shared else owner
         resumable = _earlier_run(journal, settings.environment, checked, options)
         if resumable is None:
             _refuse_unpayable(checked, options)
@@ -233,9 +240,9 @@ async def run_async(
             settings, journal, transport=transport, clock=clock, concurrency=options.concurrency
         ) as conn:
             if resumable is not None:
-                run_id = _resume(journal, resumable, checked, owner)
+                run_id = _resume(journal, resumable, checked, lock_owner)
             else:
-                run_id = await _create_run(conn, checked, options, owner)
+                run_id = await _create_run(conn, checked, options, lock_owner)
             conn.run_id = run_id
             log.info(
                 "run %s %s for %s", run_id, "resumed" if resumable else "created",
@@ -254,15 +261,19 @@ async def run_async(
                     await track.follow(conn.client, journal, run_id, **kwargs)
             finally:
                 close_run_if_done(journal, run_id, final_only=options.wait)
-                journal.release_run_lock(run_id, owner)
+                if lock_owner is not None:
+                    journal.release_run_lock(run_id, lock_owner)
         rep = build_report(journal, run_id, settings)
-    paths = report_mod.write_report(rep, out_dir / run_id, run_id)
+        # Workers sharing a finished run: exactly one writes its report.
+        write = not shared or _writes_shared_report(journal, run_id, submission)
     counts = _outcome_counts(rep)
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    log.info(
-        "report written: %s (%s)", paths.xlsx.parent, outcomes,
-        extra={"run_id": run_id, "report": str(paths.xlsx.parent), "outcomes": counts},
-    )  # fmt: skip
+    paths = report_mod.write_report(rep, out_dir / run_id, run_id) if write else None
+    if paths is not None:
+        log.info(
+            "report written: %s (%s)", paths.xlsx.parent, outcomes,
+            extra={"run_id": run_id, "report": str(paths.xlsx.parent), "outcomes": counts},
+        )  # fmt: skip
     return RunResult(
         run_id=run_id,
         resumed=resumable is not None,
@@ -279,6 +290,14 @@ def _wait_progress(journal: Journal, run_id: str, on_progress: ProgressFn) -> Ca
     waiting = len(track.pending_payouts(journal, run_id))
     on_progress("wait", 0, waiting)
     return lambda still: on_progress("wait", waiting - still, waiting)
+
+
+def _writes_shared_report(journal: Journal, run_id: str, submission: Any) -> bool:
+    """A shared run's report: by every pass while unfinished, once when finished."""
+    run = journal.get_run(run_id)
+    if run is None or run["status"] != "finished":
+        return True
+    return journal.claim_report(run_id, getattr(submission, "worker", "?"))
 
 
 def _earlier_run(
@@ -319,14 +338,16 @@ def _refuse_unpayable(checked: CheckedFile, options: RunOptions) -> None:
         raise ValidationFailed(checked.issues, rows_checked=checked.row_count)
 
 
-def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwner) -> str:
-    journal.acquire_run_lock(run_id, owner)
+def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwner | None) -> str:
+    """Take the run's lock (``owner``), or join it without one (workers sharing it)."""
+    if owner is not None:
+        journal.acquire_run_lock(run_id, owner)
     _refuse_if_finished_meanwhile(journal, run_id, checked.source.name, owner)
     return run_id
 
 
 async def _create_run(
-    conn: Connection, checked: CheckedFile, options: RunOptions, owner: LockOwner
+    conn: Connection, checked: CheckedFile, options: RunOptions, owner: LockOwner | None
 ) -> str:
     """Plan the rows, check the balance and record the new run (with its lock)."""
     journal, settings = conn.journal, conn.settings
@@ -363,12 +384,13 @@ async def _create_run(
 
 
 def _refuse_if_finished_meanwhile(
-    journal: Journal, run_id: str, name: str, owner: LockOwner
+    journal: Journal, run_id: str, name: str, owner: LockOwner | None
 ) -> None:
     """Another process may have finished the run between our look and our lock."""
     run = journal.get_run(run_id)
     if run is not None and run["status"] == "finished":
-        journal.release_run_lock(run_id, owner)
+        if owner is not None:
+            journal.release_run_lock(run_id, owner)
         raise DuplicateFileError(
             f"{name} was just paid by another batchpay process as {run_id}", run_id=run_id
         )

@@ -18,6 +18,7 @@ from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.errors import ApiError, AuthenticationError, TransportError
 from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, LivePayoutExists
+from batchpay.journal.records import Row
 from batchpay.options import RunOptions
 from batchpay.resolve import Held, Refused, Resolver
 from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE, PAYOUT, PLANNED, ROW_REJECTED
@@ -44,9 +45,9 @@ class Submission(Protocol):
         """Settle what is in flight, then send every row still to be paid."""
 
 
-def waits_for_other_run(r: Any) -> bool:
+def waits_for_other_run(r: Row) -> bool:
     """A row held because another, unfinished run holds its payout in flight."""
-    return bool(r["state"] == HELD and r["error_code"] == IN_FLIGHT_ELSEWHERE)
+    return bool(r.state == HELD and r.error_code == IN_FLIGHT_ELSEWHERE)
 
 
 def close_run_if_done(journal: Journal, run_id: str, *, final_only: bool = False) -> None:
@@ -58,14 +59,10 @@ def close_run_if_done(journal: Journal, run_id: str, *, final_only: bool = False
     unfinished = [
         r
         for r in journal.rows(run_id)
-        if r["state"] == PLANNED
+        if r.state == PLANNED
         or waits_for_other_run(r)
-        or (r["state"] == PAYOUT and r["payout_state"] not in (CREATED, REJECTED))
-        or (
-            final_only
-            and r["payout_state"] == CREATED
-            and r["payout_status"] not in TERMINAL_STATUSES
-        )
+        or (r.state == PAYOUT and r.payout_state not in (CREATED, REJECTED))
+        or (final_only and r.payout_state == CREATED and r.payout_status not in TERMINAL_STATUSES)
     ]
     if not unfinished:
         journal.set_run_status(run_id, "finished")
@@ -135,11 +132,11 @@ class _PerRowRun:
 
     async def run(self) -> None:
         rows = self.journal.rows(self.run_id)
-        open_intents = [p for p in self.journal.open_payouts(self.run_id) if p["state"] != CREATED]
-        todo = [r for r in rows if r["state"] == PLANNED or waits_for_other_run(r)]
+        open_intents = [p for p in self.journal.open_payouts(self.run_id) if p.state != CREATED]
+        todo = [r for r in rows if r.state == PLANNED or waits_for_other_run(r)]
         if self.options.allow_new_bank_details:
-            todo += [r for r in rows if r["state"] == HELD and not waits_for_other_run(r)]
-        self.total = len(open_intents) + sum(1 for r in rows if r["state"] in (PLANNED, HELD))
+            todo += [r for r in rows if r.state == HELD and not waits_for_other_run(r)]
+        self.total = len(open_intents) + sum(1 for r in rows if r.state in (PLANNED, HELD))
         if open_intents or todo:
             # The provider's ledger is the last word: learn what it already holds (and its
             # clock) before settling or sending anything.
@@ -178,9 +175,9 @@ class _PerRowRun:
         if self.stop:
             raise self.stop[0]
         # 2. Rows not yet handed to the provider.
-        self.resolver.remember_known({str(r["beneficiary_ref"]) for r in todo})
+        self.resolver.remember_known({str(r.beneficiary_ref) for r in todo})
 
-        async def one(r: Any) -> None:
+        async def one(r: Row) -> None:
             async with slots:
                 if not self.stop:
                     await self._pay(r)
@@ -189,11 +186,11 @@ class _PerRowRun:
         if self.stop:
             raise self.stop[0]
 
-    async def _pay(self, r: Any) -> None:
+    async def _pay(self, r: Row) -> None:
         """Resolve one row's destination and submit its payout; record why if it cannot be."""
-        number = int(r["row_number"])
-        row = self.by_key.get(str(r["row_key"]))
-        if row is None or dedupe.row_content_hash(row) != r["content_hash"]:
+        number = int(r.row_number)
+        row = self.by_key.get(str(r.row_key))
+        if row is None or dedupe.row_content_hash(row) != r.content_hash:
             self._set(
                 number,
                 state=HELD,
@@ -205,7 +202,7 @@ class _PerRowRun:
             await self._resolve_and_submit(r, number, row)
         except LivePayoutExists:
             # Another process got there between our check and our intent.
-            elsewhere = ledger.paid_elsewhere(self.journal, self.env, str(r["row_key"]))
+            elsewhere = ledger.paid_elsewhere(self.journal, self.env, str(r.row_key))
             if elsewhere is not None:
                 self._set(number, **elsewhere)
         except Held as exc:
@@ -223,15 +220,15 @@ class _PerRowRun:
             self._tick()
             self._log_outcome(number)
 
-    async def _resolve_and_submit(self, r: Any, number: int, row: Mapping[str, Any]) -> None:
-        key = str(r["row_key"])
+    async def _resolve_and_submit(self, r: Row, number: int, row: Mapping[str, Any]) -> None:
+        key = str(r.row_key)
         # Paid before? Asked first (local look-ups only): a row another run or journal paid
         # costs no request at all, not even its beneficiary's.
         if self._paid_before(number, key):
             return
         dest = await self.resolver.resolve(row)
         self._set(number, beneficiary_id=dest.beneficiary_id, instrument_id=dest.instrument_id,
-                  beneficiary_name=dest.display_name or r["beneficiary_name"])  # fmt: skip
+                  beneficiary_name=dest.display_name or r.beneficiary_name)  # fmt: skip
         if self._paid_before(number, key):  # paid meanwhile, by a process beside this one
             return
         await self.submitter.submit(
@@ -257,15 +254,15 @@ class _PerRowRun:
         row = self.journal.row(self.run_id, number)
         if row is None:
             return
-        state = str(row["payout_state"] or row["state"]) if row["state"] == PAYOUT else row["state"]
+        state = str(row.payout_state or row.state) if row.state == PAYOUT else row.state
         level = logging.INFO if state in (PLANNED, CREATED, ALREADY_PAID) else logging.WARNING
         if not log.isEnabledFor(level):
             return
         log.log(
             level, "row %d: %s%s", number, state,
-            f" ({row['error_code']})" if row["error_code"] else "",
+            f" ({row.error_code})" if row.error_code else "",
             extra={"run_id": self.run_id, "row": number, "state": state,
-                   "payout_id": row["payout_id"], "error_code": row["error_code"]},
+                   "payout_id": row.payout_id, "error_code": row.error_code},
         )  # fmt: skip
 
     def _set(self, number: int, **fields: Any) -> None:

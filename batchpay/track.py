@@ -50,9 +50,7 @@ class _Followed(NamedTuple):
 def pending_payouts(journal: Journal, run_id: str | None) -> list[str]:
     """Ids of created payouts of ``run_id`` (or of every run) not yet terminal."""
     return [
-        str(p["payout_id"])
-        for p in journal.open_payouts(run_id)
-        if p["state"] == CREATED and p["payout_id"]
+        str(p.payout_id) for p in journal.open_payouts(run_id) if p.state == CREATED and p.payout_id
     ]
 
 
@@ -60,11 +58,11 @@ def _followed(journal: Journal, payout_ids: Sequence[str]) -> dict[str, _Followe
     wanted = set(payout_ids)
     found: dict[str, _Followed] = {}
     for p in journal.open_payouts(None):
-        pid = str(p["payout_id"] or "")
+        pid = str(p.payout_id or "")
         if pid in wanted:
-            sent = p["first_sent_provider_at"]
+            sent = p.first_sent_provider_at
             found[pid] = _Followed(
-                STATUS_RANK.get(str(p["status"] or ""), -1), parse_ts(sent) if sent else None
+                STATUS_RANK.get(str(p.status or ""), -1), parse_ts(sent) if sent else None
             )
     return found
 

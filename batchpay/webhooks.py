@@ -286,12 +286,7 @@ def handle(event: WebhookEvent, journal: Journal) -> HandleResult:
         occurred_at=event.created_at,
         reason=reason,
     )
-    known = (
-        journal.db.execute(
-            "SELECT 1 FROM payouts WHERE payout_id=? LIMIT 1", (payout_id,)
-        ).fetchone()
-        is not None
-    )
+    known = journal.knows_payout(payout_id)
     return HandleResult(event.id, event.type, payout_id, status, not new, known, False)
 
 

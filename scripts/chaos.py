@@ -29,6 +29,13 @@ minted, proofs made and checked under the same faults and kills.
 
     python scripts/chaos.py --rows 60 --kills 8 --auth oauth                    # CI
 
+With ``--journal postgresql://…`` every process uses that one journal (a PostgreSQL server)
+instead of its home's SQLite file, and the processes share the run's rows as workers
+(a killed worker's rows are taken over after ``--lease`` seconds); homes only hold reports:
+
+    python scripts/chaos.py --rows 60 --kills 10 --processes 3 --homes different \
+        --journal postgresql://postgres@127.0.0.1:5432/chaos                   # CI
+
 Prints a JSON summary and exits non-zero if the promise was broken.
 """
 
@@ -301,6 +308,9 @@ def chaos_many(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         home = _home_of_slot(i, args.homes)
         url = spellings[i % len(spellings)]
         env = dict(base_env, BATCHPAY_API_URL=url, BATCHPAY_HOME=str(work / f"home{home}"))
+        if args.journal:
+            env["BATCHPAY_JOURNAL"] = args.journal  # one journal for every process
+            env["BATCHPAY_WORKER_LEASE_SECONDS"] = str(args.lease)
         slots.append(_Slot(i, home, url, env, work / f"batchpay-{i}.log"))
     homes = sorted({s.home for s in slots})
 
@@ -412,7 +422,7 @@ def chaos_many(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "kills": sum(s.kills for s in mine),
             "chaos_exits": _codes(sum((s.exits for s in mine), Counter())),
             **finishing[h],
-            "journal_runs": _journal_runs(work / f"home{h}"),
+            "journal_runs": [] if args.journal else _journal_runs(work / f"home{h}"),
             **judged,
         })  # fmt: skip
     exits: Counter[int] = sum((s.exits for s in slots), Counter())
@@ -497,6 +507,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--auth", choices=("keys", "oauth"), default="keys",
                    help="credential generation: the test API key, or the test OAuth client "
                    "with its DPoP key against a server that refuses keys")  # fmt: skip
+    p.add_argument("--journal",
+                   help="one journal for every process, e.g. postgresql://user@host/db "
+                   "(default: each home's own SQLite journal)")  # fmt: skip
+    p.add_argument("--lease", type=float, default=3.0,
+                   help="with a PostgreSQL --journal: seconds a killed worker's rows stay "
+                   "claimed before the others take them over")  # fmt: skip
     args = p.parse_args(argv)
     if args.processes < 1:
         p.error("--processes must be at least 1")

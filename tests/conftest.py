@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
+from batchpay.journal.target import PostgresURL
 from batchpay.sandbox import Sandbox, SandboxConfig
 
 # CI machines are shared and noisy: a slow example is not a failure. Examples stay bounded
@@ -53,3 +54,47 @@ async def sandbox(auth_mode: str) -> AsyncIterator[Sandbox]:
     sb = Sandbox(SandboxConfig(manual_clock=True, rate_limit_per_minute=None, auth=auth))
     yield sb
     await sb.aclose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server's URL: ``BATCHPAY_TEST_POSTGRES_URL``, else a throw-away cluster.
+
+    Without PostgreSQL installed the test is skipped, except under ``CI=true``, where a
+    missing server is a failure (``.ci/run`` installs it).
+    """
+    import os
+
+    from batchpay.testing_postgres import Cluster, PostgresMissing
+
+    url = os.environ.get("BATCHPAY_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    try:
+        cluster = Cluster().start()
+    except PostgresMissing as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true needs PostgreSQL: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> PostgresURL:
+    """A new, empty database on the test server, as a journal target."""
+    from batchpay.testing_postgres import new_database
+
+    return PostgresURL(new_database(postgres_server))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | PostgresURL:
+    """One journal's target per database: a SQLite file, and an empty PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "journal.db"
+    url: PostgresURL = request.getfixturevalue("postgres_url")
+    return url

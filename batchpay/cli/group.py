@@ -42,14 +42,30 @@ def main(debug: bool, log_level: str, log_format: str) -> None:
     logs.configure(level=log_level, fmt=log_format)
 
 
+class _JournalType(click.ParamType):  # type: ignore[type-arg]
+    """``--journal``: a SQLite file, or a ``postgresql://`` URL (kept whole, not a path)."""
+
+    name = "journal"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from batchpay.journal.target import PostgresURL, is_postgres
+
+        if isinstance(value, Path | PostgresURL):
+            return value
+        return PostgresURL(str(value)) if is_postgres(str(value)) else Path(value)
+
+
+JOURNAL = _JournalType()
+
 _common_run_options = [
     click.option("--layout", "layout_path", type=click.Path(path_type=Path, dir_okay=False),
                  callback=lambda _ctx, _param, value: find_layout(value),
                  help="Layout file merged over the built-in layout (default: $BATCHPAY_LAYOUT, "
                  "else batchpay.toml or schemas/layout.toml in the working folder)."),
-    click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
-                 help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in "
-                 "$BATCHPAY_HOME or the user's data folder)."),
+    click.option("--journal", "journal_path", type=JOURNAL,
+                 help="Journal: a SQLite file or postgresql://user@host/db (default: "
+                 "$BATCHPAY_JOURNAL, else journal.db in $BATCHPAY_HOME or the user's data "
+                 "folder)."),
     click.option("--api-url", help="API base URL (default: $BATCHPAY_API_URL, else the "
                  "embedded sandbox when no key is set)."),
 ]  # fmt: skip

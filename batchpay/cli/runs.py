@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from batchpay.cli.group import _settings, main
+from batchpay.cli.group import JOURNAL, _settings, main
 from batchpay.cli.handling import MAX_ISSUES_SHOWN, _err, handle_errors
 from batchpay.errors import ExitCode
 
 
 @main.command()
 @click.argument("run_id", required=False)
-@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--journal", "journal_path", type=JOURNAL)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("reports"), show_default=True)  # fmt: skip
 @handle_errors
@@ -30,7 +30,7 @@ def report(run_id: str | None, journal_path: Path | None, out_dir: Path) -> None
 
 
 @main.command()
-@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--journal", "journal_path", type=JOURNAL)
 @click.option("--limit", type=int, default=20, show_default=True)
 @handle_errors
 def runs(journal_path: Path | None, limit: int) -> None:
@@ -48,7 +48,7 @@ def runs(journal_path: Path | None, limit: int) -> None:
 
 @main.command()
 @click.argument("run_id", required=False)
-@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--journal", "journal_path", type=JOURNAL)
 @handle_errors
 def show(run_id: str | None, journal_path: Path | None) -> None:
     """Show one run (default: the latest): its file, state, outcomes and totals."""
@@ -81,7 +81,7 @@ def show(run_id: str | None, journal_path: Path | None) -> None:
 
 @main.command()
 @click.argument("run_id", required=False)
-@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--journal", "journal_path", type=JOURNAL)
 @click.option("--api-url", help="API base URL, as for `run`.")
 @click.option(
     "--timeout", type=float, default=600.0, show_default=True, help="Seconds to keep following."
@@ -110,7 +110,7 @@ def track(run_id: str | None, journal_path: Path | None, api_url: str | None, ti
 
 @main.command()
 @click.argument("run_id")
-@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--journal", "journal_path", type=JOURNAL)
 @click.option("--api-url", help="API base URL, as for `run`.")
 @click.option("--reason", default="cancelled with batchpay cancel", show_default=True)
 @handle_errors
@@ -132,7 +132,7 @@ def cancel(run_id: str, journal_path: Path | None, api_url: str | None, reason: 
 
 @main.command("retry-failed")
 @click.argument("run_id")
-@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--journal", "journal_path", type=JOURNAL)
 @click.option("--api-url", help="API base URL, as for `run`.")
 @click.option("--yes", is_flag=True, help="Confirm without the interactive question.")
 @click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")

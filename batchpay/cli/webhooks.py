@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from batchpay.cli.group import _settings, main
+from batchpay.cli.group import JOURNAL, _settings, main
 from batchpay.cli.handling import _err, handle_errors
 
 
@@ -38,7 +38,7 @@ def webhooks_group() -> None:
 @click.option(
     "--journal",
     "journal_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=JOURNAL,
     help="Journal database (default: $BATCHPAY_JOURNAL, else journal.db in $BATCHPAY_HOME "
     "or the user's data folder).",
 )
@@ -78,7 +78,7 @@ def webhooks_serve(host: str, port: int, url_path: str, journal_path: Path | Non
 @click.option(
     "--journal",
     "journal_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=JOURNAL,
     help="Journal database, where the API calls are recorded.",
 )
 @click.option("--api-url", help="API base URL, as for `run`.")

@@ -1,4 +1,4 @@
-"""The journal: batchpay's durable memory, in SQLite.
+"""The journal: batchpay's durable memory, in SQLite (embedded) or PostgreSQL (shared).
 
 It records every file, run, row, beneficiary, instrument, payout intent and API
 call. The exactly-once promise rests on two rules kept here:
@@ -10,13 +10,14 @@ call. The exactly-once promise rests on two rules kept here:
   attempt)`` and the checks in :meth:`Journal.begin_payout` make a second
   submission impossible, across files, runs and processes.
 
-Writes go through ``BEGIN IMMEDIATE`` transactions, so several processes can
-share one journal file safely (WAL mode, busy timeout).
+Writes go through transactions that take the write lock up front (``BEGIN IMMEDIATE`` on
+SQLite, an advisory transaction lock on PostgreSQL), so several processes can share one
+journal safely.
 
 The package: :mod:`~batchpay.journal.store` holds :class:`Journal`, whose verbs are grouped
 by subject (``runs``, ``payouts``, ``provider_ledger``, ``beneficiaries``, ``calls``) on
-``base``; ``states`` names the payout intent states and statuses, ``schema`` the
-migrations, ``sqlite`` the connection and its errors, ``locks`` the run locks.
+``base``; ``states`` names every state, ``schema`` the migrations, ``target`` where a journal
+lives, ``sqlite`` and ``postgres`` the connections and their errors, ``locks`` the run locks.
 """
 
 from __future__ import annotations

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from batchpay.journal.group import GroupCommit
-from batchpay.journal.locks import RunLocks
-from batchpay.journal.sqlite import transaction
+from batchpay.journal.target import JournalTarget
 
 
 def format_ts(dt: datetime) -> str:
@@ -24,39 +22,72 @@ def parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+class Cursor(Protocol):
+    """The rows of one statement (``sqlite3.Row`` or :class:`~batchpay.journal.postgres.Row`)."""
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Database(Protocol):
+    """A journal connection, SQLite's or PostgreSQL's: the surface the verbs use."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+    def execute(self, sql: str, parameters: Any = (), /) -> Any: ...
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+    def write_transaction(self) -> AbstractContextManager[Any]: ...
+    def close(self) -> None: ...
+
+
+class Locks(Protocol):
+    """Run locks (``flock`` files on SQLite, advisory locks on PostgreSQL)."""
+
+    def take(self, run_id: str, owner: Any) -> None: ...
+    def drop(self, run_id: str, owner: Any) -> None: ...
+    def holds(self, run_id: str, owner: Any) -> bool: ...
+    def drop_all(self) -> None: ...
+
+
 class JournalBase:
     """The state a journal connection keeps; :class:`~batchpay.journal.Journal` sets it."""
 
     path: Path
+    target: JournalTarget
+    dialect: str  # "sqlite" or "postgresql"
     clock: Any
-    db: sqlite3.Connection
-    _locks: RunLocks
+    db: Database  # sqlite3's connection (journal.sqlite), or journal.postgres.Connection
+    _locks: Locks
     _group: GroupCommit | None = None
 
     def now(self) -> str:
         """The journal's clock as an ISO timestamp."""
         return format_ts(self.clock())
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[Any]:
         """A write transaction that takes the database write lock up front.
 
         Inside :meth:`grouped`, a savepoint in the group's transaction instead.
         """
         if self._group is not None:
             return self._group.write()
-        return transaction(self.db)
+        return self.db.write_transaction()
 
     @asynccontextmanager
-    async def grouped(self, *, window: float | None = None) -> AsyncIterator[GroupCommit]:
+    async def grouped(self, *, window: float | None = None) -> AsyncIterator[GroupCommit | None]:
         """Group the writes made inside into few commits (see :mod:`batchpay.journal.group`).
 
         Whatever must be durable before a request leaves is awaited with :meth:`durable`;
-        everything is committed on leaving.
+        everything is committed on leaving. On PostgreSQL (several workers, each write its
+        own transaction under the journal's write lock) writes are not grouped: each verb
+        commits as it returns, which is durable before any request leaves too.
         """
-        if self._group is not None:
+        if self._group is not None or self.dialect != "sqlite":
             yield self._group
             return
-        group = GroupCommit(self.db) if window is None else GroupCommit(self.db, window=window)
+        db: Any = self.db
+        group = GroupCommit(db) if window is None else GroupCommit(db, window=window)
         self._group = group
         try:
             yield group

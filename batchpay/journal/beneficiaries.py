@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from batchpay.journal.base import JournalBase
+from batchpay.journal.records import Beneficiary, Instrument
 from batchpay.journal.states import (
     CREATED,
     SENDING,
@@ -14,17 +13,17 @@ from batchpay.journal.states import (
 class BeneficiaryVerbs(JournalBase):
     """The journal verbs for beneficiaries and their instruments."""
 
-    def get_beneficiary(self, environment: str, external_ref: str) -> sqlite3.Row | None:
+    def get_beneficiary(self, environment: str, external_ref: str) -> Beneficiary | None:
         """The cached beneficiary for ``external_ref`` in this environment."""
-        row: sqlite3.Row | None = self.db.execute(
+        row = self.db.execute(
             "SELECT * FROM beneficiaries WHERE environment=? AND external_ref=?",
             (environment, external_ref),
         ).fetchone()
-        return row
+        return Beneficiary.maybe(row)
 
     def begin_beneficiary(
         self, environment: str, external_ref: str, pii_fingerprint: str, idempotency_key: str
-    ) -> sqlite3.Row:
+    ) -> Beneficiary:
         """Commit the intent to create a beneficiary (or return the existing record)."""
         now = self.now()
         with self.transaction() as db:
@@ -34,11 +33,11 @@ class BeneficiaryVerbs(JournalBase):
                    VALUES (?,?,?,?,?,?,?)""",
                 (environment, external_ref, pii_fingerprint, idempotency_key, SENDING, now, now),
             )
-            row: sqlite3.Row = db.execute(
+            row = db.execute(
                 "SELECT * FROM beneficiaries WHERE environment=? AND external_ref=?",
                 (environment, external_ref),
             ).fetchone()
-        return row
+        return Beneficiary.from_row(row)
 
     def record_beneficiary(
         self, environment: str, external_ref: str, beneficiary_id: str, display_name: str
@@ -61,23 +60,24 @@ class BeneficiaryVerbs(JournalBase):
 
     def get_instrument(
         self, environment: str, beneficiary_id: str, credential_fingerprint: str
-    ) -> sqlite3.Row | None:
+    ) -> Instrument | None:
         """The cached instrument for these credentials under this beneficiary."""
-        row: sqlite3.Row | None = self.db.execute(
+        row = self.db.execute(
             """SELECT * FROM instruments WHERE environment=? AND beneficiary_id=?
                AND credential_fingerprint=?""",
             (environment, beneficiary_id, credential_fingerprint),
         ).fetchone()
-        return row
+        return Instrument.maybe(row)
 
-    def instruments_of(self, environment: str, beneficiary_id: str) -> list[sqlite3.Row]:
+    def instruments_of(self, environment: str, beneficiary_id: str) -> list[Instrument]:
         """Every instrument batchpay created or found for this beneficiary."""
-        return list(
-            self.db.execute(
+        return [
+            Instrument.from_row(r)
+            for r in self.db.execute(
                 "SELECT * FROM instruments WHERE environment=? AND beneficiary_id=? AND state=?",
                 (environment, beneficiary_id, CREATED),
             )
-        )
+        ]
 
     def begin_instrument(
         self,
@@ -89,7 +89,7 @@ class BeneficiaryVerbs(JournalBase):
         method: str,
         currency: str,
         masked_account: str,
-    ) -> sqlite3.Row:
+    ) -> Instrument:
         """Commit the intent to create an instrument (or return the existing record)."""
         now = self.now()
         with self.transaction() as db:
@@ -110,12 +110,12 @@ class BeneficiaryVerbs(JournalBase):
                     now,
                 ),
             )
-            row: sqlite3.Row = db.execute(
+            row = db.execute(
                 """SELECT * FROM instruments WHERE environment=? AND beneficiary_id=?
                    AND credential_fingerprint=?""",
                 (environment, beneficiary_id, credential_fingerprint),
             ).fetchone()
-        return row
+        return Instrument.from_row(row)
 
     def record_instrument(
         self, environment: str, beneficiary_id: str, credential_fingerprint: str, instrument_id: str

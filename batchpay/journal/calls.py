@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from batchpay.journal.base import JournalBase
+from batchpay.journal.records import ApiCall
 
 
 class CallVerbs(JournalBase):
@@ -33,8 +33,7 @@ class CallVerbs(JournalBase):
                 ),
             )
 
-    def calls(self, run_id: str) -> list[sqlite3.Row]:
+    def calls(self, run_id: str) -> list[ApiCall]:
         """API calls made by a run, in order."""
-        return list(
-            self.db.execute("SELECT * FROM api_calls WHERE run_id=? ORDER BY id", (run_id,))
-        )
+        found = self.db.execute("SELECT * FROM api_calls WHERE run_id=? ORDER BY id", (run_id,))
+        return [ApiCall.from_row(r) for r in found]

@@ -1,9 +1,10 @@
 """Run locks: who works on a run, held as OS locks on files beside the journal.
 
-A run's lock is an ``flock`` on ``<journal>.locks/<run_id>.lock``: the kernel releases it
+On SQLite, a run's lock is an ``flock`` on ``<journal>.locks/<run_id>.lock``: the kernel releases it
 when its holder dies (SIGKILL, a crash, power loss), so it never needs to expire and never
 outlives its holder. The file holds the owner's identity, for the message another process
-shows when it finds the run taken.
+shows when it finds the run taken. On PostgreSQL it is a session advisory lock
+(:class:`AdvisoryLocks`), which the server drops with its holder's connection.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import fcntl
 import os
 import socket
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from batchpay.errors import RunLockedError
 from batchpay.files import FILE_MODE, make_private_dir
@@ -112,4 +115,59 @@ class RunLocks:
     def drop_all(self) -> None:
         """Let go of every lock still held."""
         for run_id, (owner, _fd) in list(self._held.items()):
+            self.drop(run_id, owner)
+
+
+class AdvisoryLocks:
+    """Run locks on a PostgreSQL journal: session advisory locks on the journal's connection.
+
+    The server releases them when the session ends, however it ends (the process killed,
+    its machine gone: the connection drops), so, like the ``flock`` on SQLite, a run's lock
+    lives exactly as long as its holder. Who holds it is read from ``runs.lock_owner``.
+    """
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self._held: dict[str, LockOwner] = {}
+
+    def take(self, run_id: str, owner: LockOwner) -> None:
+        """Hold the run's lock for as long as this connection lives."""
+        from batchpay.journal.postgres import RUN_LOCKS
+
+        held = self._held.get(run_id)
+        if held is not None:
+            if held == owner:
+                return
+            raise _locked(run_id, held)
+        got = self._db.execute(
+            "SELECT pg_try_advisory_lock(?, hashtext(?))", (RUN_LOCKS, run_id)
+        ).fetchone()[0]
+        if not got:
+            row = self._db.execute("SELECT lock_owner FROM runs WHERE id=?", (run_id,)).fetchone()
+            holder = None
+            if row is not None and row[0]:
+                try:
+                    holder = LockOwner.decode(str(row[0]))
+                except ValueError:
+                    holder = None
+            raise _locked(run_id, holder)
+        self._held[run_id] = owner
+
+    def drop(self, run_id: str, owner: LockOwner) -> None:
+        """Let go of the run's lock, if ``owner`` holds it here."""
+        from batchpay.journal.postgres import RUN_LOCKS
+
+        if self._held.get(run_id) != owner:
+            return
+        del self._held[run_id]
+        with suppress(Exception):
+            self._db.execute("SELECT pg_advisory_unlock(?, hashtext(?))", (RUN_LOCKS, run_id))
+
+    def holds(self, run_id: str, owner: LockOwner) -> bool:
+        """Whether ``owner`` holds the run's lock here."""
+        return self._held.get(run_id) == owner
+
+    def drop_all(self) -> None:
+        """Let go of every lock still held."""
+        for run_id, owner in list(self._held.items()):
             self.drop(run_id, owner)

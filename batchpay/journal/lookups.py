@@ -2,16 +2,17 @@
 
 A payout file of a million rows is planned with a handful of queries: the row keys (or
 beneficiary references) travel as one JSON array that SQLite unpacks with ``json_each`` and
-joins against the indexed tables, so the cost follows the file, not the journal's history.
+joins against the indexed tables (PostgreSQL: ``json_array_elements_text``), so the cost
+follows the file, not the journal's history.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 
 from batchpay.journal.base import JournalBase
+from batchpay.journal.records import PayoutIntent
 from batchpay.journal.states import CREATED
 
 
@@ -34,21 +35,28 @@ class PlanningLookups(JournalBase):
         ).fetchone()
         return found is not None
 
+    def _json_keys(self) -> str:
+        """A subquery of the distinct texts of one JSON array parameter, in either dialect."""
+        if self.dialect == "postgresql":
+            return "SELECT DISTINCT value AS k FROM json_array_elements_text(CAST(? AS json))"
+        return "SELECT DISTINCT value AS k FROM json_each(?)"
+
     def row_histories(
         self, environment: str, row_keys: Iterable[str]
-    ) -> dict[str, list[sqlite3.Row]]:
+    ) -> dict[str, list[PayoutIntent]]:
         """:meth:`row_history` of every key in ``row_keys`` that has one, in one query."""
         if not self._any("payouts", environment):
             return {}
         rows = self.db.execute(
-            """SELECT p.* FROM payouts p
-               JOIN (SELECT DISTINCT value AS k FROM json_each(?)) keys ON p.row_key = keys.k
+            f"""SELECT p.* FROM payouts p
+               JOIN ({self._json_keys()}) keys ON p.row_key = keys.k
                WHERE p.environment=? ORDER BY p.row_key, p.attempt""",
             (json.dumps(list(row_keys)), environment),
         )
-        out: dict[str, list[sqlite3.Row]] = {}
+        out: dict[str, list[PayoutIntent]] = {}
         for row in rows:
-            out.setdefault(str(row["row_key"]), []).append(row)
+            intent = PayoutIntent.from_row(row)
+            out.setdefault(str(intent.row_key), []).append(intent)
         return out
 
     def known_beneficiaries(self, environment: str, external_refs: Iterable[str]) -> set[str]:
@@ -56,8 +64,8 @@ class PlanningLookups(JournalBase):
         if not self._any("beneficiaries", environment):
             return set()
         rows = self.db.execute(
-            """SELECT b.external_ref FROM beneficiaries b
-               JOIN (SELECT DISTINCT value AS r FROM json_each(?)) refs ON b.external_ref = refs.r
+            f"""SELECT b.external_ref FROM beneficiaries b
+               JOIN ({self._json_keys()}) refs ON b.external_ref = refs.k
                WHERE b.environment=? AND b.state=?""",
             (json.dumps(list(external_refs)), environment, CREATED),
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 from batchpay.errors import MAX_MESSAGE_CHARS, JournalError, server_text
 from batchpay.journal.base import JournalBase, format_ts
+from batchpay.journal.records import PayoutIntent
 from batchpay.journal.states import (
     CREATED,
     REJECTED,
@@ -52,7 +53,7 @@ class PayoutVerbs(JournalBase):
         body: str,
         after_failure: bool = False,
         revive: bool = False,
-    ) -> sqlite3.Row:
+    ) -> PayoutIntent:
         """Commit the intent to send (state ``sending``) before any request leaves.
 
         With ``revive``, an intent with this key that the provider definitively refused (and
@@ -131,10 +132,10 @@ class PayoutVerbs(JournalBase):
                    WHERE run_id=? AND row_number=?""",
                 (idempotency_key, now, run_id, row_number),
             )
-            row: sqlite3.Row = db.execute(
+            row = db.execute(
                 "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
             ).fetchone()
-        return row
+        return PayoutIntent.from_row(row)
 
     def mark_sent_attempt(self, idempotency_key: str, *, provider_at: datetime | None) -> None:
         """Record that a request with this key is about to leave (first and every resend).
@@ -302,7 +303,7 @@ class PayoutVerbs(JournalBase):
                 fees[key] = max(fees.get(key, fee), fee)
         return fees
 
-    def open_payouts(self, run_id: str | None = None) -> list[sqlite3.Row]:
+    def open_payouts(self, run_id: str | None = None) -> list[PayoutIntent]:
         """Intents whose outcome is not final: sending, unknown, or created but not terminal."""
         sql = """SELECT * FROM payouts WHERE (state IN (?, ?) OR (state = ? AND
                  (status IS NULL OR status NOT IN ({}))))""".format(
@@ -312,7 +313,15 @@ class PayoutVerbs(JournalBase):
         if run_id is not None:
             sql += " AND run_id = ?"
             args.append(run_id)
-        return list(self.db.execute(sql + " ORDER BY run_id, row_number", args))
+        found = self.db.execute(sql + " ORDER BY run_id, row_number", args)
+        return [PayoutIntent.from_row(r) for r in found]
+
+    def knows_payout(self, payout_id: str) -> bool:
+        """Whether an intent in this journal holds the provider's payout ``payout_id``."""
+        found = self.db.execute(
+            "SELECT 1 FROM payouts WHERE payout_id=? LIMIT 1", (payout_id,)
+        ).fetchone()
+        return found is not None
 
     def last_attempt(self, environment: str, row_key: str) -> int:
         """The highest attempt this journal or the provider's ledger knows for a row key."""
@@ -321,7 +330,7 @@ class PayoutVerbs(JournalBase):
                  SELECT MAX(attempt) AS a FROM payouts WHERE environment=? AND row_key=?
                  UNION ALL
                  SELECT MAX(attempt) AS a FROM provider_payouts
-                 WHERE environment=? AND row_key=?)""",
+                 WHERE environment=? AND row_key=?) AS attempts""",
             (environment, row_key, environment, row_key),
         ).fetchone()
         return int(row[0] or 0)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batchpay.journal.base import JournalBase
+from batchpay.journal.records import ProviderPayout
 from batchpay.journal.states import (
     CREATED,
 )
@@ -42,29 +43,31 @@ class LedgerVerbs(JournalBase):
                 db.execute(
                     """INSERT INTO ledger_sweeps (environment, high_water, swept_at, payouts_seen)
                        VALUES (?,?,?,?) ON CONFLICT (environment) DO UPDATE SET
-                       high_water=MAX(high_water, excluded.high_water),
+                       high_water=CASE WHEN excluded.high_water > ledger_sweeps.high_water
+                       THEN excluded.high_water ELSE ledger_sweeps.high_water END,
                        swept_at=excluded.swept_at,
-                       payouts_seen=payouts_seen + excluded.payouts_seen""",
+                       payouts_seen=ledger_sweeps.payouts_seen + excluded.payouts_seen""",
                     (environment, high_water, now, len(payouts)),
                 )
 
-    def provider_payouts_for(self, environment: str, row_key: str) -> list[sqlite3.Row]:
+    def provider_payouts_for(self, environment: str, row_key: str) -> list[ProviderPayout]:
         """Payouts the provider holds for this row key (any journal's), oldest attempt first."""
-        return list(
-            self.db.execute(
+        return [
+            ProviderPayout.from_row(r)
+            for r in self.db.execute(
                 """SELECT * FROM provider_payouts WHERE environment=? AND row_key=?
                    ORDER BY attempt, created_at""",
                 (environment, row_key),
             )
-        )
+        ]
 
-    def provider_payout_for_key(self, idempotency_key: str) -> sqlite3.Row | None:
+    def provider_payout_for_key(self, idempotency_key: str) -> ProviderPayout | None:
         """The provider's payout made with this idempotency key, if a sweep saw one."""
-        row: sqlite3.Row | None = self.db.execute(
+        row = self.db.execute(
             "SELECT * FROM provider_payouts WHERE idempotency_key=? ORDER BY created_at LIMIT 1",
             (idempotency_key,),
         ).fetchone()
-        return row
+        return ProviderPayout.maybe(row)
 
     def adopt_provider_payout(
         self,
@@ -83,6 +86,7 @@ class LedgerVerbs(JournalBase):
         Returns False when this journal already holds a live intent for the row key.
         """
         now = self.now()
+        found = dict(found)
         doc = json.loads(str(found["doc"])) if found.get("doc") else {}
         with self.transaction() as db:
             try:

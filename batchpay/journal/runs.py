@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from batchpay.errors import JournalError
 from batchpay.journal.base import JournalBase
 from batchpay.journal.locks import LockOwner
+from batchpay.journal.records import PayoutIntent, Row, Run
 
 
 class RunExists(JournalError):
@@ -26,11 +26,9 @@ class RunVerbs(JournalBase):
 
     # -- files and runs ---------------------------------------------------------------------
 
-    def find_runs_for_file(
-        self, environment: str, *, sha256: str, fingerprint: str
-    ) -> list[sqlite3.Row]:
+    def find_runs_for_file(self, environment: str, *, sha256: str, fingerprint: str) -> list[Run]:
         """Earlier runs of the same bytes or the same content in this environment, oldest first."""
-        return list(
+        return _runs(
             self.db.execute(
                 """
                 SELECT runs.*, files.sha256, files.fingerprint, files.name AS file_name
@@ -100,7 +98,7 @@ class RunVerbs(JournalBase):
                     raise RunExists(str(other["id"]))
             cur = db.execute(
                 """INSERT INTO files (environment, sha256, fingerprint, name, size, format,
-                   row_count, created_at) VALUES (?,?,?,?,?,?,?,?)""",
+                   row_count, created_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id""",
                 (
                     environment,
                     file["sha256"],
@@ -112,7 +110,7 @@ class RunVerbs(JournalBase):
                     now,
                 ),
             )
-            file_id = cur.lastrowid
+            file_id = cur.fetchone()[0]
             db.execute(
                 """INSERT INTO runs (id, file_id, environment, api_url, mode, status,
                    parent_run_id, options, created_at, updated_at, lock_owner, lock_expires_at)
@@ -157,19 +155,19 @@ class RunVerbs(JournalBase):
             )
         return run_id
 
-    def get_run(self, run_id: str) -> sqlite3.Row | None:
+    def get_run(self, run_id: str) -> Run | None:
         """One run joined with its file, or None."""
-        row: sqlite3.Row | None = self.db.execute(
+        row = self.db.execute(
             """SELECT runs.*, files.sha256, files.fingerprint, files.name AS file_name,
                       files.row_count, files.format, files.size
                FROM runs JOIN files ON files.id = runs.file_id WHERE runs.id = ?""",
             (run_id,),
         ).fetchone()
-        return row
+        return Run.maybe(row)
 
-    def list_runs(self, limit: int = 50) -> list[sqlite3.Row]:
+    def list_runs(self, limit: int = 50) -> list[Run]:
         """Most recent runs first."""
-        return list(
+        return _runs(
             self.db.execute(
                 """SELECT runs.*, files.name AS file_name, files.row_count
                    FROM runs JOIN files ON files.id = runs.file_id
@@ -177,6 +175,15 @@ class RunVerbs(JournalBase):
                 (limit,),
             )
         )
+
+    def child_run_ids(self, run_id: str) -> list[str]:
+        """The runs made from this one (``retry-failed``), oldest first."""
+        return [
+            str(r[0])
+            for r in self.db.execute(
+                "SELECT id FROM runs WHERE parent_run_id=? ORDER BY created_at", (run_id,)
+            )
+        ]
 
     def latest_run_id(self) -> str | None:
         """The most recently created run, if any."""
@@ -243,16 +250,17 @@ class RunVerbs(JournalBase):
                FROM rows LEFT JOIN payouts p ON p.idempotency_key = rows.idempotency_key
                WHERE rows.run_id = ?"""
 
-    def rows(self, run_id: str) -> list[sqlite3.Row]:
+    def rows(self, run_id: str) -> list[Row]:
         """All rows of a run with their payout intent (if any), in file order."""
-        return list(self.db.execute(self._ROWS_SQL + " ORDER BY rows.row_number", (run_id,)))
+        found = self.db.execute(self._ROWS_SQL + " ORDER BY rows.row_number", (run_id,))
+        return [Row.from_row(r) for r in found]
 
-    def row(self, run_id: str, row_number: int) -> sqlite3.Row | None:
+    def row(self, run_id: str, row_number: int) -> Row | None:
         """One row of a run with its payout intent (if any)."""
-        found: sqlite3.Row | None = self.db.execute(
+        found = self.db.execute(
             self._ROWS_SQL + " AND rows.row_number = ?", (run_id, row_number)
         ).fetchone()
-        return found
+        return Row.maybe(found)
 
     def update_row(self, run_id: str, row_number: int, **fields: Any) -> None:
         """Set columns of one row."""
@@ -266,11 +274,16 @@ class RunVerbs(JournalBase):
                 (*fields.values(), run_id, row_number),
             )
 
-    def row_history(self, environment: str, row_key: str) -> list[sqlite3.Row]:
+    def row_history(self, environment: str, row_key: str) -> list[PayoutIntent]:
         """Every payout intent ever made for this business identity, oldest attempt first."""
-        return list(
-            self.db.execute(
+        return [
+            PayoutIntent.from_row(r)
+            for r in self.db.execute(
                 "SELECT * FROM payouts WHERE environment=? AND row_key=? ORDER BY attempt",
                 (environment, row_key),
             )
-        )
+        ]
+
+
+def _runs(found: Any) -> list[Run]:
+    return [Run.from_row(r) for r in found]

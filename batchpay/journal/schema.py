@@ -1,17 +1,26 @@
-"""The journal's schema: named, ordered migrations, each applied in one transaction.
+"""The journal's schema, declared once for SQLite and PostgreSQL: named, ordered migrations.
 
 A journal records which migrations it has had (``migrations`` table); opening it applies
-the missing ones in order. Several processes may open an old journal at once: each step is
-checked again inside its write transaction, so it is applied exactly once.
+the missing ones in order, each in one transaction. Several processes may open an old
+journal at once: each step is checked again inside its write transaction, so it is applied
+exactly once.
+
+Each step is written in the SQL both databases share; :func:`batchpay.journal.postgres.translate`
+turns SQLite's row id (``INTEGER PRIMARY KEY``) into an identity column. A step that needs
+something the other database spells differently carries its PostgreSQL text beside it
+(``postgres``): the fee backfill of 0003 (JSON functions; a PostgreSQL journal starts
+empty at this release, so it has nothing to backfill) and the state checks of 0004 (CHECK
+constraints on PostgreSQL; on SQLite, which cannot add a CHECK to an existing table,
+triggers that refuse the same values).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from batchpay.journal.sqlite import transaction
+from batchpay.journal.states import PayoutState, ResourceState, RowState, RunStatus
 
 
 class Migration(NamedTuple):
@@ -19,6 +28,41 @@ class Migration(NamedTuple):
 
     name: str
     sql: str
+    postgres: str | None = None  # the step as PostgreSQL spells it, where it differs
+
+
+# The columns whose values are states, and the states each may hold (batchpay.journal.states).
+STATE_COLUMNS: dict[tuple[str, str], frozenset[str]] = {
+    ("rows", "state"): frozenset(RowState),
+    ("payouts", "state"): frozenset(PayoutState),
+    ("runs", "status"): frozenset(RunStatus),
+    ("beneficiaries", "state"): frozenset(ResourceState),
+    ("instruments", "state"): frozenset(ResourceState),
+}
+
+
+def _allowed(values: frozenset[str]) -> str:
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+def _postgres_checks() -> str:
+    return ";\n".join(
+        f"ALTER TABLE {table} ADD CONSTRAINT {table}_{column}_check "
+        f"CHECK ({column} IN ({_allowed(values)}))"
+        for (table, column), values in STATE_COLUMNS.items()
+    )
+
+
+def _sqlite_checks() -> str:
+    # SQLite cannot add a CHECK to a table that exists: triggers refuse the same values,
+    # with the same kind of error (a constraint violation).
+    return "\n".join(
+        f"CREATE TRIGGER {table}_{column}_check_{when.lower()} BEFORE {when} ON {table} "
+        f"WHEN NEW.{column} NOT IN ({_allowed(values)}) BEGIN "
+        f"SELECT RAISE(ABORT, 'CHECK constraint failed: {table}.{column}'); END;"
+        for (table, column), values in STATE_COLUMNS.items()
+        for when in ("INSERT", "UPDATE")
+    )
 
 
 # Applied in this order, each recorded by name in the ``migrations`` table. A step is never
@@ -235,23 +279,80 @@ MIGRATIONS: list[Migration] = [
                 FROM payouts WHERE fee IS NOT NULL AND fee_currency IS NOT NULL
             ) WHERE method IS NOT NULL
         """,
+        postgres="""
+        CREATE TABLE payout_fees (
+            environment TEXT NOT NULL,
+            method TEXT NOT NULL,
+            fee_currency TEXT NOT NULL,
+            fee TEXT NOT NULL,
+            PRIMARY KEY (environment, method, fee_currency, fee)
+        )
+        """,
+    ),
+    Migration("0004_state_checks", _sqlite_checks(), postgres=_postgres_checks()),
+    Migration(
+        "0005_row_claims",
+        # Workers sharing a run on PostgreSQL (journal.claims): who holds a row, until when
+        # (the server's clock, epoch seconds), who wrote the finished run's report, and the
+        # provider's rate limit as one token bucket per provider world, shared by all.
+        """
+        ALTER TABLE rows ADD COLUMN claimed_by TEXT;
+        ALTER TABLE rows ADD COLUMN claim_expires_at REAL;
+        ALTER TABLE runs ADD COLUMN reported_by TEXT;
+        CREATE TABLE rate_buckets (
+            environment TEXT PRIMARY KEY,
+            tokens REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """,
+        postgres="""
+        ALTER TABLE rows ADD COLUMN claimed_by TEXT;
+        ALTER TABLE rows ADD COLUMN claim_expires_at DOUBLE PRECISION;
+        ALTER TABLE runs ADD COLUMN reported_by TEXT;
+        CREATE TABLE rate_buckets (
+            environment TEXT PRIMARY KEY,
+            tokens DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+        """,
     ),
 ]
 
 
-def migrate(db: sqlite3.Connection, now: Callable[[], str]) -> None:
+def statements(sql: str, dialect: str) -> list[str]:
+    """A step's statements: split on ``;``, except inside a SQLite trigger's body."""
+    out: list[str] = []
+    pending = ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if dialect == "sqlite" and not sqlite3.complete_statement(pending):
+            continue
+        if pending.strip(" \n;"):
+            out.append(pending.strip().removesuffix(";"))
+        pending = ""
+    if pending.strip(" \n;"):
+        out.append(pending.strip().removesuffix(";"))
+    return out
+
+
+def migrate(db: Any, now: Callable[[], str], dialect: str = "sqlite") -> None:
     """Apply the migrations ``db`` has not had yet, in order, recording each at ``now()``."""
-    db.execute(
+    create = (
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
+    if dialect == "sqlite":
+        db.execute(create)
+    else:
+        with db.write_transaction():  # serialised: two first opens must not race on DDL
+            db.execute(create)
     applied = {r[0] for r in db.execute("SELECT name FROM migrations")}
-    for name, sql in MIGRATIONS:
-        if name in applied:
+    for step in MIGRATIONS:
+        if step.name in applied:
             continue
-        with transaction(db):
-            if db.execute("SELECT 1 FROM migrations WHERE name=?", (name,)).fetchone():
+        with db.write_transaction():
+            if db.execute("SELECT 1 FROM migrations WHERE name=?", (step.name,)).fetchone():
                 continue  # another process applied it meanwhile
-            for statement in sql.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
+            sql = step.postgres if dialect != "sqlite" and step.postgres is not None else step.sql
+            for statement in statements(sql, dialect):
+                db.execute(statement)
+            db.execute("INSERT INTO migrations VALUES (?, ?)", (step.name, now()))

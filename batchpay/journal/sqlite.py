@@ -17,7 +17,7 @@ import sqlite3
 import stat
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ def refuse_unusable(path: Path) -> bool:
     return True
 
 
-def connect(target: str) -> sqlite3.Connection:
+def connect(target: str) -> _Connection:
     """Open and configure a journal connection whose failures are JournalErrors."""
     busy_timeout, hook = _switches()
     try:
@@ -143,6 +143,10 @@ class _Connection(sqlite3.Connection):
     """A sqlite3 connection that turns the database's failures into JournalErrors."""
 
     journal_path = ""
+
+    def write_transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction that takes the database write lock up front."""
+        return transaction(self)
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         cursor = self.cursor(_Cursor)

@@ -16,25 +16,38 @@ from batchpay.errors import JournalError
 from batchpay.files import make_private_dir
 from batchpay.journal.beneficiaries import BeneficiaryVerbs
 from batchpay.journal.calls import CallVerbs
-from batchpay.journal.locks import RunLocks
+from batchpay.journal.claims import ClaimVerbs
+from batchpay.journal.locks import AdvisoryLocks, RunLocks
 from batchpay.journal.lookups import PlanningLookups
 from batchpay.journal.payouts import PayoutVerbs
 from batchpay.journal.provider_ledger import LedgerVerbs
 from batchpay.journal.runs import RunVerbs
 from batchpay.journal.schema import migrate
 from batchpay.journal.sqlite import connect, create_atomically, refuse_unusable
+from batchpay.journal.target import PostgresURL, is_postgres
 
 
-class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, PlanningLookups):
-    """A connection to the journal database. Not shared between threads.
+class Journal(
+    RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, ClaimVerbs, PlanningLookups
+):
+    """A connection to the journal database, SQLite or PostgreSQL. Not shared between threads.
 
-    Every SQLite failure of a journal operation (disk full, read-only file or folder, a lock
-    held past the busy timeout, a damaged file) surfaces as a :class:`JournalError`.
+    ``path`` is a SQLite file (a path, or ``":memory:"``) or a :class:`PostgresURL`. Every
+    failure of a journal operation (disk full, read-only file or folder, a lock held past
+    the busy timeout, a damaged file, a server that cannot be reached) surfaces as a
+    :class:`JournalError`.
     """
 
-    def __init__(self, path: Path | str, *, clock: Any = utcnow) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | str | PostgresURL, *, clock: Any = utcnow) -> None:
         self.clock = clock
+        if isinstance(path, str) and is_postgres(path):
+            path = PostgresURL(path)
+        if isinstance(path, PostgresURL):
+            self._open_postgres(path)
+            return
+        self.dialect = "sqlite"
+        self.path = Path(path)
+        self.target = self.path
         self._locks = RunLocks(self.path, memory=str(path) == ":memory:")
         target = str(path)
         if target != ":memory:":
@@ -48,6 +61,20 @@ class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, P
             if not refuse_unusable(self.path):
                 self._create(self.path)
         self.db = connect(target)
+        try:
+            self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open_postgres(self, target: PostgresURL) -> None:
+        from batchpay.journal.postgres import Connection
+
+        self.dialect = "postgresql"
+        self.target = target
+        self.path = Path(str(target))  # for messages only: never a file
+        self.db = Connection(target)
+        self._locks = AdvisoryLocks(self.db)
         try:
             self._migrate()
         except BaseException:
@@ -72,7 +99,7 @@ class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, P
         self.close()
 
     def _migrate(self) -> None:
-        migrate(self.db, self.now)
+        migrate(self.db, self.now, self.dialect)
 
     def applied_migrations(self) -> list[str]:
         """Names of the migrations applied to this journal, in order."""

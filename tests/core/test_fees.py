@@ -74,7 +74,7 @@ def test_an_older_journal_backfills_its_known_fees(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    for name, sql in MIGRATIONS[:2]:
+    for name, sql, _pg in MIGRATIONS[:2]:
         for statement in sql.split(";"):
             if statement.strip():
                 db.execute(statement)

@@ -129,7 +129,7 @@ def test_a_crash_while_creating_leaves_no_journal_at_the_path(
     assert list(tmp_path.iterdir()) == []
     hook(lambda db: None)
     with Journal(path) as j:
-        assert j.applied_migrations() == [name for name, _ in MIGRATIONS]
+        assert j.applied_migrations() == [m.name for m in MIGRATIONS]
 
 
 def test_a_journal_created_meanwhile_by_another_process_is_used(tmp_path: Path) -> None:

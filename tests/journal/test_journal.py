@@ -1,4 +1,7 @@
-"""The journal: migrations, payout intents, monotonic statuses and run locks."""
+"""The journal: migrations, payout intents, monotonic statuses and run locks.
+
+Tests taking ``journal_target`` run on SQLite and on PostgreSQL (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,16 @@ from batchpay.journal import (
     LivePayoutExists,
     LockOwner,
 )
+from batchpay.journal.schema import statements
+from batchpay.journal.target import PostgresURL
 
 ENV = "sandbox:test"
+Target = Path | PostgresURL
+
+
+def _arg(target: Target) -> str:
+    """The journal as a command line names it (a URL keeps its password here: tests only)."""
+    return target.reveal() if isinstance(target, PostgresURL) else str(target)
 
 
 def _run(j: Journal, rows: int = 2, owner: LockOwner | None = None) -> str:
@@ -49,12 +60,13 @@ def _begin(j: Journal, run_id: str, key: str = "bp1-k0-1", row_key: str = "k0") 
     )  # fmt: skip
 
 
-def test_migrations_are_named_and_recorded(tmp_path: Path) -> None:
+def test_migrations_are_named_and_recorded(journal_target: Target) -> None:
     """A new journal records its applied migrations; reopening applies nothing twice."""
-    names = ["0001_initial", "0002_one_live_payout_and_provider_ledger", "0003_payout_fees"]
-    with Journal(tmp_path / "j.db") as j:
+    names = ["0001_initial", "0002_one_live_payout_and_provider_ledger", "0003_payout_fees",
+             "0004_state_checks", "0005_row_claims"]  # fmt: skip
+    with Journal(journal_target) as j:
         assert j.applied_migrations() == names
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         assert j.applied_migrations() == names
 
 
@@ -66,9 +78,9 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         Journal(bad)
 
 
-def test_intent_is_committed_before_send_and_body_never_changes(tmp_path: Path) -> None:
+def test_intent_is_committed_before_send_and_body_never_changes(journal_target: Target) -> None:
     """begin_payout stores the body once; a second begin with another body keeps the first."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
         _begin(j, run_id)
         again = j.begin_payout(
@@ -77,23 +89,22 @@ def test_intent_is_committed_before_send_and_body_never_changes(tmp_path: Path) 
         )  # fmt: skip
         assert again["body"] == '{"a":1}' and again["state"] == SENDING
     # Visible to another connection: it was committed.
-    db = sqlite3.connect(tmp_path / "j.db")
-    assert db.execute("SELECT state FROM payouts").fetchone()[0] == SENDING
-    db.close()
+    with Journal(journal_target) as other:
+        assert [h["state"] for h in other.row_history(ENV, "k0")] == [SENDING]
 
 
-def test_second_live_intent_for_same_row_refused(tmp_path: Path) -> None:
+def test_second_live_intent_for_same_row_refused(journal_target: Target) -> None:
     """A row identity with a live intent cannot get another key (no double payment)."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
         _begin(j, run_id)
         with pytest.raises(JournalError, match="live payout"):
             _begin(j, run_id, key="bp1-k0-2")
 
 
-def test_new_attempt_allowed_after_definitive_rejection(tmp_path: Path) -> None:
+def test_new_attempt_allowed_after_definitive_rejection(journal_target: Target) -> None:
     """After a refusal (nothing created) a new attempt with a new key is allowed."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
         _begin(j, run_id)
         j.record_payout_rejected("bp1-k0-1", code="insufficient_balance", message="m",
@@ -103,9 +114,9 @@ def test_new_attempt_allowed_after_definitive_rejection(tmp_path: Path) -> None:
         assert states == [REJECTED, SENDING]
 
 
-def test_unknown_never_overwrites_created(tmp_path: Path) -> None:
+def test_unknown_never_overwrites_created(journal_target: Target) -> None:
     """A late failure report cannot turn a created payout back into unknown."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
         _begin(j, run_id)
         j.record_payout_created("bp1-k0-1", {"id": "pay_1", "status": "created"},
@@ -116,9 +127,9 @@ def test_unknown_never_overwrites_created(tmp_path: Path) -> None:
         assert UNKNOWN not in {h["state"] for h in j.row_history(ENV, "k0")}
 
 
-def test_status_only_moves_forward_and_events_dedupe(tmp_path: Path) -> None:
+def test_status_only_moves_forward_and_events_dedupe(journal_target: Target) -> None:
     """A late `sent` never overwrites `completed`; a replayed event id is ignored."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
         _begin(j, run_id)
         j.record_payout_created("bp1-k0-1", {"id": "pay_1", "status": "created"},
@@ -130,24 +141,24 @@ def test_status_only_moves_forward_and_events_dedupe(tmp_path: Path) -> None:
         assert j.open_payouts(run_id) == []
 
 
-def test_run_lock_refuses_a_live_holder(tmp_path: Path) -> None:
+def test_run_lock_refuses_a_live_holder(journal_target: Target) -> None:
     """A second process cannot take a run held by a live process."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j, owner=LockOwner.current())
         with pytest.raises(RunLockedError, match="another batchpay process"):
             j.acquire_run_lock(run_id, LockOwner.current())
 
 
-def test_run_lock_taken_over_from_a_dead_process(tmp_path: Path) -> None:
+def test_run_lock_taken_over_from_a_dead_process(journal_target: Target) -> None:
     """A lock held by a process that was SIGKILLed is free at once (it died with its holder)."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "j.db"), run_id],
+        [sys.executable, "-c", HOLD_LOCK, _arg(journal_target), run_id],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
             j.acquire_run_lock(run_id, LockOwner.current())
         holder.kill()
@@ -168,9 +179,9 @@ time.sleep(600)
 """
 
 
-def test_webhook_before_the_payout_id_is_known_is_not_lost(tmp_path: Path) -> None:
+def test_webhook_before_the_payout_id_is_known_is_not_lost(journal_target: Target) -> None:
     """An event recorded before a lost response is settled still counts once the id is known."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
         _begin(j, run_id)
         assert j.record_status("pay_9", "completed", source="webhook", event_id="evt_9")
@@ -179,11 +190,9 @@ def test_webhook_before_the_payout_id_is_known_is_not_lost(tmp_path: Path) -> No
         assert j.row_history(ENV, "k0")[0]["status"] == "completed"
 
 
-def test_a_created_payout_blocks_a_second_attempt_for_its_row(tmp_path: Path) -> None:
+def test_a_created_payout_blocks_a_second_attempt_for_its_row(journal_target: Target) -> None:
     """A row whose payout was created (still pending) cannot get a second intent."""
-    from batchpay.journal import LivePayoutExists
-
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
         _begin(j, run_id)
         j.record_payout_created("bp1-k0-1", {"id": "pay_1", "status": "processing"},
@@ -201,9 +210,9 @@ def test_a_created_payout_blocks_a_second_attempt_for_its_row(tmp_path: Path) ->
         assert j.last_attempt(ENV, "k0") == 2
 
 
-def test_the_database_itself_allows_one_live_intent_per_row_key(tmp_path: Path) -> None:
+def test_the_database_itself_allows_one_live_intent_per_row_key(journal_target: Target) -> None:
     """No code path can add a second live intent: the unique index refuses the INSERT."""
-    with Journal(tmp_path / "j.db") as j:
+    with Journal(journal_target) as j:
         run_id = _run(j)
         _begin(j, run_id)
         with pytest.raises(sqlite3.IntegrityError), j.transaction() as db:
@@ -241,7 +250,7 @@ def test_an_old_journal_migrates_even_with_duplicate_live_intents(tmp_path: Path
     db.commit()
     db.close()
     with Journal(path) as j:
-        assert j.applied_migrations() == [name for name, _ in journal_mod.MIGRATIONS]
+        assert j.applied_migrations() == [m.name for m in journal_mod.MIGRATIONS]
         live = j.db.execute("SELECT attempt, live_key FROM payouts ORDER BY attempt").fetchall()
         assert [tuple(r) for r in live] == [(1, "k0"), (2, "k0#duplicate-2")]
         assert j.last_attempt(ENV, "k0") == 2
@@ -260,10 +269,9 @@ def test_a_journal_from_every_earlier_schema_migrates_with_its_data(
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    for name, sql in MIGRATIONS[:applied]:
-        for statement in sql.split(";"):
-            if statement.strip():
-                db.execute(statement)
+    for name, sql, _pg in MIGRATIONS[:applied]:
+        for statement in statements(sql, "sqlite"):
+            db.execute(statement)
         db.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
     db.execute("INSERT INTO files VALUES (1, ?, 's', 'f', 'f.csv', 1, 'csv', 1, 'then')", (ENV,))
     db.execute("INSERT INTO runs (id, file_id, environment, api_url, mode, status, created_at, "
@@ -280,7 +288,7 @@ def test_a_journal_from_every_earlier_schema_migrates_with_its_data(
     db.commit()
     db.close()
     with Journal(path) as j:
-        assert j.applied_migrations() == [name for name, _ in MIGRATIONS]
+        assert j.applied_migrations() == [m.name for m in MIGRATIONS]
         run = j.get_run("run_old")
         assert run is not None and run["file_name"] == "f.csv"
         [row] = j.rows("run_old")
@@ -301,3 +309,111 @@ def test_journal_lock_files_are_the_owners_alone(tmp_path: Path) -> None:
         lock = tmp_path / "j.db.locks" / f"{run_id}.lock"
         assert lock.is_file() and (lock.stat().st_mode & 0o777) == 0o600
         assert (lock.parent.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("table", "statement"),
+    [
+        ("rows", "UPDATE rows SET state='paid'"),
+        ("payouts", "UPDATE payouts SET state='maybe'"),
+        ("runs", "UPDATE runs SET status='done'"),
+    ],
+)
+def test_the_database_refuses_a_state_no_module_names(
+    journal_target: Target, table: str, statement: str
+) -> None:
+    """A state outside batchpay.journal.states is refused by the database itself."""
+    with Journal(journal_target) as j:
+        run_id = _run(j)
+        _begin(j, run_id)
+        with pytest.raises(sqlite3.IntegrityError), j.transaction() as db:
+            db.execute(statement)
+        assert j.get_run(run_id)["status"] == "open"
+        assert {r["state"] for r in j.rows(run_id)} == {"payout", "planned"}
+
+
+def test_two_connections_cannot_both_begin_a_live_intent(journal_target: Target) -> None:
+    """Two processes' connections racing on one row key: the second is refused."""
+    with Journal(journal_target) as a, Journal(journal_target) as b:
+        run_id = _run(a)
+        _begin(a, run_id)
+        with pytest.raises(LivePayoutExists):
+            _begin(b, run_id, key="bp1-k0-2")
+        assert [h["attempt"] for h in b.row_history(ENV, "k0")] == [1]
+
+
+def test_every_verb_reads_back_what_it_wrote(journal_target: Target) -> None:
+    """Runs, rows, intents, the swept ledger, resources and calls round-trip on each database."""
+    with Journal(journal_target) as j:
+        run_id = _run(j, rows=3)
+        assert [r["id"] for r in j.find_runs_for_file(ENV, sha256="s", fingerprint="x")] == [run_id]
+        assert j.latest_run_id() == run_id and j.list_runs()[0]["file_name"] == "f.csv"
+        j.update_row(run_id, 3, state="held", error_code="c", error_message="m")
+        assert (j.row(run_id, 3)["state"], j.row(run_id, 3)["error_code"]) == ("held", "c")
+        _begin(j, run_id)
+        j.mark_sent_attempt("bp1-k0-1", provider_at=None)
+        created = {"id": "pay_1", "status": "created", "fee": "0.50", "fee_currency": "EUR"}
+        j.record_payout_created("bp1-k0-1", created, request_id="r", settled_by="create")
+        assert j.row(run_id, 2)["payout_id"] == "pay_1" and j.row(run_id, 2)["send_count"] == 1
+        assert [p["idempotency_key"] for p in j.open_payouts(run_id)] == ["bp1-k0-1"]
+        j.record_ledger_sweep(ENV, [{"payout_id": "pay_x", "idempotency_key": "bp1-k9-3",
+                              "row_key": "k9", "attempt": 3, "reference": "R9",
+                              "status": "completed", "created_at": "2026-01-01T00:00:00Z",
+                              "doc": "{}"}], "2026-01-01T00:00:00Z")  # fmt: skip
+        j.record_ledger_sweep(ENV, [], "2025-01-01T00:00:00Z")  # never moves back
+        assert j.ledger_high_water(ENV) == "2026-01-01T00:00:00Z"
+        assert j.last_attempt(ENV, "k9") == 3
+        assert j.provider_payout_for_key("bp1-k9-3")["payout_id"] == "pay_x"
+        found = dict(j.provider_payouts_for(ENV, "k9")[0])
+        assert j.adopt_provider_payout(environment=ENV, run_id=run_id, row_number=4,
+                                       found=found, body="{}", note="paid")  # fmt: skip
+        assert not j.adopt_provider_payout(environment=ENV, run_id=run_id, row_number=4,
+                                           found=found, body="{}", note="paid")  # fmt: skip
+        assert j.row(run_id, 4)["state"] == "already_paid"
+        assert j.begin_beneficiary(ENV, "B", "pii", "bk")["state"] == "sending"
+        assert j.begin_beneficiary(ENV, "B", "pii", "bk2")["idempotency_key"] == "bk"
+        j.record_beneficiary(ENV, "B", "ben_1", "Ada")
+        assert j.get_beneficiary(ENV, "B")["beneficiary_id"] == "ben_1"
+        j.begin_instrument(ENV, "ben_1", "cf", "ik", method="sepa", currency="EUR",
+                           masked_account="****1")  # fmt: skip
+        j.record_instrument(ENV, "ben_1", "cf", "ins_1")
+        assert [i["instrument_id"] for i in j.instruments_of(ENV, "ben_1")] == ["ins_1"]
+        j.record_call(run_id, {"started_at": "t", "method": "POST", "path": "/v1/payouts",
+                               "status": 201, "duration_ms": 1.5})  # fmt: skip
+        assert [(c["status"], c["duration_ms"]) for c in j.calls(run_id)] == [(201, 1.5)]
+        assert j.known_fees(ENV) == {}  # the body carries no method: nothing to rank
+        j.set_run_status(run_id, "finished")
+        assert j.get_run(run_id)["status"] == "finished"
+
+
+def test_a_postgres_password_never_shows(postgres_server: str) -> None:
+    """The journal's URL prints without its password, and so do its failures."""
+    from batchpay.errors import JournalError
+
+    url = PostgresURL("postgresql://bp:s3cret-pw@127.0.0.1:1/nowhere")
+    assert "s3cret-pw" not in f"{url} {url!r}"
+    with pytest.raises(JournalError) as caught:
+        Journal(url)
+    assert "s3cret-pw" not in str(caught.value) + str(caught.value.hint)
+    assert "postgresql://bp:***@127.0.0.1:1/nowhere" in str(caught.value)
+
+
+def test_several_processes_opening_a_new_journal_at_once_migrate_it_once(
+    journal_target: Target,
+) -> None:
+    """Four first opens at once: every step applied once, every opener sees today's schema."""
+    code = (
+        "import sys; from batchpay.journal import Journal\n"
+        "with Journal(sys.argv[1]) as j: print(len(j.applied_migrations()))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, _arg(journal_target)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    assert outs == [str(len(MIGRATIONS))] * 4
+    with Journal(journal_target) as j:
+        assert j.applied_migrations() == [m.name for m in MIGRATIONS]

@@ -236,6 +236,38 @@ MIGRATIONS: list[Migration] = [
             ) WHERE method IS NOT NULL
         """,
     ),
+    Migration(
+        "0004_batches",
+        # The provider's batch upload (batchpay.journal.batches): the exact file and the
+        # keys, committed before each step, and which batch row is which row of the run.
+        """
+        CREATE TABLE batches (
+            run_id TEXT PRIMARY KEY REFERENCES runs(id),
+            environment TEXT NOT NULL,
+            file_name TEXT NOT NULL,
+            file_format TEXT NOT NULL,
+            file_sha256 TEXT NOT NULL,
+            file BLOB NOT NULL,
+            upload_key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            batch_id TEXT,
+            provider_status TEXT,
+            confirm_key TEXT,
+            detail TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX batches_batch_id ON batches(batch_id);
+        CREATE TABLE batch_rows (
+            run_id TEXT NOT NULL REFERENCES batches(run_id),
+            batch_row INTEGER NOT NULL,
+            row_number INTEGER NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            warning TEXT,
+            PRIMARY KEY (run_id, batch_row)
+        )
+        """,
+    ),
 ]
 
 

@@ -51,7 +51,12 @@ def _begin(j: Journal, run_id: str, key: str = "bp1-k0-1", row_key: str = "k0") 
 
 def test_migrations_are_named_and_recorded(tmp_path: Path) -> None:
     """A new journal records its applied migrations; reopening applies nothing twice."""
-    names = ["0001_initial", "0002_one_live_payout_and_provider_ledger", "0003_payout_fees"]
+    names = [
+        "0001_initial",
+        "0002_one_live_payout_and_provider_ledger",
+        "0003_payout_fees",
+        "0004_batches",
+    ]
     with Journal(tmp_path / "j.db") as j:
         assert j.applied_migrations() == names
     with Journal(tmp_path / "j.db") as j:

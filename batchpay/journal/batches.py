@@ -1,0 +1,157 @@
+"""The provider's batch upload in the journal: each step committed before it is taken.
+
+A batch run records, in one transaction and *before* the upload leaves, the exact file,
+the upload's idempotency key, and for every row a live payout intent in state
+``batched`` (its key is the one the row would have per row, written into the payout's
+metadata). The batch id is recorded as soon as it is known; the confirm key is fixed
+before the confirm is sent. ``batched`` intents are never settled by ``POST /v1/payouts``
+(they are not *open* intents): only the batch's own results settle them, ``created`` with
+the provider's payout, or ``rejected``. Until then they hold their row keys, so no other
+run pays those rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from batchpay.journal.base import JournalBase
+from batchpay.journal.payouts import LivePayoutExists
+from batchpay.journal.states import REJECTED
+
+BATCHED = "batched"  # payout intent: its row is in an uploaded batch, not yet processed
+
+# The batch's own steps (``batches.state``).
+UPLOADING = "uploading"  # intent committed; the upload may or may not have arrived
+UPLOADED = "uploaded"  # the provider's batch id is known
+CONFIRMING = "confirming"  # the confirm key is fixed; the confirm may or may not have arrived
+CONFIRMED = "confirmed"  # the provider holds the confirmation
+SETTLED = "settled"  # every row's intent is settled from the batch's results
+EXPIRED = "expired"  # the confirmation window passed; nothing was paid
+ENDED = "ended"  # refused or cancelled before processing; nothing was paid
+
+
+@dataclass(frozen=True)
+class BatchRowIntent:
+    """One row of a batch file: where it is in the file and the intent it stands for."""
+
+    batch_row: int
+    row_number: int
+    row_key: str
+    reference: str
+    attempt: int
+    idempotency_key: str
+    body: str
+
+
+class BatchVerbs(JournalBase):
+    """The journal verbs for batch uploads."""
+
+    def batch_for_run(self, run_id: str) -> sqlite3.Row | None:
+        """The run's batch record, if the run goes through the provider's batch upload."""
+        found: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM batches WHERE run_id=?", (run_id,)
+        ).fetchone()
+        return found
+
+    def begin_batch(
+        self,
+        *,
+        environment: str,
+        run_id: str,
+        file_name: str,
+        file_format: str,
+        file_sha256: str,
+        data: bytes,
+        upload_key: str,
+        rows: Sequence[BatchRowIntent],
+    ) -> None:
+        """Commit the upload intent: the file, its key and every row's live intent.
+
+        Raises LivePayoutExists (and commits nothing) when another run holds a live intent
+        for one of the rows.
+        """
+        now = self.now()
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO batches (run_id, environment, file_name, file_format,
+                   file_sha256, file, upload_key, state, created_at, updated_at)
+                   VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                (run_id, environment, file_name, file_format, file_sha256, data, upload_key,
+                 UPLOADING, now, now),
+            )  # fmt: skip
+            for r in rows:
+                live = db.execute(
+                    """SELECT run_id, row_number FROM payouts WHERE environment=? AND
+                       live_key=?""",
+                    (environment, r.row_key),
+                ).fetchone()
+                if live is not None:
+                    raise LivePayoutExists(str(live["run_id"]), int(live["row_number"]))
+                db.execute(
+                    """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
+                       run_id, row_number, reference, body, state, live_key, settled_by,
+                       created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,'batch',?,?)""",
+                    (r.idempotency_key, environment, r.row_key, r.attempt, run_id, r.row_number,
+                     r.reference, r.body, BATCHED, r.row_key, now, now),
+                )  # fmt: skip
+                db.execute(
+                    """INSERT INTO batch_rows (run_id, batch_row, row_number, idempotency_key)
+                       VALUES (?,?,?,?)""",
+                    (run_id, r.batch_row, r.row_number, r.idempotency_key),
+                )
+                db.execute(
+                    """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
+                       WHERE run_id=? AND row_number=?""",
+                    (r.idempotency_key, now, run_id, r.row_number),
+                )
+
+    def update_batch(self, run_id: str, **fields: Any) -> None:
+        """Record a step of the run's batch (``state``, ``batch_id``, ``confirm_key`` …)."""
+        fields["updated_at"] = self.now()
+        assignments = ", ".join(f"{k}=?" for k in fields)
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE batches SET {assignments} WHERE run_id=?", (*fields.values(), run_id)
+            )
+
+    def batch_rows(self, run_id: str) -> list[sqlite3.Row]:
+        """The batch's rows with their intents, in file order."""
+        return list(
+            self.db.execute(
+                """SELECT b.batch_row, b.row_number, b.idempotency_key, b.warning,
+                          p.state, p.payout_id
+                   FROM batch_rows b JOIN payouts p ON p.idempotency_key = b.idempotency_key
+                   WHERE b.run_id=? ORDER BY b.batch_row""",
+                (run_id,),
+            )
+        )
+
+    def note_batch_warning(self, run_id: str, batch_row: int, text: str) -> None:
+        """Keep the provider's validation warning for a row (shown in the report)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE batch_rows SET warning=? WHERE run_id=? AND batch_row=?",
+                (text, run_id, batch_row),
+            )
+
+    def batch_warnings(self, run_id: str) -> dict[int, str]:
+        """The provider's warnings by batchpay row number."""
+        return {
+            int(r["row_number"]): str(r["warning"])
+            for r in self.db.execute(
+                "SELECT row_number, warning FROM batch_rows WHERE run_id=? AND warning IS NOT NULL",
+                (run_id,),
+            )
+        }
+
+    def end_batch_rows(self, run_id: str, *, code: str, message: str) -> None:
+        """Every row of the batch still ``batched`` is refused: nothing was paid for it."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE payouts SET state=?, error_code=?, error_message=?, live_key=NULL,
+                   updated_at=? WHERE run_id=? AND state=?""",
+                (REJECTED, code, message, self.now(), run_id, BATCHED),
+            )

@@ -68,6 +68,20 @@ from batchpay.errors import ValidationFailed
     "--skip-balance-check", is_flag=True, help="Submit even if the balance looks too low."
 )
 @click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")
+@click.option(
+    "--via",
+    type=click.Choice(["rows", "batches"]),
+    default="rows",
+    show_default=True,
+    help="rows: one POST /v1/payouts per row; batches: the provider's batch upload "
+    "(one file, validated by the provider, confirmed once).",
+)
+@click.option(
+    "--confirm",
+    "confirm_batch",
+    is_flag=True,
+    help="With --via batches: confirm the provider's validated batch without asking.",
+)
 @number_options
 @handle_errors
 def run(
@@ -87,6 +101,8 @@ def run(
     expect_total: tuple[str, ...],
     skip_balance_check: bool,
     confirm_live: bool,
+    via: str,
+    confirm_batch: bool,
     decimal_comma: bool,
 ) -> None:
     """Validate FILE, pay every row exactly once, and write the reconciliation report."""
@@ -135,8 +151,24 @@ def run(
         if bar is not None:
             bar.update(done - bar.pos)
 
+    submission: Any = None
+    if via == "batches":
+        from batchpay.batches import Batches, BatchPlan, describe
+
+        def ask(plan: BatchPlan) -> bool:
+            for line in describe(plan):
+                _err(line)
+            if confirm_batch:
+                return True
+            if not sys.stdin.isatty():
+                return False
+            return click.confirm("confirm this batch (irrevocable)?", err=True, default=False)
+
+        submission = Batches(confirm=ask)
     try:
-        result = pipeline.run(file, settings=settings, options=options, on_progress=progress)
+        result = pipeline.run(
+            file, settings=settings, options=options, on_progress=progress, submission=submission
+        )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

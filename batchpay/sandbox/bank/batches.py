@@ -329,6 +329,12 @@ class Batches:
             params.append(int(created_before))
         return page_of(self.store, "batches", "batches", where, params, page)
 
+    def all(self) -> list[dict[str, Any]]:
+        """Every batch ever uploaded, oldest first, with its file hash (for judges)."""
+        self.apply_due()
+        rows = self.store.all("SELECT doc, file_hash FROM batches ORDER BY seq")
+        return [{**load(r["doc"]), "file_hash": r["file_hash"]} for r in rows]
+
     def errors(self, batch_id: str) -> dict[str, Any]:
         """Row-level validation errors and warnings (empty until validated)."""
         self.apply_due()

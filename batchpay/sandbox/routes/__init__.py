@@ -42,6 +42,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/v1/webhooks/{id}/secret/rotate", webhooks.rotate_webhook),
     ("GET", "/_sandbox/health", admin.health),
     ("GET", "/_sandbox/ledger", admin.ledger),
+    ("GET", "/_sandbox/batches", admin.batches),
     ("GET", "/_sandbox/clock", admin.clock),
     ("POST", "/_sandbox/clock/advance", admin.advance),
     ("POST", "/_sandbox/tick", admin.tick),

@@ -82,7 +82,7 @@ async def exercise_batches(c: httpx.AsyncClient, advance: Any) -> None:
     await c.get("/v1/batches/template")
     await c.get("/v1/batches/template", params={"format": "csv"})
     await c.get("/v1/batches/template", params={"format": "pdf"})
-    good = batch_csv([template_row(), template_row("4.89"), template_row("4.96")])
+    good = batch_csv([template_row(), template_row("4.99"), template_row("4.96")])
     batch = (await upload(c, good)).json()
     await upload(c, good)  # 409 duplicate_file: still pending
     await upload(c, b"a,b\r\n1,2\r\n", "payouts.txt")  # 400 invalid_file_format

@@ -70,10 +70,10 @@ async def test_a_confirmed_batch_makes_real_payouts_through_the_payout_state_mac
 async def test_validation_reports_errors_and_warnings_by_row_and_refused_rows_are_not_paid(
     sandbox: Sandbox, client: httpx.AsyncClient
 ) -> None:
-    """The documented triggers: .89 refused at validation, .96 predicted then blocked."""
+    """The documented triggers: .99 refused at validation, .96 predicted then blocked."""
     rows = [
         template_row("10.00"),
-        template_row("11.89"),
+        template_row("11.99"),
         template_row("12.96"),
         template_row("13.00", method="sepa"),
     ]

@@ -112,8 +112,8 @@ CANCELLABLE = frozenset({"uploaded", "validating", "validated", "validation_fail
 TERMINAL = frozenset({"completed", "partial", "failed", "cancelled", "validation_failed"})
 # A batch whose file is "still pending": an upload of the same file is a duplicate_file.
 _PENDING = frozenset({"uploaded", "validating", "validated", "confirmed", "processing"})
-# Documented batch-only trigger: a row whose amount ends in .89 is refused at validation.
-REFUSE_CENTS = 89
+# Documented batch-only trigger: a row whose amount ends in .99 is refused at validation.
+REFUSE_CENTS = 99
 _BEN_ID = re.compile(r"^ben_[a-zA-Z0-9]+$")
 _INS_ID = re.compile(r"^ins_[a-zA-Z0-9]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -710,7 +710,7 @@ class Batches:
             if cents == REFUSE_CENTS:
                 errors.append(("dest_amount" if fixed_dest else "source_amount",
                                "refused by the provider's checks (sandbox trigger: "
-                               "amount ending in .89)"))  # fmt: skip
+                               "amount ending in .99)"))  # fmt: skip
             trigger = TRIGGERS.get(cents)
             if trigger in ("sync_velocity_blocked", "velocity_blocked"):
                 notes.append(("velocity_block_predicted",

@@ -171,6 +171,7 @@ class Batches:
 
     ``confirm`` decides whether a validated batch is confirmed: True, False, or a function
     shown the :class:`BatchPlan` (the CLI prints it and asks, or honours ``--confirm``).
+    ``new_batch`` uploads the rows of an expired batch again, as a new batch (only then).
     ``sleep`` and ``poll_seconds`` pace the polling of the batch while the provider works.
     """
 
@@ -178,10 +179,12 @@ class Batches:
         self,
         *,
         confirm: Confirm = False,
+        new_batch: bool = False,
         poll_seconds: float = 0.5,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.confirm = confirm
+        self.new_batch = new_batch
         self.poll_seconds = poll_seconds
         self.sleep = sleep
 
@@ -230,6 +233,11 @@ class _BatchRun:
 
     async def run(self) -> None:
         rec = self.journal.batch_for_run(self.run_id)
+        if rec is not None and rec["state"] == EXPIRED:
+            if not self.how.new_batch:
+                raise self._expired_error()
+            self.journal.retire_batch(self.run_id)
+            rec = None
         if rec is None:
             if not await self._plan_and_record():
                 return
@@ -249,8 +257,6 @@ class _BatchRun:
             state = CONFIRMED
         if state == CONFIRMED:
             await self._follow()
-        if state == EXPIRED:
-            raise self._expired_error()
 
     # -- 1. plan: the rows to pay, in the provider's template --------------------------------
 
@@ -584,7 +590,7 @@ class _BatchRun:
                                   detail=str(batch.get("expires_at") or ""))  # fmt: skip
         self.journal.end_batch_rows(self.run_id, code="batch_confirmation_expired",
                                     message="the provider's batch expired before it was "
-                                    "confirmed; nothing was paid")  # fmt: skip
+                                    "confirmed; nothing was paid", replan=True)  # fmt: skip
 
     def _expired_error(self) -> PreflightError:
         rec = self.journal.batch_for_run(self.run_id)
@@ -593,7 +599,8 @@ class _BatchRun:
             f"batch {rec['batch_id']} of run {self.run_id} expired before it was confirmed "
             f"(deadline {rec['detail'] or 'passed'}); nothing was paid and nothing was "
             "uploaded again",
-            hint=f"pay the rows again on purpose: `batchpay retry-failed {self.run_id} --yes`",
+            hint="to pay these rows, run the same command with --new-batch --confirm: the rows "
+            "are uploaded again as a new batch (check that the first was never paid)",
         )
 
     # -- 4. processing, followed to the per-row results -------------------------------------

@@ -82,6 +82,11 @@ from batchpay.errors import ValidationFailed
     is_flag=True,
     help="With --via batches: confirm the provider's validated batch without asking.",
 )
+@click.option(
+    "--new-batch",
+    is_flag=True,
+    help="With --via batches: upload the rows of an expired batch again, as a new batch.",
+)
 @number_options
 @handle_errors
 def run(
@@ -103,6 +108,7 @@ def run(
     confirm_live: bool,
     via: str,
     confirm_batch: bool,
+    new_batch: bool,
     decimal_comma: bool,
 ) -> None:
     """Validate FILE, pay every row exactly once, and write the reconciliation report."""
@@ -164,7 +170,7 @@ def run(
                 return False
             return click.confirm("confirm this batch (irrevocable)?", err=True, default=False)
 
-        submission = Batches(confirm=ask)
+        submission = Batches(confirm=ask, new_batch=new_batch)
     try:
         result = pipeline.run(
             file, settings=settings, options=options, on_progress=progress, submission=submission

@@ -50,11 +50,26 @@ class BatchVerbs(JournalBase):
     """The journal verbs for batch uploads."""
 
     def batch_for_run(self, run_id: str) -> sqlite3.Row | None:
-        """The run's batch record, if the run goes through the provider's batch upload."""
+        """The run's current batch record, if the run goes through the provider's batches."""
         found: sqlite3.Row | None = self.db.execute(
-            "SELECT * FROM batches WHERE run_id=?", (run_id,)
+            "SELECT * FROM batches WHERE run_id=? AND current=1", (run_id,)
         ).fetchone()
         return found
+
+    def _current(self, db: sqlite3.Connection, run_id: str) -> int:
+        row = db.execute("SELECT id FROM batches WHERE run_id=? AND current=1", (run_id,))
+        found = row.fetchone()
+        if found is None:
+            raise LookupError(f"run {run_id} has no current batch")
+        return int(found[0])
+
+    def retire_batch(self, run_id: str) -> None:
+        """Keep an ended batch on record but no longer the run's: a new one may be uploaded."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE batches SET current=0, updated_at=? WHERE run_id=? AND current=1",
+                (self.now(), run_id),
+            )
 
     def begin_batch(
         self,
@@ -82,6 +97,7 @@ class BatchVerbs(JournalBase):
                 (run_id, environment, file_name, file_format, file_sha256, data, upload_key,
                  UPLOADING, now, now),
             )  # fmt: skip
+            batch = self._current(db, run_id)
             for r in rows:
                 live = db.execute(
                     """SELECT run_id, row_number FROM payouts WHERE environment=? AND
@@ -98,9 +114,9 @@ class BatchVerbs(JournalBase):
                      r.reference, r.body, BATCHED, r.row_key, now, now),
                 )  # fmt: skip
                 db.execute(
-                    """INSERT INTO batch_rows (run_id, batch_row, row_number, idempotency_key)
+                    """INSERT INTO batch_rows (batch, batch_row, row_number, idempotency_key)
                        VALUES (?,?,?,?)""",
-                    (run_id, r.batch_row, r.row_number, r.idempotency_key),
+                    (batch, r.batch_row, r.row_number, r.idempotency_key),
                 )
                 db.execute(
                     """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
@@ -114,7 +130,8 @@ class BatchVerbs(JournalBase):
         assignments = ", ".join(f"{k}=?" for k in fields)
         with self.transaction() as db:
             db.execute(
-                f"UPDATE batches SET {assignments} WHERE run_id=?", (*fields.values(), run_id)
+                f"UPDATE batches SET {assignments} WHERE run_id=? AND current=1",
+                (*fields.values(), run_id),
             )
 
     def batch_rows(self, run_id: str) -> list[sqlite3.Row]:
@@ -124,7 +141,8 @@ class BatchVerbs(JournalBase):
                 """SELECT b.batch_row, b.row_number, b.idempotency_key, b.warning,
                           p.state, p.payout_id
                    FROM batch_rows b JOIN payouts p ON p.idempotency_key = b.idempotency_key
-                   WHERE b.run_id=? ORDER BY b.batch_row""",
+                   JOIN batches ON batches.id = b.batch
+                   WHERE batches.run_id=? AND batches.current=1 ORDER BY b.batch_row""",
                 (run_id,),
             )
         )
@@ -133,8 +151,8 @@ class BatchVerbs(JournalBase):
         """Keep the provider's validation warning for a row (shown in the report)."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE batch_rows SET warning=? WHERE run_id=? AND batch_row=?",
-                (text, run_id, batch_row),
+                "UPDATE batch_rows SET warning=? WHERE batch=? AND batch_row=?",
+                (text, self._current(db, run_id), batch_row),
             )
 
     def batch_warnings(self, run_id: str) -> dict[int, str]:
@@ -142,16 +160,30 @@ class BatchVerbs(JournalBase):
         return {
             int(r["row_number"]): str(r["warning"])
             for r in self.db.execute(
-                "SELECT row_number, warning FROM batch_rows WHERE run_id=? AND warning IS NOT NULL",
+                """SELECT b.row_number, b.warning FROM batch_rows b
+                   JOIN batches ON batches.id = b.batch
+                   WHERE batches.run_id=? AND batches.current=1 AND b.warning IS NOT NULL""",
                 (run_id,),
             )
         }
 
-    def end_batch_rows(self, run_id: str, *, code: str, message: str) -> None:
-        """Every row of the batch still ``batched`` is refused: nothing was paid for it."""
+    def end_batch_rows(self, run_id: str, *, code: str, message: str, replan: bool = False) -> None:
+        """Every row of the batch still ``batched`` is refused: nothing was paid for it.
+
+        With ``replan`` the rows go back to ``planned`` (the run stays open), so that only
+        an explicit new batch (``--new-batch``) pays them; nothing uploads them silently.
+        """
+        now = self.now()
         with self.transaction() as db:
+            if replan:
+                db.execute(
+                    """UPDATE rows SET state='planned', error_code=?, error_message=?,
+                       updated_at=? WHERE run_id=? AND idempotency_key IN
+                       (SELECT idempotency_key FROM payouts WHERE run_id=? AND state=?)""",
+                    (code, message, now, run_id, run_id, BATCHED),
+                )
             db.execute(
                 """UPDATE payouts SET state=?, error_code=?, error_message=?, live_key=NULL,
                    updated_at=? WHERE run_id=? AND state=?""",
-                (REJECTED, code, message, self.now(), run_id, BATCHED),
+                (REJECTED, code, message, now, run_id, BATCHED),
             )

@@ -242,7 +242,9 @@ MIGRATIONS: list[Migration] = [
         # keys, committed before each step, and which batch row is which row of the run.
         """
         CREATE TABLE batches (
-            run_id TEXT PRIMARY KEY REFERENCES runs(id),
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            current INTEGER NOT NULL DEFAULT 1,
             environment TEXT NOT NULL,
             file_name TEXT NOT NULL,
             file_format TEXT NOT NULL,
@@ -257,14 +259,15 @@ MIGRATIONS: list[Migration] = [
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         );
+        CREATE UNIQUE INDEX batches_current ON batches(run_id) WHERE current = 1;
         CREATE UNIQUE INDEX batches_batch_id ON batches(batch_id);
         CREATE TABLE batch_rows (
-            run_id TEXT NOT NULL REFERENCES batches(run_id),
+            batch INTEGER NOT NULL REFERENCES batches(id),
             batch_row INTEGER NOT NULL,
             row_number INTEGER NOT NULL,
             idempotency_key TEXT NOT NULL,
             warning TEXT,
-            PRIMARY KEY (run_id, batch_row)
+            PRIMARY KEY (batch, batch_row)
         )
         """,
     ),

@@ -206,7 +206,7 @@ def test_an_expired_confirmation_is_reported_not_uploaded_again(
     tmp_path: Path, rows: list[dict[str, str]]
 ) -> None:
     """Validated, not confirmed, then the deadline passes: exit 9 with a hint, nothing paid,
-    and no second upload, however often the command is run again."""
+    and no second upload however often the command is run again, until --new-batch."""
     csv = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path, "--batch-confirm-seconds", "2") as server:
         env = _env(tmp_path / "home", server.url)
@@ -221,9 +221,14 @@ def test_an_expired_confirmation_is_reported_not_uploaded_again(
         assert "Traceback" not in late.stderr
         again = subprocess.run(_cmd(csv, tmp_path, "--confirm"), env=env, cwd=tmp_path,
                                capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert again.returncode in (5, 9), again.stderr
+        assert again.returncode == 9, again.stderr
         assert server.ledger() == []
         assert len(_batches(server)) == 1
+        # Only on purpose: a new batch, confirmed, pays each row once.
+        _finish(_cmd(csv, tmp_path, "--confirm", "--new-batch"), env, tmp_path)
+        per_ref = Counter(p["reference"] for p in server.ledger())
+        assert set(per_ref.values()) == {1} and len(per_ref) == ROWS
+        assert len(_batches(server)) == 2
 
 
 def test_rows_the_provider_refuses_are_reported_by_batchpay_row_number(

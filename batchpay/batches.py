@@ -238,6 +238,7 @@ class _BatchRun:
                 raise self._expired_error()
             self.journal.retire_batch(self.run_id)
             rec = None
+        resumed = rec is not None
         if rec is None:
             if not await self._plan_and_record():
                 return
@@ -245,7 +246,7 @@ class _BatchRun:
             assert rec is not None
         state = str(rec["state"])
         if state == UPLOADING:
-            await self._upload(rec)
+            await self._upload(rec, look_first=resumed)
             state = UPLOADED
         if state == UPLOADED:
             if not await self._validate_and_confirm():
@@ -371,9 +372,17 @@ class _BatchRun:
 
     # -- 2. upload, once ---------------------------------------------------------------------
 
-    async def _upload(self, rec: Any) -> None:
-        """Upload the committed file under its key; settle a lost answer without a 2nd batch."""
+    async def _upload(self, rec: Any, *, look_first: bool) -> None:
+        """Upload the committed file under its key; settle a lost answer without a 2nd batch.
+
+        A resumed upload looks in the provider's batch list first: after the provider's
+        24 hours the key alone would no longer stop a second batch of the same file.
+        """
         name, data = str(rec["file_name"]), bytes(rec["file"])
+        found = await self._find_uploaded(name) if look_first else None
+        if found is not None:
+            self._uploaded(found)
+            return
         try:
             result = await self.client.upload_batch(name, data, "text/csv", str(rec["upload_key"]))
             batch = result.data if isinstance(result.data, dict) else {}
@@ -401,6 +410,9 @@ class _BatchRun:
                                         message=f"the provider refused the batch file: "
                                         f"{exc.message}")  # fmt: skip
             raise
+        self._uploaded(batch)
+
+    def _uploaded(self, batch: Mapping[str, Any]) -> None:
         batch_id = str(batch.get("id") or "")
         if not batch_id.startswith("bat_"):
             raise UnexpectedAnswer("the batch upload's answer carries no batch id")

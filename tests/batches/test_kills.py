@@ -208,12 +208,12 @@ def test_an_expired_confirmation_is_reported_not_uploaded_again(
     """Validated, not confirmed, then the deadline passes: exit 9 with a hint, nothing paid,
     and no second upload however often the command is run again, until --new-batch."""
     csv = write_csv(tmp_path / "pay.csv", rows)
-    with sandbox_server(tmp_path, "--batch-confirm-seconds", "2") as server:
+    with sandbox_server(tmp_path) as server:
         env = _env(tmp_path / "home", server.url)
         asked = subprocess.run(_cmd(csv, tmp_path), env=env, cwd=tmp_path, capture_output=True,
                                text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
         assert asked.returncode == 2, asked.stderr
-        time.sleep(3)
+        _post(server, "/_sandbox/clock/advance", {"seconds": 3601})  # past the hour to confirm
         late = subprocess.run(_cmd(csv, tmp_path, "--confirm"), env=env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         assert late.returncode == 9, late.stderr

@@ -56,6 +56,7 @@ from batchpay.journal.batches import (
     UPLOADED,
     UPLOADING,
     BatchRowIntent,
+    BatchRowOutcome,
 )
 from batchpay.ledger import METADATA_KEY
 from batchpay.options import RunOptions
@@ -646,28 +647,25 @@ class _BatchRun:
                 payouts[key] = dict(p)
             if p.get("id"):
                 payouts.setdefault(str(p["id"]), dict(p))
-        done = 0
+        outcomes: list[BatchRowOutcome] = []
         async for result in self.client.iter_batch_results(batch_id):
             r = rows.get(int(result.get("row") or 0))
             if r is None or r["state"] != BATCHED:
                 continue
             key = str(r["idempotency_key"])
+            number = int(r["row_number"])
             status = str(result.get("status") or "")
             payout = payouts.get(key) or payouts.get(str(result.get("payout_id") or ""))
             if status == "success" and payout is not None:
-                self.journal.record_payout_created(key, payout, request_id=None,
-                                                   settled_by="batch")  # fmt: skip
-                self.journal.update_row(self.run_id, int(r["row_number"]),
-                                        beneficiary_id=payout.get("beneficiary_id"),
-                                        instrument_id=payout.get("instrument_id"))  # fmt: skip
-                self._remember_destination(int(r["row_number"]), payout)
+                outcomes.append(BatchRowOutcome(key, number, payout, payee=self._payee(number)))
             elif status in ("failed", "skipped"):
                 why = str(result.get("error") or result.get("skip_reason") or status)
-                self.journal.record_payout_rejected(key, code=f"batch_row_{status}",
-                                                    message=f"the provider's batch: {why}",
-                                                    request_id=None)  # fmt: skip
-            done += 1
-            self._progress("submit", done, len(rows))
+                outcomes.append(
+                    BatchRowOutcome(key, number, code=f"batch_row_{status}",
+                                    message=f"the provider's batch: {why}")
+                )  # fmt: skip
+            self._progress("submit", len(outcomes), len(rows))
+        self.journal.settle_batch(self.env, self.run_id, outcomes)
         left = [r for r in self.journal.batch_rows(self.run_id) if r["state"] == BATCHED]
         if left:
             raise UnexpectedAnswer(
@@ -675,26 +673,16 @@ class _BatchRun:
                 hint="run the same command again; if it persists, report the batch id",
             )
 
-    def _remember_destination(self, number: int, payout: Mapping[str, Any]) -> None:
-        """Cache the beneficiary and instrument a batch made, as a per-row run would."""
+    def _payee(self, number: int) -> tuple[str, ...] | None:
+        """What the journal keeps of a row's beneficiary and instrument, as a per-row run."""
         row = self.checked.valid_rows.get(number)
-        if row is None or not payout.get("beneficiary_id") or not payout.get("instrument_id"):
-            return
-        ref = str(row["beneficiary_ref"])
-        ben_id, ins_id = str(payout["beneficiary_id"]), str(payout["instrument_id"])
-        fp = pii_fingerprint(row)
-        if self.journal.get_beneficiary(self.env, ref) is None:
-            self.journal.begin_beneficiary(self.env, ref, fp,
-                                           dedupe.beneficiary_key(self.env, ref, fp))  # fmt: skip
-            self.journal.record_beneficiary(self.env, ref, ben_id, display_name(row))
-        cfp = credential_fingerprint(row)
-        if self.journal.get_instrument(self.env, ben_id, cfp) is None:
-            key = dedupe.instrument_key(self.env, ben_id, cfp)
-            self.journal.begin_instrument(self.env, ben_id, cfp, key,
-                                          method=str(row["payment_method"]),
-                                          currency=str(row["currency"]),
-                                          masked_account=masked_account(row))  # fmt: skip
-            self.journal.record_instrument(self.env, ben_id, cfp, ins_id)
+        if row is None:
+            return None
+        ref, pii = str(row["beneficiary_ref"]), pii_fingerprint(row)
+        cred = credential_fingerprint(row)
+        return (ref, pii, dedupe.beneficiary_key(self.env, ref, pii), display_name(row), cred,
+                f"batch:{cred}", str(row["payment_method"]), str(row["currency"]),
+                masked_account(row))  # fmt: skip
 
 
 def describe(plan: BatchPlan) -> list[str]:

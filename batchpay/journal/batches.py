@@ -13,13 +13,14 @@ run pays those rows.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from batchpay.journal.base import JournalBase
 from batchpay.journal.payouts import LivePayoutExists
-from batchpay.journal.states import REJECTED
+from batchpay.journal.payouts import _remember_fee as remember_fee
+from batchpay.journal.states import CREATED, REJECTED, SETTLED_FAILURES
 
 BATCHED = "batched"  # payout intent: its row is in an uploaded batch, not yet processed
 
@@ -187,3 +188,82 @@ class BatchVerbs(JournalBase):
                    updated_at=? WHERE run_id=? AND state=?""",
                 (REJECTED, code, message, now, run_id, BATCHED),
             )
+
+
+@dataclass(frozen=True)
+class BatchRowOutcome:
+    """How the provider's batch settled one row: its payout, or why there is none.
+
+    ``payee`` is (external_ref, PII fingerprint, beneficiary key, display name, credential
+    fingerprint, instrument key, method, currency, masked account), to remember the
+    beneficiary and instrument a batch made as a per-row run would.
+    """
+
+    idempotency_key: str
+    row_number: int
+    payout: Mapping[str, Any] | None = None
+    code: str = ""
+    message: str = ""
+    payee: tuple[str, ...] | None = None
+
+
+class BatchSettleVerbs(JournalBase):
+    """Settling a batch's rows in one transaction (thousands of rows, one commit)."""
+
+    def settle_batch(
+        self, environment: str, run_id: str, outcomes: Sequence[BatchRowOutcome]
+    ) -> None:
+        """Every ``batched`` intent of ``outcomes`` becomes ``created`` or ``rejected``."""
+        now = self.now()
+        with self.transaction() as db:
+            for o in outcomes:
+                if o.payout is None:
+                    db.execute(
+                        """UPDATE payouts SET state=?, error_code=?, error_message=?,
+                           live_key=NULL, updated_at=? WHERE idempotency_key=? AND state=?""",
+                        (REJECTED, o.code, o.message, now, o.idempotency_key, BATCHED),
+                    )
+                    continue
+                p = o.payout
+                status = str(p.get("status") or "created")
+                db.execute(
+                    """UPDATE payouts SET state=?, payout_id=?, status=?, status_at=?,
+                       source_amount=?, source_currency=?, dest_amount=?, dest_currency=?,
+                       fee=?, fee_currency=?, exchange_rate=?, total_debited=?,
+                       total_debited_currency=?, settled_by='batch', error_code=NULL,
+                       error_message=NULL, live_key=CASE WHEN ? THEN NULL ELSE live_key END,
+                       updated_at=? WHERE idempotency_key=? AND state=?""",
+                    (CREATED, p.get("id"), status, now, p.get("source_amount"),
+                     p.get("source_currency"), p.get("dest_amount"), p.get("dest_currency"),
+                     p.get("fee"), p.get("fee_currency"), p.get("exchange_rate"),
+                     p.get("total_debited"), p.get("total_debited_currency"),
+                     status in SETTLED_FAILURES, now, o.idempotency_key, BATCHED),
+                )  # fmt: skip
+                db.execute(
+                    """INSERT INTO payout_events (payout_id, event_id, status, source,
+                       occurred_at, received_at) VALUES (?,NULL,?,'batch',?,?)""",
+                    (p.get("id"), status, p.get("updated_at"), now),
+                )
+                remember_fee(db, o.idempotency_key, p)
+                db.execute(
+                    """UPDATE rows SET beneficiary_id=?, instrument_id=?, updated_at=?
+                       WHERE run_id=? AND row_number=?""",
+                    (p.get("beneficiary_id"), p.get("instrument_id"), now, run_id, o.row_number),
+                )
+                if o.payee is not None and p.get("beneficiary_id") and p.get("instrument_id"):
+                    ref, pii, ben_key, name, cred, ins_key, method, currency, masked = o.payee
+                    db.execute(
+                        """INSERT OR IGNORE INTO beneficiaries (environment, external_ref,
+                           pii_fingerprint, idempotency_key, beneficiary_id, display_name,
+                           state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)""",
+                        (environment, ref, pii, ben_key, p["beneficiary_id"], name, CREATED,
+                         now, now),
+                    )  # fmt: skip
+                    db.execute(
+                        """INSERT OR IGNORE INTO instruments (environment, beneficiary_id,
+                           credential_fingerprint, idempotency_key, instrument_id, method,
+                           currency, masked_account, state, created_at, updated_at)
+                           VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                        (environment, p["beneficiary_id"], cred, ins_key, p["instrument_id"],
+                         method, currency, masked, CREATED, now, now),
+                    )  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 from batchpay.clocks import utcnow
 from batchpay.errors import JournalError
 from batchpay.files import make_private_dir
-from batchpay.journal.batches import BatchVerbs
+from batchpay.journal.batches import BatchSettleVerbs, BatchVerbs
 from batchpay.journal.beneficiaries import BeneficiaryVerbs
 from batchpay.journal.calls import CallVerbs
 from batchpay.journal.locks import RunLocks
@@ -25,7 +25,9 @@ from batchpay.journal.schema import migrate
 from batchpay.journal.sqlite import connect, create_atomically, refuse_unusable
 
 
-class Journal(RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, BatchVerbs):
+class Journal(
+    RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, BatchVerbs, BatchSettleVerbs
+):
     """A connection to the journal database. Not shared between threads.
 
     Every SQLite failure of a journal operation (disk full, read-only file or folder, a lock

@@ -279,12 +279,6 @@ class _BatchRun:
                            on_progress=self.on_progress)  # fmt: skip
         cells: list[dict[str, str]] = []
         intents: list[BatchRowIntent] = []
-        known_before = {
-            str(r["beneficiary_ref"])
-            for r in rows
-            if (b := self.journal.get_beneficiary(self.env, str(r["beneficiary_ref"]))) is not None
-            and b["state"] == CREATED
-        }
         for r in rows:
             number = int(r["row_number"])
             key = str(r["row_key"])
@@ -300,7 +294,7 @@ class _BatchRun:
                 continue
             if ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key):
                 continue
-            ben_id, ins_id = self._known(row, known_before)
+            ben_id, ins_id = self._known(row)
             if ins_id is None and ben_id and self._bank_details_changed(number, row, ben_id):
                 continue
             attempt = self.journal.last_attempt(self.env, key) + 1
@@ -326,15 +320,18 @@ class _BatchRun:
             return False
         data = template_file(cells)
         digest = hashlib.sha256(data).hexdigest()
+        # The run's n-th batch: a new batch of the same rows (after an expiry) is another
+        # upload, never the replay of the first one's answer.
+        n = self.journal.batch_count(self.run_id) + 1
         self.journal.begin_batch(
             environment=self.env,
             run_id=self.run_id,
             # The run id in the name finds the batch again if the upload's answer is lost.
-            file_name=f"batchpay-{self.run_id}-{digest[:8]}.csv",
+            file_name=f"batchpay-{self.run_id}-{n}-{digest[:8]}.csv",
             file_format="csv",
             file_sha256=digest,
             data=data,
-            upload_key=f"bpu1-{digest[:40]}",
+            upload_key=f"bpu1-{n}-{digest[:40]}",
             rows=intents,
         )
         log.info(
@@ -343,9 +340,7 @@ class _BatchRun:
         )  # fmt: skip
         return True
 
-    def _known(
-        self, row: Mapping[str, Any], known_before: set[str]
-    ) -> tuple[str | None, str | None]:
+    def _known(self, row: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """The journal's ids for this row's beneficiary and instrument (no request)."""
         rec = self.journal.get_beneficiary(self.env, str(row["beneficiary_ref"]))
         if rec is None or rec["state"] != CREATED or not rec["beneficiary_id"]:
@@ -487,6 +482,8 @@ class _BatchRun:
             )
         if plan.valid_rows == 0:
             return False
+        if await self._paid_meanwhile(batch_id):
+            return await self._replan()
         # The key is fixed in the journal before the confirm leaves.
         self.journal.update_batch(self.run_id, state=CONFIRMING, confirm_key=f"bpc1-{batch_id}")
         return True
@@ -561,10 +558,45 @@ class _BatchRun:
             refusals=refusals,
         )
 
-    async def _cancel(self, batch_id: str, code: str, message: str) -> None:
+    async def _cancel(
+        self, batch_id: str, code: str, message: str, *, replan: bool = False
+    ) -> None:
         await self.client.cancel_batch(batch_id, f"bpx1-{batch_id}")
         self.journal.update_batch(self.run_id, state=ENDED, detail=message)
-        self.journal.end_batch_rows(self.run_id, code=code, message=message)
+        self.journal.end_batch_rows(self.run_id, code=code, message=message, replan=replan)
+
+    async def _paid_meanwhile(self, batch_id: str) -> bool:
+        """Just before confirming, the provider's ledger again: did another journal pay one
+        of these rows since the batch was planned? Then this batch is cancelled, never
+        confirmed, and its rows planned again (those paid elsewhere become already_paid)."""
+        await ledger.sweep(self.client, self.journal, self.env,
+                           provider_clock=self.conn.provider_clock)  # fmt: skip
+        # This batch is not confirmed: any payout the provider holds for its rows is another's.
+        taken = [
+            r
+            for r in self.journal.rows(self.run_id)
+            if r["payout_state"] == BATCHED
+            and self.journal.provider_payouts_for(self.env, str(r["row_key"]))
+        ]
+        if not taken:
+            return False
+        message = (
+            f"{len(taken)} row(s) of batch {batch_id} were paid elsewhere while it waited; "
+            "it was cancelled before confirmation and its rows planned again"
+        )
+        log.warning("run %s: %s", self.run_id, message, extra={"run_id": self.run_id})
+        await self._cancel(batch_id, "paid_elsewhere_meanwhile", message, replan=True)
+        return True
+
+    async def _replan(self) -> bool:
+        """A new batch for the rows still to pay (the old one was cancelled, never confirmed)."""
+        self.journal.retire_batch(self.run_id)
+        if not await self._plan_and_record():
+            return False
+        rec = self.journal.batch_for_run(self.run_id)
+        assert rec is not None
+        await self._upload(rec, look_first=False)
+        return await self._validate_and_confirm()
 
     async def _settle_confirm(self) -> bool:
         """Send the confirm with its fixed key while the batch is still validated."""

@@ -57,6 +57,11 @@ class BatchVerbs(JournalBase):
         ).fetchone()
         return found
 
+    def batch_count(self, run_id: str) -> int:
+        """How many batches the run has had (retired ones included)."""
+        row = self.db.execute("SELECT COUNT(*) FROM batches WHERE run_id=?", (run_id,))
+        return int(row.fetchone()[0])
+
     def _current(self, db: sqlite3.Connection, run_id: str) -> int:
         row = db.execute("SELECT id FROM batches WHERE run_id=? AND current=1", (run_id,))
         found = row.fetchone()
@@ -171,18 +176,36 @@ class BatchVerbs(JournalBase):
     def end_batch_rows(self, run_id: str, *, code: str, message: str, replan: bool = False) -> None:
         """Every row of the batch still ``batched`` is refused: nothing was paid for it.
 
-        With ``replan`` the rows go back to ``planned`` (the run stays open), so that only
-        an explicit new batch (``--new-batch``) pays them; nothing uploads them silently.
+        With ``replan`` (a batch that can never be confirmed: expired, or cancelled by us)
+        the rows go back to ``planned`` and the unconfirmed intents are archived under
+        suffixed keys, so the row keys and their ``bp1-…`` keys are free for the rows' next
+        batch; the run stays open. Only an explicit ``--new-batch`` (or our own cancel)
+        plans them again; nothing uploads them silently.
         """
         now = self.now()
         with self.transaction() as db:
             if replan:
+                batch = self._current(db, run_id)
+                suffix = f"#unconfirmed-{batch}"
                 db.execute(
-                    """UPDATE rows SET state='planned', error_code=?, error_message=?,
-                       updated_at=? WHERE run_id=? AND idempotency_key IN
+                    """UPDATE rows SET state='planned', idempotency_key=NULL, error_code=?,
+                       error_message=?, updated_at=? WHERE run_id=? AND idempotency_key IN
                        (SELECT idempotency_key FROM payouts WHERE run_id=? AND state=?)""",
                     (code, message, now, run_id, run_id, BATCHED),
                 )
+                db.execute(
+                    """UPDATE batch_rows SET idempotency_key = idempotency_key || ?
+                       WHERE batch=? AND idempotency_key IN
+                       (SELECT idempotency_key FROM payouts WHERE run_id=? AND state=?)""",
+                    (suffix, batch, run_id, BATCHED),
+                )
+                db.execute(
+                    """UPDATE payouts SET state=?, error_code=?, error_message=?, live_key=NULL,
+                       idempotency_key = idempotency_key || ?, row_key = row_key || ?,
+                       updated_at=? WHERE run_id=? AND state=?""",
+                    (REJECTED, code, message, suffix, suffix, now, run_id, BATCHED),
+                )
+                return
             db.execute(
                 """UPDATE payouts SET state=?, error_code=?, error_message=?, live_key=NULL,
                    updated_at=? WHERE run_id=? AND state=?""",

@@ -129,3 +129,28 @@ async def test_provider_warnings_are_notes_in_the_report_by_row(
     notes = {r.row: r.note for r in result.report.rows}
     assert "velocity_review_predicted" in notes[3]
     assert "provider warning" not in notes[2] + notes[4]
+
+
+async def test_rows_paid_by_another_journal_before_the_confirm_cancel_the_batch(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Another home pays some rows while this batch waits for its confirmation: just before
+    confirming, the ledger is read again, the batch is cancelled (never confirmed) and a new
+    one pays only the rest; every reference is paid once."""
+    rows = [payout_row(i) for i in range(5)]
+    path = write_csv(tmp_path / "pay.csv", rows)
+    here = sandbox_settings(tmp_path / "here")
+    with pytest.raises(ConfirmationRequired):
+        await pipeline.run_async(path, submission=_batches(sandbox, confirm=False),
+                                 **run_kwargs(sandbox, here, tmp_path))  # fmt: skip
+    elsewhere = sandbox_settings(tmp_path / "elsewhere")
+    some = write_csv(tmp_path / "some.csv", rows[:2])
+    await pipeline.run_async(some, **run_kwargs(sandbox, elsewhere, tmp_path))
+    result = await pipeline.run_async(path, submission=_batches(sandbox),
+                                      **run_kwargs(sandbox, here, tmp_path))  # fmt: skip
+    assert result.exit_code == 0
+    assert result.counts == {"already_paid": 2, "pending": 3}
+    refs = [p["reference"] for p in sandbox.ledger()]
+    assert sorted(refs) == sorted(r["reference"] for r in rows)
+    statuses = [b["status"] for b in sandbox.batches()]
+    assert statuses == ["cancelled", "completed"]

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -36,11 +37,29 @@ from batchpay.testing import payout_row, write_csv
 LIMIT_PER_MINUTE = 1000
 
 
+def _fund(url: str, currency: str, available: str) -> None:
+    """Set a sandbox balance (``POST /_sandbox/balances``)."""
+    body = json.dumps({"currency": currency, "available": available}).encode()
+    req = urllib.request.Request(url + "/_sandbox/balances", data=body,
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10):
+        pass
+
+
 def _template(path: str) -> str:
     """A request path with its ids as ``{id}``, to count requests per route."""
     return "/".join(
         "{id}" if seg[:4] in ("ben_", "bat_", "pay_") else seg for seg in path.split("/")
     )
+
+
+def _fund(url: str, currency: str, available: str) -> None:
+    """Set a sandbox balance (``POST /_sandbox/balances``)."""
+    body = json.dumps({"currency": currency, "available": available}).encode()
+    req = urllib.request.Request(url + "/_sandbox/balances", data=body,
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10):
+        pass
 
 
 def _template(path: str) -> str:
@@ -97,13 +116,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="batchpay-batches-") as tmp:
         work = Path(tmp)
         with sandbox_server(work, "--rate-limit", "off") as server:
+            for currency in ("EUR", "USD", "GBP"):  # 20,000 payouts of up to 5,100 each
+                _fund(server.url, currency, "1000000000.00")
             for k, via in enumerate(("rows", "batches")):
+                # Each mode its own payees and references; the same amounts in both.
                 base = k * n
-                first = write_csv(work / f"{via}-1.csv", [payout_row(base + i) for i in range(n)])
+                first = write_csv(
+                    work / f"{via}-1.csv",
+                    [payout_row(base + i, amount=payout_row(i)["amount"]) for i in range(n)],
+                )
                 again = write_csv(
                     work / f"{via}-2.csv",
-                    [payout_row(base + i, reference=f"AGAIN-{base + i}") for i in range(n)],
-                )
+                    [payout_row(base + i, reference=f"AGAIN-{base + i}",
+                                amount=payout_row(i)["amount"]) for i in range(n)],
+                )  # fmt: skip
                 results[f"{via}: new payees"] = _run(work, f"home-{via}", server.url, first, via)
                 results[f"{via}: known payees"] = _run(work, f"home-{via}", server.url, again, via)
             ledger = server.ledger()

@@ -239,6 +239,11 @@ class _BatchRun:
                 raise self._expired_error()
             self.journal.retire_batch(self.run_id)
             rec = None
+        if rec is not None and rec["state"] == ENDED:
+            # Cancelled or refused whole: it can never be confirmed. Rows it left planned
+            # (our own cancel) go in a new batch; refused rows stay refused.
+            self.journal.retire_batch(self.run_id)
+            rec = None
         resumed = rec is not None
         if rec is None:
             if not await self._plan_and_record():
@@ -466,11 +471,12 @@ class _BatchRun:
         short = [c for c, ok in plan.balance_ok.items() if not ok]
         if short:
             why = f"the provider's balance check refused the batch ({', '.join(short)})"
-            await self._cancel(batch_id, "insufficient_balance", why)
+            await self._cancel(batch_id, "insufficient_balance", why, replan=True)
             raise PreflightError(
                 f"the provider's balance check says {', '.join(short)} cannot cover batch "
                 f"{batch_id}; it was cancelled and nothing was paid",
-                hint="top up the balance, then pay the rows again (batchpay retry-failed RUN)",
+                hint="top up the balance, then run the same command again: the rows go in a "
+                "new batch (the cancelled one can never be confirmed)",
             )
         if not self._confirmed(plan):
             raise ConfirmationRequired(

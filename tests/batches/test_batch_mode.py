@@ -14,7 +14,7 @@ import pytest
 from batchpay import pipeline
 from batchpay.batches import TEMPLATE_COLUMNS, Batches
 from batchpay.client import set_testing
-from batchpay.errors import ConfigError, ConfirmationRequired
+from batchpay.errors import ConfigError, ConfirmationRequired, PreflightError
 from batchpay.sandbox import Sandbox
 from batchpay.testing import payout_row, run_kwargs, sandbox_settings, write_csv
 
@@ -154,3 +154,26 @@ async def test_rows_paid_by_another_journal_before_the_confirm_cancel_the_batch(
     assert sorted(refs) == sorted(r["reference"] for r in rows)
     statuses = [b["status"] for b in sandbox.batches()]
     assert statuses == ["cancelled", "completed"]
+
+
+async def test_the_providers_balance_check_cancels_and_a_rerun_after_top_up_pays_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Exit 9 with nothing paid; after a top-up the same command pays every row once."""
+    rows = [payout_row(i, country="GB", currency="GBP", payment_method="uk_bank", iban="",
+                       sort_code="601613", account_number=f"{31926819 + i:08d}")
+            for i in range(3)]  # fmt: skip
+    sandbox.set_balance("GBP", "10.00")
+    settings = sandbox_settings(tmp_path)
+    path = write_csv(tmp_path / "pay.csv", rows)
+    kwargs = run_kwargs(sandbox, settings, tmp_path, skip_balance_check=True)
+    with pytest.raises(PreflightError) as refused:
+        await pipeline.run_async(path, submission=_batches(sandbox), **kwargs)
+    assert "balance check" in refused.value.message and "run the same command" in refused.value.hint
+    assert sandbox.ledger() == []
+    sandbox.set_balance("GBP", "100000.00")
+    result = await pipeline.run_async(path, submission=_batches(sandbox),
+                                      **run_kwargs(sandbox, settings, tmp_path))  # fmt: skip
+    assert result.resumed and result.exit_code == 0
+    assert sorted(p["reference"] for p in sandbox.ledger()) == sorted(r["reference"] for r in rows)
+    assert [b["status"] for b in sandbox.batches()] == ["cancelled", "completed"]

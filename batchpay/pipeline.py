@@ -249,9 +249,9 @@ async def run_async(
                 checked.source.name, extra={"run_id": run_id, "file": checked.source.name},
             )  # fmt: skip
             try:
-                await (submission or PerRow()).submit_run(
-                    conn, run_id, checked, options, on_progress
-                )
+                strategy = submission or PerRow()
+                _refuse_other_way(journal, run_id, strategy)
+                await strategy.submit_run(conn, run_id, checked, options, on_progress)
                 if options.wait:
                     kwargs: dict[str, Any] = {"timeout": options.wait_timeout}
                     if track_sleep is not None:
@@ -327,6 +327,19 @@ def _earlier_run(
             run_id=str(first["id"]),
         )
     return None
+
+
+def _refuse_other_way(journal: Journal, run_id: str, strategy: Submission) -> None:
+    """A run resumed the way it started: a batch run is never finished row by row."""
+    from batchpay.batches import Batches
+
+    batch = journal.batch_for_run(run_id)
+    if batch is not None and not isinstance(strategy, Batches):
+        raise ConfigError(
+            f"run {run_id} goes through the provider's batch upload "
+            f"({batch['batch_id'] or 'upload in progress'}); it cannot be finished row by row",
+            hint="run the same command with --via batches to finish it",
+        )
 
 
 def _refuse_unpayable(checked: CheckedFile, options: RunOptions) -> None:

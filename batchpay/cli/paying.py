@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -69,6 +70,25 @@ from batchpay.errors import ValidationFailed
     "--skip-balance-check", is_flag=True, help="Submit even if the balance looks too low."
 )
 @click.option("--confirm-live", is_flag=True, help="Required to move real money with a live key.")
+@click.option(
+    "--via",
+    type=click.Choice(["rows", "batches"]),
+    default="rows",
+    show_default=True,
+    help="rows: one POST /v1/payouts per row; batches: the provider's batch upload "
+    "(one file, validated by the provider, confirmed once).",
+)
+@click.option(
+    "--confirm",
+    "confirm_batch",
+    is_flag=True,
+    help="With --via batches: confirm the provider's validated batch without asking.",
+)
+@click.option(
+    "--new-batch",
+    is_flag=True,
+    help="With --via batches: upload the rows of an expired batch again, as a new batch.",
+)
 @number_options
 @handle_errors
 def run(
@@ -88,6 +108,9 @@ def run(
     expect_total: tuple[str, ...],
     skip_balance_check: bool,
     confirm_live: bool,
+    via: str,
+    confirm_batch: bool,
+    new_batch: bool,
     decimal_comma: bool,
     delimiter: str | None,
     encoding: str | None,
@@ -137,8 +160,24 @@ def run(
             return
         bar(stage, done, total)
 
+    submission: Any = None
+    if via == "batches":
+        from batchpay.batches import Batches, BatchPlan, describe
+
+        def ask(plan: BatchPlan) -> bool:
+            for line in describe(plan):
+                _err(line)
+            if confirm_batch:
+                return True
+            if not sys.stdin.isatty():
+                return False
+            return click.confirm("confirm this batch (irrevocable)?", err=True, default=False)
+
+        submission = Batches(confirm=ask, new_batch=new_batch)
     try:
-        result = pipeline.run(file, settings=settings, options=options, on_progress=progress)
+        result = pipeline.run(
+            file, settings=settings, options=options, on_progress=progress, submission=submission
+        )
     finally:
         bar.finish()
     from batchpay import report as report_mod

@@ -111,10 +111,14 @@ class BaseClient:
         path: str,
         *,
         json: Any = None,
+        content: tuple[bytes, str] | None = None,
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> ApiResult:
         """Send one API request with retries, pacing and records; return the unwrapped answer.
+
+        The body is ``json``, or ``content`` = (bytes, content type) for anything else (a
+        multipart upload); either way the same bytes go out on every retry.
 
         Raises an :class:`~batchpay.errors.ApiError` subclass for an error answer
         and :class:`~batchpay.errors.TransportError` when no trustworthy answer came.
@@ -123,10 +127,12 @@ class BaseClient:
         if idempotency_key is not None:
             wire.check_idempotency_key(idempotency_key)
         headers: dict[str, str] = {}
-        content: bytes | None = None
+        body: bytes | None = None
         if json is not None:
-            content = wire.encode_json(json)  # once: every retry sends these bytes
+            body = wire.encode_json(json)  # once: every retry sends these bytes
             headers["Content-Type"] = "application/json"
+        elif content is not None:
+            body, headers["Content-Type"] = content
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         query = wire.clean_params(params)
@@ -136,7 +142,7 @@ class BaseClient:
         attempt = 0
         while True:
             attempt += 1
-            outcome = await self._send_once(method, path, content, query, headers)
+            outcome = await self._send_once(method, path, body, query, headers)
             result: ApiResult | None = None
             error = outcome.error
             if error is None:

@@ -1,4 +1,5 @@
-"""The API's resources as methods: balances, beneficiaries, instruments, payouts, webhooks."""
+"""The API's resources as methods: balances, beneficiaries, instruments, payouts, webhooks
+(and batches, from :mod:`batchpay.client.batches`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from batchpay.client import wire
-from batchpay.client.base import BaseClient
+from batchpay.client.batches import BatchMethods
 from batchpay.client.records import ApiResult
 from batchpay.client.wire import Json
 
 __all__ = ["AntonClient"]
 
 
-class AntonClient(BaseClient):
+class AntonClient(BatchMethods):
     """Async client for the Anton Payments API, shared by all concurrent tasks of a run.
 
     ``transport`` plugs in the in-process sandbox (``httpx.ASGITransport``) or an

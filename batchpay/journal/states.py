@@ -37,6 +37,7 @@ class PayoutState(StrEnum):
     CREATED = "created"  # the provider answered with the payout
     REJECTED = "rejected"  # the provider definitively refused; no payout exists
     UNKNOWN = "unknown"  # retries exhausted; outcome unknown until settled
+    BATCHED = "batched"  # its row is in an uploaded provider batch (batchpay.batches)
 
 
 class RunStatus(StrEnum):
@@ -72,6 +73,8 @@ PAYOUT_TRANSITIONS: dict[PayoutState, frozenset[PayoutState]] = {
     # a refused key the provider has forgotten is revived for the same row (same key)
     PayoutState.REJECTED: frozenset({PayoutState.SENDING}),
     PayoutState.CREATED: frozenset(),
+    # a batch's results settle its rows; a batch never confirmed archives them
+    PayoutState.BATCHED: frozenset({PayoutState.CREATED, PayoutState.REJECTED}),
 }
 RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.OPEN: frozenset({RunStatus.SUBMITTED, RunStatus.FINISHED}),

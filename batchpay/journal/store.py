@@ -14,6 +14,7 @@ from typing import Any
 from batchpay.clocks import utcnow
 from batchpay.errors import JournalError
 from batchpay.files import make_private_dir
+from batchpay.journal.batches import BatchSettleVerbs, BatchVerbs
 from batchpay.journal.beneficiaries import BeneficiaryVerbs
 from batchpay.journal.calls import CallVerbs
 from batchpay.journal.claims import ClaimVerbs
@@ -28,7 +29,15 @@ from batchpay.journal.target import PostgresURL, is_postgres
 
 
 class Journal(
-    RunVerbs, PayoutVerbs, LedgerVerbs, BeneficiaryVerbs, CallVerbs, ClaimVerbs, PlanningLookups
+    RunVerbs,
+    PayoutVerbs,
+    LedgerVerbs,
+    BeneficiaryVerbs,
+    CallVerbs,
+    ClaimVerbs,
+    PlanningLookups,
+    BatchVerbs,
+    BatchSettleVerbs,
 ):
     """A connection to the journal database, SQLite or PostgreSQL. Not shared between threads.
 

@@ -97,6 +97,7 @@ def build_report(journal: Journal, run_id: str, settings: Settings) -> Report:
     if run is None:
         raise RunNotFound(f"no run {run_id} in the journal", hint="see `batchpay runs`")
     rows = []
+    warnings = journal.batch_warnings(run_id)  # the provider's, in batch mode
     for r in journal.rows(run_id):
         outcome, code, message, note = _outcome(r)
         if r["state"] == HELD and r["error_code"] != "in_flight_elsewhere":
@@ -106,6 +107,8 @@ def build_report(journal: Journal, run_id: str, settings: Settings) -> Report:
         if funding and paid_in and funding != paid_in:
             # the row's amount and its debit are in two currencies: say which balance pays
             note = "; ".join(n for n in (note, f"funded from the {funding} balance") if n)
+        if int(r["row_number"]) in warnings:
+            note = "; ".join(n for n in (note, warnings[int(r["row_number"])]) if n)
         rows.append(
             ReportRow(
                 row=int(r["row_number"]),

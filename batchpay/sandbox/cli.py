@@ -86,6 +86,20 @@ def sandbox_group() -> None:
     help="Sandbox seconds between automatic payout transitions.",
 )
 @click.option(
+    "--batch-rows-per-step",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="Rows a confirmed batch turns into payouts per step.",
+)
+@click.option(
+    "--batch-confirm-seconds",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="How long a validated batch may be confirmed (sandbox seconds).",
+)
+@click.option(
     "--manual-clock", is_flag=True, help="Clock moves only via POST /_sandbox/clock/advance."
 )
 @click.option("--fault-5xx", type=float, default=0.0, help="Share of requests answered 5xx.")
@@ -123,6 +137,8 @@ def serve_command(
     rate_limit: str,
     rate_tier: str,
     step_seconds: float,
+    batch_rows_per_step: int,
+    batch_confirm_seconds: float,
     manual_clock: bool,
     fault_5xx: float,
     fault_429: float,
@@ -156,6 +172,8 @@ def serve_command(
         rate_limit_per_minute=per_minute,
         rate_limit_multiplier=int(rate_tier),
         step_seconds=step_seconds,
+        batch_rows_per_step=batch_rows_per_step,
+        batch_confirm_ttl_seconds=batch_confirm_seconds,
         manual_clock=manual_clock,
         faults=FaultSettings(
             rate_5xx=fault_5xx,

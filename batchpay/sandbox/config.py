@@ -99,6 +99,10 @@ class SandboxConfig:
     dpop_jti_window_seconds: float = 300.0
     dpop_nonce: bool = False
     """Challenge /v1 proofs without the server's current nonce (RFC 9449 §9)."""
+    batch_confirm_ttl_seconds: float = 3600.0
+    """How long a validated batch may be confirmed (its ``expires_at``), sandbox seconds."""
+    batch_rows_per_step: int = 500
+    """Rows a confirmed batch turns into payouts per ``step_seconds`` of processing."""
 
     def validate(self) -> None:
         """Raise ValueError when the configuration cannot work."""

@@ -46,6 +46,7 @@ V1_ROUTES: tuple[tuple[str, str], ...] = tuple(
 )
 IDEMPOTENCY_REQUIRED = frozenset(
     {
+        "POST /v1/batches/{id}/confirm",
         "POST /v1/beneficiaries",
         "POST /v1/beneficiaries/{id}/instruments",
         "POST /v1/payouts",

@@ -135,6 +135,10 @@ class Sandbox:
         """Every payout the server created, oldest first, including ones whose answer was lost."""
         return self._rt.bank.ledger()
 
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch uploaded, oldest first, with its ``file_hash``."""
+        return self._rt.bank.batches.all()
+
     def deliveries(self) -> list[dict[str, Any]]:
         """Every webhook delivery record, oldest first."""
         return self._rt.bank.deliveries()

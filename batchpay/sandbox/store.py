@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     next_attempt_ts REAL, doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_ts);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, created_ts REAL NOT NULL,
+    status TEXT NOT NULL, file_hash TEXT NOT NULL, next_due_ts REAL,
+    work TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_due ON batches (next_due_ts);
+CREATE INDEX IF NOT EXISTS batches_hash ON batches (file_hash);
 """
 
 _TABLES = (
@@ -77,6 +84,7 @@ _TABLES = (
     "webhooks",
     "webhook_events",
     "deliveries",
+    "batches",
 )
 
 

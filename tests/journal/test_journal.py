@@ -63,7 +63,7 @@ def _begin(j: Journal, run_id: str, key: str = "bp1-k0-1", row_key: str = "k0") 
 def test_migrations_are_named_and_recorded(journal_target: Target) -> None:
     """A new journal records its applied migrations; reopening applies nothing twice."""
     names = ["0001_initial", "0002_one_live_payout_and_provider_ledger", "0003_payout_fees",
-             "0004_state_checks", "0005_row_claims"]  # fmt: skip
+             "0004_state_checks", "0005_row_claims", "0006_batches"]  # fmt: skip
     with Journal(journal_target) as j:
         assert j.applied_migrations() == names
     with Journal(journal_target) as j:

@@ -67,7 +67,6 @@ async def test_every_method_in_allow_is_served(client: httpx.AsyncClient) -> Non
         ("POST", "/v1/beneficiaries/import"),
         ("DELETE", "/v1/webhooks/events"),
         ("GET", "/v1/webhooks/events/evt_1"),
-        ("GET", "/v1/batches"),
     ],
 )
 async def test_spec_routes_not_implemented_are_not_found(
@@ -281,9 +280,10 @@ async def test_a_streamed_body_is_refused_without_reading_it_all(
 
 
 async def test_batch_routes_take_up_to_32mb(client: httpx.AsyncClient) -> None:
-    """Under /v1/batches 2 MB passes the gate (and meets the missing route); 32 MB + 1 does not."""
+    """Under /v1/batches 2 MB passes the gate (and meets the upload's form check); 32 MB + 1
+    does not."""
     small = await client.post("/v1/batches", content=b" " * (2 * MB))
-    _is_envelope(small, 404, "not_found")
+    _is_envelope(small, 400, "invalid_multipart_form")
     stream = Stream(32 * MB + 1, chunk=MB)
     big = await client.post("/v1/batches", content=stream)
     _is_envelope(big, 413, "file_too_large")

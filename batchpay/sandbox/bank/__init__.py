@@ -22,12 +22,13 @@ from ..lifecycle import outcome_for
 from ..store import Store
 from ..validation import BeneficiaryInput, InstrumentInput, PayoutInput, WebhookInput
 from .balances import Balances
+from .batches import Batches
 from .beneficiaries import Beneficiaries
 from .events import DeliveryJob, Events
 from .paging import Page, check_choice, parse_limit
 from .payouts import Payouts
 
-__all__ = ["Bank", "DeliveryJob", "Page", "check_choice", "parse_limit"]
+__all__ = ["Bank", "Batches", "DeliveryJob", "Page", "check_choice", "parse_limit"]
 
 
 class Bank:
@@ -43,6 +44,9 @@ class Bank:
         self._beneficiaries = Beneficiaries(store, clock, config, self._events)
         self._payouts = Payouts(
             store, clock, config, self._balances, self._events, self._outcome_for
+        )
+        self.batches = Batches(
+            store, clock, config, self._balances, self._beneficiaries, self._payouts, self._events
         )
         with store.tx():
             if store.fresh:
@@ -67,8 +71,8 @@ class Bank:
             self._balances.seed()
 
     def apply_due(self, now: float | None = None) -> int:
-        """Apply every payout transition due by ``now``; return how many were applied."""
-        return self._payouts.apply_due(now)
+        """Apply every payout and batch step due by ``now``; return how many were applied."""
+        return self._payouts.apply_due(now) + self.batches.apply_due(now)
 
     # ------------------------------------------------------------------ balances
 

@@ -63,8 +63,13 @@ class Payouts:
         held = self.store.one("SELECT 1 FROM balances WHERE currency = ?", (inp.dest_currency,))
         return inp.dest_currency if held else self.config.default_source_currency
 
-    def create_payout(self, inp: PayoutInput, idempotency_key: str | None) -> dict[str, Any]:
-        """Create a payout: check, price, debit the balance and start its lifecycle."""
+    def create_payout(
+        self, inp: PayoutInput, idempotency_key: str | None, *, batch_id: str | None = None
+    ) -> dict[str, Any]:
+        """Create a payout: check, price, debit the balance and start its lifecycle.
+
+        ``batch_id`` marks a payout a confirmed batch creates (the same checks and path).
+        """
         self.apply_due()
         with self.store.tx():
             ben_row = self.store.one(
@@ -146,6 +151,7 @@ class Payouts:
                 "merchant_id": self.merchant_id,
                 "beneficiary_id": inp.beneficiary_id,
                 "instrument_id": inp.instrument_id,
+                **({"batch_id": batch_id} if batch_id is not None else {}),
                 "status": "created",
                 "method": inp.method,
                 "source_amount": format_amount(quote.source_amount, sc),
@@ -185,13 +191,14 @@ class Payouts:
             self.store.execute(
                 "INSERT INTO payouts (id, seq, created_ts, beneficiary_id, instrument_id,"
                 " batch_id, status, dest_currency, reference, next_due_ts, idempotency_key,"
-                " plan, doc) VALUES (?, ?, ?, ?, ?, NULL, 'created', ?, ?, ?, ?, ?, ?)",
+                " plan, doc) VALUES (?, ?, ?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, ?)",
                 (
                     payout_id,
                     seq,
                     now,
                     inp.beneficiary_id,
                     inp.instrument_id,
+                    batch_id,
                     inp.dest_currency,
                     inp.reference,
                     self._next_due(plan),

@@ -8,7 +8,7 @@ fault plans and idempotency rules.
 
 from __future__ import annotations
 
-from . import admin, balances, beneficiaries, payouts, webhooks
+from . import admin, balances, batches, beneficiaries, payouts, webhooks
 from ._common import Handler
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
@@ -26,12 +26,23 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/v1/payouts/{id}", payouts.get_payout),
     ("GET", "/v1/payouts/{id}/events", payouts.payout_events),
     ("POST", "/v1/payouts/{id}/cancel", payouts.cancel_payout),
+    # The template first: no batch is called "template".
+    ("GET", "/v1/batches/template", batches.download_template),
+    ("POST", "/v1/batches", batches.upload_batch),
+    ("GET", "/v1/batches", batches.list_batches),
+    ("GET", "/v1/batches/{id}", batches.get_batch),
+    ("POST", "/v1/batches/{id}/confirm", batches.confirm_batch),
+    ("POST", "/v1/batches/{id}/cancel", batches.cancel_batch),
+    ("GET", "/v1/batches/{id}/payouts", batches.batch_payouts),
+    ("GET", "/v1/batches/{id}/errors", batches.batch_errors),
+    ("GET", "/v1/batches/{id}/results", batches.batch_results),
     ("POST", "/v1/webhooks", webhooks.create_webhook),
     ("GET", "/v1/webhooks", webhooks.list_webhooks),
     ("GET", "/v1/webhooks/{id}", webhooks.get_webhook),
     ("POST", "/v1/webhooks/{id}/secret/rotate", webhooks.rotate_webhook),
     ("GET", "/_sandbox/health", admin.health),
     ("GET", "/_sandbox/ledger", admin.ledger),
+    ("GET", "/_sandbox/batches", admin.batches),
     ("GET", "/_sandbox/clock", admin.clock),
     ("POST", "/_sandbox/clock/advance", admin.advance),
     ("POST", "/_sandbox/tick", admin.tick),

@@ -20,6 +20,11 @@ async def ledger(request: Request) -> Response:
     return json_response({"data": runtime(request).bank.ledger()})
 
 
+async def batches(request: Request) -> Response:
+    """``GET /_sandbox/batches``: every batch uploaded, oldest first."""
+    return json_response({"data": runtime(request).bank.batches.all()})
+
+
 async def clock(request: Request) -> Response:
     """``GET /_sandbox/clock``."""
     clk = runtime(request).clock

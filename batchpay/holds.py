@@ -6,16 +6,21 @@ in the report, and each is tested end to end (tests/accounting/test_holds.py):
 
 - ``bank_details_changed``: a known payee's bank details differ from the ones paid before.
   ``batchpay run FILE --allow-new-bank-details`` re-opens the run and pays the held rows only.
-- ``ambiguous_beneficiary``: the provider holds several beneficiaries with the row's
-  reference. Merge them at the provider, then the same re-run.
+- ``ambiguous_beneficiary``: the provider holds several active beneficiaries with the row's
+  reference. Archive the extra ones at the provider (one stays active), then the same re-run.
 - ``failed_elsewhere``: the provider holds a payout for the row, made from another journal,
   that failed. ``batchpay retry-failed RUN --yes`` pays it again with the next attempt's key.
 - ``failed_in_other_run``: an earlier run of this journal paid the row and its payout
   failed. ``batchpay retry-failed OTHER --yes``.
 - ``in_flight_elsewhere``: another unfinished run is paying the row. Finish it (run its
   file again), then ``batchpay run FILE`` again.
-- ``row_changed``: a resumed run was given a file that no longer holds the row as planned.
-  Run the file the run was made from.
+- ``row_changed``: a re-run read the row differently from how the run planned it (the same
+  file read with another layout, e.g. another column default). ``batchpay run FILE`` again
+  with the layout the run was started with re-opens the run and pays the row as planned.
+
+One row state is not a hold but also waits for a person: ``duplicate_payout``, a second
+payout the provider made for a row that batchpay could not cancel. Only the provider can
+recall it (:func:`duplicate_payout_note` says how); no batchpay command closes the row.
 """
 
 from __future__ import annotations
@@ -35,16 +40,20 @@ from batchpay.states import HELD
 
 __all__ = [
     "RELEASED_BY_NEW_BANK_DETAILS",
+    "RELEASED_BY_RERUN",
     "RETRIED_BY_RETRY_FAILED",
     "HeldRow",
     "bank_label",
     "changed_bank_details",
+    "duplicate_payout_note",
     "release_command",
     "reopen_for_release",
 ]
 
 # Held rows a re-run with --allow-new-bank-details pays (it re-opens a finished run for them).
 RELEASED_BY_NEW_BANK_DETAILS = frozenset({"bank_details_changed", "ambiguous_beneficiary"})
+# Held rows a plain re-run of the file (read as when the run started) pays.
+RELEASED_BY_RERUN = frozenset({"row_changed"})
 # Held rows `batchpay retry-failed` of the same run pays again.
 RETRIED_BY_RETRY_FAILED = frozenset({"failed_elsewhere"})
 
@@ -85,7 +94,11 @@ def release_command(code: str, *, run_id: str, file_name: str, related_run: str 
     file = _quote(file_name)
     other = related_run or "OTHER-RUN"
     if code in RELEASED_BY_NEW_BANK_DETAILS:
-        first = "merge them at the provider, then " if code == "ambiguous_beneficiary" else ""
+        first = (
+            "archive the extra beneficiaries at the provider (keep one active), then "
+            if code == "ambiguous_beneficiary"
+            else ""
+        )
         return f"{first}batchpay run {file} --allow-new-bank-details"
     if code in RETRIED_BY_RETRY_FAILED:
         return f"batchpay retry-failed {run_id} --yes"
@@ -94,8 +107,19 @@ def release_command(code: str, *, run_id: str, file_name: str, related_run: str 
     if code == "in_flight_elsewhere":
         return f"finish run {other} (run its file again), then batchpay run {file}"
     if code == "row_changed":
-        return "batchpay run FILE with the file this run was made from"
+        return f"batchpay run {file} again with the layout the run was started with"
     return f"batchpay show {run_id}"
+
+
+def duplicate_payout_note(run_id: str) -> str:
+    """What a person does about a row the provider paid twice (a second payout with the
+    row's key that batchpay could not cancel): the provider-side recall, and that batchpay
+    has no command that closes the row."""
+    return (
+        "needs a person: in the Anton dashboard cancel the extra payout(s) named in the "
+        "message (or, once paid out, ask Anton to return them); the row's own payout stands. "
+        f"No batchpay command closes this row: `batchpay track {run_id}` follows its payout"
+    )
 
 
 def bank_label(row: Mapping[str, str]) -> str:
@@ -121,17 +145,16 @@ def reopen_for_release(journal: Journal, run_ids: list[str], options: RunOptions
     """The finished run of this file whose held rows ``options`` release, re-opened so the
     re-run pays them (and nothing else: its other rows are finished); None if there is none.
 
-    Only ``--allow-new-bank-details`` releases rows this way; without it a finished file is
-    refused as already paid, as always.
+    ``--allow-new-bank-details`` releases rows held for new bank details or an ambiguous
+    beneficiary; a plain re-run releases ``row_changed`` rows (they are read again and paid
+    only when they are what the run planned). Otherwise a finished file is refused as
+    already paid, as always.
     """
-    if not options.allow_new_bank_details:
-        return None
+    codes = RELEASED_BY_RERUN | (
+        RELEASED_BY_NEW_BANK_DETAILS if options.allow_new_bank_details else frozenset()
+    )
     for run_id in run_ids:
-        held = [
-            r
-            for r in journal.rows(run_id)
-            if r["state"] == HELD and r["error_code"] in RELEASED_BY_NEW_BANK_DETAILS
-        ]
+        held = [r for r in journal.rows(run_id) if r["state"] == HELD and r["error_code"] in codes]
         if held:
             journal.set_run_status(run_id, "open")
             return run_id

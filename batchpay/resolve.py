@@ -282,13 +282,16 @@ class Resolver:
         wanted = dedupe.identity_text(ref)
         matches: list[dict[str, Any]] = []
         async for ben in self.client.iter_beneficiaries():
+            if str(ben.get("status") or "active") != "active":  # archived, blocked: not paid
+                continue
             if dedupe.identity_text(str(ben.get("external_ref") or "")) == wanted:
                 matches.append(ben)
         if len(matches) != 1:
             if len(matches) > 1:
                 raise Held(
                     "ambiguous_beneficiary",
-                    f"the provider holds {len(matches)} beneficiaries with reference {ref!r}",
+                    f"the provider holds {len(matches)} active beneficiaries with reference "
+                    f"{ref!r}",
                 )
             return None
         ben = matches[0]

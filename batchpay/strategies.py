@@ -17,6 +17,7 @@ from batchpay import dedupe, ledger
 from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.errors import ApiError, AuthenticationError, TransportError
+from batchpay.holds import RELEASED_BY_RERUN
 from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, LivePayoutExists
 from batchpay.journal.records import Row
 from batchpay.options import RunOptions
@@ -136,6 +137,8 @@ class _PerRowRun:
         todo = [r for r in rows if r.state == PLANNED or waits_for_other_run(r)]
         if self.options.allow_new_bank_details:
             todo += [r for r in rows if r.state == HELD and not waits_for_other_run(r)]
+        else:  # read again: paid when the row is now what the run planned
+            todo += [r for r in rows if r.state == HELD and r.error_code in RELEASED_BY_RERUN]
         self.total = len(open_intents) + sum(1 for r in rows if r.state in (PLANNED, HELD))
         if open_intents or todo:
             # The provider's ledger is the last word: learn what it already holds (and its

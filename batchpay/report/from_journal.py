@@ -11,7 +11,7 @@ from typing import Any
 
 from batchpay.config import Mode, Settings
 from batchpay.errors import ExitCode, RunNotFound
-from batchpay.holds import release_command
+from batchpay.holds import duplicate_payout_note, release_command
 from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, utcnow
 from batchpay.report.model import Report, ReportRow
 from batchpay.states import ALREADY_PAID, DUPLICATE, HELD, INVALID, PLANNED, ROW_REJECTED
@@ -102,6 +102,8 @@ def build_report(journal: Journal, run_id: str, settings: Settings) -> Report:
         outcome, code, message, note = _outcome(r)
         if r["state"] == HELD and r["error_code"] != "in_flight_elsewhere":
             note = "held; to pay it: " + release_for(r, run)
+        elif outcome == "duplicate_payout":
+            note = duplicate_payout_note(str(run["id"]))
         funding = _s(r["total_debited_currency"] or r["p_source_currency"] or r["source_currency"])
         paid_in = _s(r["dest_currency"] or r["currency"])
         if funding and paid_in and funding != paid_in:

@@ -11,6 +11,7 @@ from batchpay import manage, pipeline
 from batchpay.config import Settings
 from batchpay.errors import DuplicateFileError
 from batchpay.holds import duplicate_payout_note, release_command
+from batchpay.journal import Journal
 from batchpay.resolve import beneficiary_body
 from batchpay.sandbox import Sandbox
 from batchpay.sandbox.store import load, store_doc
@@ -130,6 +131,34 @@ async def test_row_changed_is_paid_once_by_rerunning_with_the_runs_layout(
     assert len(sandbox.ledger()) == 3  # old row, INV-X, payout_row(3): each once
     (payout,) = [p for p in sandbox.ledger() if p["reference"] == "INV-X"]
     assert payout.get("purpose", "contractor_payment") == "contractor_payment"
+
+
+async def test_duplicate_payout_says_what_to_do_at_the_provider(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A second payout for the row that batchpay could not cancel: the report's note names
+    the provider-side recall and says no batchpay command closes the row; show agrees."""
+    attempts = 5  # the client's retry budget per request
+    f = write_csv(tmp_path / "p.csv", [payout_row(0)])
+    sandbox.faults.plan("POST /v1/payouts", ["lost_response"] * attempts)
+    await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    # the provider forgets the key a day later; the journal believes it fresh: a resend
+    # creates a second payout, and its cancel fails
+    with Journal(settings.journal_path) as j, j.transaction() as db:
+        db.execute("UPDATE ledger_sweeps SET high_water = '2999-01-01T00:00:00.000000Z'")
+        db.execute("DELETE FROM provider_payouts")
+    await sandbox.advance(24 * 3600 + 60)
+    with Journal(settings.journal_path) as j, j.transaction() as db:
+        now = sandbox.clock.now().isoformat().replace("+00:00", "Z")
+        db.execute("UPDATE payouts SET first_sent_provider_at = ?", (now,))
+    sandbox.faults.plan("POST /v1/payouts/{id}/cancel", ["500"] * attempts)
+    again = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    (row,) = again.report.rows
+    assert row.outcome == "duplicate_payout"
+    extra = [p["id"] for p in sandbox.ledger() if p["id"] != row.payout_id]
+    assert len(extra) == 1 and extra[0] in row.error_message  # the payout to recall, named
+    assert row.note == duplicate_payout_note(again.run_id)
+    assert f"`batchpay track {again.run_id}`" in row.note
 
 
 def test_duplicate_payout_note_names_the_provider_side_action() -> None:

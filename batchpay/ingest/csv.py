@@ -17,6 +17,7 @@ import polars as pl
 from batchpay.errors import InputError
 from batchpay.ingest.canonical import ROW, Table
 from batchpay.ingest.sniff import bomless_utf16, check_delimiter, line_at, to_utf8
+from batchpay.ingest.structure import pad_title_lines
 from batchpay.layout import Layout
 
 __all__ = ["read_csv"]
@@ -54,6 +55,7 @@ def read_csv(data: bytes, layout: Layout) -> Table:
             hint='save it again as "CSV UTF-8", which ends lines with CR LF',
         )
     check_delimiter(data, sep, layout)
+    data = pad_title_lines(data, sep, layout)  # a title line typed without separators
     with ThreadPoolExecutor(max_workers=1) as pool:
         # polars parses without the GIL while this thread counts the lines
         parsed = pool.submit(_parse_csv, data, sep)

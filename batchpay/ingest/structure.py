@@ -4,10 +4,13 @@ Both work on what the readers produce (a :class:`~batchpay.ingest.canonical.Tabl
 texts, then the canonical frame), so CSV and XLSX behave alike:
 
 - The header row is the first of the first :data:`HEADER_SEARCH_ROWS` rows whose cells name
-  every always-required column (by the layout's aliases). Rows above it are a *title*
-  (an export's name, a period, a company): skipped when the layout says
+  every always-required column (by the layout's aliases), however many cells the rows above
+  it fill. Rows above it are a *title* (an export's name, a period, a company — in a CSV
+  also a line without the separators, :func:`pad_title_lines`): skipped when the layout says
   ``skip_title_rows = true`` under ``[file]``, else the file is refused naming the row where
   the header was found.
+  When no row of the first ones names the columns, the one naming most of them is the
+  header (:func:`likeliest_header`) and the file is refused naming what it lacks.
 - Trailing rows labelled as totals (``TOTAL``, ``Grand total``, ``Totals``, ``Summe``,
   ``Gesamt``, ``Total général``, ``Totaal``) that hold no payee are *totals rows*: never
   paid, reported as such, and with ``check_total_row = true`` their amount is checked
@@ -16,7 +19,9 @@ texts, then the canonical frame), so CSV and XLSX behave alike:
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -26,7 +31,15 @@ from batchpay import money
 from batchpay.errors import InputError, RowIssue
 from batchpay.layout import Layout
 
-__all__ = ["HEADER_SEARCH_ROWS", "TotalRow", "check_totals_rows", "split_totals_rows"]
+__all__ = [
+    "HEADER_SEARCH_ROWS",
+    "TotalRow",
+    "check_totals_rows",
+    "likeliest_header",
+    "names_header",
+    "pad_title_lines",
+    "split_totals_rows",
+]
 
 HEADER_SEARCH_ROWS = 10
 ROW = "_row"
@@ -51,6 +64,56 @@ class TotalRow:
 def recognised(cells: list[str], layout: Layout) -> set[str]:
     """The canonical columns these header cells name."""
     return {c for text in cells if text.strip() and (c := layout.match_header(text.strip()))}
+
+
+def names_header(cells: Iterable[str], layout: Layout) -> bool:
+    """Whether these cells name every always-required column: only such a row is a header."""
+    return set(layout.always_required) <= recognised(list(cells), layout)
+
+
+def likeliest_header(
+    rows: list[tuple[int, dict[int, str]]], layout: Layout
+) -> tuple[int, dict[int, str]]:
+    """Of rows none of which is a header, the one naming most columns (the first of equals):
+    the header a refusal names the missing columns of."""
+    return max(rows, key=lambda r: (len(recognised(list(r[1].values()), layout)), -r[0]))
+
+
+def pad_title_lines(data: bytes, sep: str, layout: Layout) -> bytes:
+    """CSV bytes whose lines above the header (found by its aliases within the first
+    :data:`HEADER_SEARCH_ROWS` lines) that have fewer fields than it, such as a title typed
+    without separators, end in separators up to the header's width, so they are read, told
+    apart and reported as title rows, as in an XLSX file. Nothing else changes (rows keep
+    their numbers); a file with its header on line 1, or with no header among the first
+    lines, is returned as it is."""
+    lines = data[:65536].split(b"\n")[:-1][:HEADER_SEARCH_ROWS]
+
+    def fields(line: bytes) -> list[str] | None:
+        text = line.decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r")
+        try:
+            return next(csv.reader([text], delimiter=sep), [])
+        except csv.Error:
+            return None
+
+    first = fields(lines[0]) if lines else None
+    if first is None or names_header(first, layout):
+        return data
+    for at, line in enumerate(lines[1:], start=1):
+        cells = fields(line)
+        if cells is None or not names_header(cells, layout):
+            continue
+        padded = []
+        for above in lines[:at]:
+            have = fields(above)
+            short = have is not None and 0 < len(have) < len(cells) and above.count(b'"') == 0
+            if short and above.strip(b"\r\t \xef\xbb\xbf"):
+                cr = b"\r" if above.endswith(b"\r") else b""
+                extra = sep.encode("utf-8") * (len(cells) - len(have or []))
+                above = above.removesuffix(b"\r") + extra + cr
+            padded.append(above)
+        start = sum(len(x) + 1 for x in lines[:at])
+        return b"\n".join(padded) + b"\n" + data[start:]
+    return data
 
 
 def locate_header(

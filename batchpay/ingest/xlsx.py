@@ -26,7 +26,7 @@ from defusedxml.ElementTree import iterparse
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest.canonical import ROW, SCIENTIFIC, Table, column_letter, too_many_rows
 from batchpay.ingest.sniff import Budget, guard_zip
-from batchpay.ingest.structure import HEADER_SEARCH_ROWS
+from batchpay.ingest.structure import HEADER_SEARCH_ROWS, likeliest_header, names_header
 from batchpay.layout import Layout
 
 __all__ = ["read_xlsx"]
@@ -357,7 +357,7 @@ class _SheetParser:
         self.last_row = 0
         self.header_row = 1
         self.title_rows: list[tuple[int, str]] = []
-        self.first_cells: dict[int, str] = {}
+        self.first_cells: list[tuple[int, dict[int, str]]] = []  # the title rows' cells
 
     def parse(self) -> Table:
         row_number = 0
@@ -393,11 +393,9 @@ class _SheetParser:
             elif tag == "sheetData":
                 elem.clear()
         if self.header is None and self.first_cells:
-            # only short lines of text, no header below them: the first is the header, so the
-            # refusal names its missing columns (with any other sheet that may hold payouts)
-            width = max(self.first_cells) + 1
-            self.header = [self.first_cells.get(i, "").strip() for i in range(width)]
-            self.header_row, self.title_rows = self.title_rows[0][0], []
+            # no row names the columns: the likeliest is the header, so the refusal names its
+            # missing columns (with any other sheet that may hold payouts)
+            self._set_header(*likeliest_header(self.first_cells, self.reader.layout))
         if self.header is None:
             raise InputError(
                 "the sheet is empty", code="empty", hint="check the sheet named in the layout"
@@ -435,37 +433,29 @@ class _SheetParser:
         if self.header is None:
             if not any(v.strip() for v in cells.values()):
                 return
-            layout = self.reader.layout
-            filled = [v.strip() for v in cells.values() if v.strip()]
-            if (
-                number < HEADER_SEARCH_ROWS
-                and len(filled) <= 2
-                and not any(layout.match_header(v) for v in filled)
-            ):
+            named = names_header(cells.values(), self.reader.layout)
+            if not named and number < HEADER_SEARCH_ROWS:
                 # a title above the header (batchpay.ingest.structure decides what to do)
                 text = " ".join(cells[c].strip() for c in sorted(cells) if cells[c].strip())
                 self.title_rows.append((number, text))
-                self.first_cells = self.first_cells or dict(cells)
+                self.first_cells.append((number, dict(cells)))
                 return
-            if number != 1 and not self.title_rows:
-                raise InputError(
-                    f"rows 1 to {number - 1} are blank; the first row must hold the headers",
-                    code="no_header",
-                    row=1,
-                    hint="delete the blank rows above the headers",
-                )
-            width = max(cells) + 1
-            self.header = [cells.get(i, "").strip() for i in range(width)]
-            self.header_row = number
-            self.specs = {
-                i: name
-                for i, h in enumerate(self.header)
-                if (name := self.reader.layout.match_header(h)) is not None
-            }
-            return
+            if not named and self.title_rows:  # no header in the first rows: this is data
+                self._set_header(*likeliest_header(self.first_cells, self.reader.layout))
+            else:
+                if number != 1 and not self.title_rows:
+                    raise InputError(
+                        f"rows 1 to {number - 1} are blank; the first row must hold the headers",
+                        code="no_header",
+                        row=1,
+                        hint="delete the blank rows above the headers",
+                    )
+                self._set_header(number, cells)
+                return
         if not any(v.strip() for v in cells.values()):
             self.blank_rows += 1
             return
+        assert self.header is not None  # set above
         width = len(self.header)
         for col in sorted(cells):
             if cells[col].strip() and any(a <= col <= b for a, b in self.hidden_columns):
@@ -491,6 +481,16 @@ class _SheetParser:
         self.row_numbers.append(number)
         if hidden:
             self.hidden_rows.append(number)
+
+    def _set_header(self, number: int, cells: dict[int, str]) -> None:
+        width = max(cells) + 1
+        self.header = [cells.get(i, "").strip() for i in range(width)]
+        self.header_row, self.title_rows = number, [t for t in self.title_rows if t[0] < number]
+        self.specs = {
+            i: name
+            for i, h in enumerate(self.header)
+            if (name := self.reader.layout.match_header(h)) is not None
+        }
 
     def _issue(
         self, row: int, col: int, code: str, message: str, *, label: str | None = None

@@ -163,3 +163,66 @@ def test_run_refuses_a_wrong_totals_row_before_sending(tmp_path: Path) -> None:
             settings=sandbox_settings(tmp_path),
             options=RunOptions(out_dir=tmp_path / "r", layout_path=layout),
         )
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_an_xlsx_title_block_of_three_cells_above_the_header(tmp_path: Path, skip: bool) -> None:
+    """A title row filling three cells (company, date, "Payouts") and a second title line:
+    the header is still found by its aliases; refused naming it, or skipped when allowed."""
+    lines = [["ACME Ltd", "2026-12-01", "Payouts"], ["Company", "ACME Ltd", "EUR"], *_body()]
+    f = _xlsx(tmp_path / "t.xlsx", lines)
+    if not skip:
+        with pytest.raises(InputError) as info:
+            _plan(tmp_path, f)
+        assert (info.value.code, info.value.row) == ("title_rows", 3)
+        assert "row(s) 1, 2 above it look like a title ('ACME Ltd 2026-12-01 Payouts')" in (
+            info.value.message
+        )
+        return
+    plan = _plan(tmp_path, f, "[file]\nskip_title_rows = true\n")
+    assert (plan.rows, plan.rows_to_pay, plan.issues) == (3, 3, [])
+    assert plan.notes[:2] == [
+        "row 1: a title above the header (row 3), skipped: 'ACME Ltd 2026-12-01 Payouts'",
+        "row 2: a title above the header (row 3), skipped: 'Company ACME Ltd EUR'",
+    ]
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_a_csv_title_line_without_separators(tmp_path: Path, skip: bool) -> None:
+    """`Payout run December 2026` as line 1, no commas: a title, not a ragged-row refusal."""
+    f = tmp_path / "t.csv"
+    body = "".join(",".join(line) + "\r\n" for line in _body())
+    f.write_bytes(("\ufeffPayout run December 2026\r\n\r\n" + body).encode("utf-8"))
+    if not skip:
+        with pytest.raises(InputError) as info:
+            _plan(tmp_path, f)
+        assert (info.value.code, info.value.row) == ("title_rows", 3)
+        assert "look like a title ('Payout run December 2026')" in info.value.message
+        return
+    plan = _plan(tmp_path, f, "[file]\nskip_title_rows = true\n")
+    assert (plan.rows, plan.rows_to_pay, plan.issues) == (3, 3, [])
+    assert plan.notes[0] == (
+        "row 1: a title above the header (row 3), skipped: 'Payout run December 2026'"
+    )
+
+
+def test_a_ragged_row_below_a_title_line_is_still_named(tmp_path: Path) -> None:
+    """Padding a title line changes nothing below the header: a short row keeps its row."""
+    lines = [",".join(line) for line in _body()]
+    lines[2] = lines[2].rsplit(",", 1)[0]  # the second payout loses its last field
+    f = tmp_path / "t.csv"
+    f.write_text("Payouts\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        _plan(tmp_path, f, "[file]\nskip_title_rows = true\n")
+    assert info.value.code == "ragged_row" and info.value.row == 4
+
+
+def test_a_header_lacking_a_column_below_many_rows_is_named(tmp_path: Path) -> None:
+    """No row of the first ones names every column: the one naming most is the header, and
+    the refusal names what it lacks (not a title, not a data row taken as the header)."""
+    header = [h for h in HEADERS if h != "currency"]
+    data = [[r[h] for h in header] for r in [payout_row(i) for i in range(12)]]
+    f = _xlsx(tmp_path / "t.xlsx", [["Payouts"], header, *data])
+    with pytest.raises(InputError) as info:
+        _plan(tmp_path, f)
+    assert info.value.code == "missing_columns" and "currency" in info.value.message

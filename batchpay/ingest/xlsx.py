@@ -416,11 +416,13 @@ class _SheetParser:
         self.header_row = 1
         self.title_rows: list[tuple[int, str]] = []
         self.first_cells: dict[int, str] = {}
+        self._lists: list[list[str]] = []
 
     def parse(self) -> Table:
         row_number = 0
         columns: dict[str, int] = {}  # a reference's column letters -> its index, cached
         cell = self._cell
+        local = _LOCAL_NAMES
         for elem in self.reader._sheet_elements(self.path):
             tag = _local_name(elem.tag)
             if tag == "row":
@@ -429,6 +431,7 @@ class _SheetParser:
                 hidden = elem.get("hidden") in ("1", "true")
                 cells: dict[int, str] = {}
                 next_col = 0
+                header_known = self.header is not None
                 for c in elem.iterchildren(_CELL_TAG):
                     ref = c.get("r")
                     if ref:
@@ -443,16 +446,24 @@ class _SheetParser:
                     next_col = col + 1
                     # the text cells most sheets are made of, without the checks that cannot
                     # apply to them (the same result as _cell, which handles everything else)
-                    kind = c.get("t")
-                    if kind == "inlineStr" and self.header is not None and len(c) <= 1:
-                        if len(c) == 0:
+                    if header_known and c.get("t") == "inlineStr":
+                        n = len(c)
+                        if n == 0:
                             continue
-                        child = c[0]
-                        if _local_name(child.tag) == "is":
-                            value = _unescape_ooxml(_rich_text(child))
-                            if value:
-                                cells[col] = value
-                            continue
+                        if n == 1:
+                            child = c[0]
+                            tag = child.tag
+                            if (local.get(tag) or _local_name(tag)) == "is" and len(child) == 1:
+                                t = child[0]
+                                tag = t.tag
+                                if (local.get(tag) or _local_name(tag)) == "t":
+                                    text = t.text
+                                    if text:
+                                        if "_x" in text:  # _rich_text's and _cell's unescape
+                                            text = _unescape_ooxml(_unescape_ooxml(text))
+                                        if text:
+                                            cells[col] = text
+                                    continue
                     value = cell(c, row_number, col)
                     if value:
                         cells[col] = value
@@ -537,7 +548,7 @@ class _SheetParser:
             self.blank_rows += 1
             return
         width = len(self.header)
-        for col in sorted(cells):
+        for col in sorted(cells) if self.hidden_columns else ():
             if cells[col].strip() and any(a <= col <= b for a, b in self.hidden_columns):
                 self._issue(
                     number,
@@ -545,7 +556,12 @@ class _SheetParser:
                     "hidden_column",
                     "is in a column hidden in Excel; unhide the column and check it",
                 )
-        for col in sorted(c for c in cells if c >= width and cells[c].strip()):
+        beyond = (
+            sorted(c for c in cells if c >= width and cells[c].strip())
+            if max(cells) >= width
+            else ()
+        )
+        for col in beyond:
             self._issue(
                 number,
                 col,
@@ -556,11 +572,17 @@ class _SheetParser:
             )
         if len(self.row_numbers) >= self.limits.max_rows:
             raise too_many_rows(self.limits.max_rows)
-        for i in range(width):
-            self.columns.setdefault(i, []).append(cells.get(i, ""))
+        get = cells.get
+        for i, column in enumerate(self._column_lists(width)):
+            column.append(get(i, ""))
         self.row_numbers.append(number)
         if hidden:
             self.hidden_rows.append(number)
+
+    def _column_lists(self, width: int) -> list[list[str]]:
+        if len(self._lists) != width:
+            self._lists = [self.columns.setdefault(i, []) for i in range(width)]
+        return self._lists
 
     def _issue(
         self, row: int, col: int, code: str, message: str, *, label: str | None = None

@@ -20,8 +20,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import polars as pl
-from defusedxml import DefusedXmlException
+from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import iterparse
+from lxml import etree
 
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest.canonical import ROW, SCIENTIFIC, Table, column_letter, too_many_rows
@@ -54,7 +55,23 @@ _BROKEN_PACKAGE = (
     OverflowError,
     struct.error,
     zlib.error,
+    etree.LxmlError,  # the sheet's parser (lxml); its syntax errors are SyntaxErrors too
 )
+
+# The elements the sheet parser stops at; the rest of the sheet is skipped in C.
+_SHEET_TAGS = ("{*}row", "{*}col", "{*}mergeCell")
+_CELL_TAG = "{*}c"
+_LOCAL_NAMES: dict[str, str] = {}
+
+
+def _local_name(tag: Any) -> str:
+    """The local name of an lxml tag (``{ns}c`` -> ``c``), cached: a sheet repeats a few."""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        if not isinstance(tag, str):  # a comment or processing instruction
+            return ""
+        name = _LOCAL_NAMES[tag] = tag.rsplit("}", 1)[-1]
+    return name
 
 
 def _local(tag: str) -> str:
@@ -107,6 +124,37 @@ class _XlsxReader:
     def _events(self, name: str, events: tuple[str, ...] = ("end",)) -> Iterator[tuple[str, Any]]:
         with self.budget.open(self.archive, name) as stream:
             yield from iterparse(stream, events=events, forbid_dtd=True)
+
+    def _sheet_elements(self, name: str) -> Iterator[Any]:
+        """The sheet's rows, ``col`` and ``mergeCell`` elements, parsed by lxml (libxml2, C).
+
+        A sheet is most of a workbook: its XML is parsed in C and only these elements reach
+        Python. Like defusedxml, a DTD is refused (entities are never expanded or fetched);
+        rows are dropped once read, so memory stays flat.
+        """
+        with self.budget.open(self.archive, name) as stream:
+            events = etree.iterparse(
+                stream,
+                events=("end",),
+                tag=_SHEET_TAGS,
+                resolve_entities=False,
+                load_dtd=False,
+                no_network=True,
+                remove_comments=True,
+                remove_pis=True,
+            )
+            checked = False
+            for _, elem in events:
+                if not checked:
+                    _refuse_dtd(elem.getroottree())
+                    checked = True
+                yield elem
+                if _local_name(elem.tag) == "row":
+                    elem.clear()
+                    while elem.getprevious() is not None:
+                        del elem.getparent()[0]
+            if not checked and events.root is not None:
+                _refuse_dtd(events.root.getroottree())
 
     def _rels(self, part: str) -> dict[str, tuple[str, str]]:
         """Relationship id -> (type suffix, target path) for an OPC part."""
@@ -276,6 +324,12 @@ class _XlsxReader:
         }
 
 
+def _refuse_dtd(tree: Any) -> None:
+    info = tree.docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise DTDForbidden(info.root_name, info.system_url, info.public_id)
+
+
 def _is_date_format(code: str) -> bool:
     """Whether an Excel number format code displays a date or time."""
     stripped = re.sub(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.', "", code)
@@ -286,13 +340,17 @@ def _is_date_format(code: str) -> bool:
 
 def _rich_text(elem: Any) -> str:
     """Text of a shared or inline string: its <t>, or its runs' <t>, phonetic runs excluded."""
+    if len(elem) == 1:  # the usual <is><t>text</t></is> or <si><t>text</t></si>
+        only = elem[0]
+        if _local_name(only.tag) == "t":
+            return _unescape_ooxml(only.text or "")
     parts: list[str] = []
     for child in elem:
-        tag = _local(child.tag)
+        tag = _local_name(child.tag)
         if tag == "t":
             parts.append(child.text or "")
         elif tag == "r":
-            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
+            parts.extend(t.text or "" for t in child if _local_name(t.tag) == "t")
     return _unescape_ooxml("".join(parts))
 
 
@@ -358,40 +416,63 @@ class _SheetParser:
         self.header_row = 1
         self.title_rows: list[tuple[int, str]] = []
         self.first_cells: dict[int, str] = {}
+        self._lists: list[list[str]] = []
 
     def parse(self) -> Table:
         row_number = 0
-        cells: dict[int, str] = {}
-        hidden = False
-        next_col = 0
-        for event, elem in self.reader._events(self.path, ("start", "end")):
-            tag = _local(elem.tag)
-            if event == "start":
-                if tag == "row":
-                    explicit = elem.get("r")
-                    row_number = int(explicit) if explicit else row_number + 1
-                    hidden = elem.get("hidden") in ("1", "true")
-                    cells = {}
-                    next_col = 0
-                continue
-            if tag == "c":
-                ref = elem.get("r")
-                col = _column_index(ref) if ref else next_col
-                next_col = col + 1
-                value = self._cell(elem, row_number, col)
-                if value:
-                    cells[col] = value
-                elem.clear()
-            elif tag == "row":
+        columns: dict[str, int] = {}  # a reference's column letters -> its index, cached
+        cell = self._cell
+        local = _LOCAL_NAMES
+        for elem in self.reader._sheet_elements(self.path):
+            tag = _local_name(elem.tag)
+            if tag == "row":
+                explicit = elem.get("r")
+                row_number = int(explicit) if explicit else row_number + 1
+                hidden = elem.get("hidden") in ("1", "true")
+                cells: dict[int, str] = {}
+                next_col = 0
+                header_known = self.header is not None
+                for c in elem.iterchildren(_CELL_TAG):
+                    ref = c.get("r")
+                    if ref:
+                        letters = ref.rstrip("0123456789")
+                        col = columns.get(letters, -1)
+                        if col < 0:
+                            col = _column_index(ref)
+                            if letters:
+                                columns[letters] = col
+                    else:
+                        col = next_col
+                    next_col = col + 1
+                    # the text cells most sheets are made of, without the checks that cannot
+                    # apply to them (the same result as _cell, which handles everything else)
+                    if header_known and c.get("t") == "inlineStr":
+                        n = len(c)
+                        if n == 0:
+                            continue
+                        if n == 1:
+                            child = c[0]
+                            tag = child.tag
+                            if (local.get(tag) or _local_name(tag)) == "is" and len(child) == 1:
+                                t = child[0]
+                                tag = t.tag
+                                if (local.get(tag) or _local_name(tag)) == "t":
+                                    text = t.text
+                                    if text:
+                                        if "_x" in text:  # _rich_text's and _cell's unescape
+                                            text = _unescape_ooxml(_unescape_ooxml(text))
+                                        if text:
+                                            cells[col] = text
+                                    continue
+                    value = cell(c, row_number, col)
+                    if value:
+                        cells[col] = value
                 self._row(row_number, cells, hidden)
-                elem.clear()
             elif tag == "mergeCell":
                 self.merges.append(elem.get("ref", ""))
             elif tag == "col" and elem.get("hidden") in ("1", "true"):
                 first, last = int(elem.get("min", "1")), int(elem.get("max", "1"))
                 self.hidden_columns.append((first - 1, last - 1))
-            elif tag == "sheetData":
-                elem.clear()
         if self.header is None and self.first_cells:
             # only short lines of text, no header below them: the first is the header, so the
             # refusal names its missing columns (with any other sheet that may hold payouts)
@@ -467,7 +548,7 @@ class _SheetParser:
             self.blank_rows += 1
             return
         width = len(self.header)
-        for col in sorted(cells):
+        for col in sorted(cells) if self.hidden_columns else ():
             if cells[col].strip() and any(a <= col <= b for a, b in self.hidden_columns):
                 self._issue(
                     number,
@@ -475,7 +556,12 @@ class _SheetParser:
                     "hidden_column",
                     "is in a column hidden in Excel; unhide the column and check it",
                 )
-        for col in sorted(c for c in cells if c >= width and cells[c].strip()):
+        beyond = (
+            sorted(c for c in cells if c >= width and cells[c].strip())
+            if max(cells) >= width
+            else ()
+        )
+        for col in beyond:
             self._issue(
                 number,
                 col,
@@ -486,11 +572,17 @@ class _SheetParser:
             )
         if len(self.row_numbers) >= self.limits.max_rows:
             raise too_many_rows(self.limits.max_rows)
-        for i in range(width):
-            self.columns.setdefault(i, []).append(cells.get(i, ""))
+        get = cells.get
+        for i, column in enumerate(self._column_lists(width)):
+            column.append(get(i, ""))
         self.row_numbers.append(number)
         if hidden:
             self.hidden_rows.append(number)
+
+    def _column_lists(self, width: int) -> list[list[str]]:
+        if len(self._lists) != width:
+            self._lists = [self.columns.setdefault(i, []) for i in range(width)]
+        return self._lists
 
     def _issue(
         self, row: int, col: int, code: str, message: str, *, label: str | None = None
@@ -507,7 +599,7 @@ class _SheetParser:
         raw: str | None = None
         formula: str | None = None
         for child in elem:
-            tag = _local(child.tag)
+            tag = _local_name(child.tag)
             if tag == "v":
                 raw = child.text or ""
             elif tag == "f":

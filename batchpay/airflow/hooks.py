@@ -8,7 +8,8 @@ host          the API base URL (``https://api.antonpayments.dev``, ``http://127.
 password      the API key (``ak_test_…`` / ``ak_live_…``), if the API key is the credential
 extra         ``client_id``, ``client_secret``, ``dpop_key_file`` (an OAuth client with DPoP,
               instead of the key); ``journal`` (the journal: a SQLite path or
-              ``postgresql://…``, exactly as ``BATCHPAY_JOURNAL``); ``home``
+              ``postgresql://…``, exactly as ``BATCHPAY_JOURNAL``, its password in the URL or
+              in ``journal_password`` (``BATCHPAY_JOURNAL_PASSWORD``), never logged); ``home``
               (``BATCHPAY_HOME``); ``mode`` (``sandbox`` or ``live``: ``live`` is the
               confirmation a live run needs, and either must agree with the URL)
 ============  ===================================================================
@@ -52,6 +53,7 @@ def connection_overrides(
         "BATCHPAY_CLIENT_SECRET": str(extra.get("client_secret") or ""),
         "BATCHPAY_DPOP_KEY_FILE": str(extra.get("dpop_key_file") or ""),
         "BATCHPAY_JOURNAL": str(extra.get("journal") or ""),
+        "BATCHPAY_JOURNAL_PASSWORD": str(extra.get("journal_password") or ""),
         "BATCHPAY_HOME": str(extra.get("home") or ""),
         "BATCHPAY_CONFIRM_LIVE": "1" if mode == "live" else "",
         "_mode": mode,

@@ -9,8 +9,8 @@ texts, then the canonical frame), so CSV and XLSX behave alike:
   also a line without the separators, :func:`pad_title_lines`): skipped when the layout says
   ``skip_title_rows = true`` under ``[file]``, else the file is refused naming the row where
   the header was found.
-  When no row of the first ones names the columns, the one naming most of them is the
-  header (:func:`likeliest_header`) and the file is refused naming what it lacks.
+  In XLSX a header row taken from a title block (it names too few columns) gives way to a
+  later one of the first rows that names them all.
 - Trailing rows labelled as totals (``TOTAL``, ``Grand total``, ``Totals``, ``Summe``,
   ``Gesamt``, ``Total général``, ``Totaal``) that hold no payee are *totals rows*: never
   paid, reported as such, and with ``check_total_row = true`` their amount is checked
@@ -35,7 +35,6 @@ __all__ = [
     "HEADER_SEARCH_ROWS",
     "TotalRow",
     "check_totals_rows",
-    "likeliest_header",
     "names_header",
     "pad_title_lines",
     "split_totals_rows",
@@ -69,14 +68,6 @@ def recognised(cells: list[str], layout: Layout) -> set[str]:
 def names_header(cells: Iterable[str], layout: Layout) -> bool:
     """Whether these cells name every always-required column: only such a row is a header."""
     return set(layout.always_required) <= recognised(list(cells), layout)
-
-
-def likeliest_header(
-    rows: list[tuple[int, dict[int, str]]], layout: Layout
-) -> tuple[int, dict[int, str]]:
-    """Of rows none of which is a header, the one naming most columns (the first of equals):
-    the header a refusal names the missing columns of."""
-    return max(rows, key=lambda r: (len(recognised(list(r[1].values()), layout)), -r[0]))
 
 
 def pad_title_lines(data: bytes, sep: str, layout: Layout) -> bytes:

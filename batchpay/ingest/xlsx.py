@@ -20,13 +20,14 @@ from datetime import date, timedelta
 from typing import Any
 
 import polars as pl
-from defusedxml import DefusedXmlException
+from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import iterparse
+from lxml import etree
 
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest.canonical import ROW, SCIENTIFIC, Table, column_letter, too_many_rows
 from batchpay.ingest.sniff import Budget, guard_zip
-from batchpay.ingest.structure import HEADER_SEARCH_ROWS, likeliest_header, names_header
+from batchpay.ingest.structure import HEADER_SEARCH_ROWS, names_header
 from batchpay.layout import Layout
 
 __all__ = ["read_xlsx"]
@@ -54,7 +55,23 @@ _BROKEN_PACKAGE = (
     OverflowError,
     struct.error,
     zlib.error,
+    etree.LxmlError,  # the sheet's parser (lxml); its syntax errors are SyntaxErrors too
 )
+
+# The elements the sheet parser stops at; the rest of the sheet is skipped in C.
+_SHEET_TAGS = ("{*}row", "{*}col", "{*}mergeCell")
+_CELL_TAG = "{*}c"
+_LOCAL_NAMES: dict[str, str] = {}
+
+
+def _local_name(tag: Any) -> str:
+    """The local name of an lxml tag (``{ns}c`` -> ``c``), cached: a sheet repeats a few."""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        if not isinstance(tag, str):  # a comment or processing instruction
+            return ""
+        name = _LOCAL_NAMES[tag] = tag.rsplit("}", 1)[-1]
+    return name
 
 
 def _local(tag: str) -> str:
@@ -107,6 +124,37 @@ class _XlsxReader:
     def _events(self, name: str, events: tuple[str, ...] = ("end",)) -> Iterator[tuple[str, Any]]:
         with self.budget.open(self.archive, name) as stream:
             yield from iterparse(stream, events=events, forbid_dtd=True)
+
+    def _sheet_elements(self, name: str) -> Iterator[Any]:
+        """The sheet's rows, ``col`` and ``mergeCell`` elements, parsed by lxml (libxml2, C).
+
+        A sheet is most of a workbook: its XML is parsed in C and only these elements reach
+        Python. Like defusedxml, a DTD is refused (entities are never expanded or fetched);
+        rows are dropped once read, so memory stays flat.
+        """
+        with self.budget.open(self.archive, name) as stream:
+            events = etree.iterparse(
+                stream,
+                events=("end",),
+                tag=_SHEET_TAGS,
+                resolve_entities=False,
+                load_dtd=False,
+                no_network=True,
+                remove_comments=True,
+                remove_pis=True,
+            )
+            checked = False
+            for _, elem in events:
+                if not checked:
+                    _refuse_dtd(elem.getroottree())
+                    checked = True
+                yield elem
+                if _local_name(elem.tag) == "row":
+                    elem.clear()
+                    while elem.getprevious() is not None:
+                        del elem.getparent()[0]
+            if not checked and events.root is not None:
+                _refuse_dtd(events.root.getroottree())
 
     def _rels(self, part: str) -> dict[str, tuple[str, str]]:
         """Relationship id -> (type suffix, target path) for an OPC part."""
@@ -276,6 +324,12 @@ class _XlsxReader:
         }
 
 
+def _refuse_dtd(tree: Any) -> None:
+    info = tree.docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise DTDForbidden(info.root_name, info.system_url, info.public_id)
+
+
 def _is_date_format(code: str) -> bool:
     """Whether an Excel number format code displays a date or time."""
     stripped = re.sub(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.', "", code)
@@ -284,15 +338,23 @@ def _is_date_format(code: str) -> bool:
     )
 
 
+def _line_text(cells: dict[int, str]) -> str:
+    return " ".join(cells[c].strip() for c in sorted(cells) if cells[c].strip())
+
+
 def _rich_text(elem: Any) -> str:
     """Text of a shared or inline string: its <t>, or its runs' <t>, phonetic runs excluded."""
+    if len(elem) == 1:  # the usual <is><t>text</t></is> or <si><t>text</t></si>
+        only = elem[0]
+        if _local_name(only.tag) == "t":
+            return _unescape_ooxml(only.text or "")
     parts: list[str] = []
     for child in elem:
-        tag = _local(child.tag)
+        tag = _local_name(child.tag)
         if tag == "t":
             parts.append(child.text or "")
         elif tag == "r":
-            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
+            parts.extend(t.text or "" for t in child if _local_name(t.tag) == "t")
     return _unescape_ooxml("".join(parts))
 
 
@@ -357,45 +419,73 @@ class _SheetParser:
         self.last_row = 0
         self.header_row = 1
         self.title_rows: list[tuple[int, str]] = []
-        self.first_cells: list[tuple[int, dict[int, str]]] = []  # the title rows' cells
+        self.first_cells: dict[int, str] = {}
+        # a header row that does not name every required column, and the rows read below it
+        # (within the first rows): set aside as titles if a later row names them all
+        self.tentative: list[tuple[int, str]] | None = None
+        self._lists: list[list[str]] = []
 
     def parse(self) -> Table:
         row_number = 0
-        cells: dict[int, str] = {}
-        hidden = False
-        next_col = 0
-        for event, elem in self.reader._events(self.path, ("start", "end")):
-            tag = _local(elem.tag)
-            if event == "start":
-                if tag == "row":
-                    explicit = elem.get("r")
-                    row_number = int(explicit) if explicit else row_number + 1
-                    hidden = elem.get("hidden") in ("1", "true")
-                    cells = {}
-                    next_col = 0
-                continue
-            if tag == "c":
-                ref = elem.get("r")
-                col = _column_index(ref) if ref else next_col
-                next_col = col + 1
-                value = self._cell(elem, row_number, col)
-                if value:
-                    cells[col] = value
-                elem.clear()
-            elif tag == "row":
+        columns: dict[str, int] = {}  # a reference's column letters -> its index, cached
+        cell = self._cell
+        local = _LOCAL_NAMES
+        for elem in self.reader._sheet_elements(self.path):
+            tag = _local_name(elem.tag)
+            if tag == "row":
+                explicit = elem.get("r")
+                row_number = int(explicit) if explicit else row_number + 1
+                hidden = elem.get("hidden") in ("1", "true")
+                cells: dict[int, str] = {}
+                next_col = 0
+                header_known = self.header is not None
+                for c in elem.iterchildren(_CELL_TAG):
+                    ref = c.get("r")
+                    if ref:
+                        letters = ref.rstrip("0123456789")
+                        col = columns.get(letters, -1)
+                        if col < 0:
+                            col = _column_index(ref)
+                            if letters:
+                                columns[letters] = col
+                    else:
+                        col = next_col
+                    next_col = col + 1
+                    # the text cells most sheets are made of, without the checks that cannot
+                    # apply to them (the same result as _cell, which handles everything else)
+                    if header_known and c.get("t") == "inlineStr":
+                        n = len(c)
+                        if n == 0:
+                            continue
+                        if n == 1:
+                            child = c[0]
+                            tag = child.tag
+                            if (local.get(tag) or _local_name(tag)) == "is" and len(child) == 1:
+                                t = child[0]
+                                tag = t.tag
+                                if (local.get(tag) or _local_name(tag)) == "t":
+                                    text = t.text
+                                    if text:
+                                        if "_x" in text:  # _rich_text's and _cell's unescape
+                                            text = _unescape_ooxml(_unescape_ooxml(text))
+                                        if text:
+                                            cells[col] = text
+                                    continue
+                    value = cell(c, row_number, col)
+                    if value:
+                        cells[col] = value
                 self._row(row_number, cells, hidden)
-                elem.clear()
             elif tag == "mergeCell":
                 self.merges.append(elem.get("ref", ""))
             elif tag == "col" and elem.get("hidden") in ("1", "true"):
                 first, last = int(elem.get("min", "1")), int(elem.get("max", "1"))
                 self.hidden_columns.append((first - 1, last - 1))
-            elif tag == "sheetData":
-                elem.clear()
         if self.header is None and self.first_cells:
-            # no row names the columns: the likeliest is the header, so the refusal names its
-            # missing columns (with any other sheet that may hold payouts)
-            self._set_header(*likeliest_header(self.first_cells, self.reader.layout))
+            # only short lines of text, no header below them: the first is the header, so the
+            # refusal names its missing columns (with any other sheet that may hold payouts)
+            width = max(self.first_cells) + 1
+            self.header = [self.first_cells.get(i, "").strip() for i in range(width)]
+            self.header_row, self.title_rows = self.title_rows[0][0], []
         if self.header is None:
             raise InputError(
                 "the sheet is empty", code="empty", hint="check the sheet named in the layout"
@@ -433,31 +523,49 @@ class _SheetParser:
         if self.header is None:
             if not any(v.strip() for v in cells.values()):
                 return
-            named = names_header(cells.values(), self.reader.layout)
-            if not named and number < HEADER_SEARCH_ROWS:
+            layout = self.reader.layout
+            filled = [v.strip() for v in cells.values() if v.strip()]
+            if (
+                number < HEADER_SEARCH_ROWS
+                and len(filled) <= 2
+                and not any(layout.match_header(v) for v in filled)
+            ):
                 # a title above the header (batchpay.ingest.structure decides what to do)
                 text = " ".join(cells[c].strip() for c in sorted(cells) if cells[c].strip())
                 self.title_rows.append((number, text))
-                self.first_cells.append((number, dict(cells)))
+                self.first_cells = self.first_cells or dict(cells)
                 return
-            if not named and self.title_rows:  # no header in the first rows: this is data
-                self._set_header(*likeliest_header(self.first_cells, self.reader.layout))
-            else:
-                if number != 1 and not self.title_rows:
-                    raise InputError(
-                        f"rows 1 to {number - 1} are blank; the first row must hold the headers",
-                        code="no_header",
-                        row=1,
-                        hint="delete the blank rows above the headers",
-                    )
-                self._set_header(number, cells)
-                return
+            if number != 1 and not self.title_rows:
+                raise InputError(
+                    f"rows 1 to {number - 1} are blank; the first row must hold the headers",
+                    code="no_header",
+                    row=1,
+                    hint="delete the blank rows above the headers",
+                )
+            width = max(cells) + 1
+            self.header = [cells.get(i, "").strip() for i in range(width)]
+            self.header_row = number
+            self.specs = {
+                i: name
+                for i, h in enumerate(self.header)
+                if (name := self.reader.layout.match_header(h)) is not None
+            }
+            if not names_header(self.header, layout):
+                self.tentative = [(number, _line_text(cells))]
+            return
         if not any(v.strip() for v in cells.values()):
             self.blank_rows += 1
             return
-        assert self.header is not None  # set above
+        if self.tentative is not None:
+            if number >= HEADER_SEARCH_ROWS:
+                self.tentative = None
+            elif names_header(cells.values(), self.reader.layout):
+                self._header_below_titles(number, cells)
+                return
+            else:
+                self.tentative.append((number, _line_text(cells)))
         width = len(self.header)
-        for col in sorted(cells):
+        for col in sorted(cells) if self.hidden_columns else ():
             if cells[col].strip() and any(a <= col <= b for a, b in self.hidden_columns):
                 self._issue(
                     number,
@@ -465,7 +573,12 @@ class _SheetParser:
                     "hidden_column",
                     "is in a column hidden in Excel; unhide the column and check it",
                 )
-        for col in sorted(c for c in cells if c >= width and cells[c].strip()):
+        beyond = (
+            sorted(c for c in cells if c >= width and cells[c].strip())
+            if max(cells) >= width
+            else ()
+        )
+        for col in beyond:
             self._issue(
                 number,
                 col,
@@ -476,21 +589,35 @@ class _SheetParser:
             )
         if len(self.row_numbers) >= self.limits.max_rows:
             raise too_many_rows(self.limits.max_rows)
-        for i in range(width):
-            self.columns.setdefault(i, []).append(cells.get(i, ""))
+        get = cells.get
+        for i, column in enumerate(self._column_lists(width)):
+            column.append(get(i, ""))
         self.row_numbers.append(number)
         if hidden:
             self.hidden_rows.append(number)
 
-    def _set_header(self, number: int, cells: dict[int, str]) -> None:
-        width = max(cells) + 1
-        self.header = [cells.get(i, "").strip() for i in range(width)]
-        self.header_row, self.title_rows = number, [t for t in self.title_rows if t[0] < number]
+    def _header_below_titles(self, number: int, cells: dict[int, str]) -> None:
+        """A row of the first ones names every required column: it is the header, and the
+        rows read so far (the header taken from a title block, the rows below it) are titles;
+        what was read from them is forgotten (batchpay.ingest.structure decides on them)."""
+        assert self.tentative is not None
+        self.title_rows += [(n, text) for n, text in self.tentative if text]
+        self.tentative = None
+        self.columns, self._lists, self.row_numbers = {}, [], []
+        self.issues, self.flagged, self.numeric_amounts = [], set(), {}
+        self.hidden_rows, self.blank_rows = [], 0
+        self.header = [cells.get(i, "").strip() for i in range(max(cells) + 1)]
+        self.header_row = number
         self.specs = {
             i: name
             for i, h in enumerate(self.header)
             if (name := self.reader.layout.match_header(h)) is not None
         }
+
+    def _column_lists(self, width: int) -> list[list[str]]:
+        if len(self._lists) != width:
+            self._lists = [self.columns.setdefault(i, []) for i in range(width)]
+        return self._lists
 
     def _issue(
         self, row: int, col: int, code: str, message: str, *, label: str | None = None
@@ -507,7 +634,7 @@ class _SheetParser:
         raw: str | None = None
         formula: str | None = None
         for child in elem:
-            tag = _local(child.tag)
+            tag = _local_name(child.tag)
             if tag == "v":
                 raw = child.text or ""
             elif tag == "f":

@@ -34,15 +34,19 @@ class ClaimVerbs(JournalBase):
     def claim_rows(self, run_id: str, worker: str, *, limit: int, lease: float) -> list[int]:
         """Claim up to ``limit`` rows with work left that no live lease covers; their numbers."""
         with self.transaction() as db:
+            # The rows are picked first, once (MATERIALIZED): as ``row_number IN (SELECT …
+            # LIMIT n FOR UPDATE SKIP LOCKED)`` PostgreSQL may run the subquery again for
+            # the outer rows, and one worker then claims far more than ``limit``.
             found = db.execute(
-                f"""UPDATE rows SET claimed_by = ?, claim_expires_at = {_NOW} + ?
-                    WHERE run_id = ? AND row_number IN (
+                f"""WITH picked AS MATERIALIZED (
                       SELECT row_number FROM rows WHERE run_id = ? AND {_WORK}
                         AND (claimed_by IS NULL
                              OR (claim_expires_at IS NOT NULL AND claim_expires_at < {_NOW}))
                       ORDER BY row_number LIMIT ? FOR UPDATE SKIP LOCKED)
-                    RETURNING row_number""",
-                (worker, lease, run_id, run_id, limit),
+                    UPDATE rows SET claimed_by = ?, claim_expires_at = {_NOW} + ?
+                    FROM picked WHERE rows.run_id = ? AND rows.row_number = picked.row_number
+                    RETURNING rows.row_number""",
+                (run_id, limit, worker, lease, run_id),
             ).fetchall()
         return sorted(int(r[0]) for r in found)
 

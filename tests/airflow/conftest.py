@@ -50,6 +50,29 @@ else:
 from tests.e2e.server import Server, sandbox_server
 
 
+class TaskLog:
+    """What the tasks logged: the records pytest captured plus the console Airflow's logging
+    writes to (Airflow reconfigures logging on its first use in a process, after which the
+    records may bypass ``caplog``; in ``dag.test()`` the task log is the console)."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]):
+        self._caplog = caplog
+        self._capfd = capfd
+        self._console = ""
+
+    @property
+    def text(self) -> str:
+        out, err = self._capfd.readouterr()
+        self._console += out + err
+        return self._caplog.text + self._console
+
+
+@pytest.fixture
+def task_log(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> TaskLog:
+    """The task log of the ``dag.test()`` runs in this test (see :class:`TaskLog`)."""
+    return TaskLog(caplog, capfd)
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """``batchpay sandbox serve`` in its own process: payouts settle a sandbox second apart."""

@@ -11,6 +11,7 @@ import pytest
 from batchpay.airflow.hooks import BatchpayHook
 from batchpay.config import ConfigError, Secret, read_api_key
 from batchpay.environments import Mode
+from batchpay.journal.target import PostgresURL
 from batchpay.testing import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_DPOP_KEY_FILE
 
 KEY = "ak_test_fromairflow12345678"
@@ -41,6 +42,27 @@ def test_key_url_and_journal_from_the_connection(
     assert settings.api_url == "http://127.0.0.1:8765" and settings.mode is Mode.SANDBOX
     assert settings.journal_path == journal
     assert KEY not in repr(settings)
+
+
+def test_a_postgresql_journal_from_the_connection_keeps_its_password_out_of_sight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """extra journal ``postgresql://…`` is a PostgreSQL journal (not a path), its password in
+    the URL or in extra ``journal_password``; neither shows in the settings' repr or str."""
+    url = "postgresql://batchpay:url-secret-41@db.internal:5433/batchpay"
+    _conn(monkeypatch, "batchpay_default", host="http://127.0.0.1:8765", password=KEY,
+          extra={"journal": url, "mode": "sandbox"})  # fmt: skip
+    journal = BatchpayHook().get_settings().journal_path
+    assert isinstance(journal, PostgresURL) and journal.reveal() == url
+    assert "url-secret-41" not in repr(journal) + str(journal)
+
+    _conn(monkeypatch, "batchpay_default", host="http://127.0.0.1:8765", password=KEY,
+          extra={"journal": "postgresql://batchpay@db.internal/batchpay",
+                 "journal_password": "extra-secret-42"})  # fmt: skip
+    settings = BatchpayHook().get_settings()
+    assert isinstance(settings.journal_path, PostgresURL)
+    assert settings.journal_path.password == "extra-secret-42"
+    assert "extra-secret-42" not in repr(settings) + str(settings.journal_path)
 
 
 def test_oauth_client_from_the_connection_extras(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,12 +13,15 @@ import os
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from batchpay.testing import payout_row, write_csv
 from tests.e2e.server import Server
+
+if TYPE_CHECKING:  # the fixture's type; conftest itself is pytest's to import
+    from tests.airflow.conftest import TaskLog
 
 # Airflow's own dependencies warn about each other (starlette about httpx): not ours to fix.
 pytestmark = [
@@ -89,7 +92,7 @@ def _by_reference(server: Server) -> Counter[str]:
 
 
 def test_dropped_file_paid_once_answered_and_a_second_drop_refused(
-    server: Server, connection: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    server: Server, connection: Path, tmp_path: Path, task_log: TaskLog
 ) -> None:
     """A dropped file is paid once and answered in processed/ with its report and summary in
     XCom; the same file dropped again fails run_file as a duplicate, nothing more is paid."""
@@ -109,9 +112,9 @@ def test_dropped_file_paid_once_answered_and_a_second_drop_refused(
     assert sorted(_by_reference(server).values()) == [1, 1, 1]
     # batchpay's own log events went to the logging handlers Airflow's task runner set up
     # (batchpay configured none), and no secret did.
-    assert "report written" in caplog.text and "run_file" not in KEY
-    assert any(r.name == "batchpay.pipeline" for r in caplog.records)
-    assert KEY not in caplog.text
+    log = task_log.text
+    assert "report written" in log and "batchpay.pipeline" in log
+    assert KEY not in log
 
     _drop(inbox, "payouts.csv", 3)
     dr2 = _nightly().test(run_conf={"source": str(inbox), "worker": "af1"})
@@ -119,8 +122,9 @@ def test_dropped_file_paid_once_answered_and_a_second_drop_refused(
     assert str(dr2.state) == "failed"
     assert states2["run_file"] == "failed", states2
     assert _ti(dr2, "run_file").try_number == 1  # failed, not retried
-    assert "exit 5:" in caplog.text and "already" in caplog.text
-    assert KEY not in caplog.text
+    log = task_log.text
+    assert "exit 5:" in log and "already" in log
+    assert KEY not in log
     assert list((inbox / "failed").glob("*/payouts.csv.result.json"))
     assert sorted(_by_reference(server).values()) == [1, 1, 1]
 

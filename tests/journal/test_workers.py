@@ -98,3 +98,34 @@ def test_the_rate_limit_is_one_bucket_for_every_worker(postgres_url: PostgresURL
         waits = [j.take_rate_token("world", 0.001, 4.0) for j in (a, b, a, b, a, b)]
     assert waits[:4] == [0.0] * 4  # the shared burst of 4
     assert all(w > 0 for w in waits[4:])  # then both wait, whichever asks
+
+
+def test_a_claim_takes_at_most_its_limit_and_leaves_the_rest_to_others(
+    postgres_url: PostgresURL,
+) -> None:
+    """40 rows, claims of 32: the first worker gets 32, the second the other 8, none twice.
+
+    (Written as ``row_number IN (SELECT … LIMIT 32 FOR UPDATE SKIP LOCKED)`` PostgreSQL
+    re-ran the subquery and the first claim took all 40.)
+    """
+    with Journal(postgres_url) as j:
+        run_id = j.create_run(
+            environment="e", api_url="http://x", mode="sandbox",
+            file={"sha256": "s", "fingerprint": "f", "name": "f.csv", "size": 1,
+                  "format": "csv", "row_count": 40},
+            rows=[
+                {"row_number": n + 2, "reference": f"R{n}", "beneficiary_ref": "B",
+                 "row_key": f"k{n}", "content_hash": "h", "amount": "1.00", "currency": "EUR",
+                 "source_currency": "EUR", "payment_method": "iban",
+                 "masked_account": "****1234", "state": "planned"}
+                for n in range(40)
+            ],
+            options={},
+        )  # fmt: skip
+        first = j.claim_rows(run_id, "a|1|x", limit=32, lease=60.0)
+    with Journal(postgres_url) as other:
+        second = other.claim_rows(run_id, "b|2|y", limit=32, lease=60.0)
+        third = other.claim_rows(run_id, "c|3|z", limit=32, lease=60.0)
+    assert len(first) == 32
+    assert sorted(first + second) == list(range(2, 42))
+    assert third == []

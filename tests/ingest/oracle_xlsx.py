@@ -1,0 +1,586 @@
+"""A frozen copy of batchpay/ingest/xlsx.py as it was before the lxml sheet reader (commit d0feaf0).
+
+The oracle for tests/ingest/test_xlsx_oracle.py: the new reader must give the same frames and
+issues on every workbook in the repository. Do not edit (other than lint fixes).
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+
+from batchpay.errors import InputError, RowIssue
+from batchpay.ingest.canonical import ROW, SCIENTIFIC, Table, column_letter, too_many_rows
+from batchpay.ingest.sniff import Budget, guard_zip
+from batchpay.ingest.structure import HEADER_SEARCH_ROWS
+from batchpay.layout import Layout
+
+__all__ = ["read_xlsx"]
+
+_TEXT_KINDS = frozenset({"digits", "identifier"})
+# Excel's built-in number formats that display dates or times.
+_DATE_FORMAT_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
+
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_STRICT_REL_NS = "http://purl.oclc.org/ooxml/officeDocument/relationships"
+
+# What the zip and XML layers raise on a damaged or hostile package.
+_BROKEN_PACKAGE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    DefusedXmlException,
+    SyntaxError,  # xml.etree.ElementTree.ParseError
+    KeyError,
+    ValueError,  # UnicodeError and zipfile's own checks included
+    IndexError,
+    OSError,
+    EOFError,
+    NotImplementedError,  # unsupported zip version or compression method
+    RuntimeError,  # an encrypted zip member
+    OverflowError,
+    struct.error,
+    zlib.error,
+)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def read_xlsx(data: bytes, layout: Layout) -> Table:
+    """The payout sheet of an XLSX workbook's bytes as a raw :class:`Table`."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except _BROKEN_PACKAGE as exc:
+        raise _corrupt("it cannot be unzipped") from exc
+    guard_zip(infos, len(data), layout)
+    reader = _XlsxReader(archive, layout)
+    try:
+        return reader.read()
+    except InputError:
+        raise
+    except DefusedXmlException as exc:
+        raise _corrupt("its XML declares entities (a DTD), which batchpay never expands") from exc
+    except _BROKEN_PACKAGE as exc:  # the cause stays chained for --debug
+        raise _corrupt("its contents cannot be read") from exc
+
+
+def _corrupt(detail: str) -> InputError:
+    return InputError(
+        f"the workbook is damaged or not an Excel .xlsx file: {detail}",
+        code="corrupt_xlsx",
+        hint="open it in Excel and save it again as .xlsx, or export CSV UTF-8",
+    )
+
+
+@dataclass
+class _Sheet:
+    name: str
+    path: str
+    hidden: bool
+    worksheet: bool
+
+
+class _XlsxReader:
+    def __init__(self, archive: zipfile.ZipFile, layout: Layout) -> None:
+        self.archive = archive
+        self.layout = layout
+        self.names = set(archive.namelist())
+        self.budget = Budget(layout.limits.max_xlsx_uncompressed_bytes)
+        self.date1904 = False  # the workbook counts days from 1904 (old Mac Excel)
+
+    def _events(self, name: str, events: tuple[str, ...] = ("end",)) -> Iterator[tuple[str, Any]]:
+        with self.budget.open(self.archive, name) as stream:
+            yield from iterparse(stream, events=events, forbid_dtd=True)
+
+    def _rels(self, part: str) -> dict[str, tuple[str, str]]:
+        """Relationship id -> (type suffix, target path) for an OPC part."""
+        folder, base = posixpath.split(part)
+        rels_name = posixpath.join(folder, "_rels", base + ".rels")
+        if rels_name not in self.names:
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        for _, elem in self._events(rels_name):
+            if _local(elem.tag) == "Relationship" and elem.get("TargetMode") != "External":
+                target = elem.get("Target", "")
+                path = (
+                    target.lstrip("/")
+                    if target.startswith("/")
+                    else posixpath.normpath(posixpath.join(folder, target))
+                )
+                out[elem.get("Id", "")] = (elem.get("Type", "").rsplit("/", 1)[-1], path)
+        return out
+
+    def read(self) -> Table:
+        root_rels = self._rels("")
+        workbook = next(
+            (p for t, p in root_rels.values() if t == "officeDocument"), "xl/workbook.xml"
+        )
+        if workbook not in self.names:
+            raise _corrupt("it has no workbook inside")
+        sheets = self._sheets(workbook)
+        chosen = self._choose(sheets)
+        wb_rels = self._rels(workbook)
+        shared = next((p for t, p in wb_rels.values() if t == "sharedStrings"), None)
+        styles = next((p for t, p in wb_rels.values() if t == "styles"), None)
+        strings = self._shared_strings(shared) if shared in self.names else []
+        date_styles = self._date_styles(styles) if styles in self.names else set()
+        if self.layout.file.sheet is None:
+            self._refuse_other_payout_sheets(sheets, chosen, strings)
+        table = _SheetParser(self, chosen.path, strings, date_styles).parse()
+        table.sheet = chosen.name
+        table.other_sheets = [s.name for s in sheets if s is not chosen]
+        return table
+
+    def _refuse_other_payout_sheets(
+        self, sheets: list[_Sheet], chosen: _Sheet, strings: list[str]
+    ) -> None:
+        """Refuse a workbook whose other visible sheets also hold payouts.
+
+        Paying the first sheet would silently leave the others unpaid. Sheets with other
+        headers (notes, lookups) and hidden sheets are fine.
+        """
+        required = set(self.layout.always_required)
+        payout_sheets = [chosen.name]
+        for sheet in sheets:
+            if sheet is chosen or sheet.hidden or not sheet.worksheet:
+                continue
+            mapped = {self.layout.match_header(h) for h in self._first_row(sheet.path, strings)}
+            if required <= mapped:
+                payout_sheets.append(sheet.name)
+        if len(payout_sheets) > 1:
+            raise InputError(
+                f"the workbook has payout rows on {len(payout_sheets)} sheets "
+                f"({' and '.join(repr(n) for n in payout_sheets)}); batchpay pays one sheet per "
+                "run and would leave the others unpaid",
+                code="several_sheets",
+                hint="put all payouts on one sheet, or name the sheet to pay in the layout "
+                "(file.sheet) and pay each sheet as its own run",
+            )
+
+    def _first_row(self, path: str, strings: list[str]) -> list[str]:
+        """The text of a sheet's first row (its headers, if it is a payout sheet)."""
+        texts: list[str] = []
+        for event, elem in self._events(path, ("start", "end")):
+            tag = _local(elem.tag)
+            if event == "end" and tag == "row":
+                break
+            if event != "end" or tag != "c":
+                continue
+            kind = elem.get("t", "n")
+            value = next((c.text or "" for c in elem if _local(c.tag) == "v"), "")
+            if kind == "inlineStr":
+                value = next((_rich_text(c) for c in elem if _local(c.tag) == "is"), "")
+            elif kind == "s" and value.strip().isdigit() and int(value) < len(strings):
+                value = strings[int(value)]
+            texts.append(value)
+            elem.clear()
+        return texts
+
+    def _sheets(self, workbook: str) -> list[_Sheet]:
+        rels = self._rels(workbook)
+        sheets: list[_Sheet] = []
+        for _, elem in self._events(workbook):
+            if _local(elem.tag) == "workbookPr":
+                self.date1904 = elem.get("date1904") in ("1", "true")
+            if _local(elem.tag) != "sheet":
+                continue
+            rid = elem.get(f"{{{_REL_NS}}}id") or elem.get(f"{{{_STRICT_REL_NS}}}id") or ""
+            kind, path = rels.get(rid, ("", ""))
+            sheets.append(
+                _Sheet(
+                    name=elem.get("name", ""),
+                    path=path,
+                    hidden=elem.get("state", "visible") != "visible",
+                    worksheet=kind == "worksheet" and path in self.names,
+                )
+            )
+        return sheets
+
+    def _choose(self, sheets: list[_Sheet]) -> _Sheet:
+        wanted = self.layout.file.sheet
+        names = ", ".join(s.name for s in sheets)
+        if wanted is not None:
+            match = next((s for s in sheets if s.name == wanted), None) or next(
+                (s for s in sheets if s.name.casefold() == wanted.casefold()), None
+            )
+            if match is None:
+                raise InputError(
+                    f"the workbook has no sheet named {wanted!r} (sheets: {names})",
+                    code="sheet_not_found",
+                    hint="fix file.sheet in the layout, or leave it empty for the first sheet",
+                )
+            if match.hidden:
+                raise InputError(
+                    f"sheet {match.name!r} is hidden in Excel",
+                    code="sheet_hidden",
+                    hint="unhide the sheet and check its contents before paying from it",
+                )
+            if not match.worksheet:
+                raise InputError(
+                    f"sheet {match.name!r} is not a worksheet (a chart or macro sheet)",
+                    code="sheet_not_found",
+                    hint="name the sheet that holds the payout rows in the layout",
+                )
+            return match
+        for sheet in sheets:
+            if not sheet.hidden and sheet.worksheet:
+                return sheet
+        raise InputError(
+            f"the workbook has no visible worksheet (sheets: {names or 'none'})",
+            code="no_visible_sheet",
+            hint="unhide the sheet with the payout rows, or name it in the layout",
+        )
+
+    def _shared_strings(self, part: str) -> list[str]:
+        strings: list[str] = []
+        for _, elem in self._events(part):
+            if _local(elem.tag) == "si":
+                strings.append(_rich_text(elem))
+                elem.clear()
+        return strings
+
+    def _date_styles(self, part: str) -> set[int]:
+        """Indexes of cell styles (``s=``) whose number format shows a date or time."""
+        custom: dict[int, str] = {}
+        xf_formats: list[int] = []
+        in_cell_xfs = False
+        for event, elem in self._events(part, ("start", "end")):
+            tag = _local(elem.tag)
+            if tag == "numFmt" and event == "end":
+                custom[int(elem.get("numFmtId", "0"))] = elem.get("formatCode", "")
+            elif tag == "cellXfs":
+                in_cell_xfs = event == "start"
+            elif tag == "xf" and event == "end" and in_cell_xfs:
+                xf_formats.append(int(elem.get("numFmtId", "0")))
+        return {
+            index
+            for index, fmt in enumerate(xf_formats)
+            if (fmt in custom and _is_date_format(custom[fmt]))
+            or (fmt not in custom and fmt in _DATE_FORMAT_IDS)
+        }
+
+
+def _is_date_format(code: str) -> bool:
+    """Whether an Excel number format code displays a date or time."""
+    stripped = re.sub(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.', "", code)
+    return re.search(r"[dmyhs]", stripped, re.IGNORECASE) is not None and not re.fullmatch(
+        r"(?i)general", stripped.strip()
+    )
+
+
+def _rich_text(elem: Any) -> str:
+    """Text of a shared or inline string: its <t>, or its runs' <t>, phonetic runs excluded."""
+    parts: list[str] = []
+    for child in elem:
+        tag = _local(child.tag)
+        if tag == "t":
+            parts.append(child.text or "")
+        elif tag == "r":
+            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
+    return _unescape_ooxml("".join(parts))
+
+
+def _unescape_ooxml(text: str) -> str:
+    if "_x" not in text:
+        return text
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _column_index(ref: str) -> int:
+    """0-based column of a cell reference like ``AB12``."""
+    index = 0
+    for ch in ref:
+        if "A" <= ch <= "Z":
+            index = index * 26 + (ord(ch) - 64)
+        elif "a" <= ch <= "z":
+            index = index * 26 + (ord(ch) - 96)
+        else:
+            break
+    if index == 0 or index > 16384:
+        raise ValueError(f"bad cell reference {ref!r}")
+    return index - 1
+
+
+def _serial_to_date(serial: str, date1904: bool = False) -> str | None:
+    """The calendar date an Excel serial shows, or None."""
+    try:
+        days = float(serial)
+    except ValueError:
+        return None
+    if not 1 <= days < 2958466:
+        return None
+    if date1904:
+        return (date(1904, 1, 1) + timedelta(days=int(days))).isoformat()
+    # Excel counts 1900-02-29, which did not exist; serials from 61 on are one day ahead.
+    base = date(1899, 12, 30) if days >= 61 else date(1899, 12, 31)
+    return (base + timedelta(days=int(days))).isoformat()
+
+
+class _SheetParser:
+    """Streams one worksheet's XML into a :class:`Table`."""
+
+    def __init__(
+        self, reader: _XlsxReader, path: str, strings: list[str], date_styles: set[int]
+    ) -> None:
+        self.reader = reader
+        self.path = path
+        self.strings = strings
+        self.date_styles = date_styles
+        self.limits = reader.layout.limits
+        self.header: list[str] | None = None
+        self.specs: dict[int, str] = {}  # column index -> canonical name
+        self.columns: dict[int, list[str]] = {}
+        self.row_numbers: list[int] = []
+        self.issues: list[RowIssue] = []
+        self.flagged: set[tuple[int, int]] = set()
+        self.numeric_amounts: dict[int, str] = {}
+        self.hidden_rows: list[int] = []
+        self.hidden_columns: list[tuple[int, int]] = []  # 0-based inclusive ranges
+        self.merges: list[str] = []
+        self.blank_rows = 0
+        self.last_row = 0
+        self.header_row = 1
+        self.title_rows: list[tuple[int, str]] = []
+        self.first_cells: dict[int, str] = {}
+
+    def parse(self) -> Table:
+        row_number = 0
+        cells: dict[int, str] = {}
+        hidden = False
+        next_col = 0
+        for event, elem in self.reader._events(self.path, ("start", "end")):
+            tag = _local(elem.tag)
+            if event == "start":
+                if tag == "row":
+                    explicit = elem.get("r")
+                    row_number = int(explicit) if explicit else row_number + 1
+                    hidden = elem.get("hidden") in ("1", "true")
+                    cells = {}
+                    next_col = 0
+                continue
+            if tag == "c":
+                ref = elem.get("r")
+                col = _column_index(ref) if ref else next_col
+                next_col = col + 1
+                value = self._cell(elem, row_number, col)
+                if value:
+                    cells[col] = value
+                elem.clear()
+            elif tag == "row":
+                self._row(row_number, cells, hidden)
+                elem.clear()
+            elif tag == "mergeCell":
+                self.merges.append(elem.get("ref", ""))
+            elif tag == "col" and elem.get("hidden") in ("1", "true"):
+                first, last = int(elem.get("min", "1")), int(elem.get("max", "1"))
+                self.hidden_columns.append((first - 1, last - 1))
+            elif tag == "sheetData":
+                elem.clear()
+        if self.header is None and self.first_cells:
+            # only short lines of text, no header below them: the first is the header, so the
+            # refusal names its missing columns (with any other sheet that may hold payouts)
+            width = max(self.first_cells) + 1
+            self.header = [self.first_cells.get(i, "").strip() for i in range(width)]
+            self.header_row, self.title_rows = self.title_rows[0][0], []
+        if self.header is None:
+            raise InputError(
+                "the sheet is empty", code="empty", hint="check the sheet named in the layout"
+            )
+        self._merged_cells()
+        width = len(self.header)
+        frame = pl.DataFrame(
+            {f"c{i}": self.columns.get(i, []) for i in range(width)},
+            schema={f"c{i}": pl.String for i in range(width)},
+        ).with_columns(pl.Series(ROW, self.row_numbers, dtype=pl.Int64))
+        for row in self.hidden_rows:
+            self.issues.append(
+                RowIssue(
+                    row,
+                    None,
+                    "hidden_row",
+                    "this row is hidden in Excel; unhide it and check it, or delete it",
+                )
+            )
+        return Table(
+            header=self.header,
+            frame=frame,
+            issues=self.issues,
+            flagged=self.flagged,
+            numeric_amounts=self.numeric_amounts,
+            blank_rows=self.blank_rows,
+            header_row=self.header_row,
+            title_rows=self.title_rows,
+        )
+
+    def _row(self, number: int, cells: dict[int, str], hidden: bool) -> None:
+        if number <= self.last_row:
+            raise ValueError(f"row {number} comes after row {self.last_row}")
+        self.last_row = number
+        if self.header is None:
+            if not any(v.strip() for v in cells.values()):
+                return
+            layout = self.reader.layout
+            filled = [v.strip() for v in cells.values() if v.strip()]
+            if (
+                number < HEADER_SEARCH_ROWS
+                and len(filled) <= 2
+                and not any(layout.match_header(v) for v in filled)
+            ):
+                # a title above the header (batchpay.ingest.structure decides what to do)
+                text = " ".join(cells[c].strip() for c in sorted(cells) if cells[c].strip())
+                self.title_rows.append((number, text))
+                self.first_cells = self.first_cells or dict(cells)
+                return
+            if number != 1 and not self.title_rows:
+                raise InputError(
+                    f"rows 1 to {number - 1} are blank; the first row must hold the headers",
+                    code="no_header",
+                    row=1,
+                    hint="delete the blank rows above the headers",
+                )
+            width = max(cells) + 1
+            self.header = [cells.get(i, "").strip() for i in range(width)]
+            self.header_row = number
+            self.specs = {
+                i: name
+                for i, h in enumerate(self.header)
+                if (name := self.reader.layout.match_header(h)) is not None
+            }
+            return
+        if not any(v.strip() for v in cells.values()):
+            self.blank_rows += 1
+            return
+        width = len(self.header)
+        for col in sorted(cells):
+            if cells[col].strip() and any(a <= col <= b for a, b in self.hidden_columns):
+                self._issue(
+                    number,
+                    col,
+                    "hidden_column",
+                    "is in a column hidden in Excel; unhide the column and check it",
+                )
+        for col in sorted(c for c in cells if c >= width and cells[c].strip()):
+            self._issue(
+                number,
+                col,
+                "no_header",
+                f"has a value in column {column_letter(col)}, which has no header; "
+                "a row may have shifted",
+                label=f"column {column_letter(col)}",
+            )
+        if len(self.row_numbers) >= self.limits.max_rows:
+            raise too_many_rows(self.limits.max_rows)
+        for i in range(width):
+            self.columns.setdefault(i, []).append(cells.get(i, ""))
+        self.row_numbers.append(number)
+        if hidden:
+            self.hidden_rows.append(number)
+
+    def _issue(
+        self, row: int, col: int, code: str, message: str, *, label: str | None = None
+    ) -> None:
+        if (row, col) in self.flagged:
+            return
+        self.flagged.add((row, col))
+        if label is None and self.header is not None and col < len(self.header):
+            label = self.header[col] or f"column {column_letter(col)}"
+        self.issues.append(RowIssue(row, label, code, message))
+
+    def _cell(self, elem: Any, row: int, col: int) -> str:
+        kind = elem.get("t", "n")
+        raw: str | None = None
+        formula: str | None = None
+        for child in elem:
+            tag = _local(child.tag)
+            if tag == "v":
+                raw = child.text or ""
+            elif tag == "f":
+                formula = child.text or "(shared formula)"
+            elif tag == "is":
+                raw = _rich_text(child)
+        if kind == "s" and raw is not None:
+            index = int(raw)
+            if not 0 <= index < len(self.strings):
+                raise ValueError(f"shared string {index} does not exist")
+            value = self.strings[index]
+        elif kind == "b" and raw is not None:
+            value = "TRUE" if raw.strip() == "1" else "FALSE"
+        else:
+            value = raw or ""
+            if kind in ("str", "inlineStr"):
+                value = _unescape_ooxml(value)
+        if self.header is None:
+            return value
+        canonical = self.specs.get(col)
+        if formula is not None:
+            shown = f", showing {value}" if value else ""
+            self._issue(
+                row,
+                col,
+                "formula",
+                f"contains a formula (={formula[:60]}{shown}); batchpay pays typed values "
+                "only — copy the column and paste it back as values",
+            )
+        if kind == "e":
+            self._issue(row, col, "excel_error", f"contains the Excel error {value}; fix the cell")
+            return value
+        if kind != "n" or raw is None or raw == "" or canonical is None:
+            return value
+        spec = self.reader.layout.column(canonical)
+        style = elem.get("s")
+        is_date_style = style is not None and style.isdigit() and int(style) in self.date_styles
+        if spec.kind == "date" or is_date_style:
+            as_date = _serial_to_date(value, self.reader.date1904)
+            seen = f" = {as_date}" if as_date else ""
+            self._issue(
+                row,
+                col,
+                "date_serial",
+                f"is an Excel date serial ({value}{seen}); format the column as Text and type "
+                "the date as YYYY-MM-DD",
+            )
+        elif spec.kind in _TEXT_KINDS:
+            if re.fullmatch(SCIENTIFIC, value) or "E" in value.upper():
+                message = (
+                    f"is stored as a number in scientific notation ({value}); the real digits "
+                    "are lost — format the column as Text and type the values again"
+                )
+            else:
+                message = (
+                    f"is stored as a number ({value}); Excel may have dropped leading zeros or "
+                    "rounded it — format the column as Text and type the values again"
+                )
+            self._issue(row, col, "stored_as_number", message)
+        elif spec.kind == "amount":
+            self.numeric_amounts[row] = value
+        return value
+
+    def _merged_cells(self) -> None:
+        for ref in self.merges:
+            match = re.fullmatch(r"([A-Za-z]{1,3})([0-9]+):([A-Za-z]{1,3})([0-9]+)", ref)
+            if not match:
+                continue
+            col = _column_index(match.group(1))
+            first, last = int(match.group(2)), int(match.group(4))
+            for row in range(first, min(last, first + self.limits.max_rows) + 1):
+                self._issue(
+                    row,
+                    col,
+                    "merged_cells",
+                    f"is part of merged cells {ref.upper()}; merged cells hide values — "
+                    "unmerge them and fill every cell",
+                )

@@ -254,3 +254,79 @@ def paid_at_provider(
         "that made it (batchpay retry-failed)",
     )
     return True
+
+
+class _Canceller(LedgerClient, Protocol):
+    async def cancel_payout(
+        self, payout_id: str, idempotency_key: str, reason: str | None = None
+    ) -> Any: ...
+
+
+async def cancel_second_payouts(
+    client: _Canceller,
+    journal: Journal,
+    environment: str,
+    run_id: str,
+    *,
+    provider_clock: ProviderClock,
+) -> int:
+    """Before a run ends: read the ledger again and cancel this run's payout of a row the
+    provider holds another live payout for, the later of the two; return how many.
+
+    Two homes can pay one row at the same time when one of them goes through the
+    provider's batch upload (its payouts carry batchpay's key in their metadata, but the
+    provider made them under no idempotency key, so it cannot refuse the other home's
+    per-row request). Both runs keep the oldest payout (by the provider's ``created_at``,
+    then id), so they never cancel both. A payout that can no longer be cancelled is kept
+    on the row as ``duplicate_payout``: a person must recall it.
+    """
+    from batchpay.errors import ApiError, AuthenticationError, TransportError
+
+    mine = [r for r in journal.rows(run_id) if r.payout_id and r.idempotency_key]
+    if not mine:
+        return 0
+    await sweep(client, journal, environment, provider_clock=provider_clock)
+    cancelled = 0
+    for r in mine:
+        live = [
+            p
+            for p in journal.provider_payouts_for(environment, r.row_key)
+            if (p.status or "") not in SETTLED_FAILURES
+        ]
+        if len(live) < 2 or r.payout_id not in {p.payout_id for p in live}:
+            continue
+        keep = min(live, key=lambda p: (p.created_at, p.payout_id))
+        if keep.payout_id == r.payout_id:
+            continue
+        pid, key = str(r.payout_id), str(r.idempotency_key)
+        try:
+            result = await client.cancel_payout(
+                pid, f"bp1-cancel-{pid}", reason=f"duplicate of {keep.payout_id}"
+            )
+        except (TransportError, ApiError) as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            journal.note_payout_problem(
+                key,
+                code="duplicate_payout",
+                message=f"the provider also holds {keep.payout_id} for this row (paid "
+                f"elsewhere at the same time); {pid} could not be cancelled: a person must "
+                "recall it",
+            )
+            continue
+        cancelled += 1
+        data = getattr(result, "data", None)
+        status = str(data.get("status") or "cancelled") if isinstance(data, dict) else "cancelled"
+        journal.record_status(pid, status, source="cancel")
+        journal.note_payout_problem(
+            key,
+            code="duplicate_cancelled",
+            message=f"paid elsewhere at the same time as {keep.payout_id}; this run's "
+            f"payout {pid} was cancelled",
+        )
+        log.warning(
+            "run %s: row %s was paid elsewhere at the same time (%s); %s cancelled",
+            run_id, r.row_number, keep.payout_id, pid,
+            extra={"run_id": run_id, "row": r.row_number, "payout_id": pid},
+        )  # fmt: skip
+    return cancelled

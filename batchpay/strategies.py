@@ -153,6 +153,13 @@ class _PerRowRun:
         # before its request leaves (Submitter awaits journal.durable()).
         async with self.journal.grouped():
             await self._settle_and_send(open_intents, todo)
+        if open_intents or todo:
+            # Another home may have paid these rows through the provider's batch upload
+            # meanwhile (no idempotency key can stop that): keep one payout per row.
+            await ledger.cancel_second_payouts(
+                self.conn.client, self.journal, self.env, self.run_id,
+                provider_clock=self.conn.provider_clock,
+            )  # fmt: skip
 
     async def _settle_and_send(self, open_intents: list[Any], todo: list[Any]) -> None:
         # Rows in flight: as asked, or enough for the client's own in-flight sizing.

@@ -16,6 +16,7 @@ payouts made since the last one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -277,16 +278,15 @@ async def cancel_second_payouts(
     provider's batch upload (its payouts carry batchpay's key in their metadata, but the
     provider made them under no idempotency key, so it cannot refuse the other home's
     per-row request). Both runs keep the oldest payout (by the provider's ``created_at``,
-    then id), so they never cancel both. A payout that can no longer be cancelled is kept
-    on the row as ``duplicate_payout``: a person must recall it.
+    then id), so they never cancel both. The cancels leave side by side (a payout is
+    cancellable only until the provider approves it). A payout that can no longer be
+    cancelled is kept on the row as ``duplicate_payout``: a person must recall it.
     """
-    from batchpay.errors import ApiError, AuthenticationError, TransportError
-
     mine = [r for r in journal.rows(run_id) if r.payout_id and r.idempotency_key]
     if not mine:
         return 0
     await sweep(client, journal, environment, provider_clock=provider_clock)
-    cancelled = 0
+    extra: list[tuple[Any, str]] = []
     for r in mine:
         live = [
             p
@@ -296,37 +296,75 @@ async def cancel_second_payouts(
         if len(live) < 2 or r.payout_id not in {p.payout_id for p in live}:
             continue
         keep = min(live, key=lambda p: (p.created_at, p.payout_id))
-        if keep.payout_id == r.payout_id:
-            continue
-        pid, key = str(r.payout_id), str(r.idempotency_key)
-        try:
-            result = await client.cancel_payout(
-                pid, f"bp1-cancel-{pid}", reason=f"duplicate of {keep.payout_id}"
-            )
-        except (TransportError, ApiError) as exc:
-            if isinstance(exc, AuthenticationError):
-                raise
-            journal.note_payout_problem(
-                key,
-                code="duplicate_payout",
-                message=f"the provider also holds {keep.payout_id} for this row (paid "
-                f"elsewhere at the same time); {pid} could not be cancelled: a person must "
-                "recall it",
-            )
-            continue
-        cancelled += 1
-        data = getattr(result, "data", None)
-        status = str(data.get("status") or "cancelled") if isinstance(data, dict) else "cancelled"
-        journal.record_status(pid, status, source="cancel")
+        if keep.payout_id != r.payout_id:
+            extra.append((r, keep.payout_id))
+    done = await asyncio.gather(*(_cancel_second(client, journal, run_id, r, k) for r, k in extra))
+    return sum(done)
+
+
+async def _cancel_second(
+    client: _Canceller, journal: Journal, run_id: str, r: Any, keep: str
+) -> bool:
+    from batchpay.errors import ApiError, AuthenticationError, TransportError
+
+    pid, key = str(r.payout_id), str(r.idempotency_key)
+    try:
+        result = await client.cancel_payout(pid, f"bp1-cancel-{pid}", reason=f"duplicate of {keep}")
+    except (TransportError, ApiError) as exc:
+        if isinstance(exc, AuthenticationError):
+            raise
         journal.note_payout_problem(
             key,
-            code="duplicate_cancelled",
-            message=f"paid elsewhere at the same time as {keep.payout_id}; this run's "
-            f"payout {pid} was cancelled",
+            code="duplicate_payout",
+            message=f"the provider also holds {keep} for this row (paid elsewhere at the "
+            f"same time); {pid} could not be cancelled ({exc.message}): a person must "
+            "recall it",
         )
-        log.warning(
-            "run %s: row %s was paid elsewhere at the same time (%s); %s cancelled",
-            run_id, r.row_number, keep.payout_id, pid,
-            extra={"run_id": run_id, "row": r.row_number, "payout_id": pid},
-        )  # fmt: skip
-    return cancelled
+        return False
+    data = getattr(result, "data", None)
+    status = str(data.get("status") or "cancelled") if isinstance(data, dict) else "cancelled"
+    journal.record_status(pid, status, source="cancel")
+    journal.note_payout_problem(
+        key,
+        code="duplicate_cancelled",
+        message=f"paid elsewhere at the same time as {keep}; this run's payout {pid} was cancelled",
+    )
+    log.warning(
+        "run %s: row %s was paid elsewhere at the same time (%s); %s cancelled",
+        run_id, r.row_number, keep, pid,
+        extra={"run_id": run_id, "row": r.row_number, "payout_id": pid},
+    )  # fmt: skip
+    return True
+
+
+# A batch in these states may still turn into payouts (batchpay.batches' own sets).
+_BATCH_OPEN = frozenset({"uploaded", "validating", "validated", "confirmed", "processing"})
+_BATCH_NEVER_PAID = frozenset({"validation_failed", "cancelled", "expired"})
+BATCH_FILE_PREFIX = "batchpay-"
+
+
+class _BatchLister(Protocol):
+    def iter_batches(self, *, created_after: datetime | str | None = None) -> Any: ...
+
+
+async def foreign_batches(
+    client: _BatchLister, journal: Journal, *, since: datetime, open_only: bool
+) -> list[dict[str, Any]]:
+    """batchpay's batches at the provider since ``since`` that this journal did not begin
+    (another home's ``--via batches``): still open, or (``open_only=False``) any that may
+    have paid. An account without the batch feature (403/404) has none."""
+    from batchpay.errors import ApiError
+
+    found = []
+    try:
+        async for b in client.iter_batches(created_after=since):
+            name = str(b.get("file_name") or "")
+            status = str(b.get("status") or "")
+            if not name.startswith(BATCH_FILE_PREFIX) or journal.knows_batch_file(name):
+                continue
+            if status in _BATCH_OPEN or (not open_only and status not in _BATCH_NEVER_PAID):
+                found.append(dict(b))
+    except ApiError as exc:
+        if exc.status not in (403, 404):
+            raise
+    return found

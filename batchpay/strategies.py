@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from batchpay import dedupe, ledger
@@ -137,6 +138,7 @@ class _PerRowRun:
         if self.options.allow_new_bank_details:
             todo += [r for r in rows if r.state == HELD and not waits_for_other_run(r)]
         self.total = len(open_intents) + sum(1 for r in rows if r.state in (PLANNED, HELD))
+        started = self.conn.provider_clock.now() - ledger.OVERLAP
         if open_intents or todo:
             # The provider's ledger is the last word: learn what it already holds (and its
             # clock) before settling or sending anything.
@@ -147,19 +149,45 @@ class _PerRowRun:
                 provider_clock=self.conn.provider_clock,
                 on_progress=self.on_progress,
             )
+            started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
+            if todo:
+                todo = await self._hold_for_foreign_batches(todo, started)
         if self.on_progress is not None:
             self.on_progress("submit", 0, self.total)
         # The journal's writes are committed in groups; each intent is still committed
         # before its request leaves (Submitter awaits journal.durable()).
         async with self.journal.grouped():
             await self._settle_and_send(open_intents, todo)
-        if open_intents or todo:
-            # Another home may have paid these rows through the provider's batch upload
-            # meanwhile (no idempotency key can stop that): keep one payout per row.
+        if todo and await ledger.foreign_batches(
+            self.conn.client, self.journal, since=started, open_only=False
+        ):
+            # Another home uploaded a batch while these rows were sent: its payouts carry
+            # no idempotency key that could refuse ours. Keep one payout per row.
             await ledger.cancel_second_payouts(
                 self.conn.client, self.journal, self.env, self.run_id,
                 provider_clock=self.conn.provider_clock,
             )  # fmt: skip
+
+    async def _hold_for_foreign_batches(self, todo: list[Row], since: datetime) -> list[Row]:
+        """Rows are not sent while another home's batchpay batch is open at the provider:
+        it may hold them, and its payouts carry no idempotency key to refuse ours."""
+        open_batches = await ledger.foreign_batches(
+            self.conn.client, self.journal, since=since - timedelta(days=7), open_only=True
+        )
+        if not open_batches:
+            return todo
+        names = ", ".join(f"{b.get('id')} ({b.get('status')})" for b in open_batches[:3])
+        for r in todo:
+            if r.state == PLANNED or waits_for_other_run(r):
+                self._set(int(r.row_number), state=HELD, error_code=IN_FLIGHT_ELSEWHERE,
+                          error_message=f"another batchpay home's batch is open at the "
+                          f"provider ({names}) and may pay this row; run this file again "
+                          "once it has ended")  # fmt: skip
+        log.warning(
+            "run %s: %d row(s) held: another home's batch is open at the provider (%s)",
+            self.run_id, len(todo), names, extra={"run_id": self.run_id},
+        )  # fmt: skip
+        return [r for r in todo if not (r.state == PLANNED or waits_for_other_run(r))]
 
     async def _settle_and_send(self, open_intents: list[Any], todo: list[Any]) -> None:
         # Rows in flight: as asked, or enough for the client's own in-flight sizing.

@@ -20,6 +20,7 @@ import pytest
 
 from batchpay import pipeline
 from batchpay.batches import Batches
+from batchpay.errors import ConfirmationRequired
 from batchpay.sandbox import Sandbox
 from batchpay.testing import sandbox_settings
 
@@ -75,3 +76,35 @@ async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_tw
     rb = await run_b
     assert _live(sandbox) == {r["reference"]: 1 for r in rows}
     assert rb.exit_code != 0  # B says what happened to its rows
+
+
+async def test_rows_are_held_while_another_homes_batch_is_open(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Home A's batch is validated, waiting for its confirmation, when home B runs the file
+    row by row: B sends nothing (the rows are held, visibly); once A's batch is paid, B's
+    next run finds every row already paid."""
+    rows = [payee(i) for i in range(3)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    a = sandbox_settings(tmp_path / "a")
+    b = sandbox_settings(tmp_path / "b")
+
+    async def advance(seconds: float) -> None:
+        await sandbox.advance(1)
+
+    with pytest.raises(ConfirmationRequired):
+        await pipeline.run_async(
+            f, submission=Batches(confirm=False, sleep=advance),
+            **run_kwargs(sandbox, a, tmp_path / "a"),
+        )  # fmt: skip
+    rb = await pipeline.run_async(f, **run_kwargs(sandbox, b, tmp_path / "b"))
+    assert sandbox.ledger() == []
+    assert {r.error_code for r in rb.report.rows} == {"in_flight_elsewhere"}
+    assert rb.exit_code != 0
+    ra = await pipeline.run_async(
+        f, submission=_batches(sandbox), **run_kwargs(sandbox, a, tmp_path / "a")
+    )
+    assert ra.exit_code == 0
+    rb2 = await pipeline.run_async(f, **run_kwargs(sandbox, b, tmp_path / "b"))
+    assert _live(sandbox) == {r["reference"]: 1 for r in rows}
+    assert {r.outcome for r in rb2.report.rows} == {"already_paid"}

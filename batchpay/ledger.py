@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -368,3 +369,44 @@ async def foreign_batches(
         if exc.status not in (403, 404):
             raise
     return found
+
+
+class ForeignBatchWatch:
+    """Another home's open batchpay batches, asked at most every ``interval`` seconds.
+
+    A per-row run asks before each payout it sends, so a batch another home uploads while
+    the run is sending is seen within ``interval`` — while the provider still validates
+    it, before it can be confirmed (its own last sweep before confirming then finds the
+    payouts this run made meanwhile). Concurrent rows share one request.
+    """
+
+    def __init__(
+        self, client: _BatchLister, journal: Journal, *, since: datetime, interval: float = 0.25
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.since = since
+        self.interval = interval
+        self._asked_at: float | None = None
+        self._found: list[dict[str, Any]] = []
+        self._lock = asyncio.Lock()
+
+    async def open_batches(self) -> list[dict[str, Any]]:
+        """The open batches found by the latest look (looking again if it is stale)."""
+        async with self._lock:
+            now = time.monotonic()
+            if self._asked_at is None or now - self._asked_at >= self.interval:
+                self._found = await foreign_batches(
+                    self.client, self.journal, since=self.since, open_only=True
+                )
+                self._asked_at = time.monotonic()
+        return self._found
+
+
+def foreign_batch_hold(found: list[dict[str, Any]]) -> str:
+    """The held row's message while another home's batch is open."""
+    names = ", ".join(f"{b.get('id')} ({b.get('status')})" for b in found[:3])
+    return (
+        f"another batchpay home's batch is open at the provider ({names}) and may pay this "
+        "row; run this file again once it has ended"
+    )

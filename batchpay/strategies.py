@@ -119,6 +119,7 @@ class _PerRowRun:
         self.done = 0
         self.total = 0
         self.stop: list[BaseException] = []
+        self.batch_watch: ledger.ForeignBatchWatch | None = None
         # A resumed run may be fed a re-saved copy whose rows moved: journal rows are
         # matched to the file's rows by business identity and content, never by number.
         self.by_key: dict[str, Mapping[str, Any]] = {}
@@ -171,22 +172,18 @@ class _PerRowRun:
     async def _hold_for_foreign_batches(self, todo: list[Row], since: datetime) -> list[Row]:
         """Rows are not sent while another home's batchpay batch is open at the provider:
         it may hold them, and its payouts carry no idempotency key to refuse ours."""
-        open_batches = await ledger.foreign_batches(
-            self.conn.client, self.journal, since=since - timedelta(days=7), open_only=True
+        self.batch_watch = ledger.ForeignBatchWatch(
+            self.conn.client, self.journal, since=since - timedelta(days=7)
         )
-        if not open_batches:
+        found = await self.batch_watch.open_batches()
+        if not found:
             return todo
-        names = ", ".join(f"{b.get('id')} ({b.get('status')})" for b in open_batches[:3])
+        message = ledger.foreign_batch_hold(found)
         for r in todo:
             if r.state == PLANNED or waits_for_other_run(r):
                 self._set(int(r.row_number), state=HELD, error_code=IN_FLIGHT_ELSEWHERE,
-                          error_message=f"another batchpay home's batch is open at the "
-                          f"provider ({names}) and may pay this row; run this file again "
-                          "once it has ended")  # fmt: skip
-        log.warning(
-            "run %s: %d row(s) held: another home's batch is open at the provider (%s)",
-            self.run_id, len(todo), names, extra={"run_id": self.run_id},
-        )  # fmt: skip
+                          error_message=message)  # fmt: skip
+        log.warning("run %s: %s", self.run_id, message, extra={"run_id": self.run_id})
         return [r for r in todo if not (r.state == PLANNED or waits_for_other_run(r))]
 
     async def _settle_and_send(self, open_intents: list[Any], todo: list[Any]) -> None:
@@ -266,6 +263,8 @@ class _PerRowRun:
                   beneficiary_name=dest.display_name or r.beneficiary_name)  # fmt: skip
         if self._paid_before(number, key):  # paid meanwhile, by a process beside this one
             return
+        if self.batch_watch is not None and (found := await self.batch_watch.open_batches()):
+            raise Held(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(found))
         await self.submitter.submit(
             run_id=self.run_id,
             row=row,

@@ -672,6 +672,10 @@ class _BatchRun:
             return
         await self._settle_rows(batch_id)
         self.journal.update_batch(self.run_id, state=SETTLED, provider_status=status)
+        # Another home may have sent these rows one by one meanwhile (the batch's payouts
+        # carry no idempotency key to refuse them): keep one payout per row (a sweep).
+        await ledger.cancel_second_payouts(self.client, self.journal, self.env, self.run_id,
+                                           provider_clock=self.conn.provider_clock)  # fmt: skip
 
     async def _settle_rows(self, batch_id: str) -> None:
         """Each row's intent from the batch's payouts and results."""

@@ -16,9 +16,11 @@ payouts made since the last one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -254,3 +256,157 @@ def paid_at_provider(
         "that made it (batchpay retry-failed)",
     )
     return True
+
+
+class _Canceller(LedgerClient, Protocol):
+    async def cancel_payout(
+        self, payout_id: str, idempotency_key: str, reason: str | None = None
+    ) -> Any: ...
+
+
+async def cancel_second_payouts(
+    client: _Canceller,
+    journal: Journal,
+    environment: str,
+    run_id: str,
+    *,
+    provider_clock: ProviderClock,
+) -> int:
+    """Before a run ends: read the ledger again and cancel this run's payout of a row the
+    provider holds another live payout for, the later of the two; return how many.
+
+    Two homes can pay one row at the same time when one of them goes through the
+    provider's batch upload (its payouts carry batchpay's key in their metadata, but the
+    provider made them under no idempotency key, so it cannot refuse the other home's
+    per-row request). Both runs keep the oldest payout (by the provider's ``created_at``,
+    then id), so they never cancel both. The cancels leave side by side (a payout is
+    cancellable only until the provider approves it). A payout that can no longer be
+    cancelled is kept on the row as ``duplicate_payout``: a person must recall it.
+    """
+    mine = [r for r in journal.rows(run_id) if r.payout_id and r.idempotency_key]
+    if not mine:
+        return 0
+    await sweep(client, journal, environment, provider_clock=provider_clock)
+    extra: list[tuple[Any, str]] = []
+    for r in mine:
+        live = [
+            p
+            for p in journal.provider_payouts_for(environment, r.row_key)
+            if (p.status or "") not in SETTLED_FAILURES
+        ]
+        if len(live) < 2 or r.payout_id not in {p.payout_id for p in live}:
+            continue
+        keep = min(live, key=lambda p: (p.created_at, p.payout_id))
+        if keep.payout_id != r.payout_id:
+            extra.append((r, keep.payout_id))
+    done = await asyncio.gather(*(_cancel_second(client, journal, run_id, r, k) for r, k in extra))
+    return sum(done)
+
+
+async def _cancel_second(
+    client: _Canceller, journal: Journal, run_id: str, r: Any, keep: str
+) -> bool:
+    from batchpay.errors import ApiError, AuthenticationError, TransportError
+
+    pid, key = str(r.payout_id), str(r.idempotency_key)
+    try:
+        result = await client.cancel_payout(pid, f"bp1-cancel-{pid}", reason=f"duplicate of {keep}")
+    except (TransportError, ApiError) as exc:
+        if isinstance(exc, AuthenticationError):
+            raise
+        journal.note_payout_problem(
+            key,
+            code="duplicate_payout",
+            message=f"the provider also holds {keep} for this row (paid elsewhere at the "
+            f"same time); {pid} could not be cancelled ({exc.message}): a person must "
+            "recall it",
+        )
+        return False
+    data = getattr(result, "data", None)
+    status = str(data.get("status") or "cancelled") if isinstance(data, dict) else "cancelled"
+    journal.record_status(pid, status, source="cancel")
+    journal.note_payout_problem(
+        key,
+        code="duplicate_cancelled",
+        message=f"paid elsewhere at the same time as {keep}; this run's payout {pid} was cancelled",
+    )
+    log.warning(
+        "run %s: row %s was paid elsewhere at the same time (%s); %s cancelled",
+        run_id, r.row_number, keep, pid,
+        extra={"run_id": run_id, "row": r.row_number, "payout_id": pid},
+    )  # fmt: skip
+    return True
+
+
+# A batch in these states may still turn into payouts (batchpay.batches' own sets).
+_BATCH_OPEN = frozenset({"uploaded", "validating", "validated", "confirmed", "processing"})
+_BATCH_NEVER_PAID = frozenset({"validation_failed", "cancelled", "expired"})
+BATCH_FILE_PREFIX = "batchpay-"
+
+
+class _BatchLister(Protocol):
+    def iter_batches(self, *, created_after: datetime | str | None = None) -> Any: ...
+
+
+async def foreign_batches(
+    client: _BatchLister, journal: Journal, *, since: datetime, open_only: bool
+) -> list[dict[str, Any]]:
+    """batchpay's batches at the provider since ``since`` that this journal did not begin
+    (another home's ``--via batches``): still open, or (``open_only=False``) any that may
+    have paid. An account without the batch feature (403/404) has none."""
+    from batchpay.errors import ApiError
+
+    found = []
+    try:
+        async for b in client.iter_batches(created_after=since):
+            name = str(b.get("file_name") or "")
+            status = str(b.get("status") or "")
+            if not name.startswith(BATCH_FILE_PREFIX) or journal.knows_batch_file(name):
+                continue
+            if status in _BATCH_OPEN or (not open_only and status not in _BATCH_NEVER_PAID):
+                found.append(dict(b))
+    except ApiError as exc:
+        if exc.status not in (403, 404):
+            raise
+    return found
+
+
+class ForeignBatchWatch:
+    """Another home's open batchpay batches, asked at most every ``interval`` seconds.
+
+    A per-row run asks before each payout it sends, so a batch another home uploads while
+    the run is sending is seen within ``interval`` — while the provider still validates
+    it, before it can be confirmed (its own last sweep before confirming then finds the
+    payouts this run made meanwhile). Concurrent rows share one request.
+    """
+
+    def __init__(
+        self, client: _BatchLister, journal: Journal, *, since: datetime, interval: float = 0.25
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.since = since
+        self.interval = interval
+        self._asked_at: float | None = None
+        self._found: list[dict[str, Any]] = []
+        self._lock = asyncio.Lock()
+
+    async def open_batches(self) -> list[dict[str, Any]]:
+        """The open batches found by the latest look (looking again if it is stale)."""
+        async with self._lock:
+            now = time.monotonic()
+            if self._asked_at is None or now - self._asked_at >= self.interval:
+                self._found = await foreign_batches(
+                    self.client, self.journal, since=self.since, open_only=True
+                )
+                self._asked_at = time.monotonic()
+        return self._found
+
+
+def foreign_batch_hold(found: list[dict[str, Any]]) -> str:
+    """The held row's message while another home's batch is open."""
+    names = ", ".join(f"{b.get('id')} ({b.get('status')})" for b in found[:3])
+    return (
+        f"another batchpay home's batch is open at the provider ({names}) and may pay this "
+        "row; run this file again once it has ended"
+    )

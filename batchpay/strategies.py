@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from batchpay import dedupe, ledger
@@ -119,6 +120,7 @@ class _PerRowRun:
         self.done = 0
         self.total = 0
         self.stop: list[BaseException] = []
+        self.batch_watch: ledger.ForeignBatchWatch | None = None
         # A resumed run may be fed a re-saved copy whose rows moved: journal rows are
         # matched to the file's rows by business identity and content, never by number.
         self.by_key: dict[str, Mapping[str, Any]] = {}
@@ -140,6 +142,7 @@ class _PerRowRun:
         else:  # read again: paid when the row is now what the run planned
             todo += [r for r in rows if r.state == HELD and r.error_code in RELEASED_BY_RERUN]
         self.total = len(open_intents) + sum(1 for r in rows if r.state in (PLANNED, HELD))
+        started = self.conn.provider_clock.now() - ledger.OVERLAP
         if open_intents or todo:
             # The provider's ledger is the last word: learn what it already holds (and its
             # clock) before settling or sending anything.
@@ -150,12 +153,41 @@ class _PerRowRun:
                 provider_clock=self.conn.provider_clock,
                 on_progress=self.on_progress,
             )
+            started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
+            if todo:
+                todo = await self._hold_for_foreign_batches(todo, started)
         if self.on_progress is not None:
             self.on_progress("submit", 0, self.total)
         # The journal's writes are committed in groups; each intent is still committed
         # before its request leaves (Submitter awaits journal.durable()).
         async with self.journal.grouped():
             await self._settle_and_send(open_intents, todo)
+        if todo and await ledger.foreign_batches(
+            self.conn.client, self.journal, since=started, open_only=False
+        ):
+            # Another home uploaded a batch while these rows were sent: its payouts carry
+            # no idempotency key that could refuse ours. Keep one payout per row.
+            await ledger.cancel_second_payouts(
+                self.conn.client, self.journal, self.env, self.run_id,
+                provider_clock=self.conn.provider_clock,
+            )  # fmt: skip
+
+    async def _hold_for_foreign_batches(self, todo: list[Row], since: datetime) -> list[Row]:
+        """Rows are not sent while another home's batchpay batch is open at the provider:
+        it may hold them, and its payouts carry no idempotency key to refuse ours."""
+        self.batch_watch = ledger.ForeignBatchWatch(
+            self.conn.client, self.journal, since=since - timedelta(days=7)
+        )
+        found = await self.batch_watch.open_batches()
+        if not found:
+            return todo
+        message = ledger.foreign_batch_hold(found)
+        for r in todo:
+            if r.state == PLANNED or waits_for_other_run(r):
+                self._set(int(r.row_number), state=HELD, error_code=IN_FLIGHT_ELSEWHERE,
+                          error_message=message)  # fmt: skip
+        log.warning("run %s: %s", self.run_id, message, extra={"run_id": self.run_id})
+        return [r for r in todo if not (r.state == PLANNED or waits_for_other_run(r))]
 
     async def _settle_and_send(self, open_intents: list[Any], todo: list[Any]) -> None:
         # Rows in flight: as asked, or enough for the client's own in-flight sizing.
@@ -234,6 +266,8 @@ class _PerRowRun:
                   beneficiary_name=dest.display_name or r.beneficiary_name)  # fmt: skip
         if self._paid_before(number, key):  # paid meanwhile, by a process beside this one
             return
+        if self.batch_watch is not None and (found := await self.batch_watch.open_batches()):
+            raise Held(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(found))
         await self.submitter.submit(
             run_id=self.run_id,
             row=row,

@@ -57,6 +57,11 @@ class BatchVerbs(JournalBase):
         ).fetchone()
         return found
 
+    def knows_batch_file(self, file_name: str) -> bool:
+        """Whether this journal began a batch with this file name (any run, any state)."""
+        found = self.db.execute("SELECT 1 FROM batches WHERE file_name=?", (file_name,)).fetchone()
+        return found is not None
+
     def batch_count(self, run_id: str) -> int:
         """How many batches the run has had (retired ones included)."""
         row = self.db.execute("SELECT COUNT(*) FROM batches WHERE run_id=?", (run_id,))

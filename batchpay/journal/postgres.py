@@ -27,6 +27,10 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     psycopg = None  # type: ignore[assignment]
 
 
+# How long a session may sit idle inside a transaction before the server ends it.
+IDLE_IN_WRITE_MS = 10_000
+
+
 class ConstraintViolation(sqlite3.IntegrityError):
     """A PostgreSQL constraint violation, as the verbs catch it on either database."""
 
@@ -141,6 +145,10 @@ class Connection:
             kwargs["password"] = target.password
         try:
             self._db = psycopg.connect(target.reveal(), connect_timeout=30, **kwargs)
+            # A process stopped (SIGSTOP, a frozen VM) inside a write would hold the write
+            # lock for ever and hang every other worker: the server ends such a session
+            # (and drops its locks). A verb never waits between its statements.
+            self._db.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_WRITE_MS}")
         except psycopg.Error as exc:
             raise self._error(exc) from None
         self._depth = 0

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from batchpay import pipeline
@@ -34,6 +35,19 @@ def _batches(sb: Sandbox, confirm: bool = True) -> Batches:
         await sb.advance(1)
 
     return Batches(confirm=confirm, sleep=advance)
+
+
+class _NoBatchList(httpx.AsyncBaseTransport):
+    """The sandbox, answering 404 to the batch list (an account without batch uploads)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/v1/batches":
+            body = {"error": {"code": "not_found", "message": "no batches here"}}
+            return httpx.Response(404, json=body, request=request)
+        return await self.inner.handle_async_request(request)
 
 
 def _uploaded(journal: Path) -> list[list[str]]:
@@ -145,7 +159,10 @@ async def test_rows_paid_by_another_journal_before_the_confirm_cancel_the_batch(
                                  **run_kwargs(sandbox, here, tmp_path))  # fmt: skip
     elsewhere = sandbox_settings(tmp_path / "elsewhere")
     some = write_csv(tmp_path / "some.csv", rows[:2])
-    await pipeline.run_async(some, **run_kwargs(sandbox, elsewhere, tmp_path))
+    # A home that cannot see the batch (a per-row run holds its rows while it is open).
+    kwargs = run_kwargs(sandbox, elsewhere, tmp_path)
+    kwargs["transport"] = _NoBatchList(kwargs["transport"])
+    await pipeline.run_async(some, **kwargs)
     result = await pipeline.run_async(path, submission=_batches(sandbox),
                                       **run_kwargs(sandbox, here, tmp_path))  # fmt: skip
     assert result.exit_code == 0

@@ -1,0 +1,110 @@
+"""Two homes paying one file at the same time, one row by row and one as a provider batch.
+
+Row-by-row runs in two homes are kept apart by the provider's idempotency keys (both send
+``bp1-<row>-1``); a batch's payouts are made by the provider from the file, under no
+idempotency key, so nothing stops the other home's per-row requests. Here home B (rows)
+sweeps the ledger and sends its requests, which reach the provider only after home A's
+batch was uploaded, confirmed and turned into payouts: every row was paid twice and both
+runs exited 0. The fix: before a run ends, the ledger is read again and a payout of this
+run that is the second one the provider holds for its row is cancelled (and said).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from batchpay import pipeline
+from batchpay.batches import Batches
+from batchpay.errors import ConfirmationRequired
+from batchpay.sandbox import Sandbox
+from batchpay.testing import sandbox_settings
+
+from .conftest import payee, run_kwargs, write_csv
+
+pytestmark = pytest.mark.anyio
+
+
+class _HeldCreates(httpx.AsyncBaseTransport):
+    """The sandbox's transport, holding every ``POST /v1/payouts`` until ``go`` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.go = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/v1/payouts":
+            await self.go.wait()
+        return await self.inner.handle_async_request(request)
+
+
+def _batches(sb: Sandbox) -> Batches:
+    async def advance(seconds: float) -> None:
+        await sb.advance(1)
+
+    return Batches(confirm=True, sleep=advance)
+
+
+def _live(sb: Sandbox) -> Counter[str]:
+    return Counter(p["reference"] for p in sb.ledger() if p["status"] not in ("cancelled",))
+
+
+async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_twice(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rows = [payee(i) for i in range(4)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    a = sandbox_settings(tmp_path / "a")
+    b = sandbox_settings(tmp_path / "b")
+    held = _HeldCreates(sandbox.transport())
+    kb = run_kwargs(sandbox, b, tmp_path / "b")
+    kb["transport"] = held
+    run_b = asyncio.create_task(pipeline.run_async(f, **kb))
+    for _ in range(200):  # B has swept the (empty) ledger and is sending
+        await asyncio.sleep(0)
+    ra = await pipeline.run_async(
+        f, submission=_batches(sandbox), **run_kwargs(sandbox, a, tmp_path / "a")
+    )
+    assert ra.exit_code == 0
+    assert _live(sandbox) == {r["reference"]: 1 for r in rows}  # A's batch paid each once
+    await sandbox.advance(1)  # B's requests arrive after A's payouts were made
+    held.go.set()
+    rb = await run_b
+    assert _live(sandbox) == {r["reference"]: 1 for r in rows}
+    assert rb.exit_code != 0  # B says what happened to its rows
+
+
+async def test_rows_are_held_while_another_homes_batch_is_open(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Home A's batch is validated, waiting for its confirmation, when home B runs the file
+    row by row: B sends nothing (the rows are held, visibly); once A's batch is paid, B's
+    next run finds every row already paid."""
+    rows = [payee(i) for i in range(3)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    a = sandbox_settings(tmp_path / "a")
+    b = sandbox_settings(tmp_path / "b")
+
+    async def advance(seconds: float) -> None:
+        await sandbox.advance(1)
+
+    with pytest.raises(ConfirmationRequired):
+        await pipeline.run_async(
+            f, submission=Batches(confirm=False, sleep=advance),
+            **run_kwargs(sandbox, a, tmp_path / "a"),
+        )  # fmt: skip
+    rb = await pipeline.run_async(f, **run_kwargs(sandbox, b, tmp_path / "b"))
+    assert sandbox.ledger() == []
+    assert {r.error_code for r in rb.report.rows} == {"in_flight_elsewhere"}
+    assert rb.exit_code != 0
+    ra = await pipeline.run_async(
+        f, submission=_batches(sandbox), **run_kwargs(sandbox, a, tmp_path / "a")
+    )
+    assert ra.exit_code == 0
+    rb2 = await pipeline.run_async(f, **run_kwargs(sandbox, b, tmp_path / "b"))
+    assert _live(sandbox) == {r["reference"]: 1 for r in rows}
+    assert {r.outcome for r in rb2.report.rows} == {"already_paid"}

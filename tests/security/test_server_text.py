@@ -73,7 +73,7 @@ async def test_a_hostile_answer_is_bounded_and_redacted_in_journal_and_report(
     secret = SHAPES["webhook secret"]
 
     def hostile(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and request.url.path == "/v1/payouts":
+        if request.method == "GET" and request.url.path in ("/v1/payouts", "/v1/batches"):
             return httpx.Response(200, json={"data": [], "has_more": False})  # the ledger sweep
         return httpx.Response(
             422,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import settings
 
@@ -44,16 +45,30 @@ def auth_mode() -> str:
 
 
 @pytest.fixture
-async def sandbox(auth_mode: str) -> AsyncIterator[Sandbox]:
-    """A fresh in-memory sandbox, no rate limit, whose clock moves only when a test says so.
+def sandbox_config(auth_mode: str) -> SandboxConfig:
+    """The test sandbox's configuration: no rate limit, a clock that moves only when a test
+    says so, and only the credentials of ``auth_mode`` accepted (OAuth mode refuses API
+    keys, as the newest API does, so a test that passes there used OAuth all the way).
 
-    It accepts the credentials of ``auth_mode`` only: OAuth mode refuses API keys, as the
-    newest API does, so a test that passes there used OAuth all the way.
-    """
+    The sandbox's and the batch tests' folders override it to keep the provider's own
+    default rate limit."""
     auth = "oauth" if auth_mode == "oauth" else "both"
-    sb = Sandbox(SandboxConfig(manual_clock=True, rate_limit_per_minute=None, auth=auth))
+    return SandboxConfig(manual_clock=True, rate_limit_per_minute=None, auth=auth)
+
+
+@pytest.fixture
+async def sandbox(sandbox_config: SandboxConfig) -> AsyncIterator[Sandbox]:
+    """A fresh in-memory sandbox configured by ``sandbox_config``."""
+    sb = Sandbox(sandbox_config)
     yield sb
     await sb.aclose()
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to ``sandbox`` in process with the default test key."""
+    async with sandbox.client() as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

@@ -1,34 +1,18 @@
-"""Fixtures for the sandbox tests: a manual-clock sandbox and a client wired to it in process."""
+"""Fixtures for the sandbox tests: the root's manual-clock sandbox and client, with the
+provider's own default rate limit."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from batchpay.sandbox import Sandbox, SandboxConfig
+from batchpay.sandbox import SandboxConfig
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    """Run async tests on asyncio (uvicorn and the sandbox target asyncio)."""
-    return "asyncio"
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    """A fresh in-memory sandbox whose clock moves only when a test says so."""
-    sb = Sandbox(SandboxConfig(manual_clock=True))
-    yield sb
-    await sb.aclose()
-
-
-@pytest.fixture
-async def client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client talking to ``sandbox`` in process with the default test key."""
-    async with sandbox.client() as c:
-        yield c
+def sandbox_config() -> SandboxConfig:
+    """A manual-clock sandbox with the provider's default limits."""
+    return SandboxConfig(manual_clock=True)
 
 
 @pytest.fixture

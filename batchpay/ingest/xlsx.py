@@ -424,62 +424,74 @@ class _SheetParser:
         # (within the first rows): set aside as titles if a later row names them all
         self.tentative: list[tuple[int, str]] | None = None
         self._lists: list[list[str]] = []
+        self._letters: dict[str, int] = {}
+        self.row_number = 0
 
     def parse(self) -> Table:
-        row_number = 0
-        columns: dict[str, int] = {}  # a reference's column letters -> its index, cached
+        for elem in self.reader._sheet_elements(self.path):
+            self._element(elem)
+        return self._table()
+
+    def _element(self, elem: Any) -> None:
+        """One ``row``, ``col`` or ``mergeCell`` element of the sheet, in document order."""
+        columns = self._letters  # a reference's column letters -> its index, cached
         cell = self._cell
         local = _LOCAL_NAMES
-        for elem in self.reader._sheet_elements(self.path):
-            tag = _local_name(elem.tag)
-            if tag == "row":
-                explicit = elem.get("r")
-                row_number = int(explicit) if explicit else row_number + 1
-                hidden = elem.get("hidden") in ("1", "true")
-                cells: dict[int, str] = {}
-                next_col = 0
-                header_known = self.header is not None
-                for c in elem.iterchildren(_CELL_TAG):
-                    ref = c.get("r")
-                    if ref:
-                        letters = ref.rstrip("0123456789")
-                        col = columns.get(letters, -1)
-                        if col < 0:
-                            col = _column_index(ref)
-                            if letters:
-                                columns[letters] = col
-                    else:
-                        col = next_col
-                    next_col = col + 1
-                    # the text cells most sheets are made of, without the checks that cannot
-                    # apply to them (the same result as _cell, which handles everything else)
-                    if header_known and c.get("t") == "inlineStr":
-                        n = len(c)
-                        if n == 0:
-                            continue
-                        if n == 1:
-                            child = c[0]
-                            tag = child.tag
-                            if (local.get(tag) or _local_name(tag)) == "is" and len(child) == 1:
-                                t = child[0]
-                                tag = t.tag
-                                if (local.get(tag) or _local_name(tag)) == "t":
-                                    text = t.text
+        tag = _local_name(elem.tag)
+        if tag == "row":
+            explicit = elem.get("r")
+            row_number = int(explicit) if explicit else self.row_number + 1
+            self.row_number = row_number
+            hidden = elem.get("hidden") in ("1", "true")
+            cells: dict[int, str] = {}
+            next_col = 0
+            header_known = self.header is not None
+            for c in elem.iterchildren(_CELL_TAG):
+                ref = c.get("r")
+                if ref:
+                    letters = ref.rstrip("0123456789")
+                    col = columns.get(letters, -1)
+                    if col < 0:
+                        col = _column_index(ref)
+                        if letters:
+                            columns[letters] = col
+                else:
+                    col = next_col
+                next_col = col + 1
+                # the text cells most sheets are made of, without the checks that cannot
+                # apply to them (the same result as _cell, which handles everything else)
+                if header_known and c.get("t") == "inlineStr":
+                    n = len(c)
+                    if n == 0:
+                        continue
+                    if n == 1:
+                        child = c[0]
+                        tag = child.tag
+                        if (local.get(tag) or _local_name(tag)) == "is" and len(child) == 1:
+                            t = child[0]
+                            tag = t.tag
+                            if (local.get(tag) or _local_name(tag)) == "t":
+                                text = t.text
+                                if text:
+                                    if "_x" in text:  # _rich_text's and _cell's unescape
+                                        text = _unescape_ooxml(_unescape_ooxml(text))
                                     if text:
-                                        if "_x" in text:  # _rich_text's and _cell's unescape
-                                            text = _unescape_ooxml(_unescape_ooxml(text))
-                                        if text:
-                                            cells[col] = text
-                                    continue
-                    value = cell(c, row_number, col)
-                    if value:
-                        cells[col] = value
-                self._row(row_number, cells, hidden)
-            elif tag == "mergeCell":
-                self.merges.append(elem.get("ref", ""))
-            elif tag == "col" and elem.get("hidden") in ("1", "true"):
-                first, last = int(elem.get("min", "1")), int(elem.get("max", "1"))
-                self.hidden_columns.append((first - 1, last - 1))
+                                        cells[col] = text
+                                continue
+                value = cell(c, row_number, col)
+                if value:
+                    cells[col] = value
+            self._row(row_number, cells, hidden)
+        elif tag == "mergeCell":
+            self.merges.append(elem.get("ref", ""))
+        elif tag == "col" and elem.get("hidden") in ("1", "true"):
+            first, last = int(elem.get("min", "1")), int(elem.get("max", "1"))
+            self.hidden_columns.append((first - 1, last - 1))
+
+    def _table(
+        self, bulk: dict[int, pl.Series] | None = None, rows: pl.Series | None = None
+    ) -> Table:
+        """The table of the rows read (and of ``bulk``, columns read column-wise after them)."""
         if self.header is None and self.first_cells:
             # only short lines of text, no header below them: the first is the header, so the
             # refusal names its missing columns (with any other sheet that may hold payouts)
@@ -496,6 +508,11 @@ class _SheetParser:
             {f"c{i}": self.columns.get(i, []) for i in range(width)},
             schema={f"c{i}": pl.String for i in range(width)},
         ).with_columns(pl.Series(ROW, self.row_numbers, dtype=pl.Int64))
+        if bulk is not None and rows is not None:
+            more = pl.DataFrame({f"c{i}": bulk[i] for i in range(width)}).with_columns(
+                rows.alias(ROW).cast(pl.Int64)
+            )
+            frame = pl.concat([frame, more])
         for row in self.hidden_rows:
             self.issues.append(
                 RowIssue(

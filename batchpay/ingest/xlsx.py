@@ -647,6 +647,13 @@ class _SheetParser:
         self.issues.append(RowIssue(row, label, code, message))
 
     def _cell(self, elem: Any, row: int, col: int) -> str:
+        kind, raw, formula, value = self._cell_value(elem)
+        if self.header is not None:
+            self._cell_checks(row, col, kind, raw, formula, value, elem.get("s"))
+        return value
+
+    def _cell_value(self, elem: Any) -> tuple[str, str | None, str | None, str]:
+        """A cell's type, stored text (None without <v> or <is>), formula and value."""
         kind = elem.get("t", "n")
         raw: str | None = None
         formula: str | None = None
@@ -669,8 +676,19 @@ class _SheetParser:
             value = raw or ""
             if kind in ("str", "inlineStr"):
                 value = _unescape_ooxml(value)
-        if self.header is None:
-            return value
+        return kind, raw, formula, value
+
+    def _cell_checks(
+        self,
+        row: int,
+        col: int,
+        kind: str,
+        raw: str | None,
+        formula: str | None,
+        value: str,
+        style: str | None,
+    ) -> None:
+        """The Excel damage a cell under the header shows: formulas, errors, numbers."""
         canonical = self.specs.get(col)
         if formula is not None:
             shown = f", showing {value}" if value else ""
@@ -683,11 +701,10 @@ class _SheetParser:
             )
         if kind == "e":
             self._issue(row, col, "excel_error", f"contains the Excel error {value}; fix the cell")
-            return value
+            return
         if kind != "n" or raw is None or raw == "" or canonical is None:
-            return value
+            return
         spec = self.reader.layout.column(canonical)
-        style = elem.get("s")
         is_date_style = style is not None and style.isdigit() and int(style) in self.date_styles
         if spec.kind == "date" or is_date_style:
             as_date = _serial_to_date(value, self.reader.date1904)
@@ -713,7 +730,6 @@ class _SheetParser:
             self._issue(row, col, "stored_as_number", message)
         elif spec.kind == "amount":
             self.numeric_amounts[row] = value
-        return value
 
     def _merged_cells(self) -> None:
         for ref in self.merges:

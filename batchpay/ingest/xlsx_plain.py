@@ -148,8 +148,11 @@ def cut_sheet(data: bytes) -> PlainSheet:
 
 def _rows(heads: pl.DataFrame, last: int) -> pl.DataFrame:
     """Every row tag of the heads: its element, number, hidden flag; empty rows have no i."""
-    shape_ok = pl.when(pl.col("i") == last).then(pl.col("p").str.contains(_TAIL))
-    shape_ok = shape_ok.otherwise(pl.col("p").str.contains(_HEAD))
+    shape_ok = (
+        pl.when(pl.col("i") == last)
+        .then(pl.col("p").str.contains(_TAIL))
+        .otherwise(pl.col("p").str.contains(_HEAD))
+    )
     checked = heads.with_columns(ok=shape_ok)
     if not checked["ok"].all():
         raise NotPlain("a row start tag in another shape")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 import polars as pl
 from defusedxml import DefusedXmlException, DTDForbidden
@@ -28,6 +29,7 @@ from batchpay.errors import InputError, RowIssue
 from batchpay.ingest.canonical import ROW, SCIENTIFIC, Table, column_letter, too_many_rows
 from batchpay.ingest.sniff import Budget, guard_zip
 from batchpay.ingest.structure import HEADER_SEARCH_ROWS, names_header
+from batchpay.ingest.xlsx_plain import NotPlain, PlainSheet, cut_sheet
 from batchpay.layout import Layout
 
 __all__ = ["read_xlsx"]
@@ -190,7 +192,8 @@ class _XlsxReader:
         date_styles = self._date_styles(styles) if styles in self.names else set()
         if self.layout.file.sheet is None:
             self._refuse_other_payout_sheets(sheets, chosen, strings)
-        table = _SheetParser(self, chosen.path, strings, date_styles).parse()
+        plain = _PlainSheetParser(self, chosen.path, strings, date_styles).parse_plain()
+        table = plain or _SheetParser(self, chosen.path, strings, date_styles).parse()
         table.sheet = chosen.name
         table.other_sheets = [s.name for s in sheets if s is not chosen]
         return table
@@ -746,3 +749,265 @@ class _SheetParser:
                     f"is part of merged cells {ref.upper()}; merged cells hide values — "
                     "unmerge them and fill every cell",
                 )
+
+
+# A sheet above this is read by the XML parser alone: cut column-wise it would sit in memory
+# several times over (the XML, its text, the cells).
+_PLAIN_MAX_BYTES = 512 * 1024 * 1024
+_PLAIN_FAILED = (
+    NotPlain,
+    etree.LxmlError,
+    pl.exceptions.PolarsError,
+    ValueError,
+    IndexError,
+    OverflowError,
+    KeyError,
+)
+
+
+class _PlainSheetParser(_SheetParser):
+    """A plain sheet (see :mod:`batchpay.ingest.xlsx_plain`) read column-wise.
+
+    The rows up to the header (and the title rows around it) go through the XML parser one by
+    one, exactly as :class:`_SheetParser` reads them; the rows below are checked on whole
+    columns with the same rules. :meth:`parse_plain` answers None for a sheet that is not
+    plain, and the caller reads it again with :class:`_SheetParser` from the start.
+    """
+
+    def parse_plain(self) -> Table | None:
+        reader = self.reader
+        try:
+            size = reader.archive.getinfo(self.path).file_size
+        except KeyError:
+            return None
+        if size > _PLAIN_MAX_BYTES:
+            return None
+        budget = reader.budget.left
+        try:
+            with reader.budget.open(reader.archive, self.path) as stream:
+                data = stream.read()
+            sheet = cut_sheet(data)
+            del data
+            return self._read(sheet)
+        except (*_PLAIN_FAILED, InputError) as exc:
+            if isinstance(exc, InputError) and exc.code != "zip_bomb":
+                raise  # what the rows say, in the order the XML parser would have said it
+            reader.budget.left = budget  # the sheet is read again from its start
+            return None
+
+    def _read(self, sheet: PlainSheet) -> Table:
+        parser = etree.XMLPullParser(
+            events=("start", "end"),
+            tag=(*_SHEET_TAGS, "{*}sheetData"),
+            resolve_entities=False,
+            load_dtd=False,
+            no_network=True,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        declared: dict[str | None, str] = {}
+        parser.feed(sheet.prefix)
+        self._drain(parser, declared, rows=False)
+        if not declared or not sheet.prefixes <= set(declared):
+            raise NotPlain("a namespace prefix that is not declared")
+        elements = sheet.elements
+        last = elements.len() - 1
+        done = -1  # the last element read by the XML parser
+        while done < last and (self.header is None or self.tentative is not None):
+            done += 1
+            xml = elements[done]
+            parser.feed(xml + "</row>" if done < last else xml)
+            self._drain(parser, declared, rows=True)
+        hidden_columns = list(self.hidden_columns)  # <col> after the rows change nothing
+        parser.feed(sheet.suffix)
+        self._drain(parser, declared, rows=False)
+        parser.close()
+        if done == last:
+            return self._table()
+        return self._bulk(sheet, done, declared, hidden_columns)
+
+    def _drain(self, parser: Any, declared: dict[str | None, str], *, rows: bool) -> None:
+        for event, item in parser.read_events():
+            tag = _local_name(item.tag)
+            if tag == "sheetData":
+                if event == "start":  # the namespaces the cells are read under
+                    declared.update(item.nsmap)
+                continue
+            if event == "start":
+                continue
+            if tag == "row":
+                if not rows:
+                    raise NotPlain("a row outside sheetData")
+                self._element(item)
+                item.clear()
+                while item.getprevious() is not None:
+                    del item.getparent()[0]
+            else:
+                self._element(item)
+
+    def _bulk(
+        self,
+        sheet: PlainSheet,
+        done: int,
+        declared: dict[str | None, str],
+        hidden_columns: list[tuple[int, int]],
+    ) -> Table:
+        """The rows after element ``done``, on whole columns."""
+        assert self.header is not None
+        width = len(self.header)
+        rows = sheet.rows.filter(pl.col("e") > done)
+        if rows.height and rows["number"][0] <= self.last_row:
+            raise NotPlain("rows out of order")
+        cells = sheet.cells.filter(pl.col("i") > done)
+        numbers = pl.Series([None] * (sheet.elements.len()), dtype=pl.Int64)
+        with_cells = rows.filter(pl.col("i").is_not_null())
+        numbers = numbers.scatter(with_cells["i"], with_cells["number"])
+        cells = cells.with_columns(row=numbers.gather(cells["i"]))
+        same_row = pl.col("i") == pl.col("i").shift(1)
+        if cells.select((same_row & (pl.col("col") <= pl.col("col").shift(1))).any()).item():
+            raise NotPlain("cells out of order")
+        values, complex_cells = self._values(cells, declared)
+        cells = cells.with_columns(value=values, filled=values.str.strip_chars() != "")
+        filled_rows = cells.filter(pl.col("filled"))["i"].unique()
+        rows = rows.with_columns(filled=pl.col("i").is_in(filled_rows.implode()).fill_null(False))
+        kept = rows.filter(pl.col("filled"))
+        if len(self.row_numbers) + kept.height > self.limits.max_rows:
+            raise too_many_rows(self.limits.max_rows)
+        self._bulk_issues(cells, complex_cells, width, hidden_columns)
+        self.blank_rows += rows.height - kept.height
+        self.last_row = rows["number"][-1] if rows.height else self.last_row
+        self.hidden_rows += kept.filter(pl.col("hidden"))["number"].to_list()
+        # the kept rows' cells under the header, placed row by row into whole columns
+        slot = pl.Series([None] * sheet.elements.len(), dtype=pl.Int64)
+        slot = slot.scatter(kept["i"], pl.int_range(kept.height, eager=True, dtype=pl.Int64))
+        placed = cells.filter(pl.col("filled") & (pl.col("col") < width))
+        at = slot.gather(placed["i"]) * width + placed["col"].cast(pl.Int64)
+        grid = pl.Series([""] * (kept.height * width), dtype=pl.String)
+        if placed.height:
+            grid = grid.scatter(at, placed["value"])
+        bulk = {
+            i: grid.gather(pl.int_range(i, kept.height * width, width, eager=True))
+            for i in range(width)
+        }
+        return self._table(bulk, kept["number"])
+
+    def _values(
+        self, cells: pl.DataFrame, declared: dict[str | None, str]
+    ) -> tuple[pl.Series, list[tuple[int, tuple[str, str | None, str | None, str]]]]:
+        """Each cell's value as :meth:`_cell_value` gives it; the others' parts by position."""
+        kind, inline = cells["kind"], cells["inline"]
+        raw = _ooxml_unescaped(cells["raw"], inline)  # _rich_text's unescape
+        value = raw.fill_null("")
+        shared = (kind == "s") & raw.is_not_null() & cells["xml"].is_null()
+        if shared.any():
+            index = raw.filter(shared)
+            if not index.str.contains("^[0-9]{1,9}$").all():
+                raise NotPlain("a shared string index that is not a number")
+            at = index.cast(pl.Int64)
+            if (at >= len(self.strings)).any():
+                raise NotPlain("a shared string that does not exist")
+            strings = pl.Series(self.strings, dtype=pl.String)
+            value = value.scatter(shared.arg_true(), strings.gather(at))
+        boolean = (kind == "b") & raw.is_not_null()
+        if boolean.any():
+            true = raw.filter(boolean).str.strip_chars() == "1"
+            shown = pl.select(pl.when(true).then(pl.lit("TRUE")).otherwise(pl.lit("FALSE")))
+            value = value.scatter(boolean.arg_true(), shown.to_series())
+        value = _ooxml_unescaped(value, kind.is_in(["str", "inlineStr"]))
+        others: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
+        is_other = cells["xml"].is_not_null()
+        if is_other.any():
+            xml = cells["xml"].filter(is_other).to_list()
+            names = " ".join(
+                f"xmlns{':' + p if p else ''}={quoteattr(uri)}" for p, uri in declared.items()
+            )
+            root = etree.fromstring(f"<cells {names}>{''.join(xml)}</cells>".encode(), _CELLS)
+            elements = list(root)
+            if root.text or len(elements) != len(xml):
+                raise NotPlain("cells that are not one element each")
+            positions = is_other.arg_true().to_list()
+            fixed: list[str] = []
+            for position, elem in zip(positions, elements, strict=True):
+                if not isinstance(elem.tag, str) or _local_name(elem.tag) != "c" or elem.tail:
+                    raise NotPlain("cells that are not one element each")
+                parts = self._cell_value(elem)
+                others.append((position, parts))
+                fixed.append(parts[3])
+            value = value.scatter(positions, pl.Series(fixed, dtype=pl.String))
+        return value, others
+
+    def _bulk_issues(
+        self,
+        cells: pl.DataFrame,
+        others: list[tuple[int, tuple[str, str | None, str | None, str]]],
+        width: int,
+        hidden_columns: list[tuple[int, int]],
+    ) -> None:
+        """The issues of the rows read column-wise, in the order :meth:`_row` gives them."""
+        # (row, phase, column, cell check arguments): phase 0 the cells' own checks, 1 hidden
+        # columns, 2 values beyond the header — in each row, as _element and _row go
+        found: list[tuple[int, int, int, tuple[str, str | None, str | None, str, str | None]]]
+        found = []
+        simple = cells["xml"].is_null()
+        kind = cells["kind"]
+        raw = _ooxml_unescaped(cells["raw"], cells["inline"])
+        checked = simple & (
+            (kind == "e")
+            | (
+                (kind == "n")
+                & raw.is_not_null()
+                & (raw != "")
+                & cells["col"].is_in(list(self.specs))
+            )
+        )
+        picked = cells.with_columns(raw=raw).filter(checked)
+        for row, col, k, r, v, style in picked.select(
+            "row", "col", "kind", "raw", "value", "style"
+        ).iter_rows():
+            found.append((row, 0, col, (k, r, None, v, style)))
+        rows, cols, styles = cells["row"], cells["col"], cells["style"]
+        for position, (k, r, formula, v) in others:
+            found.append((rows[position], 0, cols[position], (k, r, formula, v, styles[position])))
+        filled = cells.filter(pl.col("filled"))
+        if hidden_columns:
+            inside = pl.any_horizontal(
+                [(pl.col("col") >= a) & (pl.col("col") <= b) for a, b in hidden_columns]
+            )
+            for row, col in filled.filter(inside).select("row", "col").iter_rows():
+                found.append((row, 1, col, ("", None, None, "", None)))
+        for row, col in filled.filter(pl.col("col") >= width).select("row", "col").iter_rows():
+            found.append((row, 2, col, ("", None, None, "", None)))
+        found.sort(key=lambda f: (f[0], f[1], f[2]))
+        for row, phase, col, args in found:
+            if phase == 0:
+                self._cell_checks(row, col, *args)
+            elif phase == 1:
+                self._issue(
+                    row,
+                    col,
+                    "hidden_column",
+                    "is in a column hidden in Excel; unhide the column and check it",
+                )
+            else:
+                self._issue(
+                    row,
+                    col,
+                    "no_header",
+                    f"has a value in column {column_letter(col)}, which has no header; "
+                    "a row may have shifted",
+                    label=f"column {column_letter(col)}",
+                )
+
+
+_CELLS = etree.XMLParser(
+    resolve_entities=False, load_dtd=False, no_network=True, remove_comments=True, remove_pis=True
+)
+
+
+def _ooxml_unescaped(values: pl.Series, where: pl.Series) -> pl.Series:
+    """``values`` with :func:`_unescape_ooxml` applied where ``where`` is true."""
+    escaped = (where & values.str.contains("_x", literal=True)).fill_null(False)
+    if not escaped.any():
+        return values
+    fixed = [_unescape_ooxml(v) for v in values.filter(escaped).to_list()]
+    return values.scatter(escaped.arg_true(), pl.Series(fixed, dtype=pl.String))

@@ -126,7 +126,7 @@ def cut_sheet(data: bytes) -> PlainSheet:
         raise NotPlain("a control character")
     try:
         parts = pl.Series(body.split(b"</row>"), dtype=pl.Binary).cast(pl.String)
-    except pl.exceptions.InvalidOperationError as exc:
+    except pl.exceptions.PolarsError as exc:
         raise NotPlain("not UTF-8") from exc
     del body
     if parts.str.contains("\\]\\]>|\ufffe|\uffff").any():

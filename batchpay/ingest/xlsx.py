@@ -785,9 +785,7 @@ class _PlainSheetParser(_SheetParser):
         budget = reader.budget.left
         try:
             with reader.budget.open(reader.archive, self.path) as stream:
-                data = stream.read()
-            sheet = cut_sheet(data)
-            del data
+                sheet = cut_sheet(stream)
             return self._read(sheet)
         except (*_PLAIN_FAILED, InputError) as exc:
             if isinstance(exc, InputError) and exc.code != "zip_bomb":
@@ -810,11 +808,12 @@ class _PlainSheetParser(_SheetParser):
         self._drain(parser, declared, rows=False)
         if not declared or not sheet.prefixes <= set(declared):
             raise NotPlain("a namespace prefix that is not declared")
-        elements = sheet.elements
-        last = elements.len() - 1
+        elements, last = sheet.elements, sheet.last
         done = -1  # the last element read by the XML parser
         while done < last and (self.header is None or self.tentative is not None):
             done += 1
+            if done >= len(elements):
+                raise NotPlain("no header in the first rows")
             xml = elements[done]
             parser.feed(xml + "</row>" if done < last else xml)
             self._drain(parser, declared, rows=True)
@@ -859,7 +858,7 @@ class _PlainSheetParser(_SheetParser):
         if rows.height and rows["number"][0] <= self.last_row:
             raise NotPlain("rows out of order")
         cells = sheet.cells.filter(pl.col("i") > done)
-        numbers = pl.Series([None] * (sheet.elements.len()), dtype=pl.Int64)
+        numbers = pl.Series([None] * (sheet.last + 1), dtype=pl.Int64)
         with_cells = rows.filter(pl.col("i").is_not_null())
         numbers = numbers.scatter(with_cells["i"], with_cells["number"])
         cells = cells.with_columns(row=numbers.gather(cells["i"]))
@@ -878,7 +877,7 @@ class _PlainSheetParser(_SheetParser):
         self.last_row = rows["number"][-1] if rows.height else self.last_row
         self.hidden_rows += kept.filter(pl.col("hidden"))["number"].to_list()
         # the kept rows' cells under the header, placed row by row into whole columns
-        slot = pl.Series([None] * sheet.elements.len(), dtype=pl.Int64)
+        slot = pl.Series([None] * (sheet.last + 1), dtype=pl.Int64)
         slot = slot.scatter(kept["i"], pl.int_range(kept.height, eager=True, dtype=pl.Int64))
         placed = cells.filter(pl.col("filled") & (pl.col("col") < width))
         at = slot.gather(placed["i"]) * width + placed["col"].cast(pl.Int64)

@@ -20,21 +20,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import IO
 
 import polars as pl
 
 __all__ = ["NotPlain", "PlainSheet", "cut_sheet", "unescape_xml"]
 
+_BLOCK = 16 * 1024 * 1024
+FIRST_ELEMENTS = 64  # rows kept as XML for reading the header and titles above it
 _OPEN = b"<sheetData>"
 _CLOSE = b"</sheetData>"
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
-_ROW_ATTRS = rf'(?: {_NAME}(?::{_NAME})?="[^"<&\t\n\r]*")*'
+# characters XML does not allow (and, in attribute values, those it would turn into spaces)
+_BAD = r"\x00-\x1f\x{FFFE}\x{FFFF}"
+_ROW_ATTRS = rf'(?: {_NAME}(?::{_NAME})?="[^"<&{_BAD}]*")*'
 _ROW_TAG = rf"<row{_ROW_ATTRS}"
 # the text before a row's first cell: any empty rows (<row .../>), then the row's start tag
-_HEAD = re.compile(rf"^(?:{_ROW_TAG}/>)*{_ROW_TAG}>$").pattern
-_TAIL = re.compile(rf"^(?:{_ROW_TAG}/>)*$").pattern
-_TEXT = "[^<]*"  # its references are checked where they are resolved (unescape_xml)
+_HEAD = rf"^(?:{_ROW_TAG}/>)*{_ROW_TAG}>$"
+_TAIL = rf"^(?:{_ROW_TAG}/>)*$"
+_TEXT = r"[^<\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]*"  # references: see unescape_xml
 _CELL_ATTRS = (
     r'r="[A-Z]{1,3}[0-9]+"(?: s="[0-9]+"(?: t="[a-zA-Z]+")?| t="[a-zA-Z]+"(?: s="[0-9]+")?)?'
 )
@@ -45,9 +50,17 @@ _SIMPLE = (
 )
 # any other cell with a reference: parsed by the XML parser, alone (it holds no "<c ")
 _OTHER = rf'^r="[A-Z]{{1,3}}[0-9]+"(?: {_NAME}(?::{_NAME})?="[^"<&]*")*(?:/>|>(?s:.*)</c>)$'
+_CELL_SCHEMA = {
+    "i": pl.UInt32,
+    "col": pl.Int32,
+    "kind": pl.Categorical,
+    "style": pl.Categorical,
+    "raw": pl.String,
+    "inline": pl.Boolean,
+    "xml": pl.String,
+}
 _REFERENCE = re.compile(r"&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(amp|lt|gt|quot|apos));")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
-_CONTROL = bytes(range(0x20, 0x100)) + b"\t\n\r"  # the bytes allowed: deleted to find others
 _ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^?>]*?encoding=["']([^"']*)["']""")
 
 
@@ -62,8 +75,8 @@ class PlainSheet:
     ``rows``: one line per row in order — ``e`` (the index of the text between two
     ``</row>``, which holds the row and any empty rows before it), ``i`` (``e`` for the row
     that holds cells, null for an empty row), ``number``, ``hidden``.
-    ``elements``: the XML of each ``e`` (without its ``</row>``), for the rows read one by
-    one by the XML parser.
+    ``elements``: the XML of the first ``e`` (without their ``</row>``), for the rows read
+    one by one by the XML parser up to the header.
     ``cells``: ``i``, ``col`` (0-based), ``kind`` (``t=``, default ``n``), ``style``
     (``s=`` or null), ``raw`` (the stored text, references resolved; null when there is no
     ``<v>`` or ``<is>``), ``inline`` (the text came from ``<is>``), ``xml`` (null for the
@@ -74,7 +87,8 @@ class PlainSheet:
     suffix: bytes  # from </sheetData> to the end
     prefixes: set[str]  # namespace prefixes used on row attributes
     rows: pl.DataFrame
-    elements: pl.Series
+    elements: list[str]  # the first FIRST_ELEMENTS
+    last: int  # the index of the last element (the text after the last </row>)
     cells: pl.DataFrame
 
 
@@ -114,36 +128,85 @@ def _check_prefix(prefix: bytes) -> None:
         raise NotPlain("a DTD, comment, CDATA or processing instruction before the rows")
 
 
-def cut_sheet(data: bytes) -> PlainSheet:
-    """The rows and cells of a plain sheet's XML; :class:`NotPlain` if it is not plain."""
-    start = data.find(_OPEN)
-    end = data.rfind(_CLOSE)
-    if start < 0 or end < start:
-        raise NotPlain("no <sheetData> element")
-    prefix, body, suffix = data[: start + len(_OPEN)], data[start + len(_OPEN) : end], data[end:]
+def cut_sheet(stream: IO[bytes]) -> PlainSheet:
+    """The rows and cells of a plain sheet's XML; :class:`NotPlain` if it is not plain.
+
+    The XML is read in blocks of whole rows, so what is held at once stays a few blocks.
+    """
+    buffer = b""
+    while (start := buffer.find(_OPEN)) < 0:
+        more = stream.read(_BLOCK)
+        if not more:
+            raise NotPlain("no <sheetData> element")
+        buffer += more
+    prefix, buffer = buffer[: start + len(_OPEN)], buffer[start + len(_OPEN) :]
     _check_prefix(prefix)
-    if body.translate(None, _CONTROL):
-        raise NotPlain("a control character")
-    try:
-        parts = pl.Series(body.split(b"</row>"), dtype=pl.Binary).cast(pl.String)
-    except pl.exceptions.PolarsError as exc:
-        raise NotPlain("not UTF-8") from exc
-    del body
-    if parts.str.contains("\\]\\]>|\ufffe|\uffff").any():
-        raise NotPlain("]]> or a non-character in the text")
-    elements = pl.DataFrame({"x": parts}).with_row_index("i")
-    last = elements.height - 1
-    pieces = (
-        elements.with_columns(p=pl.col("x").str.split("<c "))
-        .drop("x")
-        .explode("p")
-        .with_columns(head=pl.col("i") != pl.col("i").shift(1, fill_value=-1))
+    if b"</row>" in prefix:
+        raise NotPlain("a row outside sheetData")
+    blocks = _Blocks()
+    while more := stream.read(_BLOCK):
+        buffer += more
+        cut = buffer.rfind(b"</row>")
+        if cut >= 0:
+            blocks.add(buffer[:cut], final=False)
+            buffer = buffer[cut + len(b"</row>") :]
+    end = buffer.rfind(_CLOSE)
+    if end < 0 or b"</row>" in buffer[end:]:
+        raise NotPlain("no </sheetData>, or a row after it")
+    suffix = buffer[end:]
+    blocks.add(buffer[:end], final=True)
+    del buffer
+    rows = pl.concat(blocks.rows)
+    numbers = rows["number"]
+    if (numbers.diff().drop_nulls() <= 0).any() or (numbers <= 0).any():
+        raise NotPlain("rows out of order")
+    prefixes = _prefixes(rows)
+    return PlainSheet(
+        prefix,
+        suffix,
+        prefixes,
+        rows.drop("tag"),
+        blocks.first,
+        blocks.count - 1,
+        pl.concat(blocks.cells),
     )
-    heads = pieces.filter(pl.col("head")).drop("head")
-    cells = pieces.filter(~pl.col("head")).drop("head")
-    del pieces, elements
-    rows = _rows(heads, last)
-    return PlainSheet(prefix, suffix, _prefixes(rows), rows.drop("tag"), parts, _cells(cells))
+
+
+class _Blocks:
+    """The rows and cells of the blocks read so far."""
+
+    def __init__(self) -> None:
+        self.count = 0  # elements: the texts between two </row>
+        self.first: list[str] = []
+        self.rows: list[pl.DataFrame] = []
+        self.cells: list[pl.DataFrame] = []
+
+    def add(self, block: bytes, *, final: bool) -> None:
+        """The elements of ``block``: each was followed by </row>, but the final block's last."""
+        try:
+            parts = pl.Series(block.split(b"</row>"), dtype=pl.Binary).cast(pl.String)
+        except pl.exceptions.PolarsError as exc:
+            raise NotPlain("not UTF-8") from exc
+        del block
+        if parts.str.contains("]]>", literal=True).any():
+            raise NotPlain("]]> in the text")
+        if len(self.first) < FIRST_ELEMENTS:
+            self.first += parts.head(FIRST_ELEMENTS - len(self.first)).to_list()
+        offset, self.count = self.count, self.count + parts.len()
+        elements = pl.DataFrame({"x": parts}).with_row_index("i", offset=offset)
+        del parts
+        pieces = (
+            elements.with_columns(p=pl.col("x").str.split("<c "))
+            .drop("x")
+            .explode("p")
+            .with_columns(head=pl.col("i") != pl.col("i").shift(1, fill_value=-1))
+        )
+        del elements
+        heads = pieces.filter(pl.col("head")).drop("head")
+        cells = pieces.filter(~pl.col("head")).drop("head")
+        del pieces
+        self.rows.append(_rows(heads, self.count - 1 if final else -1))
+        self.cells.append(_cells(cells))
 
 
 def _rows(heads: pl.DataFrame, last: int) -> pl.DataFrame:
@@ -177,9 +240,6 @@ def _rows(heads: pl.DataFrame, last: int) -> pl.DataFrame:
         raise NotPlain("a row without a number, or declaring namespaces")
     if not (tags["names"].list.len() == tags["names"].list.n_unique()).all():
         raise NotPlain("a row attribute given twice")
-    numbers = tags["number"]
-    if (numbers.diff().drop_nulls() <= 0).any() or (numbers <= 0).any():
-        raise NotPlain("rows out of order")
     return tags.drop("names")
 
 
@@ -234,12 +294,12 @@ def _cells(cells: pl.DataFrame) -> pl.DataFrame:
     return out.select(
         "i",
         col=pl.col("ref").replace_strict(refs, return_dtype=pl.Int32),
-        kind=pl.col("attrs").replace_strict(kinds, return_dtype=pl.String),
-        style=pl.col("attrs").replace_strict(styles, return_dtype=pl.String),
+        kind=pl.col("attrs").replace_strict(kinds, return_dtype=pl.Categorical),
+        style=pl.col("attrs").replace_strict(styles, return_dtype=pl.Categorical),
         raw=raw,
         inline="inline",
         xml=xml,
-    )
+    ).cast(_CELL_SCHEMA)  # type: ignore[arg-type]
 
 
 def _column(head: str) -> int:

@@ -854,10 +854,11 @@ class _PlainSheetParser(_SheetParser):
         """The rows after element ``done``, on whole columns."""
         assert self.header is not None
         width = len(self.header)
-        rows = sheet.rows.filter(pl.col("e") > done)
+        # rows and cells come in element order: those after ``done`` are a slice of each
+        rows = sheet.rows.slice(sheet.rows["e"].search_sorted(done + 1, side="left"))
         if rows.height and rows["number"][0] <= self.last_row:
             raise NotPlain("rows out of order")
-        cells = sheet.cells.filter(pl.col("i") > done)
+        cells = sheet.cells.slice(sheet.cells["i"].search_sorted(done + 1, side="left"))
         numbers = pl.Series([None] * (sheet.last + 1), dtype=pl.Int64)
         with_cells = rows.filter(pl.col("i").is_not_null())
         numbers = numbers.scatter(with_cells["i"], with_cells["number"])
@@ -865,9 +866,11 @@ class _PlainSheetParser(_SheetParser):
         same_row = pl.col("i") == pl.col("i").shift(1)
         if cells.select((same_row & (pl.col("col") <= pl.col("col").shift(1))).any()).item():
             raise NotPlain("cells out of order")
-        values, complex_cells = self._values(cells, declared)
-        cells = cells.with_columns(value=values, filled=values.str.strip_chars() != "")
-        filled_rows = cells.filter(pl.col("filled"))["i"].unique()
+        raw, values, complex_cells = self._values(cells, declared)
+        # not blank once stripped (Rust's whitespace is Python's, over the characters XML has)
+        filled = values.str.contains(r"[^\s]")
+        cells = cells.with_columns(raw=raw, value=values, filled=filled)
+        filled_rows = cells["i"].filter(filled).unique()
         rows = rows.with_columns(filled=pl.col("i").is_in(filled_rows.implode()).fill_null(False))
         kept = rows.filter(pl.col("filled"))
         if len(self.row_numbers) + kept.height > self.limits.max_rows:
@@ -876,26 +879,30 @@ class _PlainSheetParser(_SheetParser):
         self.blank_rows += rows.height - kept.height
         self.last_row = rows["number"][-1] if rows.height else self.last_row
         self.hidden_rows += kept.filter(pl.col("hidden"))["number"].to_list()
-        # the kept rows' cells under the header, placed row by row into whole columns
+        # the kept rows' cells under the header (a blank row's are all empty), placed row by
+        # row into whole columns; "" where a row has no cell
         slot = pl.Series([None] * (sheet.last + 1), dtype=pl.Int64)
         slot = slot.scatter(kept["i"], pl.int_range(kept.height, eager=True, dtype=pl.Int64))
-        placed = cells.filter(pl.col("filled") & (pl.col("col") < width))
-        at = slot.gather(placed["i"]) * width + placed["col"].cast(pl.Int64)
-        grid = pl.Series([""] * (kept.height * width), dtype=pl.String)
-        if placed.height:
-            grid = grid.scatter(at, placed["value"])
-        bulk = {
-            i: grid.gather(pl.int_range(i, kept.height * width, width, eager=True))
-            for i in range(width)
-        }
+        placed = cells.select("i", "col", "value").filter(pl.col("col") < width)
+        at = (slot.gather(placed["i"]) * width + placed["col"].cast(pl.Int64)).drop_nulls()
+        placed = placed.filter(slot.gather(placed["i"]).is_not_null())
+        size = kept.height * width
+        if placed.height == size and (size == 0 or (at == pl.int_range(size, eager=True)).all()):
+            grid = placed["value"]  # every row has every cell, as most writers write them
+        else:
+            grid = pl.repeat("", size, dtype=pl.String, eager=True).scatter(at, placed["value"])
+        bulk = {i: grid.gather(pl.int_range(i, size, width, eager=True)) for i in range(width)}
         return self._table(bulk, kept["number"])
 
     def _values(
         self, cells: pl.DataFrame, declared: dict[str | None, str]
-    ) -> tuple[pl.Series, list[tuple[int, tuple[str, str | None, str | None, str]]]]:
-        """Each cell's value as :meth:`_cell_value` gives it; the others' parts by position."""
-        kind, inline = cells["kind"], cells["inline"]
-        raw = _ooxml_unescaped(cells["raw"], inline)  # _rich_text's unescape
+    ) -> tuple[pl.Series, pl.Series, list[tuple[int, tuple[str, str | None, str | None, str]]]]:
+        """Each cell's stored text and value as :meth:`_cell_value` gives them; the parts of
+        the cells in other shapes by position."""
+        kind, inline, raw = cells["kind"], cells["inline"], cells["raw"]
+        # OOXML's _xHHHH_ escapes: only a text that has one can change, in either unescape
+        escaped = raw.str.contains("_x", literal=True).fill_null(False)
+        raw = _ooxml_unescaped(raw, escaped & inline)  # _rich_text's unescape
         value = raw.fill_null("")
         shared = (kind == "s") & raw.is_not_null() & cells["xml"].is_null()
         if shared.any():
@@ -912,7 +919,7 @@ class _PlainSheetParser(_SheetParser):
             true = raw.filter(boolean).str.strip_chars() == "1"
             shown = pl.select(pl.when(true).then(pl.lit("TRUE")).otherwise(pl.lit("FALSE")))
             value = value.scatter(boolean.arg_true(), shown.to_series())
-        value = _ooxml_unescaped(value, kind.is_in(["str", "inlineStr"]))
+        value = _ooxml_unescaped(value, escaped & kind.is_in(["str", "inlineStr"]))
         others: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
         is_other = cells["xml"].is_not_null()
         if is_other.any():
@@ -933,7 +940,7 @@ class _PlainSheetParser(_SheetParser):
                 others.append((position, parts))
                 fixed.append(parts[3])
             value = value.scatter(positions, pl.Series(fixed, dtype=pl.String))
-        return value, others
+        return raw, value, others
 
     def _bulk_issues(
         self,
@@ -948,8 +955,7 @@ class _PlainSheetParser(_SheetParser):
         found: list[tuple[int, int, int, tuple[str, str | None, str | None, str, str | None]]]
         found = []
         simple = cells["xml"].is_null()
-        kind = cells["kind"]
-        raw = _ooxml_unescaped(cells["raw"], cells["inline"])
+        kind, raw = cells["kind"], cells["raw"]
         checked = simple & (
             (kind == "e")
             | (
@@ -959,15 +965,13 @@ class _PlainSheetParser(_SheetParser):
                 & cells["col"].is_in(list(self.specs))
             )
         )
-        picked = cells.with_columns(raw=raw).filter(checked)
-        for row, col, k, r, v, style in picked.select(
-            "row", "col", "kind", "raw", "value", "style"
-        ).iter_rows():
+        picked = cells.select("row", "col", "kind", "raw", "value", "style").filter(checked)
+        for row, col, k, r, v, style in picked.iter_rows():
             found.append((row, 0, col, (k, r, None, v, style)))
         rows, cols, styles = cells["row"], cells["col"], cells["style"]
         for position, (k, r, formula, v) in others:
             found.append((rows[position], 0, cols[position], (k, r, formula, v, styles[position])))
-        filled = cells.filter(pl.col("filled"))
+        filled = cells.select("row", "col", "filled").filter(pl.col("filled"))
         if hidden_columns:
             inside = pl.any_horizontal(
                 [(pl.col("col") >= a) & (pl.col("col") <= b) for a, b in hidden_columns]
@@ -1005,7 +1009,7 @@ _CELLS = etree.XMLParser(
 
 def _ooxml_unescaped(values: pl.Series, where: pl.Series) -> pl.Series:
     """``values`` with :func:`_unescape_ooxml` applied where ``where`` is true."""
-    escaped = (where & values.str.contains("_x", literal=True)).fill_null(False)
+    escaped = where & values.is_not_null()
     if not escaped.any():
         return values
     fixed = [_unescape_ooxml(v) for v in values.filter(escaped).to_list()]

@@ -251,10 +251,15 @@ def _prefixes(rows: pl.DataFrame) -> set[str]:
 def _cells(cells: pl.DataFrame) -> pl.DataFrame:
     """The pieces after each ``<c ``: reference, type, style and stored text, column-wise."""
     piece = pl.col("p")
-    cells = cells.with_columns(simple=piece.str.contains(_SIMPLE))
+    cells = cells.with_columns(simple=piece.str.contains(_SIMPLE), ref=piece.str.head(6))
     other = cells.filter(~pl.col("simple"))["p"]
     if not other.str.contains(_OTHER).all() or other.str.contains("<!|<\\?").any():
         raise NotPlain("a cell in another shape, or holding a comment, CDATA or PI")
+    refs = {r: _column(r) for r in cells["ref"].unique().to_list()}  # each must be a column
+    # A simple cell with no <v> or <is> has the value "" and, but for an error cell, nothing
+    # to check: _SheetParser stores nothing for it, and neither is it kept here.
+    empty = piece.str.ends_with('"></c>') | piece.str.ends_with('"/>')
+    cells = cells.filter(~(pl.col("simple") & empty & ~piece.str.contains(' t="e"', literal=True)))
     gt = piece.str.find(">", literal=True)  # the tag is ASCII: a byte offset is a character's
     length = piece.str.len_chars()
     in_v = piece.str.ends_with("</v></c>")
@@ -268,7 +273,7 @@ def _cells(cells: pl.DataFrame) -> pl.DataFrame:
     out = cells.select(
         "i",
         "simple",
-        ref=piece.str.head(6),
+        "ref",
         attrs=piece.str.slice(0, gt).str.strip_chars_start(
             'r="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
         ),
@@ -282,7 +287,6 @@ def _cells(cells: pl.DataFrame) -> pl.DataFrame:
     xml = pl.Series("xml", [None] * out.height, dtype=pl.String)
     if other.len():
         xml = xml.scatter((~out["simple"]).arg_true(), "<c " + other)
-    refs = {r: _column(r) for r in out["ref"].unique().to_list()}
     attrs = {a: _attributes(a) for a in out["attrs"].unique().to_list()}
     kinds = {a: k for a, (k, _) in attrs.items()}
     styles = {a: s for a, (_, s) in attrs.items()}

@@ -22,6 +22,7 @@ from xml.sax.saxutils import quoteattr
 
 import polars as pl
 from defusedxml import DefusedXmlException, DTDForbidden
+from defusedxml.ElementTree import fromstring as defused_fromstring
 from defusedxml.ElementTree import iterparse
 from lxml import etree
 
@@ -29,7 +30,7 @@ from batchpay.errors import InputError, RowIssue
 from batchpay.ingest.canonical import ROW, SCIENTIFIC, Table, column_letter, too_many_rows
 from batchpay.ingest.sniff import Budget, guard_zip
 from batchpay.ingest.structure import HEADER_SEARCH_ROWS, names_header
-from batchpay.ingest.xlsx_plain import NotPlain, PlainSheet, cut_sheet
+from batchpay.ingest.xlsx_plain import NotPlain, PlainSheet, cut_sheet, cut_strings
 from batchpay.layout import Layout
 
 __all__ = ["read_xlsx"]
@@ -299,12 +300,39 @@ class _XlsxReader:
         )
 
     def _shared_strings(self, part: str) -> list[str]:
+        plain = self._plain_strings(part)
+        if plain is not None:
+            return plain
         strings: list[str] = []
         for _, elem in self._events(part):
             if _local(elem.tag) == "si":
                 strings.append(_rich_text(elem))
                 elem.clear()
         return strings
+
+    def _plain_strings(self, part: str) -> list[str] | None:
+        """The shared strings of a plain part cut column-wise (None: it is not plain); items
+        in other shapes are parsed as :meth:`_shared_strings` parses them (defusedxml)."""
+        budget = self.budget.left
+        try:
+            with self.budget.open(self.archive, part) as stream:
+                cut = cut_strings(stream)
+            strings = [_unescape_ooxml(t) if "_x" in t else t for t in cut.texts]
+            if cut.others:
+                items = "".join(f"<si>{xml}</si>" for xml in cut.others.values())
+                root = defused_fromstring(f"{cut.root}{items}</sst>", forbid_dtd=True)
+                if root.text or len(root) != len(cut.others):
+                    raise NotPlain("items that are not one element each")
+                for at, elem in zip(cut.others, root, strict=True):
+                    if _local(elem.tag) != "si" or elem.tail:
+                        raise NotPlain("items that are not one element each")
+                    strings[at] = _rich_text(elem)
+            return strings
+        except (*_PLAIN_FAILED, DefusedXmlException, SyntaxError, InputError) as exc:
+            if isinstance(exc, InputError) and exc.code != "zip_bomb":
+                raise
+            self.budget.left = budget  # the part is read again from its start
+            return None
 
     def _date_styles(self, part: str) -> set[int]:
         """Indexes of cell styles (``s=``) whose number format shows a date or time."""

@@ -24,7 +24,7 @@ from typing import IO
 
 import polars as pl
 
-__all__ = ["NotPlain", "PlainSheet", "cut_sheet", "unescape_xml"]
+__all__ = ["NotPlain", "PlainSheet", "PlainStrings", "cut_sheet", "cut_strings", "unescape_xml"]
 
 _BLOCK = 16 * 1024 * 1024
 FIRST_ELEMENTS = 64  # rows kept as XML for reading the header and titles above it
@@ -323,3 +323,58 @@ def _attributes(rest: str) -> tuple[str, str | None]:
     kind = re.search(r' t="([a-zA-Z]+)"', rest)
     style = re.search(r' s="([0-9]+)"', rest)
     return (kind.group(1) if kind else "n"), (style.group(1) if style else None)
+
+
+_SST_PREFIX = re.compile(
+    rb"(?:\xef\xbb\xbf)?(?:<\?xml[^<>?]*\?>[ \t\r\n]*)?"
+    rb'(<sst(?: [A-Za-z_][A-Za-z0-9_.:-]*="[^"<&]*")*>)<si>'
+)
+_SST_SUFFIX = re.compile(rb"</si></sst>[ \t\r\n]*")
+_STRING = f'^(?:<t(?: xml:space="preserve")?>{_TEXT}</t>|<t/>|)$'
+
+
+@dataclass
+class PlainStrings:
+    """A plain ``sst`` part: each item's text (references resolved, ``_xHHHH_`` left as they
+    are), "" where an item is in another shape; those (rich text, phonetic runs) as XML by
+    index, with the part's root start tag to parse them under."""
+
+    texts: list[str]
+    root: str
+    others: dict[int, str]
+
+
+def cut_strings(stream: IO[bytes]) -> PlainStrings:
+    """The shared strings of a plain ``sst`` part; :class:`NotPlain` if it is not plain."""
+    data = stream.read()
+    head = _SST_PREFIX.match(data)
+    tail = data.rfind(b"</si>")
+    if head is None or tail < head.end() or not _SST_SUFFIX.fullmatch(data, tail):
+        raise NotPlain("not a plain sst")
+    _check_prefix(data[: head.end()])
+    try:
+        body = pl.Series([data[head.end() : tail]], dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.PolarsError as exc:
+        raise NotPlain("not UTF-8") from exc
+    root = data[head.start(1) : head.end(1)].decode("ascii")
+    del data
+    if body.str.contains("]]>", literal=True).item():
+        raise NotPlain("]]> in the text")
+    items = body.str.split("</si><si>").explode()
+    del body
+    simple = items.str.contains(_STRING)
+    length = items.str.len_chars()
+    text = pl.select(
+        pl.when(~simple | (length < 7))
+        .then(pl.lit(""))
+        .when(items.str.starts_with('<t xml:space="preserve">'))
+        .then(items.str.slice(24, length - 28))
+        .otherwise(items.str.slice(3, length - 7))
+    ).to_series()
+    needs = text.str.contains("[&\r]")
+    if needs.any():
+        fixed = [unescape_xml(t) for t in text.filter(needs).to_list()]
+        text = text.scatter(needs.arg_true(), pl.Series(fixed, dtype=pl.String))
+    at = (~simple).arg_true().to_list()
+    others = dict(zip(at, items.gather(at).to_list(), strict=True)) if at else {}
+    return PlainStrings(text.to_list(), root, others)

@@ -26,7 +26,7 @@ import polars as pl
 
 __all__ = ["NotPlain", "PlainSheet", "PlainStrings", "cut_sheet", "cut_strings", "unescape_xml"]
 
-_BLOCK = 16 * 1024 * 1024
+_BLOCK = 4 * 1024 * 1024
 FIRST_ELEMENTS = 64  # rows kept as XML for reading the header and titles above it
 _OPEN = b"<sheetData>"
 _CLOSE = b"</sheetData>"

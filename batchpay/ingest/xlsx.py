@@ -64,6 +64,7 @@ _BROKEN_PACKAGE = (
 # The elements the sheet parser stops at; the rest of the sheet is skipped in C.
 _SHEET_TAGS = ("{*}row", "{*}col", "{*}mergeCell")
 _CELL_TAG = "{*}c"
+_INNER_SHEET_TAGS = frozenset({"row", "col", "mergeCell"})
 _LOCAL_NAMES: dict[str, str] = {}
 
 
@@ -326,6 +327,8 @@ class _XlsxReader:
                 for at, elem in zip(cut.others, root, strict=True):
                     if _local(elem.tag) != "si" or elem.tail:
                         raise NotPlain("items that are not one element each")
+                    if any(_local(e.tag) == "si" for e in elem.iter() if e is not elem):
+                        raise NotPlain("an item inside an item")  # the parse reads both
                     strings[at] = _rich_text(elem)
             return strings
         except (*_PLAIN_FAILED, DefusedXmlException, SyntaxError, InputError) as exc:
@@ -964,6 +967,10 @@ class _PlainSheetParser(_SheetParser):
             for position, elem in zip(positions, elements, strict=True):
                 if not isinstance(elem.tag, str) or _local_name(elem.tag) != "c" or elem.tail:
                     raise NotPlain("cells that are not one element each")
+                if any(_local_name(e.tag) in _INNER_SHEET_TAGS for e in elem.iterdescendants()):
+                    raise NotPlain(
+                        "a row, col or mergeCell inside a cell"
+                    )  # the parser stops there
                 parts = self._cell_value(elem)
                 others.append((position, parts))
                 fixed.append(parts[3])

@@ -287,6 +287,12 @@ NOT_PLAIN = {
     "an encoding other than UTF-8": ("", '<?xml version="1.0" encoding="ISO-8859-1"?>'),
     "an undeclared prefix": ('<row r="2"', '<row r="2" q:a="1"'),
     "a row after sheetData": ("</worksheet>", '<extLst><row r="9"></row></extLst></worksheet>'),
+    "a merge inside a cell": (
+        "<is><t>January invoice</t></is>",
+        '<mergeCell ref="A1:A3"/><v>x</v>',
+    ),
+    "a hidden col inside a cell": ("<is><t>January invoice</t></is>", '<col min="1" hidden="1"/>'),
+    "a cell without a reference": ('<c r="B2"', '<c><v>1</v></c><c r="B2"'),
 }
 
 
@@ -416,6 +422,7 @@ def test_generated_shared_strings_read_as_the_old_reader_reads_them(
         f'<!DOCTYPE sst [<!ENTITY e "x">]><sst xmlns="{MAIN}"><si><t>&e;</t></si><si/></sst>',
         f'<sst xmlns="{MAIN}"><si><t>a&b</t></si><si><t>b</t></si></sst>',
         f'<x:sst xmlns:x="{MAIN}"><x:si><x:t>a</x:t></x:si><x:si><x:t>b</x:t></x:si></x:sst>',
+        f'<sst xmlns="{MAIN}"><si><t>a</t></si><si><r><t>b</t><si><t>c</t></si></r></si></sst>',
     ],
 )
 def test_unusual_shared_strings_are_parsed_as_before(sst: str) -> None:

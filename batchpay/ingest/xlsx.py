@@ -9,6 +9,7 @@ reported as :class:`~batchpay.errors.RowIssue`; zip bombs and DTDs are refused.
 from __future__ import annotations
 
 import io
+import logging
 import posixpath
 import re
 import struct
@@ -34,6 +35,8 @@ from batchpay.ingest.xlsx_plain import NotPlain, PlainSheet, cut_sheet, cut_stri
 from batchpay.layout import Layout
 
 __all__ = ["read_xlsx"]
+
+log = logging.getLogger(__name__)
 
 _TEXT_KINDS = frozenset({"digits", "identifier"})
 # Excel's built-in number formats that display dates or times.
@@ -334,6 +337,7 @@ class _XlsxReader:
         except (*_PLAIN_FAILED, DefusedXmlException, SyntaxError, InputError) as exc:
             if isinstance(exc, InputError) and exc.code != "zip_bomb":
                 raise
+            log.debug("shared strings %s are read by the XML parser: %r", part, exc)
             self.budget.left = budget  # the part is read again from its start
             return None
 
@@ -821,6 +825,7 @@ class _PlainSheetParser(_SheetParser):
         except (*_PLAIN_FAILED, InputError) as exc:
             if isinstance(exc, InputError) and exc.code != "zip_bomb":
                 raise  # what the rows say, in the order the XML parser would have said it
+            log.debug("sheet %s is read by the XML parser: %r", self.path, exc)
             reader.budget.left = budget  # the sheet is read again from its start
             return None
 
@@ -914,15 +919,15 @@ class _PlainSheetParser(_SheetParser):
         # row into whole columns; "" where a row has no cell
         slot = pl.Series([None] * (sheet.last + 1), dtype=pl.Int64)
         slot = slot.scatter(kept["i"], pl.int_range(kept.height, eager=True, dtype=pl.Int64))
-        placed = cells.select("i", "col", "value").filter(pl.col("col") < width)
-        at = (slot.gather(placed["i"]) * width + placed["col"].cast(pl.Int64)).drop_nulls()
-        placed = placed.filter(slot.gather(placed["i"]).is_not_null())
-        size = kept.height * width
-        if placed.height == size and (size == 0 or (at == pl.int_range(size, eager=True)).all()):
-            grid = placed["value"]  # every row has every cell, as most writers write them
-        else:
-            grid = pl.repeat("", size, dtype=pl.String, eager=True).scatter(at, placed["value"])
-        bulk = {i: grid.gather(pl.int_range(i, size, width, eager=True)) for i in range(width)}
+        placed = cells.select("i", "col", "value").filter(
+            pl.col("col") < width, pl.col("value") != ""
+        )
+        placed = placed.with_columns(slot=slot.gather(placed["i"])).drop_nulls("slot")
+        bulk = {}
+        for i in range(width):  # scatter writes in place: each column its own
+            bulk[i] = pl.repeat("", kept.height, dtype=pl.String, eager=True)
+        for part in placed.partition_by("col", include_key=True):
+            bulk[part["col"][0]].scatter(part["slot"], part["value"])
         return self._table(bulk, kept["number"])
 
     def _values(

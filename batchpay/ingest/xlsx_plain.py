@@ -37,19 +37,19 @@ _BAD = r"\x00-\x1f\x{FFFE}\x{FFFF}"
 _ROW_ATTRS = rf'(?: {_NAME}(?::{_NAME})?="[^"<&{_BAD}]*")*'
 _ROW_TAG = rf"<row{_ROW_ATTRS}"
 # the text before a row's first cell: any empty rows (<row .../>), then the row's start tag
-_HEAD = rf"^(?:{_ROW_TAG}/>)*{_ROW_TAG}>$"
-_TAIL = rf"^(?:{_ROW_TAG}/>)*$"
+_HEAD = rf"^(?:{_ROW_TAG} ?/>)*{_ROW_TAG}>$"
+_TAIL = rf"^(?:{_ROW_TAG} ?/>)*$"
 _TEXT = r"[^<\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]*"  # references: see unescape_xml
 _CELL_ATTRS = (
     r'r="[A-Z]{1,3}[0-9]+"(?: s="[0-9]+"(?: t="[a-zA-Z]+")?| t="[a-zA-Z]+"(?: s="[0-9]+")?)?'
 )
 # a cell, after its "<c ", in one of the shapes read column-wise
 _SIMPLE = (
-    f"^{_CELL_ATTRS}(?:/>|></c>|><v/></c>|><v>{_TEXT}</v></c>|><is/></c>|><is></is></c>"
-    f'|><is><t/></is></c>|><is><t(?: xml:space="preserve")?>{_TEXT}</t></is></c>)$'
+    f"^{_CELL_ATTRS}(?: ?/>|></c>|><v ?/></c>|><v>{_TEXT}</v></c>|><is ?/></c>|><is></is></c>"
+    f'|><is><t ?/></is></c>|><is><t(?: xml:space="preserve")?>{_TEXT}</t></is></c>)$'
 )
 # any other cell with a reference: parsed by the XML parser, alone (it holds no "<c ")
-_OTHER = rf'^r="[A-Z]{{1,3}}[0-9]+"(?: {_NAME}(?::{_NAME})?="[^"<&]*")*(?:/>|>(?s:.*)</c>)$'
+_OTHER = rf'^r="[A-Z]{{1,3}}[0-9]+"(?: {_NAME}(?::{_NAME})?="[^"<&]*")*(?: ?/>|>(?s:.*)</c>)$'
 _CELL_SCHEMA = {
     "i": pl.UInt32,
     "col": pl.Int32,
@@ -258,7 +258,7 @@ def _cells(cells: pl.DataFrame) -> pl.DataFrame:
     refs = {r: _column(r) for r in cells["ref"].unique().to_list()}  # each must be a column
     # A simple cell with no <v> or <is> has the value "" and, but for an error cell, nothing
     # to check: _SheetParser stores nothing for it, and neither is it kept here.
-    empty = piece.str.ends_with('"></c>') | piece.str.ends_with('"/>')
+    empty = piece.str.ends_with('"></c>') | piece.str.ends_with('"/>') | piece.str.ends_with('" />')
     cells = cells.filter(~(pl.col("simple") & empty & ~piece.str.contains(' t="e"', literal=True)))
     gt = piece.str.find(">", literal=True)  # the tag is ASCII: a byte offset is a character's
     length = piece.str.len_chars()
@@ -269,7 +269,7 @@ def _cells(cells: pl.DataFrame) -> pl.DataFrame:
     stop = pl.when(in_v).then(length - 8).otherwise(length - 13)
     # an element with no text (<v/>, <is/>, <t/>) still stores "", unlike no element
     inline = piece.str.contains("<is", literal=True)
-    stores = inline | piece.str.ends_with("<v/></c>")
+    stores = inline | piece.str.ends_with("<v/></c>") | piece.str.ends_with("<v /></c>")
     out = cells.select(
         "i",
         "simple",

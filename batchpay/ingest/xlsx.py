@@ -4,6 +4,10 @@ XLSX is read from the sheet XML itself (zipfile + defusedxml, streaming) rather 
 spreadsheet library, because those convert numbers to floats and lose the stored text. Numbers
 in text columns, date serials, formulas, error cells, merged cells, hidden rows and columns are
 reported as :class:`~batchpay.errors.RowIssue`; zip bombs and DTDs are refused.
+
+A sheet (and a shared-strings part) in the plain shape most programs write is cut column-wise
+by :mod:`batchpay.ingest.xlsx_plain` instead of parsed, with the same checks; anything else is
+read by the XML parser (lxml) as before.
 """
 
 from __future__ import annotations

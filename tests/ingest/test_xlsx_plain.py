@@ -160,16 +160,25 @@ WIDTH = len(HEADER) + 10  # past column Z
 
 @st.composite
 def plain_sheets(draw: st.DrawFn) -> str:
-    """A worksheet's XML in the plain shape: the real header, then generated rows."""
-    rows = [
-        '<row r="1">'
+    """A worksheet's XML in the plain shape: title rows perhaps, the real header (perhaps
+    short of a required column, so that rows below are read as it is decided), then rows."""
+    rows = []
+    number = 0
+    for title in draw(st.lists(st.sampled_from(["Payouts for March", "Total: 12"]), max_size=2)):
+        number += draw(st.integers(1, 2))
+        rows.append(
+            f'<row r="{number}"><c r="A{number}" t="inlineStr"><is><t>{title}</t></is></c></row>'
+        )
+    number += 1
+    header = HEADER if draw(st.booleans()) else HEADER[:-3]
+    rows.append(
+        f'<row r="{number}">'
         + "".join(
-            f'<c r="{col_letter(i)}1" t="inlineStr"><is><t>{h}</t></is></c>'
-            for i, h in enumerate(HEADER)
+            f'<c r="{col_letter(i)}{number}" t="inlineStr"><is><t>{h}</t></is></c>'
+            for i, h in enumerate(header)
         )
         + "</row>"
-    ]
-    number = 1
+    )
     for _ in range(draw(st.integers(0, 8))):
         number += draw(st.integers(1, 3))
         if draw(st.integers(0, 5)) == 0:  # an empty row, as Excel writes a formatted one

@@ -470,3 +470,14 @@ def test_unusual_shared_strings_are_parsed_as_before(sst: str) -> None:
     data = workbook(_sheet_of_strings(2), sst)
     assert not strings_are_plain(data)
     assert_same(data)
+
+
+@pytest.mark.parametrize("max_rows", [1, 2, 3])
+def test_too_many_rows_are_refused_as_before(max_rows: int) -> None:
+    """A plain sheet with more data rows than limits.max_rows is refused the same way, and
+    one with as many is read."""
+    layout = replace(LAYOUT, limits=replace(LAYOUT.limits, max_rows=max_rows))
+    data = workbook(_base_sheet())  # two data rows
+    old = _outcome(oracle_xlsx.read_xlsx, data, layout)
+    assert old == _outcome(read_xlsx, data, layout)
+    assert old[0] == ("refused" if max_rows < 2 else "read")

@@ -3,6 +3,7 @@
     python scripts/bench_cli_validate.py                    # CSV, 1,000,000 rows
     python scripts/bench_cli_validate.py --rows 200000
     python scripts/bench_cli_validate.py --format xlsx --rows 100000   # needs fastexcel
+    python scripts/bench_cli_validate.py --format xlsx --rows 100000 --shape excel
 
 Each measurement is a fresh child process, timed as ``/usr/bin/time`` would: wall clock, CPU
 (user + sys of the child, from ``os.wait4``) and its peak RSS. The baseline runs in the same
@@ -13,6 +14,8 @@ invocation, on the same file, alternating with batchpay:
   (fastexcel is not a dependency of batchpay: ``pip install -e '.[bench]'`` to measure)
 
 The file is generated once (deterministic, every row valid) by ``bench_validate.generate``;
+an XLSX is that CSV written by write-only openpyxl (inline strings), or with ``--shape excel``
+as Excel saves a sheet of text cells (shared strings, ``spans``, ``x14ac:dyDescent``, a style);
 ``batchpay validate`` runs in a fresh home (an empty journal), as a first look at a new file.
 The ratio printed is batchpay's best wall time over the baseline's best.
 """
@@ -79,6 +82,66 @@ def xlsx_from_csv(csv_path: Path, xlsx_path: Path) -> None:
     book.save(xlsx_path)
 
 
+def excel_from_csv(csv_path: Path, xlsx_path: Path) -> None:
+    """The CSV's rows as Excel writes a sheet of text cells: shared strings, one style."""
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    import polars as pl
+
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    ac = "http://schemas.microsoft.com/office/spreadsheetml/2009/9/ac"
+    frame = pl.read_csv(csv_path, infer_schema=False)
+    width = len(frame.columns)
+    index: dict[str, int] = {}
+
+    def letter(col: int) -> str:
+        out = ""
+        col += 1
+        while col:
+            col, rest = divmod(col - 1, 26)
+            out = chr(65 + rest) + out
+        return out
+
+    rows = []
+    for n, values in enumerate([tuple(frame.columns), *frame.iter_rows()], start=1):
+        cells = "".join(
+            f'<c r="{letter(i)}{n}" s="1" t="s"><v>{index.setdefault(v, len(index))}</v></c>'
+            for i, v in enumerate(values)
+            if v
+        )
+        rows.append(f'<row r="{n}" spans="1:{width}" x14ac:dyDescent="0.25">{cells}</row>')
+    head = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
+    parts = {
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+        'content-types"><Default Extension="xml" ContentType="application/xml"/>'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/></Types>',
+        "_rels/.rels": f'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+        f'relationships"><Relationship Id="rId1" Type="{rel}/officeDocument" '
+        'Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets><sheet '
+        'name="Payouts" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/'
+        f'package/2006/relationships"><Relationship Id="rId1" Type="{rel}/worksheet" '
+        f'Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="{rel}/sharedStrings" '
+        f'Target="sharedStrings.xml"/><Relationship Id="rId3" Type="{rel}/styles" '
+        'Target="styles.xml"/></Relationships>',
+        "xl/styles.xml": f'<styleSheet xmlns="{main}"><cellXfs count="2"><xf numFmtId="0"/>'
+        '<xf numFmtId="49"/></cellXfs></styleSheet>',
+        "xl/worksheets/sheet1.xml": f'{head}<worksheet xmlns="{main}" xmlns:r="{rel}" '
+        f'xmlns:x14ac="{ac}"><sheetData>{"".join(rows)}</sheetData></worksheet>',
+        "xl/sharedStrings.xml": f'{head}<sst xmlns="{main}" count="{len(index)}" '
+        f'uniqueCount="{len(index)}">'
+        + "".join(f"<si><t>{escape(text)}</t></si>" for text in index)
+        + "</sst>",
+    }
+    with zipfile.ZipFile(xlsx_path, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, text in parts.items():
+            package.writestr(name, text)
+
+
 def main() -> None:
     """Generate the file if needed, then time batchpay and the baseline alternately."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -86,17 +149,25 @@ def main() -> None:
     parser.add_argument("--rows", type=int)
     parser.add_argument("--beneficiaries", type=int, help="distinct payees (default rows / 10)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each (best kept)")
+    parser.add_argument(
+        "--shape",
+        choices=["openpyxl", "excel"],
+        default="openpyxl",
+        help="XLSX as write-only openpyxl writes it (inline strings) or as Excel does",
+    )
     args = parser.parse_args()
     rows = args.rows or (1_000_000 if args.format == "csv" else 100_000)
     payees = args.beneficiaries or max(1, rows // 10)
     csv_path = Path(f"/tmp/batchpay-bench-{rows}-{payees}.csv")
     path = csv_path if args.format == "csv" else csv_path.with_suffix(".xlsx")
+    if args.format == "xlsx" and args.shape == "excel":
+        path = csv_path.with_suffix(".excel.xlsx")
     if not path.exists():
         print(f"generating {path} ...", flush=True)
         if not csv_path.exists():
             generate(csv_path, rows, beneficiaries=payees)
         if path != csv_path:
-            xlsx_from_csv(csv_path, path)
+            (excel_from_csv if args.shape == "excel" else xlsx_from_csv)(csv_path, path)
         # A fresh process measures: a child's peak RSS must not start from the generator's.
         os.execv(sys.executable, [sys.executable, *sys.argv])
     batchpay = shutil.which("batchpay") or str(Path(sys.executable).parent / "batchpay")

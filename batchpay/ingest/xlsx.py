@@ -4,11 +4,16 @@ XLSX is read from the sheet XML itself (zipfile + defusedxml, streaming) rather 
 spreadsheet library, because those convert numbers to floats and lose the stored text. Numbers
 in text columns, date serials, formulas, error cells, merged cells, hidden rows and columns are
 reported as :class:`~batchpay.errors.RowIssue`; zip bombs and DTDs are refused.
+
+A sheet (and a shared-strings part) in the plain shape most programs write is cut column-wise
+by :mod:`batchpay.ingest.xlsx_plain` instead of parsed, with the same checks; anything else is
+read by the XML parser (lxml) as before.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import posixpath
 import re
 import struct
@@ -18,9 +23,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 import polars as pl
 from defusedxml import DefusedXmlException, DTDForbidden
+from defusedxml.ElementTree import fromstring as defused_fromstring
 from defusedxml.ElementTree import iterparse
 from lxml import etree
 
@@ -28,9 +35,12 @@ from batchpay.errors import InputError, RowIssue
 from batchpay.ingest.canonical import ROW, SCIENTIFIC, Table, column_letter, too_many_rows
 from batchpay.ingest.sniff import Budget, guard_zip
 from batchpay.ingest.structure import HEADER_SEARCH_ROWS, names_header
+from batchpay.ingest.xlsx_plain import NotPlain, PlainSheet, cut_sheet, cut_strings
 from batchpay.layout import Layout
 
 __all__ = ["read_xlsx"]
+
+log = logging.getLogger(__name__)
 
 _TEXT_KINDS = frozenset({"digits", "identifier"})
 # Excel's built-in number formats that display dates or times.
@@ -61,6 +71,7 @@ _BROKEN_PACKAGE = (
 # The elements the sheet parser stops at; the rest of the sheet is skipped in C.
 _SHEET_TAGS = ("{*}row", "{*}col", "{*}mergeCell")
 _CELL_TAG = "{*}c"
+_INNER_SHEET_TAGS = frozenset({"row", "col", "mergeCell"})
 _LOCAL_NAMES: dict[str, str] = {}
 
 
@@ -190,7 +201,8 @@ class _XlsxReader:
         date_styles = self._date_styles(styles) if styles in self.names else set()
         if self.layout.file.sheet is None:
             self._refuse_other_payout_sheets(sheets, chosen, strings)
-        table = _SheetParser(self, chosen.path, strings, date_styles).parse()
+        plain = _PlainSheetParser(self, chosen.path, strings, date_styles).parse_plain()
+        table = plain or _SheetParser(self, chosen.path, strings, date_styles).parse()
         table.sheet = chosen.name
         table.other_sheets = [s.name for s in sheets if s is not chosen]
         return table
@@ -296,12 +308,42 @@ class _XlsxReader:
         )
 
     def _shared_strings(self, part: str) -> list[str]:
+        plain = self._plain_strings(part)
+        if plain is not None:
+            return plain
         strings: list[str] = []
         for _, elem in self._events(part):
             if _local(elem.tag) == "si":
                 strings.append(_rich_text(elem))
                 elem.clear()
         return strings
+
+    def _plain_strings(self, part: str) -> list[str] | None:
+        """The shared strings of a plain part cut column-wise (None: it is not plain); items
+        in other shapes are parsed as :meth:`_shared_strings` parses them (defusedxml)."""
+        budget = self.budget.left
+        try:
+            with self.budget.open(self.archive, part) as stream:
+                cut = cut_strings(stream)
+            strings = [_unescape_ooxml(t) if "_x" in t else t for t in cut.texts]
+            if cut.others:
+                items = "".join(f"<si>{xml}</si>" for xml in cut.others.values())
+                root = defused_fromstring(f"{cut.root}{items}</sst>", forbid_dtd=True)
+                if root.text or len(root) != len(cut.others):
+                    raise NotPlain("items that are not one element each")
+                for at, elem in zip(cut.others, root, strict=True):
+                    if _local(elem.tag) != "si" or elem.tail:
+                        raise NotPlain("items that are not one element each")
+                    if any(_local(e.tag) == "si" for e in elem.iter() if e is not elem):
+                        raise NotPlain("an item inside an item")  # the parse reads both
+                    strings[at] = _rich_text(elem)
+            return strings
+        except (*_PLAIN_FAILED, DefusedXmlException, SyntaxError, InputError) as exc:
+            if isinstance(exc, InputError) and exc.code != "zip_bomb":
+                raise
+            log.debug("shared strings %s are read by the XML parser: %r", part, exc)
+            self.budget.left = budget  # the part is read again from its start
+            return None
 
     def _date_styles(self, part: str) -> set[int]:
         """Indexes of cell styles (``s=``) whose number format shows a date or time."""
@@ -424,62 +466,74 @@ class _SheetParser:
         # (within the first rows): set aside as titles if a later row names them all
         self.tentative: list[tuple[int, str]] | None = None
         self._lists: list[list[str]] = []
+        self._letters: dict[str, int] = {}
+        self.row_number = 0
 
     def parse(self) -> Table:
-        row_number = 0
-        columns: dict[str, int] = {}  # a reference's column letters -> its index, cached
+        for elem in self.reader._sheet_elements(self.path):
+            self._element(elem)
+        return self._table()
+
+    def _element(self, elem: Any) -> None:
+        """One ``row``, ``col`` or ``mergeCell`` element of the sheet, in document order."""
+        columns = self._letters  # a reference's column letters -> its index, cached
         cell = self._cell
         local = _LOCAL_NAMES
-        for elem in self.reader._sheet_elements(self.path):
-            tag = _local_name(elem.tag)
-            if tag == "row":
-                explicit = elem.get("r")
-                row_number = int(explicit) if explicit else row_number + 1
-                hidden = elem.get("hidden") in ("1", "true")
-                cells: dict[int, str] = {}
-                next_col = 0
-                header_known = self.header is not None
-                for c in elem.iterchildren(_CELL_TAG):
-                    ref = c.get("r")
-                    if ref:
-                        letters = ref.rstrip("0123456789")
-                        col = columns.get(letters, -1)
-                        if col < 0:
-                            col = _column_index(ref)
-                            if letters:
-                                columns[letters] = col
-                    else:
-                        col = next_col
-                    next_col = col + 1
-                    # the text cells most sheets are made of, without the checks that cannot
-                    # apply to them (the same result as _cell, which handles everything else)
-                    if header_known and c.get("t") == "inlineStr":
-                        n = len(c)
-                        if n == 0:
-                            continue
-                        if n == 1:
-                            child = c[0]
-                            tag = child.tag
-                            if (local.get(tag) or _local_name(tag)) == "is" and len(child) == 1:
-                                t = child[0]
-                                tag = t.tag
-                                if (local.get(tag) or _local_name(tag)) == "t":
-                                    text = t.text
+        tag = _local_name(elem.tag)
+        if tag == "row":
+            explicit = elem.get("r")
+            row_number = int(explicit) if explicit else self.row_number + 1
+            self.row_number = row_number
+            hidden = elem.get("hidden") in ("1", "true")
+            cells: dict[int, str] = {}
+            next_col = 0
+            header_known = self.header is not None
+            for c in elem.iterchildren(_CELL_TAG):
+                ref = c.get("r")
+                if ref:
+                    letters = ref.rstrip("0123456789")
+                    col = columns.get(letters, -1)
+                    if col < 0:
+                        col = _column_index(ref)
+                        if letters:
+                            columns[letters] = col
+                else:
+                    col = next_col
+                next_col = col + 1
+                # the text cells most sheets are made of, without the checks that cannot
+                # apply to them (the same result as _cell, which handles everything else)
+                if header_known and c.get("t") == "inlineStr":
+                    n = len(c)
+                    if n == 0:
+                        continue
+                    if n == 1:
+                        child = c[0]
+                        tag = child.tag
+                        if (local.get(tag) or _local_name(tag)) == "is" and len(child) == 1:
+                            t = child[0]
+                            tag = t.tag
+                            if (local.get(tag) or _local_name(tag)) == "t":
+                                text = t.text
+                                if text:
+                                    if "_x" in text:  # _rich_text's and _cell's unescape
+                                        text = _unescape_ooxml(_unescape_ooxml(text))
                                     if text:
-                                        if "_x" in text:  # _rich_text's and _cell's unescape
-                                            text = _unescape_ooxml(_unescape_ooxml(text))
-                                        if text:
-                                            cells[col] = text
-                                    continue
-                    value = cell(c, row_number, col)
-                    if value:
-                        cells[col] = value
-                self._row(row_number, cells, hidden)
-            elif tag == "mergeCell":
-                self.merges.append(elem.get("ref", ""))
-            elif tag == "col" and elem.get("hidden") in ("1", "true"):
-                first, last = int(elem.get("min", "1")), int(elem.get("max", "1"))
-                self.hidden_columns.append((first - 1, last - 1))
+                                        cells[col] = text
+                                continue
+                value = cell(c, row_number, col)
+                if value:
+                    cells[col] = value
+            self._row(row_number, cells, hidden)
+        elif tag == "mergeCell":
+            self.merges.append(elem.get("ref", ""))
+        elif tag == "col" and elem.get("hidden") in ("1", "true"):
+            first, last = int(elem.get("min", "1")), int(elem.get("max", "1"))
+            self.hidden_columns.append((first - 1, last - 1))
+
+    def _table(
+        self, bulk: dict[int, pl.Series] | None = None, rows: pl.Series | None = None
+    ) -> Table:
+        """The table of the rows read (and of ``bulk``, columns read column-wise after them)."""
         if self.header is None and self.first_cells:
             # only short lines of text, no header below them: the first is the header, so the
             # refusal names its missing columns (with any other sheet that may hold payouts)
@@ -496,6 +550,11 @@ class _SheetParser:
             {f"c{i}": self.columns.get(i, []) for i in range(width)},
             schema={f"c{i}": pl.String for i in range(width)},
         ).with_columns(pl.Series(ROW, self.row_numbers, dtype=pl.Int64))
+        if bulk is not None and rows is not None:
+            more = pl.DataFrame({f"c{i}": bulk[i] for i in range(width)}).with_columns(
+                rows.alias(ROW).cast(pl.Int64)
+            )
+            frame = pl.concat([frame, more])
         for row in self.hidden_rows:
             self.issues.append(
                 RowIssue(
@@ -630,6 +689,13 @@ class _SheetParser:
         self.issues.append(RowIssue(row, label, code, message))
 
     def _cell(self, elem: Any, row: int, col: int) -> str:
+        kind, raw, formula, value = self._cell_value(elem)
+        if self.header is not None:
+            self._cell_checks(row, col, kind, raw, formula, value, elem.get("s"))
+        return value
+
+    def _cell_value(self, elem: Any) -> tuple[str, str | None, str | None, str]:
+        """A cell's type, stored text (None without <v> or <is>), formula and value."""
         kind = elem.get("t", "n")
         raw: str | None = None
         formula: str | None = None
@@ -652,8 +718,19 @@ class _SheetParser:
             value = raw or ""
             if kind in ("str", "inlineStr"):
                 value = _unescape_ooxml(value)
-        if self.header is None:
-            return value
+        return kind, raw, formula, value
+
+    def _cell_checks(
+        self,
+        row: int,
+        col: int,
+        kind: str,
+        raw: str | None,
+        formula: str | None,
+        value: str,
+        style: str | None,
+    ) -> None:
+        """The Excel damage a cell under the header shows: formulas, errors, numbers."""
         canonical = self.specs.get(col)
         if formula is not None:
             shown = f", showing {value}" if value else ""
@@ -666,11 +743,10 @@ class _SheetParser:
             )
         if kind == "e":
             self._issue(row, col, "excel_error", f"contains the Excel error {value}; fix the cell")
-            return value
+            return
         if kind != "n" or raw is None or raw == "" or canonical is None:
-            return value
+            return
         spec = self.reader.layout.column(canonical)
-        style = elem.get("s")
         is_date_style = style is not None and style.isdigit() and int(style) in self.date_styles
         if spec.kind == "date" or is_date_style:
             as_date = _serial_to_date(value, self.reader.date1904)
@@ -696,7 +772,6 @@ class _SheetParser:
             self._issue(row, col, "stored_as_number", message)
         elif spec.kind == "amount":
             self.numeric_amounts[row] = value
-        return value
 
     def _merged_cells(self) -> None:
         for ref in self.merges:
@@ -713,3 +788,273 @@ class _SheetParser:
                     f"is part of merged cells {ref.upper()}; merged cells hide values — "
                     "unmerge them and fill every cell",
                 )
+
+
+# A sheet above this is read by the XML parser alone: cut column-wise it would sit in memory
+# several times over (the XML, its text, the cells).
+_PLAIN_MAX_BYTES = 512 * 1024 * 1024
+_PLAIN_FAILED = (
+    NotPlain,
+    etree.LxmlError,
+    pl.exceptions.PolarsError,
+    ValueError,
+    IndexError,
+    OverflowError,
+    KeyError,
+)
+
+
+class _PlainSheetParser(_SheetParser):
+    """A plain sheet (see :mod:`batchpay.ingest.xlsx_plain`) read column-wise.
+
+    The rows up to the header (and the title rows around it) go through the XML parser one by
+    one, exactly as :class:`_SheetParser` reads them; the rows below are checked on whole
+    columns with the same rules. :meth:`parse_plain` answers None for a sheet that is not
+    plain, and the caller reads it again with :class:`_SheetParser` from the start.
+    """
+
+    def parse_plain(self) -> Table | None:
+        reader = self.reader
+        try:
+            size = reader.archive.getinfo(self.path).file_size
+        except KeyError:
+            return None
+        if size > _PLAIN_MAX_BYTES:
+            return None
+        budget = reader.budget.left
+        try:
+            with reader.budget.open(reader.archive, self.path) as stream:
+                sheet = cut_sheet(stream)
+            return self._read(sheet)
+        except (*_PLAIN_FAILED, InputError) as exc:
+            if isinstance(exc, InputError) and exc.code != "zip_bomb":
+                raise  # what the rows say, in the order the XML parser would have said it
+            log.debug("sheet %s is read by the XML parser: %r", self.path, exc)
+            reader.budget.left = budget  # the sheet is read again from its start
+            return None
+
+    def _read(self, sheet: PlainSheet) -> Table:
+        parser = etree.XMLPullParser(
+            events=("start", "end"),
+            tag=(*_SHEET_TAGS, "{*}sheetData"),
+            resolve_entities=False,
+            load_dtd=False,
+            no_network=True,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        declared: dict[str | None, str] = {}
+        parser.feed(sheet.prefix)
+        self._drain(parser, declared, rows=False)
+        if not declared or not sheet.prefixes <= set(declared):
+            raise NotPlain("a namespace prefix that is not declared")
+        elements, last = sheet.elements, sheet.last
+        done = -1  # the last element read by the XML parser
+        while done < last and (self.header is None or self.tentative is not None):
+            done += 1
+            if done >= len(elements):
+                raise NotPlain("no header in the first rows")
+            xml = elements[done]
+            parser.feed(xml + "</row>" if done < last else xml)
+            self._drain(parser, declared, rows=True)
+        hidden_columns = list(self.hidden_columns)  # <col> after the rows change nothing
+        parser.feed(sheet.suffix)
+        self._drain(parser, declared, rows=False)
+        parser.close()
+        if done == last:
+            return self._table()
+        return self._bulk(sheet, done, declared, hidden_columns)
+
+    def _drain(self, parser: Any, declared: dict[str | None, str], *, rows: bool) -> None:
+        for event, item in parser.read_events():
+            tag = _local_name(item.tag)
+            if tag == "sheetData":
+                if event == "start":  # the namespaces the cells are read under
+                    declared.update(item.nsmap)
+                continue
+            if event == "start":
+                continue
+            if tag == "row":
+                if not rows:
+                    raise NotPlain("a row outside sheetData")
+                self._element(item)
+                item.clear()
+                while item.getprevious() is not None:
+                    del item.getparent()[0]
+            else:
+                self._element(item)
+
+    def _bulk(
+        self,
+        sheet: PlainSheet,
+        done: int,
+        declared: dict[str | None, str],
+        hidden_columns: list[tuple[int, int]],
+    ) -> Table:
+        """The rows after element ``done``, on whole columns."""
+        assert self.header is not None
+        width = len(self.header)
+        # rows and cells come in element order: those after ``done`` are a slice of each
+        rows = sheet.rows.slice(sheet.rows["e"].search_sorted(done + 1, side="left"))
+        if rows.height and rows["number"][0] <= self.last_row:
+            raise NotPlain("rows out of order")
+        cells = sheet.cells.slice(sheet.cells["i"].search_sorted(done + 1, side="left"))
+        numbers = pl.Series([None] * (sheet.last + 1), dtype=pl.Int64)
+        with_cells = rows.filter(pl.col("i").is_not_null())
+        numbers = numbers.scatter(with_cells["i"], with_cells["number"])
+        cells = cells.with_columns(row=numbers.gather(cells["i"]))
+        same_row = pl.col("i") == pl.col("i").shift(1)
+        if cells.select((same_row & (pl.col("col") <= pl.col("col").shift(1))).any()).item():
+            raise NotPlain("cells out of order")
+        raw, values, complex_cells = self._values(cells, declared)
+        # not blank once stripped (Rust's whitespace is Python's, over the characters XML has)
+        filled = values.str.contains(r"[^\s]")
+        cells = cells.with_columns(raw=raw, value=values, filled=filled)
+        filled_rows = cells["i"].filter(filled).unique()
+        rows = rows.with_columns(filled=pl.col("i").is_in(filled_rows.implode()).fill_null(False))
+        kept = rows.filter(pl.col("filled"))
+        if len(self.row_numbers) + kept.height > self.limits.max_rows:
+            raise too_many_rows(self.limits.max_rows)
+        self._bulk_issues(cells, complex_cells, width, hidden_columns)
+        self.blank_rows += rows.height - kept.height
+        self.last_row = rows["number"][-1] if rows.height else self.last_row
+        self.hidden_rows += kept.filter(pl.col("hidden"))["number"].to_list()
+        # the kept rows' cells under the header (a blank row's are all empty), placed row by
+        # row into whole columns; "" where a row has no cell
+        slot = pl.Series([None] * (sheet.last + 1), dtype=pl.Int64)
+        slot = slot.scatter(kept["i"], pl.int_range(kept.height, eager=True, dtype=pl.Int64))
+        placed = cells.select("i", "col", "value").filter(
+            pl.col("col") < width, pl.col("value") != ""
+        )
+        placed = placed.with_columns(slot=slot.gather(placed["i"])).drop_nulls("slot")
+        bulk = {}
+        for i in range(width):  # scatter writes in place: each column its own
+            bulk[i] = pl.repeat("", kept.height, dtype=pl.String, eager=True)
+        for part in placed.partition_by("col", include_key=True):
+            bulk[part["col"][0]].scatter(part["slot"], part["value"])
+        return self._table(bulk, kept["number"])
+
+    def _values(
+        self, cells: pl.DataFrame, declared: dict[str | None, str]
+    ) -> tuple[pl.Series, pl.Series, list[tuple[int, tuple[str, str | None, str | None, str]]]]:
+        """Each cell's stored text and value as :meth:`_cell_value` gives them; the parts of
+        the cells in other shapes by position."""
+        kind, inline, raw = cells["kind"], cells["inline"], cells["raw"]
+        # OOXML's _xHHHH_ escapes: only a text that has one can change, in either unescape
+        escaped = raw.str.contains("_x", literal=True).fill_null(False)
+        raw = _ooxml_unescaped(raw, escaped & inline)  # _rich_text's unescape
+        value = raw.fill_null("")
+        shared = (kind == "s") & raw.is_not_null() & cells["xml"].is_null()
+        if shared.any():
+            index = raw.filter(shared)
+            if not index.str.contains("^[0-9]{1,9}$").all():
+                raise NotPlain("a shared string index that is not a number")
+            at = index.cast(pl.Int64)
+            if (at >= len(self.strings)).any():
+                raise NotPlain("a shared string that does not exist")
+            strings = pl.Series(self.strings, dtype=pl.String)
+            value = value.scatter(shared.arg_true(), strings.gather(at))
+        boolean = (kind == "b") & raw.is_not_null()
+        if boolean.any():
+            true = raw.filter(boolean).str.strip_chars() == "1"
+            shown = pl.select(pl.when(true).then(pl.lit("TRUE")).otherwise(pl.lit("FALSE")))
+            value = value.scatter(boolean.arg_true(), shown.to_series())
+        value = _ooxml_unescaped(value, escaped & kind.is_in(["str", "inlineStr"]))
+        others: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
+        is_other = cells["xml"].is_not_null()
+        if is_other.any():
+            xml = cells["xml"].filter(is_other).to_list()
+            names = " ".join(
+                f"xmlns{':' + p if p else ''}={quoteattr(uri)}" for p, uri in declared.items()
+            )
+            root = etree.fromstring(f"<cells {names}>{''.join(xml)}</cells>".encode(), _CELLS)
+            elements = list(root)
+            if root.text or len(elements) != len(xml):
+                raise NotPlain("cells that are not one element each")
+            positions = is_other.arg_true().to_list()
+            fixed: list[str] = []
+            for position, elem in zip(positions, elements, strict=True):
+                if not isinstance(elem.tag, str) or _local_name(elem.tag) != "c" or elem.tail:
+                    raise NotPlain("cells that are not one element each")
+                if any(_local_name(e.tag) in _INNER_SHEET_TAGS for e in elem.iterdescendants()):
+                    raise NotPlain(
+                        "a row, col or mergeCell inside a cell"
+                    )  # the parser stops there
+                parts = self._cell_value(elem)
+                others.append((position, parts))
+                fixed.append(parts[3])
+            value = value.scatter(positions, pl.Series(fixed, dtype=pl.String))
+        return raw, value, others
+
+    def _bulk_issues(
+        self,
+        cells: pl.DataFrame,
+        others: list[tuple[int, tuple[str, str | None, str | None, str]]],
+        width: int,
+        hidden_columns: list[tuple[int, int]],
+    ) -> None:
+        """The issues of the rows read column-wise, in the order :meth:`_row` gives them."""
+        # (row, phase, column, cell check arguments): phase 0 the cells' own checks, 1 hidden
+        # columns, 2 values beyond the header — in each row, as _element and _row go
+        found: list[tuple[int, int, int, tuple[str, str | None, str | None, str, str | None]]]
+        found = []
+        simple = cells["xml"].is_null()
+        kind, raw = cells["kind"], cells["raw"]
+        checked = simple & (
+            (kind == "e")
+            | (
+                (kind == "n")
+                & raw.is_not_null()
+                & (raw != "")
+                & cells["col"].is_in(list(self.specs))
+            )
+        )
+        picked = cells.select("row", "col", "kind", "raw", "value", "style").filter(checked)
+        for row, col, k, r, v, style in picked.iter_rows():
+            found.append((row, 0, col, (k, r, None, v, style)))
+        rows, cols, styles = cells["row"], cells["col"], cells["style"]
+        for position, (k, r, formula, v) in others:
+            found.append((rows[position], 0, cols[position], (k, r, formula, v, styles[position])))
+        filled = cells.select("row", "col", "filled").filter(pl.col("filled"))
+        if hidden_columns:
+            inside = pl.any_horizontal(
+                [(pl.col("col") >= a) & (pl.col("col") <= b) for a, b in hidden_columns]
+            )
+            for row, col in filled.filter(inside).select("row", "col").iter_rows():
+                found.append((row, 1, col, ("", None, None, "", None)))
+        for row, col in filled.filter(pl.col("col") >= width).select("row", "col").iter_rows():
+            found.append((row, 2, col, ("", None, None, "", None)))
+        found.sort(key=lambda f: (f[0], f[1], f[2]))
+        for row, phase, col, args in found:
+            if phase == 0:
+                self._cell_checks(row, col, *args)
+            elif phase == 1:
+                self._issue(
+                    row,
+                    col,
+                    "hidden_column",
+                    "is in a column hidden in Excel; unhide the column and check it",
+                )
+            else:
+                self._issue(
+                    row,
+                    col,
+                    "no_header",
+                    f"has a value in column {column_letter(col)}, which has no header; "
+                    "a row may have shifted",
+                    label=f"column {column_letter(col)}",
+                )
+
+
+_CELLS = etree.XMLParser(
+    resolve_entities=False, load_dtd=False, no_network=True, remove_comments=True, remove_pis=True
+)
+
+
+def _ooxml_unescaped(values: pl.Series, where: pl.Series) -> pl.Series:
+    """``values`` with :func:`_unescape_ooxml` applied where ``where`` is true."""
+    escaped = where & values.is_not_null()
+    if not escaped.any():
+        return values
+    fixed = [_unescape_ooxml(v) for v in values.filter(escaped).to_list()]
+    return values.scatter(escaped.arg_true(), pl.Series(fixed, dtype=pl.String))

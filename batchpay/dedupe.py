@@ -129,9 +129,12 @@ def _python_values(
     """``fn`` (Python) of each distinct non-ASCII value of ``column``; None when there is none."""
     if column not in frame.columns:
         return None
-    values = frame.select(_text(frame, column).unique().alias("v")).filter(
-        pl.col("v").str.len_bytes() != pl.col("v").str.len_chars()
-    )["v"]
+    # the non-ASCII cells first: the distinct values of a whole column cost a hash each
+    values = (
+        frame.select(_text(frame, column).alias("v"))
+        .filter(pl.col("v").str.len_bytes() != pl.col("v").str.len_chars())["v"]
+        .unique()
+    )
     return {v: fn(v) for v in values.to_list()} if not values.is_empty() else None
 
 

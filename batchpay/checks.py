@@ -135,9 +135,13 @@ def read_source(path: Path | str, options: RunOptions) -> PayoutFile:
     return from_path(path, load_layout(options))
 
 
-def check_file(source: PayoutFile, options: RunOptions) -> CheckedFile:
-    """Read, validate and look for duplicates inside ``source``; nothing is sent."""
-    lay = load_layout(options)
+def check_file(
+    source: PayoutFile, options: RunOptions, layout: layout_mod.Layout | None = None
+) -> CheckedFile:
+    """Read, validate and look for duplicates inside ``source``; nothing is sent.
+
+    ``layout`` is :func:`load_layout` of ``options`` when the caller has it already."""
+    lay = layout or load_layout(options)
     ingested = ingest.read_bytes(source.data, source.name, lay)
     result = validate_mod.validate_frame(ingested, lay)
     rules = duplicate_rules(lay, options)

@@ -26,7 +26,7 @@ from batchpay.errors import RowIssue
 from batchpay.journal import Journal
 from batchpay.options import RunOptions
 from batchpay.resolve import display_name, masked_account
-from batchpay.source import PayoutFile
+from batchpay.source import PayoutFile, from_path
 from batchpay.states import DUPLICATE, INVALID, PLANNED
 
 if TYPE_CHECKING:
@@ -81,8 +81,9 @@ def plan(
     settings = settings or resolve_settings()
     options = options or RunOptions()
     check_out_dir(options.out_dir or Path("reports"))
-    source = file if isinstance(file, PayoutFile) else checks.read_source(file, options)
-    checked = checks.check_file(source, options)
+    lay = checks.load_layout(options)  # once: parsing the layout's TOML is not free
+    source = file if isinstance(file, PayoutFile) else from_path(file, lay)
+    checked = checks.check_file(source, options, lay)
     env = settings.environment
     with Journal(settings.journal_path) as journal:
         earlier = (
@@ -104,13 +105,15 @@ def plan(
                 )
             )
             held, already_paid = seen.held, seen.already_paid
+            totals = checks.frame_totals_by_currency(to_pay)
         else:
             # A journal with no run here knows no payee, payout or fee: every payable row
             # would be paid (whole columns, however long the file).
             to_pay = checked.payable_frame()
             refs = set(to_pay["beneficiary_ref"].unique().to_list())
             known = set()
-            estimates = forecast.estimate_debits_frame(to_pay)
+            totals = checks.frame_totals_by_currency(to_pay)
+            estimates = forecast.estimate_debits_frame(to_pay, totals)
             held, already_paid = [], 0
     issues = checked.issues
     if not issues:
@@ -122,7 +125,7 @@ def plan(
         rows=checked.row_count,
         valid_rows=checked.accepted_count,
         issues=issues,
-        totals=checks.frame_totals_by_currency(to_pay),
+        totals=totals,
         new_beneficiaries=len(refs - known),
         known_beneficiaries=len(known),
         duplicates_in_file=list(checked.duplicates.repeats),

@@ -406,7 +406,10 @@ def check_in_file_frame(
     if hashes is not None:
         keyed = keyed.with_columns(hashes.alias("__content"))
     # Every repeat shares its reference with another row: the rest cannot be duplicates.
-    shared = keyed.filter(pl.col("__ref").is_duplicated())
+    # Equal references hash alike, so the rows whose hash no other row has are set aside
+    # first, over integers; only the rest are compared as text (exact, collisions or not).
+    ref = pl.col("__ref")
+    shared = keyed.filter(ref.hash().is_duplicated()).filter(ref.is_duplicated())
     if shared.is_empty():
         return InFileCheck(repeats=[], issues=[])
     shared = shared.with_columns(identity_expr(shared, "beneficiary_ref").alias("__payee"))

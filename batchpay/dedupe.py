@@ -402,14 +402,14 @@ def check_in_file_frame(
     their messages); ``hashes`` are the rows' :func:`content_hashes` when already known.
     """
     rules = rules or DuplicateRules()
-    keyed = valid.with_columns(identity_expr(valid, "reference").alias("__ref"))
+    keyed = valid.lazy().with_columns(identity_expr(valid, "reference").alias("__ref"))
     if hashes is not None:
         keyed = keyed.with_columns(hashes.alias("__content"))
     # Every repeat shares its reference with another row: the rest cannot be duplicates.
     # Equal references hash alike, so the rows whose hash no other row has are set aside
     # first, over integers; only the rest are compared as text (exact, collisions or not).
     ref = pl.col("__ref")
-    shared = keyed.filter(ref.hash().is_duplicated()).filter(ref.is_duplicated())
+    shared = keyed.filter(ref.hash().is_duplicated()).filter(ref.is_duplicated()).collect()
     if shared.is_empty():
         return InFileCheck(repeats=[], issues=[])
     shared = shared.with_columns(identity_expr(shared, "beneficiary_ref").alias("__payee"))

@@ -17,6 +17,7 @@ across columns and cores; with no failure nothing but a boolean per rule and row
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -70,27 +71,35 @@ def _schema(rules: list[Rule]) -> pa.DataFrameSchema:
 def run_rules(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     """Failure cases as (column, check, index) — :func:`run_pandera`'s, from one pass."""
     used = sorted({r.column for r in rules})
-    if any(prepared.schema.get(c) != pl.String for c in used) or (
-        used and prepared.select(pl.any_horizontal(pl.col(used).is_null().any())).item()
-    ):
+    if any(prepared.schema.get(c) != pl.String or prepared[c].null_count() for c in used):
         return run_pandera(prepared, rules)  # not ingest's frame: pandera says what is wrong
     lazy = prepared.lazy()
-    checks: list[tuple[Rule, pl.Expr]] = []
-    for rule in rules:
-        if rule.ok is not None:
-            checks.append((rule, rule.ok))
-        elif rule.frame_ok is not None:
-            checks.append((rule, rule.frame_ok(lazy)))
-        else:
-            assert rule.value_ok is not None
-            # the costly checks: once per distinct value; nothing to look up when all pass
-            values = prepared.get_column(rule.column).unique()
-            failing = values.filter(~rule.value_ok(values).fill_null(False))
-            if not failing.is_empty():
-                checks.append((rule, ~pl.col(rule.column).is_in(failing.implode())))
+    row_wise = [(rule, rule.ok) for rule in rules if rule.ok is not None]
+    per_value = [rule for rule in rules if rule.value_ok is not None]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # across rows: each computes its row-wise expression from the whole frame, in polars
+        # (no GIL held) beside the queries below
+        across = [(r, pool.submit(r.frame_ok, lazy)) for r in rules if r.frame_ok is not None]
+        # the row-wise checks and the per-value ones' distinct values, side by side
+        ok, *distinct = pl.collect_all(
+            [
+                lazy.select([e.fill_null(False).alias(r.key) for r, e in row_wise]),
+                *(lazy.select(pl.col(r.column).unique()) for r in per_value),
+            ]
+        )
+        later = [(rule, done.result()) for rule, done in across]
+    for rule, values in zip(per_value, distinct, strict=True):
+        assert rule.value_ok is not None
+        # the costly checks: once per distinct value; nothing to look up when all pass
+        column = values.to_series()
+        failing = column.filter(~rule.value_ok(column).fill_null(False))
+        if not failing.is_empty():
+            later.append((rule, ~pl.col(rule.column).is_in(failing.implode())))
+    if later:
+        ok = ok.hstack(lazy.select([e.fill_null(False).alias(r.key) for r, e in later]).collect())
+    checks = [*row_wise, *later]
     if not checks:
         return pl.DataFrame(schema=_FAILURES)
-    ok = lazy.select([e.fill_null(False).alias(r.key) for r, e in checks]).collect()
     failed = ok.select(pl.all().not_().any()).row(0)
     cases = [
         ok.select(pl.arg_where(~pl.col(rule.key)).cast(pl.Int32).alias("index")).select(

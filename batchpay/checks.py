@@ -142,6 +142,7 @@ def check_file(
 
     ``layout`` is :func:`load_layout` of ``options`` when the caller has it already."""
     lay = layout or load_layout(options)
+    validate_mod.schema.preload_pandera()  # pandera validates: its import overlaps the parse
     ingested = ingest.read_bytes(source.data, source.name, lay)
     result = validate_mod.validate_frame(ingested, lay)
     rules = duplicate_rules(lay, options)

@@ -1,9 +1,11 @@
 """Validate ingested payout rows: every error of every row, as row number + column + message.
 
-The rules (:func:`~batchpay.validate.schema.all_rules`, documented in ``schemas/layout.toml``)
-are evaluated together in one polars pass (:func:`~batchpay.validate.schema.run_rules`), so
-every failing cell of every row is collected; the same rules as a pandera ``DataFrameSchema``
-(polars backend, ``lazy=True``) are the reference it is tested against, case for case. Each
+Every row is validated against a pandera schema (:func:`~batchpay.validate.schema.run_rules`:
+a ``DataFrameSchema``, polars backend, ``lazy=True``, checking the columns and carrying the
+rules of :func:`~batchpay.validate.schema.all_rules`, documented in ``schemas/layout.toml``, as
+one DataFrame-level check evaluated in one polars pass), so every failing cell of every row is
+collected; the same rules as a pandera schema of one check per rule are the reference it is
+tested against, case for case. Each
 failure case (column, check, row position) is mapped back to a
 :class:`~batchpay.errors.RowIssue` carrying the file's row number, the user's own header text
 and a plain-English message; pandera's own exception text never reaches the user.

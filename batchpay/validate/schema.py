@@ -1,21 +1,32 @@
-"""The layout's rules run over the whole frame, their failures mapped to issues.
+"""The layout's rules run over the whole frame as a pandera schema, their failures mapped to
+issues.
 
-Every rule is a check of one column, keyed ``column:code``. :func:`run_rules` evaluates them
-all in one parallel polars pass and lists every failing cell of every row as failure cases
-(column, check, row position); :func:`run_pandera` runs the very same rules as a pandera
-``DataFrameSchema`` (one ``pa.Check`` per rule, ``lazy=True``) and gives the same cases —
-the reference :func:`run_rules` is held to (``tests/validate/test_rules_oracle.py``), and what
-answers when the frame is not the all-string, null-free frame ingest makes (a bug, which
-pandera names). :func:`issues_from_failures` turns the cases back into
-:class:`~batchpay.errors.RowIssue` — pandera's own text never reaches the user.
+Every rule is a check of one column, keyed ``column:code``. What ``validate`` runs for every
+file is :func:`run_rules`: one pandera ``DataFrameSchema`` (:func:`payout_schema`, polars
+backend) that checks the frame's columns (present, ``String``, not null) and carries the data
+rules as ONE DataFrame-level ``pa.Check``, :class:`AllRulesPass`. That check's function is the
+one-pass engine (:func:`one_pass`: every rule evaluated in one parallel polars query) and
+returns one boolean per row — every rule passes — so pandera decides pass or fail; the failure
+cases (column, check, row position) are then the engine's, kept by the check. With no failure
+pandera adds a few milliseconds (its null counts and one boolean column) to the engine's pass;
+its import (~0.2 s CPU) overlaps the parse when :func:`preload_pandera` started it.
 
-Why not pandera for every file: it evaluates each check as a query of its own (some 60 scans
-of a million-row frame, each materialised), while one select lets polars share the work
-across columns and cores; with no failure nothing but a boolean per rule and row is built.
+:func:`run_pandera` runs the very same rules the old way, one ``pa.Check`` per rule
+(``lazy=True``): the reference the engine is held to, case for case
+(``tests/validate/test_rules_oracle.py``), and what answers when pandera finds the frame is
+not the all-string, null-free frame ingest makes (a bug, which pandera then names per check).
+:func:`issues_from_failures` turns the cases back into :class:`~batchpay.errors.RowIssue` —
+pandera's own text never reaches the user.
+
+Why not one ``pa.Check`` per rule in production: pandera evaluates each check as a query of its
+own (some 60 scans of a million-row frame, each materialised), while one select lets polars
+share the work across columns and cores; with no failure nothing but a boolean per rule and row
+is built.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -30,8 +41,18 @@ from batchpay.validate.rule import Rule
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    from pandera.api.polars.types import PolarsData
 
-__all__ = ["all_rules", "issues_from_failures", "run_pandera", "run_rules"]
+__all__ = [
+    "AllRulesPass",
+    "all_rules",
+    "issues_from_failures",
+    "one_pass",
+    "payout_schema",
+    "preload_pandera",
+    "run_pandera",
+    "run_rules",
+]
 
 _FAILURES = {"column": pl.String, "check": pl.String, "index": pl.Int32}
 
@@ -48,7 +69,6 @@ def all_rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[R
 
 def _check(rule: Rule) -> pa.Check:
     import pandera.polars as pa
-    from pandera.api.polars.types import PolarsData
 
     def run(data: PolarsData) -> pl.LazyFrame:
         return rule.passes(data.lazyframe)
@@ -68,11 +88,83 @@ def _schema(rules: list[Rule]) -> pa.DataFrameSchema:
     )
 
 
-def run_rules(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
-    """Failure cases as (column, check, index) — :func:`run_pandera`'s, from one pass."""
+_ALL_RULES = "all rules pass"
+
+
+def preload_pandera() -> threading.Thread:
+    """Import pandera's polars API in a thread, so its import overlaps the file's parse (which
+    runs in polars without the GIL); :func:`run_rules` imports it again, waiting if need be."""
+
+    def load() -> None:
+        import pandera.polars  # noqa: F401
+
+    thread = threading.Thread(target=load, name="preload-pandera", daemon=True)
+    thread.start()
+    return thread
+
+
+class AllRulesPass:
+    """The data rules as one pandera check function: one boolean per row, True where every rule
+    passes (the one-pass engine); the engine's failure cases are kept in :attr:`cases`."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        self.cases: pl.DataFrame | None = None
+
+    def __call__(self, data: PolarsData) -> pl.LazyFrame:
+        frame = data.lazyframe.collect()  # the frame being validated (no copy: a scan of it)
+        cases = one_pass(frame, self.rules)
+        self.cases = cases
+        row_ok = pl.repeat(True, frame.height, dtype=pl.Boolean, eager=True)
+        if not cases.is_empty():
+            row_ok = row_ok.scatter(cases["index"].unique(), False)
+        return pl.LazyFrame({_ALL_RULES: row_ok})
+
+
+def payout_schema(rules: list[Rule]) -> tuple[pa.DataFrameSchema, AllRulesPass]:
+    """The pandera schema ``validate`` runs: the rules' columns (present, ``String``, not null)
+    and the rules as one DataFrame-level check; the check function is returned beside it."""
+    import pandera.polars as pa
+
+    engine = AllRulesPass(rules)
+    # pandera's own failure cases are whole rows: one example is enough, the engine's cases
+    # (column, check, row) are what issues are made from
+    check = pa.Check(engine, name=_ALL_RULES, error=_ALL_RULES, ignore_na=False, n_failure_cases=1)
     used = sorted({r.column for r in rules})
-    if any(prepared.schema.get(c) != pl.String or prepared[c].null_count() for c in used):
-        return run_pandera(prepared, rules)  # not ingest's frame: pandera says what is wrong
+    return (
+        pa.DataFrameSchema(
+            {c: pa.Column(pl.String, nullable=False) for c in used},
+            checks=[check] if rules else [],
+            name="payout rows",
+        ),
+        engine,
+    )
+
+
+def run_rules(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+    """Failure cases as (column, check, index), pandera deciding: :func:`payout_schema` run
+    over ``prepared``, the cases :func:`one_pass`'s (the same as :func:`run_pandera`'s)."""
+    from pandera.config import ValidationDepth, config_context
+    from pandera.errors import SchemaErrors
+
+    schema, engine = payout_schema(rules)
+    # The environment may switch pandera off or to schema-only; these checks must always run.
+    with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        try:
+            schema.validate(prepared, lazy=True)
+        except SchemaErrors as exc:
+            checks = set(exc.failure_cases["check"].unique().to_list())
+            if checks != {_ALL_RULES} or engine.cases is None:
+                # not ingest's frame (a column missing, not text, a null): pandera, per check,
+                # names what is wrong
+                return run_pandera(prepared, rules)
+            return engine.cases
+    return pl.DataFrame(schema=_FAILURES)
+
+
+def one_pass(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+    """Every rule over ``prepared`` (all-string, null-free) in one polars pass: failure cases
+    as (column, check, index), the same as :func:`run_pandera`'s."""
     lazy = prepared.lazy()
     row_wise = [(rule, rule.ok) for rule in rules if rule.ok is not None]
     per_value = [rule for rule in rules if rule.value_ok is not None]

@@ -26,6 +26,8 @@ is built.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -91,14 +93,21 @@ def _schema(rules: list[Rule]) -> pa.DataFrameSchema:
 _ALL_RULES = "all rules pass"
 
 
-def preload_pandera() -> threading.Thread:
+def preload_pandera() -> threading.Thread | None:
     """Import pandera's polars API in a thread, so its import overlaps the file's parse (which
-    runs in polars without the GIL); :func:`run_rules` imports it again, waiting if need be."""
+    runs in polars without the GIL); :func:`run_rules` imports it again, waiting if need be.
+
+    Not a daemon: a command that fails early waits for the import to end before exiting
+    rather than finalising the interpreter under an import in progress."""
+    if "pandera.polars" in sys.modules:
+        return None
 
     def load() -> None:
-        import pandera.polars  # noqa: F401
+        # a missing pandera is said by run_rules' own import, not by this thread
+        with contextlib.suppress(ImportError):
+            import pandera.polars  # noqa: F401
 
-    thread = threading.Thread(target=load, name="preload-pandera", daemon=True)
+    thread = threading.Thread(target=load, name="preload-pandera")
     thread.start()
     return thread
 

@@ -135,9 +135,14 @@ def read_source(path: Path | str, options: RunOptions) -> PayoutFile:
     return from_path(path, load_layout(options))
 
 
-def check_file(source: PayoutFile, options: RunOptions) -> CheckedFile:
-    """Read, validate and look for duplicates inside ``source``; nothing is sent."""
-    lay = load_layout(options)
+def check_file(
+    source: PayoutFile, options: RunOptions, layout: layout_mod.Layout | None = None
+) -> CheckedFile:
+    """Read, validate and look for duplicates inside ``source``; nothing is sent.
+
+    ``layout`` is :func:`load_layout` of ``options`` when the caller has it already."""
+    lay = layout or load_layout(options)
+    validate_mod.schema.preload_pandera()  # pandera validates: its import overlaps the parse
     ingested = ingest.read_bytes(source.data, source.name, lay)
     result = validate_mod.validate_frame(ingested, lay)
     rules = duplicate_rules(lay, options)
@@ -176,7 +181,7 @@ def totals_by_currency(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
     return totals
 
 
-_PLAIN_AMOUNT = r"^([0-9]{1,12})(?:\.([0-9]+))?$"
+_PLAIN_AMOUNT = r"^[0-9]{1,12}(?:\.[0-9]+)?$"
 _NON_ASCII = r"[^\x00-\x7F]"
 
 
@@ -184,32 +189,35 @@ def frame_totals_by_currency(frame: pl.DataFrame) -> dict[str, Decimal]:
     """:func:`totals_by_currency` of a frame's rows, on whole columns (exact, no floats)."""
     if frame.is_empty():
         return {}
-    amount, currency = pl.col("amount").fill_null(""), pl.col("currency").fill_null("")
+    amount, currency = pl.col("a"), pl.col("c")
+    cells = frame.lazy().select(
+        pl.col("amount").fill_null("").alias("a"), pl.col("currency").fill_null("").alias("c")
+    )
+    # Unicode digits and case mappings are Python's, and so is ``$`` before a final newline:
+    # those few rows take the per-row path. So do amounts beyond what Int128 sums of a
+    # billion rows hold.
     odd = (
         amount.str.contains(_NON_ASCII)
         | currency.str.contains(_NON_ASCII)
-        | (amount.str.len_bytes() > 24)  # beyond what Int128 sums of a billion rows hold
+        | amount.str.ends_with("\n")
+        | (amount.str.len_bytes() > 24)
     )
-    # Unicode digits and case mappings are Python's: those few rows take the per-row path.
-    totals = totals_by_currency(frame.filter(odd).select("amount", "currency").to_dicts())
-    parts = amount.str.extract_groups(_PLAIN_AMOUNT)
-    plain = (
-        frame.filter(~odd)
-        .select(
-            currency.str.to_uppercase().alias("cur"),
-            parts.struct.field("1").alias("whole"),
-            parts.struct.field("2").fill_null("").alias("fraction"),
-        )
-        .filter(pl.col("whole").is_not_null())
-        .with_columns(pl.col("fraction").str.len_bytes().alias("scale"))
-    )
+    dot = amount.str.find(".", literal=True)
     # Summed exactly in units of each fraction length's last digit (Int128: 38 digits).
     sums = (
-        plain.group_by("cur", "scale")
-        .agg((pl.col("whole") + pl.col("fraction")).cast(pl.Int128).sum().alias("units"))
+        cells.filter(~odd & amount.str.contains(_PLAIN_AMOUNT))
+        .select(
+            currency.str.to_uppercase().alias("cur"),
+            (amount.str.len_bytes() - dot - 1).fill_null(0).alias("scale"),
+            amount.str.replace(".", "", literal=True).cast(pl.Int128).alias("units"),
+        )
+        .group_by("cur", "scale")
+        .agg(pl.col("units").sum())
         .sort("cur", "scale")
     )
-    for cur, scale, units in sums.iter_rows():
+    sums_frame, odd_rows = pl.collect_all([sums, cells.filter(odd)])
+    totals = totals_by_currency({"amount": a, "currency": c} for a, c in odd_rows.iter_rows())
+    for cur, scale, units in sums_frame.iter_rows():
         value = Decimal(int(units)).scaleb(-int(scale))
         totals[str(cur)] = totals.get(str(cur), Decimal(0)) + value
     return totals

@@ -129,9 +129,12 @@ def _python_values(
     """``fn`` (Python) of each distinct non-ASCII value of ``column``; None when there is none."""
     if column not in frame.columns:
         return None
-    values = frame.select(_text(frame, column).unique().alias("v")).filter(
-        pl.col("v").str.len_bytes() != pl.col("v").str.len_chars()
-    )["v"]
+    # the non-ASCII cells first: the distinct values of a whole column cost a hash each
+    values = (
+        frame.select(_text(frame, column).alias("v"))
+        .filter(pl.col("v").str.len_bytes() != pl.col("v").str.len_chars())["v"]
+        .unique()
+    )
     return {v: fn(v) for v in values.to_list()} if not values.is_empty() else None
 
 
@@ -399,11 +402,14 @@ def check_in_file_frame(
     their messages); ``hashes`` are the rows' :func:`content_hashes` when already known.
     """
     rules = rules or DuplicateRules()
-    keyed = valid.with_columns(identity_expr(valid, "reference").alias("__ref"))
+    keyed = valid.lazy().with_columns(identity_expr(valid, "reference").alias("__ref"))
     if hashes is not None:
         keyed = keyed.with_columns(hashes.alias("__content"))
     # Every repeat shares its reference with another row: the rest cannot be duplicates.
-    shared = keyed.filter(pl.col("__ref").is_duplicated())
+    # Equal references hash alike, so the rows whose hash no other row has are set aside
+    # first, over integers; only the rest are compared as text (exact, collisions or not).
+    ref = pl.col("__ref")
+    shared = keyed.filter(ref.hash().is_duplicated()).filter(ref.is_duplicated()).collect()
     if shared.is_empty():
         return InFileCheck(repeats=[], issues=[])
     shared = shared.with_columns(identity_expr(shared, "beneficiary_ref").alias("__payee"))

@@ -186,9 +186,12 @@ class DebitEstimate:
         return line
 
 
-def estimate_debits_frame(frame: pl.DataFrame) -> dict[str, DebitEstimate]:
+def estimate_debits_frame(
+    frame: pl.DataFrame, totals: Mapping[str, Decimal] | None = None
+) -> dict[str, DebitEstimate]:
     """:func:`estimate_debits` of a frame's rows with no fee known yet (a journal with no
-    run), on whole columns: however long the file, no row becomes a dict."""
+    run), on whole columns: however long the file, no row becomes a dict. ``totals`` is
+    :func:`~batchpay.checks.frame_totals_by_currency` of ``frame`` when the caller has it."""
     if frame.is_empty():
         return {}
     source = (
@@ -200,7 +203,6 @@ def estimate_debits_frame(frame: pl.DataFrame) -> dict[str, DebitEstimate]:
     ).cast(pl.String)
     tagged = frame.with_columns(source.alias("_funding"))
     own = tagged.filter(pl.col("_funding") == pl.col("currency"))
-    amounts = frame_totals_by_currency(own)
     counts = dict(own.group_by("_funding").len().iter_rows())
     cross = dict(
         tagged.filter(pl.col("_funding") != pl.col("currency"))
@@ -208,6 +210,8 @@ def estimate_debits_frame(frame: pl.DataFrame) -> dict[str, DebitEstimate]:
         .len()
         .iter_rows()
     )
+    # every row paid from its own currency: the own rows' totals are the frame's
+    amounts = totals if totals is not None and not cross else frame_totals_by_currency(own)
     out: dict[str, DebitEstimate] = {}
     for cur in sorted({*counts, *cross}):
         n = int(counts.get(cur, 0))

@@ -10,20 +10,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
-import polars as pl
 
 from batchpay import (
     checks,
     controls,
-    dedupe,
-    forecast,
     holds,
     planning,
     preflight,
@@ -37,7 +33,6 @@ from batchpay.errors import (
     ConfigError,
     DuplicateFileError,
     ExitCode,
-    RowIssue,
     RunNotFound,
     ValidationFailed,
 )
@@ -48,6 +43,7 @@ from batchpay.journal import (
     utcnow,
 )
 from batchpay.options import RunOptions
+from batchpay.planning import Plan, plan
 from batchpay.report import from_journal
 from batchpay.source import PayoutFile
 from batchpay.states import PLANNED
@@ -83,34 +79,6 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Plan:
-    """What a run of the file would do (``batchpay validate``).
-
-    ``totals``, ``by_method`` and the beneficiary counts are of the ``rows_to_pay`` only: not
-    of invalid rows, rows refused as duplicates, later copies of a repeated row, rows
-    already paid by earlier runs, or rows a run would hold (``held``, each with what
-    releases it). ``debits`` estimates what each balance would give (:mod:`.forecast`).
-    """
-
-    file_name: str
-    sha256: str
-    rows: int
-    valid_rows: int
-    issues: list[RowIssue]
-    totals: dict[str, Decimal]
-    new_beneficiaries: int
-    known_beneficiaries: int
-    duplicates_in_file: list[dedupe.InFileDuplicate]
-    already_paid: int
-    earlier_run: str | None
-    by_method: dict[str, int]
-    rows_to_pay: int
-    held: list[holds.HeldRow] = field(default_factory=list)
-    debits: dict[str, forecast.DebitEstimate] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)  # title rows skipped, totals rows
-
-
-@dataclass(frozen=True)
 class RunResult:
     """What a run did: its id, its report, and the exit code the CLI should use."""
 
@@ -130,73 +98,6 @@ FileArg = PayoutFile | Path | str
 
 def _source(file: FileArg, options: RunOptions) -> PayoutFile:
     return file if isinstance(file, PayoutFile) else checks.read_source(file, options)
-
-
-def plan(
-    file: FileArg,
-    *,
-    settings: Settings | None = None,
-    options: RunOptions | None = None,
-) -> Plan:
-    """Run every check on a file and say what a run would do, without sending anything.
-
-    ``file`` is a path, or a :class:`~batchpay.source.PayoutFile` (a name and its bytes).
-    """
-    settings = settings or resolve_settings()
-    options = options or RunOptions()
-    report_mod.check_out_dir(options.out_dir or Path("reports"))
-    checked = checks.check_file(_source(file, options), options)
-    env = settings.environment
-    with Journal(settings.journal_path) as journal:
-        earlier = (
-            journal.find_runs_for_file(
-                env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
-            )
-            if journal.holds_runs(env)
-            else []
-        )
-        if journal.holds_runs(env):
-            # What a run would pay, decided by the code a run uses (forecast.foresee_file).
-            seen = forecast.foresee_file(checked, journal, env, options)
-            refs = {str(r["beneficiary_ref"]) for r in seen.to_pay}
-            known = journal.known_beneficiaries(env, refs)
-            estimates = forecast.estimate_debits(seen.to_pay, preflight.known_fees(journal, env))
-            to_pay = checked.payable_frame().filter(
-                pl.col("_row").is_in(
-                    pl.Series([int(r["_row"]) for r in seen.to_pay], dtype=pl.Int64).implode()
-                )
-            )
-            held, already_paid = seen.held, seen.already_paid
-        else:
-            # A journal with no run here knows no payee, payout or fee: every payable row
-            # would be paid (whole columns, however long the file).
-            to_pay = checked.payable_frame()
-            refs = set(to_pay["beneficiary_ref"].unique().to_list())
-            known = set()
-            estimates = forecast.estimate_debits_frame(to_pay)
-            held, already_paid = [], 0
-    issues = checked.issues
-    if not issues:
-        controls.check_control_totals(checked, options)
-    by_method = {str(m): int(n) for m, n in to_pay.group_by("payment_method").len().iter_rows()}
-    return Plan(
-        file_name=checked.source.name,
-        sha256=checked.ingested.sha256,
-        rows=checked.row_count,
-        valid_rows=checked.accepted_count,
-        issues=issues,
-        totals=checks.frame_totals_by_currency(to_pay),
-        new_beneficiaries=len(refs - known),
-        known_beneficiaries=len(known),
-        duplicates_in_file=list(checked.duplicates.repeats),
-        already_paid=already_paid,
-        earlier_run=str(earlier[0]["id"]) if earlier else None,
-        by_method=by_method,
-        rows_to_pay=to_pay.height,
-        held=held,
-        debits=estimates,
-        notes=checked.ingested.structure_notes,
-    )
 
 
 async def run_async(

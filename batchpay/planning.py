@@ -1,20 +1,142 @@
-"""Planning a run's rows: what each row of a checked file becomes in the journal.
+"""Planning: what a run of a file would do (:func:`plan`, ``batchpay validate``), and what
+each row of a checked file becomes in the journal (:func:`row_records`).
 
 A row is ``planned`` (to be paid) unless it is invalid, a later copy of an accepted repeat,
 or already paid (or in flight) in another run of this journal.
+
+:func:`plan` lives here, not in :mod:`batchpay.pipeline`, so ``batchpay validate`` never
+imports what only a run needs (the HTTP client, the report writer): a command that sends
+nothing starts as fast as the reading allows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from batchpay import dedupe, ledger
+import polars as pl
+
+from batchpay import checks, controls, dedupe, holds, ledger
 from batchpay.checks import CheckedFile
+from batchpay.config import Settings, resolve_settings
 from batchpay.errors import RowIssue
 from batchpay.journal import Journal
+from batchpay.options import RunOptions
 from batchpay.resolve import display_name, masked_account
+from batchpay.source import PayoutFile, from_path
 from batchpay.states import DUPLICATE, INVALID, PLANNED
+
+if TYPE_CHECKING:
+    from batchpay.forecast import DebitEstimate
+
+__all__ = ["FileArg", "Plan", "plan", "row_records", "safe_mask"]
+
+FileArg = PayoutFile | Path | str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run of the file would do (``batchpay validate``).
+
+    ``totals``, ``by_method`` and the beneficiary counts are of the ``rows_to_pay`` only: not
+    of invalid rows, rows refused as duplicates, later copies of a repeated row, rows
+    already paid by earlier runs, or rows a run would hold (``held``, each with what
+    releases it). ``debits`` estimates what each balance would give (:mod:`.forecast`).
+    """
+
+    file_name: str
+    sha256: str
+    rows: int
+    valid_rows: int
+    issues: list[RowIssue]
+    totals: dict[str, Decimal]
+    new_beneficiaries: int
+    known_beneficiaries: int
+    duplicates_in_file: list[dedupe.InFileDuplicate]
+    already_paid: int
+    earlier_run: str | None
+    by_method: dict[str, int]
+    rows_to_pay: int
+    held: list[holds.HeldRow] = field(default_factory=list)
+    debits: dict[str, DebitEstimate] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # title rows skipped, totals rows
+
+
+def plan(
+    file: FileArg,
+    *,
+    settings: Settings | None = None,
+    options: RunOptions | None = None,
+) -> Plan:
+    """Run every check on a file and say what a run would do, without sending anything.
+
+    ``file`` is a path, or a :class:`~batchpay.source.PayoutFile` (a name and its bytes).
+    """
+    from batchpay import forecast  # it plans with row_records: imported once both exist
+    from batchpay.report.files import check_out_dir
+
+    settings = settings or resolve_settings()
+    options = options or RunOptions()
+    check_out_dir(options.out_dir or Path("reports"))
+    lay = checks.load_layout(options)  # once: parsing the layout's TOML is not free
+    source = file if isinstance(file, PayoutFile) else from_path(file, lay)
+    checked = checks.check_file(source, options, lay)
+    env = settings.environment
+    with Journal(settings.journal_path) as journal:
+        earlier = (
+            journal.find_runs_for_file(
+                env, sha256=checked.ingested.sha256, fingerprint=checked.fingerprint
+            )
+            if journal.holds_runs(env)
+            else []
+        )
+        if journal.holds_runs(env):
+            # What a run would pay, decided by the code a run uses (forecast.foresee_file).
+            seen = forecast.foresee_file(checked, journal, env, options)
+            refs = {str(r["beneficiary_ref"]) for r in seen.to_pay}
+            known = journal.known_beneficiaries(env, refs)
+            estimates = forecast.estimate_debits(seen.to_pay, journal.known_fees(env))
+            to_pay = checked.payable_frame().filter(
+                pl.col("_row").is_in(
+                    pl.Series([int(r["_row"]) for r in seen.to_pay], dtype=pl.Int64).implode()
+                )
+            )
+            held, already_paid = seen.held, seen.already_paid
+            totals = checks.frame_totals_by_currency(to_pay)
+        else:
+            # A journal with no run here knows no payee, payout or fee: every payable row
+            # would be paid (whole columns, however long the file).
+            to_pay = checked.payable_frame()
+            refs = set(to_pay["beneficiary_ref"].unique().to_list())
+            known = set()
+            totals = checks.frame_totals_by_currency(to_pay)
+            estimates = forecast.estimate_debits_frame(to_pay, totals)
+            held, already_paid = [], 0
+    issues = checked.issues
+    if not issues:
+        controls.check_control_totals(checked, options)
+    by_method = {str(m): int(n) for m, n in to_pay.group_by("payment_method").len().iter_rows()}
+    return Plan(
+        file_name=checked.source.name,
+        sha256=checked.ingested.sha256,
+        rows=checked.row_count,
+        valid_rows=checked.accepted_count,
+        issues=issues,
+        totals=totals,
+        new_beneficiaries=len(refs - known),
+        known_beneficiaries=len(known),
+        duplicates_in_file=list(checked.duplicates.repeats),
+        already_paid=already_paid,
+        earlier_run=str(earlier[0]["id"]) if earlier else None,
+        by_method=by_method,
+        rows_to_pay=to_pay.height,
+        held=held,
+        debits=estimates,
+        notes=checked.ingested.structure_notes,
+    )
 
 
 def row_records(checked: CheckedFile, journal: Journal, environment: str) -> list[dict[str, Any]]:

@@ -180,7 +180,9 @@ def main() -> None:
         base.append(run([sys.executable, "-c", BASELINES[args.format], str(path)], env))
     shutil.rmtree(home, ignore_errors=True)
     size = path.stat().st_size / 2**20
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())  # a shared machine: say how busy
     print(f"{args.format.upper()} {rows:,} rows ({size:.0f} MiB), best of {args.repeat}:")
+    print(f"  load average after the runs: {load} (1, 5, 15 min; {os.cpu_count()} CPUs)")
     label = "polars.read_csv" if args.format == "csv" else "fastexcel"
     for name, ms in (("batchpay validate", ours), (label, base)):
         best = min(ms, key=lambda m: m.wall)

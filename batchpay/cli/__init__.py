@@ -20,12 +20,5 @@ from batchpay.cli.group import main
 __all__ = ["main"]
 
 
-def _register_sandbox() -> None:
-    try:
-        from batchpay.sandbox.cli import sandbox_group
-    except ImportError:  # pragma: no cover - the sandbox ships with batchpay
-        return
-    main.add_command(sandbox_group)
-
-
-_register_sandbox()
+# The simulator's web stack loads only when `batchpay sandbox …` is run or listed.
+main.add_lazy_command("sandbox", "batchpay.sandbox.cli", "sandbox_group")

@@ -26,7 +26,7 @@ from typing import Literal
 import polars as pl
 
 from batchpay.errors import InputError, RowIssue
-from batchpay.ingest import canonical, csv, sniff, structure, xlsx
+from batchpay.ingest import canonical, csv, sniff, structure
 from batchpay.layout import Layout, load_layout
 
 __all__ = ["IngestedFile", "read_bytes", "read_file"]
@@ -110,7 +110,12 @@ def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> Inge
         # hashing releases the GIL: it runs beside the parsing
         digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
         kind = sniff.file_format(data, filename)
-        table = xlsx.read_xlsx(data, layout) if kind == "xlsx" else csv.read_csv(data, layout)
+        if kind == "xlsx":
+            from batchpay.ingest import xlsx  # lxml loads only for a workbook
+
+            table = xlsx.read_xlsx(data, layout)
+        else:
+            table = csv.read_csv(data, layout)
         frame, header_map, unknown, blank_rows, issues = canonical.to_canonical(table, layout)
         frame, totals = structure.split_totals_rows(frame)
         if totals:  # never paid; what the readers said about their cells does not matter

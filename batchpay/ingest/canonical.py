@@ -146,7 +146,7 @@ def to_canonical(
     frame, hits = _scan_cells(table.frame, positions, layout)
     data_columns = [c for c in frame.columns if c != ROW]
     blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
-    blank_rows = int(frame.select(blank.sum()).item())
+    blank_rows = int(frame.lazy().select(blank.sum()).collect().item())
     if blank_rows:
         frame = frame.filter(~blank)
     blank_rows += table.blank_rows
@@ -248,7 +248,8 @@ def _scan_cells(
             # invisible characters are all non-ASCII: a byte count is cheaper than a regex
             non_ascii = pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()
             probes.append(non_ascii.any().alias(f"invisible {c}"))
-    flags = frame.select(probes).row(0, named=True) if columns else {}
+    # lazily: polars' engine splits the rows across its threads, an eager select does not
+    flags = frame.lazy().select(probes).collect().row(0, named=True) if columns else {}
     to_trim = [c for c in columns if flags[f"edge {c}"]]
     if to_trim:
         frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])

@@ -29,7 +29,6 @@ from batchpay.report.columns import (
     _totals_cells,
 )
 from batchpay.report.model import CurrencyTotals, Report, _amount_text
-from batchpay.report.xlsx import _write_xlsx
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +102,8 @@ def _write_all(report: Report, out_dir: Path, stem: str) -> ReportPaths:
     _atomic_write(paths.json, lambda tmp: _write_json(report, tmp))
     _atomic_write(paths.csv, lambda tmp: _write_rows_csv(report, tmp, plain))
     _atomic_write(paths.totals_csv, lambda tmp: _write_totals_csv(totals, tmp))
+    from batchpay.report.xlsx import _write_xlsx  # openpyxl loads only to write a workbook
+
     _atomic_write(paths.xlsx, lambda tmp: _write_xlsx(report, totals, tmp, plain))
     return paths
 

@@ -1,10 +1,14 @@
 """Validate ingested payout rows: every error of every row, as row number + column + message.
 
-The rules (:func:`~batchpay.validate.schema.all_rules`, documented in ``schemas/layout.toml``)
-are run by a pandera ``DataFrameSchema`` (polars backend) with ``lazy=True``, so every failing
-cell of every row is collected. Each pandera failure case (column, check, row position) is
-mapped back to a :class:`~batchpay.errors.RowIssue` carrying the file's row number, the user's
-own header text and a plain-English message; pandera's own exception text never reaches the user.
+Every row is validated against a pandera schema (:func:`~batchpay.validate.schema.run_rules`:
+a ``DataFrameSchema``, polars backend, ``lazy=True``, checking the columns and carrying the
+rules of :func:`~batchpay.validate.schema.all_rules`, documented in ``schemas/layout.toml``, as
+one DataFrame-level check evaluated in one polars pass), so every failing cell of every row is
+collected; the same rules as a pandera schema of one check per rule are the reference it is
+tested against, case for case. Each
+failure case (column, check, row position) is mapped back to a
+:class:`~batchpay.errors.RowIssue` carrying the file's row number, the user's own header text
+and a plain-English message; pandera's own exception text never reaches the user.
 
 Every check is a vectorised polars computation. The costly ones that look at one cell only (IBAN
 mod-97 check digits, the ABA checksum, real dates) are evaluated once per *distinct* value of
@@ -112,7 +116,7 @@ def validate_frame(
     header_map = dict(ingested.header_map)
     prepared = columns.prepare(frame)
     rules = schema.all_rules(layout, today, columns.longest(prepared, layout))
-    failures = schema.run_pandera(prepared, rules)
+    failures = schema.run_rules(prepared, rules)
     issues = list(ingested.issues)
     # a cell ingest already reported (Excel damage) is not reported again as a symptom
     reported = {(i.row, i.column) for i in issues}

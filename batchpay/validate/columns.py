@@ -52,7 +52,8 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
 def longest(prepared: pl.DataFrame, layout: Layout) -> dict[str, int]:
     """Longest value of each length-limited column, in bytes."""
     limited = [c.name for c in layout.columns if c.max_length is not None]
-    row = prepared.select([pl.col(c).str.len_bytes().max().alias(c) for c in limited]).row(0)
+    lengths = [pl.col(c).str.len_bytes().max().alias(c) for c in limited]
+    row = prepared.lazy().select(lengths).collect().row(0)
     return {c: int(n or 0) for c, n in zip(limited, row, strict=True)}
 
 

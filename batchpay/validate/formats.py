@@ -26,15 +26,13 @@ _OLDEST_BIRTH = date(1900, 1, 1)
 # Letters as IBAN digits: A=10 ... Z=35.
 _IBAN_LETTERS = {ch: str(i) for i, ch in enumerate(string.ascii_uppercase, start=10)}
 _IBAN_DIGITS = 72  # an IBAN has at most 34 characters; a letter becomes two digits
-# Every registry country's IBAN layout in one regex: the country, two check digits, its BBAN.
-_IBAN_LAYOUT = (
-    "^(?:"
-    + "|".join(
-        f"{country}[0-9]{{2}}(?:{pattern.removeprefix('^').removesuffix('$')})"
-        for country, pattern in sorted(banking.BBAN_PATTERNS.items())
-    )
-    + ")$"
-)
+# Each registry country's IBAN layout: the country, two check digits, its BBAN. A value is
+# matched against its own country's pattern only (one alternation of every country's costs
+# the regex engine some 15 times more).
+_IBAN_LAYOUTS = {
+    country: f"^{country}[0-9]{{2}}(?:{pattern.removeprefix('^').removesuffix('$')})$"
+    for country, pattern in sorted(banking.BBAN_PATTERNS.items())
+}
 
 
 def iban_ok(values: pl.Series) -> pl.Series:
@@ -56,11 +54,13 @@ def iban_ok(values: pl.Series) -> pl.Series:
         .cast(pl.Binary)
         .bin.reinterpret(dtype=pl.Array(pl.UInt8, _IBAN_DIGITS))
     )
+    country = iban.str.slice(0, 2)
+    laid_out = country.is_in(sorted(_IBAN_LAYOUTS)) & iban.str.contains(
+        country.replace_strict(_IBAN_LAYOUTS, default="^$", return_dtype=pl.String)
+    )
     frame = values.to_frame("iban").with_columns(
         digits.alias("digits"),
-        (shaped & (iban.str.len_bytes() == expected) & iban.str.contains(_IBAN_LAYOUT)).alias(
-            "shaped"
-        ),
+        (shaped & (iban.str.len_bytes() == expected) & laid_out).alias("shaped"),
     )
     # a decimal number mod 97 is the sum of each digit times (10^position mod 97), mod 97
     remainder = (

@@ -1,28 +1,62 @@
-"""The pandera schema built from the layout's rules, run lazily, its failures mapped to issues.
+"""The layout's rules run over the whole frame as a pandera schema, their failures mapped to
+issues.
 
-Every rule becomes one ``pa.Check`` on its column, keyed ``column:code``; :func:`run_pandera`
-runs them all with ``lazy=True`` so every failing cell of every row is collected, and
-:func:`issues_from_failures` turns pandera's failure cases back into
-:class:`~batchpay.errors.RowIssue` — pandera's own text never reaches the user.
+Every rule is a check of one column, keyed ``column:code``. What ``validate`` runs for every
+file is :func:`run_rules`: one pandera ``DataFrameSchema`` (:func:`payout_schema`, polars
+backend) that checks the frame's columns (present, ``String``, not null) and carries the data
+rules as ONE DataFrame-level ``pa.Check``, :class:`AllRulesPass`. That check's function is the
+one-pass engine (:func:`one_pass`: every rule evaluated in one parallel polars query) and
+returns one boolean per row — every rule passes — so pandera decides pass or fail; the failure
+cases (column, check, row position) are then the engine's, kept by the check. With no failure
+pandera adds a few milliseconds (its null counts and one boolean column) to the engine's pass;
+its import (~0.2 s CPU) overlaps the parse when :func:`preload_pandera` started it.
+
+:func:`run_pandera` runs the very same rules the old way, one ``pa.Check`` per rule
+(``lazy=True``): the reference the engine is held to, case for case
+(``tests/validate/test_rules_oracle.py``), and what answers when pandera finds the frame is
+not the all-string, null-free frame ingest makes (a bug, which pandera then names per check).
+:func:`issues_from_failures` turns the cases back into :class:`~batchpay.errors.RowIssue` —
+pandera's own text never reaches the user.
+
+Why not one ``pa.Check`` per rule in production: pandera evaluates each check as a query of its
+own (some 60 scans of a million-row frame, each materialised), while one select lets polars
+share the work across columns and cores; with no failure nothing but a boolean per rule and row
+is built.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
-from pandera.api.polars.types import PolarsData
-from pandera.config import ValidationDepth, config_context
-from pandera.errors import SchemaErrors
 
 from batchpay.errors import RowIssue
 from batchpay.layout import Layout
 from batchpay.validate import column_rules, columns, cross_field
 from batchpay.validate.rule import Rule
 
-__all__ = ["all_rules", "issues_from_failures", "run_pandera"]
+if TYPE_CHECKING:
+    import pandera.polars as pa
+    from pandera.api.polars.types import PolarsData
+
+__all__ = [
+    "AllRulesPass",
+    "all_rules",
+    "issues_from_failures",
+    "one_pass",
+    "payout_schema",
+    "preload_pandera",
+    "run_pandera",
+    "run_rules",
+]
+
+_FAILURES = {"column": pl.String, "check": pl.String, "index": pl.Int32}
 
 
 def all_rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[Rule]:
@@ -36,6 +70,8 @@ def all_rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[R
 
 
 def _check(rule: Rule) -> pa.Check:
+    import pandera.polars as pa
+
     def run(data: PolarsData) -> pl.LazyFrame:
         return rule.passes(data.lazyframe)
 
@@ -43,6 +79,8 @@ def _check(rule: Rule) -> pa.Check:
 
 
 def _schema(rules: list[Rule]) -> pa.DataFrameSchema:
+    import pandera.polars as pa
+
     checks: dict[str, list[pa.Check]] = {}
     for rule in rules:
         checks.setdefault(rule.column, []).append(_check(rule))
@@ -52,8 +90,134 @@ def _schema(rules: list[Rule]) -> pa.DataFrameSchema:
     )
 
 
+_ALL_RULES = "all rules pass"
+
+
+def preload_pandera() -> threading.Thread | None:
+    """Import pandera's polars API in a thread, so its import overlaps the file's parse (which
+    runs in polars without the GIL); :func:`run_rules` imports it again, waiting if need be.
+
+    Not a daemon: a command that fails early waits for the import to end before exiting
+    rather than finalising the interpreter under an import in progress."""
+    if "pandera.polars" in sys.modules:
+        return None
+
+    def load() -> None:
+        # a missing pandera is said by run_rules' own import, not by this thread
+        with contextlib.suppress(ImportError):
+            import pandera.polars  # noqa: F401
+
+    thread = threading.Thread(target=load, name="preload-pandera")
+    thread.start()
+    return thread
+
+
+class AllRulesPass:
+    """The data rules as one pandera check function: one boolean per row, True where every rule
+    passes (the one-pass engine); the engine's failure cases are kept in :attr:`cases`."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        self.cases: pl.DataFrame | None = None
+
+    def __call__(self, data: PolarsData) -> pl.LazyFrame:
+        frame = data.lazyframe.collect()  # the frame being validated (no copy: a scan of it)
+        cases = one_pass(frame, self.rules)
+        self.cases = cases
+        row_ok = pl.repeat(True, frame.height, dtype=pl.Boolean, eager=True)
+        if not cases.is_empty():
+            row_ok = row_ok.scatter(cases["index"].unique(), False)
+        return pl.LazyFrame({_ALL_RULES: row_ok})
+
+
+def payout_schema(rules: list[Rule]) -> tuple[pa.DataFrameSchema, AllRulesPass]:
+    """The pandera schema ``validate`` runs: the rules' columns (present, ``String``, not null)
+    and the rules as one DataFrame-level check; the check function is returned beside it."""
+    import pandera.polars as pa
+
+    engine = AllRulesPass(rules)
+    # pandera's own failure cases are whole rows: one example is enough, the engine's cases
+    # (column, check, row) are what issues are made from
+    check = pa.Check(engine, name=_ALL_RULES, error=_ALL_RULES, ignore_na=False, n_failure_cases=1)
+    used = sorted({r.column for r in rules})
+    return (
+        pa.DataFrameSchema(
+            {c: pa.Column(pl.String, nullable=False) for c in used},
+            checks=[check] if rules else [],
+            name="payout rows",
+        ),
+        engine,
+    )
+
+
+def run_rules(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+    """Failure cases as (column, check, index), pandera deciding: :func:`payout_schema` run
+    over ``prepared``, the cases :func:`one_pass`'s (the same as :func:`run_pandera`'s)."""
+    from pandera.config import ValidationDepth, config_context
+    from pandera.errors import SchemaErrors
+
+    schema, engine = payout_schema(rules)
+    # The environment may switch pandera off or to schema-only; these checks must always run.
+    with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        try:
+            schema.validate(prepared, lazy=True)
+        except SchemaErrors as exc:
+            checks = set(exc.failure_cases["check"].unique().to_list())
+            if checks != {_ALL_RULES} or engine.cases is None:
+                # not ingest's frame (a column missing, not text, a null): pandera, per check,
+                # names what is wrong
+                return run_pandera(prepared, rules)
+            return engine.cases
+    return pl.DataFrame(schema=_FAILURES)
+
+
+def one_pass(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+    """Every rule over ``prepared`` (all-string, null-free) in one polars pass: failure cases
+    as (column, check, index), the same as :func:`run_pandera`'s."""
+    lazy = prepared.lazy()
+    row_wise = [(rule, rule.ok) for rule in rules if rule.ok is not None]
+    per_value = [rule for rule in rules if rule.value_ok is not None]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # across rows: each computes its row-wise expression from the whole frame, in polars
+        # (no GIL held) beside the queries below
+        across = [(r, pool.submit(r.frame_ok, lazy)) for r in rules if r.frame_ok is not None]
+        # the row-wise checks and the per-value ones' distinct values, side by side
+        ok, *distinct = pl.collect_all(
+            [
+                lazy.select([e.fill_null(False).alias(r.key) for r, e in row_wise]),
+                *(lazy.select(pl.col(r.column).unique()) for r in per_value),
+            ]
+        )
+        later = [(rule, done.result()) for rule, done in across]
+    for rule, values in zip(per_value, distinct, strict=True):
+        assert rule.value_ok is not None
+        # the costly checks: once per distinct value; nothing to look up when all pass
+        column = values.to_series()
+        failing = column.filter(~rule.value_ok(column).fill_null(False))
+        if not failing.is_empty():
+            later.append((rule, ~pl.col(rule.column).is_in(failing.implode())))
+    if later:
+        ok = ok.hstack(lazy.select([e.fill_null(False).alias(r.key) for r, e in later]).collect())
+    checks = [*row_wise, *later]
+    if not checks:
+        return pl.DataFrame(schema=_FAILURES)
+    failed = ok.select(pl.all().not_().any()).row(0)
+    cases = [
+        ok.select(pl.arg_where(~pl.col(rule.key)).cast(pl.Int32).alias("index")).select(
+            pl.lit(rule.column).alias("column"), pl.lit(rule.key).alias("check"), "index"
+        )
+        for (rule, _), bad in zip(checks, failed, strict=True)
+        if bad
+    ]
+    return pl.concat(cases) if cases else pl.DataFrame(schema=_FAILURES)
+
+
 def run_pandera(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
-    """Failure cases as (column, check, index); empty when every row passed."""
+    """Failure cases as (column, check, index) from the pandera schema of ``rules``; empty
+    when every row passed."""
+    from pandera.config import ValidationDepth, config_context
+    from pandera.errors import SchemaErrors
+
     schema = _schema(rules)
     # The environment may switch pandera off or to schema-only; these checks must always run.
     with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
@@ -62,7 +226,7 @@ def run_pandera(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
         except SchemaErrors as exc:
             cases: pl.DataFrame = exc.failure_cases
             return cases.select("column", "check", "index")
-    return pl.DataFrame(schema={"column": pl.String, "check": pl.String, "index": pl.Int32})
+    return pl.DataFrame(schema=_FAILURES)
 
 
 def issues_from_failures(

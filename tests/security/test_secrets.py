@@ -27,7 +27,10 @@ SECRET_FILE = re.compile(r"[-_]file$", re.IGNORECASE)
 
 
 def _commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the lazily loaded commands (sandbox) included
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         yield prefix + name, cmd
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, prefix + name + " ")

@@ -1,0 +1,53 @@
+"""`batchpay validate` loads only what checking a file needs: its start-up is part of its time.
+
+The command sends nothing, so the HTTP client, the simulator's web stack and the report writer
+stay unimported; pandera, which validates every file, is loaded (beside the parse); the XLSX
+reader's lxml loads for a workbook only. Checked in a fresh interpreter, as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("aiohttp", "httpx", "openpyxl", "pandera", "lxml", "starlette", "batchpay.sandbox",
+         "batchpay.pipeline", "batchpay.client")  # fmt: skip
+
+_PROBE = """
+import json, sys
+from batchpay.cli import main
+try:
+    main(["validate", sys.argv[1]], standalone_mode=False)
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
+"""
+
+
+def _loaded(sample: str, tmp_path: Path) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(ROOT / "samples" / sample), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"BATCHPAY_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
+    )
+    assert "ok: the file is valid" in done.stdout, done.stdout + done.stderr
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_validate_of_a_csv_imports_pandera_but_no_client_sandbox_or_report_writer(
+    tmp_path: Path,
+) -> None:
+    """A CSV is checked by pandera, without importing any of the heavy modules a run needs."""
+    assert _loaded("payouts.csv", tmp_path) == ["pandera"]
+
+
+def test_validate_of_a_workbook_adds_only_its_xml_parser(tmp_path: Path) -> None:
+    """An XLSX adds lxml, its reader's parser, and nothing else."""
+    assert _loaded("payouts.xlsx", tmp_path) == ["lxml", "pandera"]

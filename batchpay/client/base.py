@@ -333,15 +333,13 @@ class BaseClient:
         cursor: str | None = None
         seen: set[str] = set()
         while True:
-            page_params = {**(params or {}), "limit": _PAGE_SIZE}
-            if cursor is not None:
-                page_params["cursor"] = cursor
-            page = await self.request("GET", path, params=page_params)
-            for item in wire.page_items(page, path):
+            page = await self._page(path, params, cursor)
+            for item in page.data:
                 yield item
             if not page.has_more:
                 return
-            if not page.next_cursor or page.next_cursor in seen:
+            assert page.next_cursor is not None
+            if page.next_cursor in seen:
                 raise ApiError(
                     f"GET {path}: the list says has_more but gives no new next_cursor",
                     status=page.status,
@@ -350,6 +348,24 @@ class BaseClient:
                 )
             cursor = page.next_cursor
             seen.add(cursor)
+
+    async def _page(
+        self, path: str, params: Mapping[str, Any] | None, cursor: str | None
+    ) -> ApiResult:
+        """One page of a cursor-paginated list (of objects; a ``has_more`` with a cursor)."""
+        page_params = {**(params or {}), "limit": _PAGE_SIZE}
+        if cursor is not None:
+            page_params["cursor"] = cursor
+        page = await self.request("GET", path, params=page_params)
+        wire.page_items(page, path)
+        if page.has_more and not page.next_cursor:
+            raise ApiError(
+                f"GET {path}: the list says has_more but gives no new next_cursor",
+                status=page.status,
+                code="invalid_pagination",
+                request_id=page.request_id,
+            )
+        return page
 
     async def _collect(self, path: str, params: Mapping[str, Any] | None = None) -> list[Json]:
         return [item async for item in self._paginate(path, params)]

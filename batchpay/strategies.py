@@ -233,8 +233,9 @@ class _PerRowRun:
                 error_message="the file being resumed no longer holds this row as planned",
             )
             return
+        sent: str | None = None
         try:
-            await self._resolve_and_submit(r, number, row)
+            sent = await self._resolve_and_submit(r, number, row)
         except LivePayoutExists:
             # Another process got there between our check and our intent.
             elsewhere = ledger.paid_elsewhere(self.journal, self.env, str(r.row_key))
@@ -253,22 +254,23 @@ class _PerRowRun:
                       error_message=exc.message)  # fmt: skip
         finally:
             self._tick()
-            self._log_outcome(number)
+            self._log_outcome(number, sent)
 
-    async def _resolve_and_submit(self, r: Row, number: int, row: Mapping[str, Any]) -> None:
+    async def _resolve_and_submit(self, r: Row, number: int, row: Mapping[str, Any]) -> str | None:
+        """The intent's journal state once sent (None: not sent, the row says why)."""
         key = str(r.row_key)
         # Paid before? Asked first (local look-ups only): a row another run or journal paid
         # costs no request at all, not even its beneficiary's.
         if self._paid_before(number, key):
-            return
+            return None
         dest = await self.resolver.resolve(row)
         self._set(number, beneficiary_id=dest.beneficiary_id, instrument_id=dest.instrument_id,
                   beneficiary_name=dest.display_name or r.beneficiary_name)  # fmt: skip
         if self._paid_before(number, key):  # paid meanwhile, by a process beside this one
-            return
+            return None
         if self.batch_watch is not None and (found := await self.batch_watch.open_batches()):
             raise Held(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(found))
-        await self.submitter.submit(
+        return await self.submitter.submit(
             run_id=self.run_id,
             row=row,
             row_number=number,
@@ -285,9 +287,11 @@ class _PerRowRun:
             return True
         return ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key)
 
-    def _log_outcome(self, number: int) -> None:
+    def _log_outcome(self, number: int, sent: str | None = None) -> None:
         if not log.isEnabledFor(logging.WARNING):
             return
+        if sent == CREATED and not log.isEnabledFor(logging.INFO):
+            return  # created: an INFO line, not worth reading the row back for
         row = self.journal.row(self.run_id, number)
         if row is None:
             return

@@ -268,7 +268,7 @@ class RunVerbs(JournalBase):
             return
         fields["updated_at"] = self.now()
         assignments = ", ".join(f"{k}=?" for k in fields)
-        with self.transaction() as db:
+        with self.transaction(single=True) as db:
             db.execute(
                 f"UPDATE rows SET {assignments} WHERE run_id=? AND row_number=?",
                 (*fields.values(), run_id, row_number),

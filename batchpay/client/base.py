@@ -104,16 +104,26 @@ class BaseClient:
         # None: in flight sized from the pace and the latency (see InFlight).
         limiter = self.rate_limiter
         self._slots = InFlight(max_concurrency, rate=lambda: limiter.rate)
+        network = AiohttpTransport() if transport is None else None
         self._http = _Client(
             base_url=base_url,
             auth=credentials,
             # The network through aiohttp's pool (see client.transport); tests plug in the
             # in-process sandbox or an httpx.MockTransport here.
-            transport=transport if transport is not None else AiohttpTransport(),
+            transport=network if network is not None else transport,
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": user_agent, "Accept": "application/json"},
         )
+        # Over the network with a credential the same on every request (an API key), a
+        # request goes straight to the transport as the httpx.Request httpx would build:
+        # httpx's client adds nothing such a request needs (no auth flow, redirects or
+        # cookies) and its per-request work was a third of the client's CPU per payout.
+        static = credentials.static_headers()
+        self._direct = network if static is not None else None
+        self._direct_base = str(self._http.base_url).rstrip("/")
+        self._direct_headers = {**self._http.headers, **(static or {})}
+        self._direct_extensions = {"timeout": self._http.timeout.as_dict()}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self._http.base_url)!r}, {self._credentials!r})"
@@ -206,13 +216,24 @@ class BaseClient:
             response: httpx.Response | None = None
             error: BatchpayError | None = None
             try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    content=content,
-                    params=params,
-                    headers={**headers, "X-Request-ID": request_id},
-                )
+                if self._direct is not None:
+                    request = httpx.Request(
+                        method,
+                        self._direct_base + path,
+                        params=params,
+                        headers={**self._direct_headers, **headers, "X-Request-ID": request_id},
+                        content=content,
+                        extensions=self._direct_extensions,
+                    )
+                    response = await self._direct.handle_async_request(request)
+                else:
+                    response = await self._http.request(
+                        method,
+                        path,
+                        content=content,
+                        params=params,
+                        headers={**headers, "X-Request-ID": request_id},
+                    )
             except BatchpayError as exc:  # raised by the credential's flow (minting a token)
                 error = exc
             except httpx.UnsupportedProtocol as exc:

@@ -19,7 +19,7 @@ from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.errors import ApiError, AuthenticationError, TransportError
 from batchpay.holds import RELEASED_BY_RERUN
-from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, LivePayoutExists
+from batchpay.journal import CREATED, Journal, LivePayoutExists
 from batchpay.journal.records import Row
 from batchpay.options import RunOptions
 from batchpay.resolve import Held, Refused, Resolver
@@ -58,15 +58,7 @@ def close_run_if_done(journal: Journal, run_id: str, *, final_only: bool = False
     With ``final_only`` (a run asked to ``--wait``) the run also stays open while a payout
     has not reached a final status, so running the same command again follows it.
     """
-    unfinished = [
-        r
-        for r in journal.rows(run_id)
-        if r.state == PLANNED
-        or waits_for_other_run(r)
-        or (r.state == PAYOUT and r.payout_state not in (CREATED, REJECTED))
-        or (final_only and r.payout_state == CREATED and r.payout_status not in TERMINAL_STATUSES)
-    ]
-    if not unfinished:
+    if not journal.has_unfinished_rows(run_id, final_only=final_only):
         journal.set_run_status(run_id, "finished")
 
 

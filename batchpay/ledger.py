@@ -133,7 +133,7 @@ async def sweep(
 # The sweep reads the window [after, now] side by side: a window whose first page says
 # there is more splits the rest into sub-windows by time, each read the same way, until
 # the rest of a window is estimated at a few pages, which it then reads by cursor.
-PAGES_PER_WINDOW = 4
+PAGES_PER_WINDOW = 6
 """A window whose rest is estimated at no more pages than this reads on by cursor."""
 MAX_SPLIT = 16
 """At most this many sub-windows from one page."""
@@ -176,6 +176,7 @@ class _Reader:
         self.started: datetime | None = None
         self.read = 0
         self.pages = 0
+        self._per_stamp: dict[str, int] = {}  # payouts seen per created_at
 
     def first_page_arrived(self) -> None:
         if self.started is None and self.read == 0:
@@ -190,6 +191,8 @@ class _Reader:
                 return
             self.seen.add(str(pid))
         self.read += 1
+        at = str(payout.get("created_at"))
+        self._per_stamp[at] = self._per_stamp.get(at, 0) + 1
         rec = _record(payout)
         if rec is not None:
             self.found.append(rec)
@@ -244,6 +247,10 @@ class _Reader:
         whole = _whole_seconds(items)
         tick = 1.0 if whole else 1e-6
         per_second = len(half) / max((near - oldest).total_seconds(), tick)
+        # A page can span less than a whole second of a burst: how many the sweep has seen
+        # at this page's timestamps (pages before it counted too) is the better guess then.
+        per_second = max(per_second, max(self._per_stamp[str(p.get("created_at"))]
+                                         for p in items) / tick)  # fmt: skip
         points = _split_points(w.lo, oldest, per_second, whole=whole)
         if not points:
             return [more]

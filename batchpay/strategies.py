@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 from batchpay import dedupe, ledger
@@ -31,6 +31,15 @@ ProgressFn = Callable[[str, int, int], None]
 # (sized from the limit and the latency, at most 128) are the real bound.
 ROWS_IN_FLIGHT = 256
 log = logging.getLogger(__name__)
+
+
+async def _both(a: Awaitable[Any], b: Awaitable[Any]) -> tuple[Any, Any]:
+    """Await two things side by side; the first failure is raised once both have ended."""
+    outcomes: tuple[Any, Any] = await asyncio.gather(a, b, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes[0], outcomes[1]
 
 
 class Submission(Protocol):
@@ -137,17 +146,24 @@ class _PerRowRun:
         started = self.conn.provider_clock.now() - ledger.OVERLAP
         if open_intents or todo:
             # The provider's ledger is the last word: learn what it already holds (and its
-            # clock) before settling or sending anything.
-            await ledger.sweep(
+            # clock) before settling or sending anything. Another home's open batches are
+            # asked for meanwhile (a week back from now, so the same look either way).
+            swept = ledger.sweep(
                 self.conn.client,
                 self.journal,
                 self.env,
                 provider_clock=self.conn.provider_clock,
                 on_progress=self.on_progress,
             )
-            started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
             if todo:
-                todo = await self._hold_for_foreign_batches(todo, started)
+                self.batch_watch = ledger.ForeignBatchWatch(
+                    self.conn.client, self.journal, since=started - timedelta(days=7)
+                )
+                _, found = await _both(swept, self.batch_watch.open_batches())
+                todo = self._hold_for_foreign_batches(todo, found)
+            else:
+                await swept
+            started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
         if self.on_progress is not None:
             self.on_progress("submit", 0, self.total)
         # The journal's writes are committed in groups; each intent is still committed
@@ -164,13 +180,9 @@ class _PerRowRun:
                 provider_clock=self.conn.provider_clock,
             )  # fmt: skip
 
-    async def _hold_for_foreign_batches(self, todo: list[Row], since: datetime) -> list[Row]:
+    def _hold_for_foreign_batches(self, todo: list[Row], found: list[dict[str, Any]]) -> list[Row]:
         """Rows are not sent while another home's batchpay batch is open at the provider:
         it may hold them, and its payouts carry no idempotency key to refuse ours."""
-        self.batch_watch = ledger.ForeignBatchWatch(
-            self.conn.client, self.journal, since=since - timedelta(days=7)
-        )
-        found = await self.batch_watch.open_batches()
         if not found:
             return todo
         message = ledger.foreign_batch_hold(found)

@@ -10,8 +10,10 @@ idempotency key.
 The sweep is incremental: ``GET /v1/payouts?created_after=<high-water mark>`` in pages
 of 100, the mark being the provider's own ``created_at`` (never the local clock) less a
 minute of overlap for payouts committed late. A fresh journal bootstraps once by reading
-the whole list. On an up-to-date journal a sweep costs one request plus one per hundred
-payouts made since the last one.
+the whole list. On an up-to-date journal a sweep costs one request plus about one per
+hundred payouts made since the last one, read side by side: the window is cut by
+``created_at`` into sub-windows read concurrently (see :class:`_Reader`), so a sweep of
+many pages takes a few round trips, not one per page.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ idempotency key.
 The sweep is incremental: ``GET /v1/payouts?created_after=<high-water mark>`` in pages
 of 100, the mark being the provider's own ``created_at`` (never the local clock) less a
 minute of overlap for payouts committed late. A fresh journal bootstraps once by reading
-the whole list. On an up-to-date journal a sweep costs one request plus one per hundred
-payouts made since the last one.
+the whole list. On an up-to-date journal a sweep costs one request plus about one per
+hundred payouts made since the last one, read side by side: the window is cut by
+``created_at`` into sub-windows read concurrently (see :class:`_Reader`), so a sweep of
+many pages takes a few round trips, not one per page.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from batchpay.clocks import ProviderClock
 from batchpay.journal import (
@@ -100,41 +103,213 @@ async def sweep(
     """
     high_water = journal.ledger_high_water(environment)
     after: datetime | None = parse_ts(high_water) - OVERLAP if high_water else None
-    found: list[dict[str, Any]] = []
-    newest: datetime | None = None
-    started: datetime | None = None
-    read = 0
-    async for payout in client.iter_payouts(created_after=after):
-        if started is None:
-            # The provider's time as the first page arrived: everything created before
-            # it (less the overlap) has now been listed.
-            started = provider_clock.now() if provider_clock.observed else None
-        read += 1
-        rec = _record(payout)
-        if rec is not None:
-            found.append(rec)
-        try:
-            created = parse_ts(str(payout.get("created_at")))
-        except ValueError:
-            created = None
-        if created is not None and (newest is None or created > newest):
-            newest = created
-        if on_progress is not None and read % 100 == 0:
-            on_progress("ledger", read, 0)
+    reader = _Reader(provider_clock, on_progress)
+    if isinstance(client, _PageLister):
+        await reader.windows(client, after)
+    else:  # a client that lists only by iterating: one cursor walk
+        async for payout in client.iter_payouts(created_after=after):
+            reader.first_page_arrived()
+            reader.take(payout)
+    started = reader.started
     if started is None and provider_clock.observed:
         started = provider_clock.now()
-    marks = [t for t in (newest, started) if t is not None]
+    marks = [t for t in (reader.newest, started) if t is not None]
     mark = max(marks) if marks else None
     new_mark = _iso(mark) if mark is not None else None
+    found = reader.found
+    read = reader.read
     journal.record_ledger_sweep(environment, found, new_mark)
     if on_progress is not None and read:
         on_progress("ledger", read, read)
     log.info(
-        "provider ledger %s: %d payout(s) read, %d made by batchpay, high-water mark %s",
-        "bootstrapped" if high_water is None else "swept", read, len(found), new_mark,
-        extra={"payouts_read": read, "batchpay_payouts": len(found), "high_water": new_mark},
+        "provider ledger %s: %d payout(s) read in %d page(s), %d made by batchpay, "
+        "high-water mark %s",
+        "bootstrapped" if high_water is None else "swept", read, reader.pages, len(found),
+        new_mark,
+        extra={"payouts_read": read, "batchpay_payouts": len(found), "high_water": new_mark,
+               "pages": reader.pages},
     )  # fmt: skip
     return Sweep(high_water is None, read, len(found), new_mark or high_water)
+
+
+# The sweep reads the window [after, now] side by side: a window whose first page says
+# there is more splits the rest into sub-windows by time, each read the same way, until
+# the rest of a window is estimated at a few pages, which it then reads by cursor.
+PAGES_PER_WINDOW = 6
+"""A window whose rest is estimated at no more pages than this reads on by cursor."""
+MAX_SPLIT = 16
+"""At most this many sub-windows from one page."""
+GEOMETRIC_SPLIT = 6
+"""Windows from one page whose rest is wide or unbounded (they double back in time)."""
+SWEEP_PAGES_IN_FLIGHT = 16
+"""Pages of one sweep asked for at once (the client's rate limiter and in-flight cap
+still decide when each leaves)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Payouts created in [lo, hi] (both inclusive; None: unbounded), read on from cursor."""
+
+    lo: datetime | None
+    hi: str | None
+    cursor: str | None = None
+
+
+@runtime_checkable
+class _PageLister(Protocol):
+    async def payouts_page(
+        self,
+        *,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        cursor: str | None = None,
+    ) -> Any: ...
+
+
+class _Reader:
+    """What a sweep has read so far: every payout once (by id), batchpay's among them."""
+
+    def __init__(self, provider_clock: ProviderClock, on_progress: ProgressFn | None) -> None:
+        self.provider_clock = provider_clock
+        self.on_progress = on_progress
+        self.seen: set[str] = set()
+        self.found: list[dict[str, Any]] = []
+        self.newest: datetime | None = None
+        self.started: datetime | None = None
+        self.read = 0
+        self.pages = 0
+        self._per_stamp: dict[str, int] = {}  # payouts seen per created_at
+
+    def first_page_arrived(self) -> None:
+        if self.started is None and self.read == 0:
+            # The provider's time as the first page arrived: everything created before
+            # it (less the overlap) has now been listed.
+            self.started = self.provider_clock.now() if self.provider_clock.observed else None
+
+    def take(self, payout: Mapping[str, Any]) -> None:
+        pid = payout.get("id")
+        if pid is not None:
+            if str(pid) in self.seen:  # windows share their inclusive bounds
+                return
+            self.seen.add(str(pid))
+        self.read += 1
+        at = str(payout.get("created_at"))
+        self._per_stamp[at] = self._per_stamp.get(at, 0) + 1
+        rec = _record(payout)
+        if rec is not None:
+            self.found.append(rec)
+        created = _ts(payout.get("created_at"))
+        if created is not None and (self.newest is None or created > self.newest):
+            self.newest = created
+        if self.on_progress is not None and self.read % 100 == 0:
+            self.on_progress("ledger", self.read, 0)
+
+    async def windows(self, client: _PageLister, after: datetime | None) -> None:
+        """Read every payout created since ``after``, windows side by side."""
+        pending: set[asyncio.Future[list[_Window]]] = set()
+        todo = await self._page(client, _Window(after, None))
+        try:
+            while todo or pending:
+                while todo and len(pending) < SWEEP_PAGES_IN_FLIGHT:
+                    pending.add(asyncio.ensure_future(self._page(client, todo.pop())))
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                failed = [t.exception() for t in done if t.exception() is not None]
+                if failed:  # a page that could not be read fails the sweep
+                    raise failed[0]  # type: ignore[misc]
+                for task in done:
+                    todo.extend(task.result())
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+                for task in pending:
+                    if not task.cancelled():
+                        task.exception()  # seen: the first failure is the one raised
+
+    async def _page(self, client: _PageLister, w: _Window) -> list[_Window]:
+        """Read one page of ``w``; return what of ``w`` is left to read, as windows."""
+        page = await client.payouts_page(created_after=w.lo, created_before=w.hi, cursor=w.cursor)
+        self.pages += 1
+        items: list[Mapping[str, Any]] = page.data
+        self.first_page_arrived()
+        for payout in items:
+            self.take(payout)
+        if not page.has_more:
+            return []
+        more = _Window(w.lo, w.hi, page.next_cursor)
+        top = _ts(items[0].get("created_at")) if items else None
+        oldest = _ts(items[-1].get("created_at")) if items else None
+        if top is None or oldest is None or oldest >= top:
+            return [more]  # one timestamp (or none to go by): only the cursor moves on
+        # Everything in ``w`` newer than ``oldest`` is read; the rest is [lo, oldest],
+        # guessed as dense as the older half of this page.
+        half = items[len(items) // 2 :]
+        near = _ts(half[0].get("created_at")) or oldest
+        whole = _whole_seconds(items)
+        tick = 1.0 if whole else 1e-6
+        per_second = len(half) / max((near - oldest).total_seconds(), tick)
+        # A page can span less than a whole second of a burst: how many the sweep has seen
+        # at this page's timestamps (pages before it counted too) is the better guess then.
+        per_second = max(per_second, max(self._per_stamp[str(p.get("created_at"))]
+                                         for p in items) / tick)  # fmt: skip
+        points = _split_points(w.lo, oldest, per_second, whole=whole)
+        if not points:
+            return [more]
+        bounds = [w.lo, *points]
+        highs = [_iso_at(p) for p in points] + [str(items[-1]["created_at"])]
+        return [_Window(lo, hi) for lo, hi in zip(bounds, highs, strict=True)]
+
+
+def _split_points(
+    lo: datetime | None, oldest: datetime, per_second: float, *, whole: bool
+) -> list[datetime]:
+    """Times strictly between ``lo`` and ``oldest`` cutting [lo, oldest] into windows.
+
+    At the density guessed, a window of :data:`PAGES_PER_WINDOW` pages is ``width`` wide.
+    A rest a few such windows wide is cut evenly; none when it is about one window (it is
+    read on by cursor). A wider rest, or one with no floor (a bootstrap), is cut into
+    windows twice as wide at each step back in time, the last reaching ``lo``: a guess
+    that is wrong costs a few empty pages, never many.
+    """
+    width = timedelta(seconds=PAGES_PER_WINDOW * _PAGE / per_second)
+    cuts: list[datetime]
+    if lo is not None and oldest - lo <= width * MAX_SPLIT:
+        span = oldest - lo
+        n = math.ceil(span / width)
+        if n < 2:
+            return []
+        cuts = [lo + span / n * i for i in range(1, n)]
+    else:
+        cuts = [oldest - width * (2**i - 1) for i in range(1, GEOMETRIC_SPLIT)]
+    points: list[datetime] = []
+    for p in cuts:
+        if whole:  # the provider shows whole seconds: cut at whole seconds
+            p = p.replace(microsecond=0)
+        if (lo is None or p > lo) and p < oldest and p not in points:
+            points.append(p)
+    return sorted(points)
+
+
+_PAGE = 100
+
+
+def _whole_seconds(items: list[Mapping[str, Any]]) -> bool:
+    return all("." not in str(p.get("created_at") or "") for p in items)
+
+
+def _ts(value: object) -> datetime | None:
+    try:
+        return parse_ts(str(value))
+    except ValueError:
+        return None
+
+
+def _iso_at(dt: datetime) -> str:
+    """A window bound, written as the provider writes its timestamps."""
+    if dt.microsecond:
+        return _iso(dt)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _iso(dt: datetime) -> str:

@@ -75,6 +75,8 @@ class Destination:
     beneficiary_id: str
     instrument_id: str
     display_name: str
+    local: bool = False
+    """Found in the journal alone: no request was made (or awaited) to resolve it."""
 
 
 def beneficiary_body(row: Mapping[str, str]) -> dict[str, Any]:
@@ -207,6 +209,9 @@ class Resolver:
         self._locks: dict[str, asyncio.Lock] = {}
         # Beneficiaries batchpay knew before this run started (for the bank-change rule).
         self._known_before: dict[str, bool] = {}
+        # Look-ups that found no created payee (each may await the provider): a resolve
+        # that saw none come about was answered from the journal alone.
+        self._misses = 0
 
     def _expired(self, rec: Any) -> bool:
         """Whether an unfinished creation intent is older than the provider's key memory."""
@@ -230,9 +235,10 @@ class Resolver:
 
         Raises :class:`Held`, :class:`Refused`, TransportError or a retryable ApiError.
         """
+        misses = self._misses
         ben_id = await self.beneficiary(row)
         ins_id = await self.instrument(ben_id, row)
-        return Destination(ben_id, ins_id, display_name(row))
+        return Destination(ben_id, ins_id, display_name(row), local=self._misses == misses)
 
     async def beneficiary(self, row: Mapping[str, str]) -> str:
         """Find or create the row's beneficiary; return its id."""
@@ -241,6 +247,7 @@ class Resolver:
             rec = self.journal.get_beneficiary(self.environment, ref)
             if rec is not None and rec["state"] == CREATED:
                 return str(rec["beneficiary_id"])
+            self._misses += 1
             fp = pii_fingerprint(row)
             key = dedupe.beneficiary_key(self.environment, ref, fp)
             rec = self.journal.begin_beneficiary(self.environment, ref, fp, key)
@@ -307,6 +314,7 @@ class Resolver:
             rec = self.journal.get_instrument(self.environment, beneficiary_id, fp)
             if rec is not None and rec["state"] == CREATED:
                 return str(rec["instrument_id"])
+            self._misses += 1
             if (
                 rec is None
                 and not self.allow_new_bank_details

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 from batchpay import dedupe, ledger
@@ -19,7 +19,7 @@ from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.errors import ApiError, AuthenticationError, TransportError
 from batchpay.holds import RELEASED_BY_RERUN
-from batchpay.journal import CREATED, REJECTED, TERMINAL_STATUSES, Journal, LivePayoutExists
+from batchpay.journal import CREATED, Journal, LivePayoutExists
 from batchpay.journal.records import Row
 from batchpay.options import RunOptions
 from batchpay.resolve import Held, Refused, Resolver
@@ -31,6 +31,15 @@ ProgressFn = Callable[[str, int, int], None]
 # (sized from the limit and the latency, at most 128) are the real bound.
 ROWS_IN_FLIGHT = 256
 log = logging.getLogger(__name__)
+
+
+async def _both(a: Awaitable[Any], b: Awaitable[Any]) -> tuple[Any, Any]:
+    """Await two things side by side; the first failure is raised once both have ended."""
+    outcomes: tuple[Any, Any] = await asyncio.gather(a, b, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes[0], outcomes[1]
 
 
 class Submission(Protocol):
@@ -58,15 +67,7 @@ def close_run_if_done(journal: Journal, run_id: str, *, final_only: bool = False
     With ``final_only`` (a run asked to ``--wait``) the run also stays open while a payout
     has not reached a final status, so running the same command again follows it.
     """
-    unfinished = [
-        r
-        for r in journal.rows(run_id)
-        if r.state == PLANNED
-        or waits_for_other_run(r)
-        or (r.state == PAYOUT and r.payout_state not in (CREATED, REJECTED))
-        or (final_only and r.payout_state == CREATED and r.payout_status not in TERMINAL_STATUSES)
-    ]
-    if not unfinished:
+    if not journal.has_unfinished_rows(run_id, final_only=final_only):
         journal.set_run_status(run_id, "finished")
 
 
@@ -145,17 +146,24 @@ class _PerRowRun:
         started = self.conn.provider_clock.now() - ledger.OVERLAP
         if open_intents or todo:
             # The provider's ledger is the last word: learn what it already holds (and its
-            # clock) before settling or sending anything.
-            await ledger.sweep(
+            # clock) before settling or sending anything. Another home's open batches are
+            # asked for meanwhile (a week back from now, so the same look either way).
+            swept = ledger.sweep(
                 self.conn.client,
                 self.journal,
                 self.env,
                 provider_clock=self.conn.provider_clock,
                 on_progress=self.on_progress,
             )
-            started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
             if todo:
-                todo = await self._hold_for_foreign_batches(todo, started)
+                self.batch_watch = ledger.ForeignBatchWatch(
+                    self.conn.client, self.journal, since=started - timedelta(days=7)
+                )
+                _, found = await _both(swept, self.batch_watch.open_batches())
+                todo = self._hold_for_foreign_batches(todo, found)
+            else:
+                await swept
+            started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
         if self.on_progress is not None:
             self.on_progress("submit", 0, self.total)
         # The journal's writes are committed in groups; each intent is still committed
@@ -172,13 +180,9 @@ class _PerRowRun:
                 provider_clock=self.conn.provider_clock,
             )  # fmt: skip
 
-    async def _hold_for_foreign_batches(self, todo: list[Row], since: datetime) -> list[Row]:
+    def _hold_for_foreign_batches(self, todo: list[Row], found: list[dict[str, Any]]) -> list[Row]:
         """Rows are not sent while another home's batchpay batch is open at the provider:
         it may hold them, and its payouts carry no idempotency key to refuse ours."""
-        self.batch_watch = ledger.ForeignBatchWatch(
-            self.conn.client, self.journal, since=since - timedelta(days=7)
-        )
-        found = await self.batch_watch.open_batches()
         if not found:
             return todo
         message = ledger.foreign_batch_hold(found)
@@ -233,8 +237,9 @@ class _PerRowRun:
                 error_message="the file being resumed no longer holds this row as planned",
             )
             return
+        sent: str | None = None
         try:
-            await self._resolve_and_submit(r, number, row)
+            sent = await self._resolve_and_submit(r, number, row)
         except LivePayoutExists:
             # Another process got there between our check and our intent.
             elsewhere = ledger.paid_elsewhere(self.journal, self.env, str(r.row_key))
@@ -253,22 +258,26 @@ class _PerRowRun:
                       error_message=exc.message)  # fmt: skip
         finally:
             self._tick()
-            self._log_outcome(number)
+            self._log_outcome(number, sent)
 
-    async def _resolve_and_submit(self, r: Row, number: int, row: Mapping[str, Any]) -> None:
+    async def _resolve_and_submit(self, r: Row, number: int, row: Mapping[str, Any]) -> str | None:
+        """The intent's journal state once sent (None: not sent, the row says why)."""
         key = str(r.row_key)
         # Paid before? Asked first (local look-ups only): a row another run or journal paid
         # costs no request at all, not even its beneficiary's.
         if self._paid_before(number, key):
-            return
+            return None
         dest = await self.resolver.resolve(row)
         self._set(number, beneficiary_id=dest.beneficiary_id, instrument_id=dest.instrument_id,
                   beneficiary_name=dest.display_name or r.beneficiary_name)  # fmt: skip
-        if self._paid_before(number, key):  # paid meanwhile, by a process beside this one
-            return
+        # Paid meanwhile, by a process beside this one? Only while a request was awaited:
+        # a destination from the journal alone leaves no time for it (begin_payout checks
+        # again inside its own transaction).
+        if not dest.local and self._paid_before(number, key):
+            return None
         if self.batch_watch is not None and (found := await self.batch_watch.open_batches()):
             raise Held(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(found))
-        await self.submitter.submit(
+        return await self.submitter.submit(
             run_id=self.run_id,
             row=row,
             row_number=number,
@@ -285,9 +294,11 @@ class _PerRowRun:
             return True
         return ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key)
 
-    def _log_outcome(self, number: int) -> None:
+    def _log_outcome(self, number: int, sent: str | None = None) -> None:
         if not log.isEnabledFor(logging.WARNING):
             return
+        if sent == CREATED and not log.isEnabledFor(logging.INFO):
+            return  # created: an INFO line, not worth reading the row back for
         row = self.journal.row(self.run_id, number)
         if row is None:
             return

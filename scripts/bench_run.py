@@ -46,14 +46,18 @@ from batchpay.testing import payout_row, write_csv
 def _measure(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run ``argv`` as a child; its exit, wall seconds, CPU seconds and peak RSS (MiB)."""
     t0 = time.monotonic()
+    began = time.time()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - t0
+    ended = time.time()
     out = proc.stdout.read().decode() if proc.stdout else ""
     err = proc.stderr.read().decode() if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {
         "exit": proc.returncode,
+        "began": began,
+        "ended": ended,
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
@@ -87,6 +91,27 @@ def _run(
     if first and last:  # how long the payouts took to leave, beside the process's whole wall
         span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
         m["sending_span_s"] = round(span, 2)
+        # Where the rest of the wall went: start-up and checks until the first request,
+        # the ledger sweep (its pages, and until the first payout left), what followed.
+        (start,) = db.execute(
+            "SELECT MIN(started_at) FROM api_calls WHERE run_id=?", (run_id,)
+        ).fetchone()
+        pages, page0, page_n = db.execute(
+            "SELECT COUNT(*), MIN(started_at), MAX(started_at) FROM api_calls WHERE run_id=? "
+            "AND method='GET' AND path='/v1/payouts' AND started_at <= ?",
+            (run_id, first),
+        ).fetchone()
+        at = {k: datetime.fromisoformat(v).timestamp() for k, v in
+              (("start", start), ("first", first), ("last", last), ("page0", page0 or first),
+               ("page_n", page_n or first))}  # fmt: skip
+        m["phases_s"] = {
+            "until_first_request": round(at["start"] - m["began"], 2),
+            "sweep_and_checks_until_first_payout": round(at["first"] - at["start"], 2),
+            "ledger_pages_before_first_payout": pages,
+            "first_to_last_ledger_page_asked": round(at["page_n"] - at["page0"], 2),
+            "sending": round(span, 2),
+            "after_last_payout": round(m["ended"] - at["last"], 2),
+        }
     m["created"] = db.execute(
         "SELECT COUNT(*) FROM payouts WHERE run_id=? AND state='created'", (run_id,)
     ).fetchone()[0]
@@ -229,6 +254,7 @@ def main() -> int:
                 "created": known["created"],
                 "requests": known["requests"],
                 "sending_span_s": known.get("sending_span_s"),
+                "phases_s": known.get("phases_s"),
             }
             bodies = work / "bodies.json"
             bodies.write_text(json.dumps(_bodies(work, n)))

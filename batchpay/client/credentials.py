@@ -23,6 +23,11 @@ class Credentials(httpx.Auth):
         """Return ``text`` with every secret of this credential masked."""
         return text
 
+    def static_headers(self) -> dict[str, str] | None:
+        """The headers that prove who we are on every request alike, or None when each
+        request needs its own (a DPoP proof, a token that expires)."""
+        return None
+
 
 class ApiKey(Credentials):
     """An Anton API key (``ak_live_…`` / ``ak_test_…``), sent as ``Authorization: Bearer``.
@@ -60,6 +65,10 @@ class ApiKey(Credentials):
         """Add the bearer header (called by httpx for every request)."""
         request.headers["Authorization"] = f"Bearer {self._secret}"
         yield request
+
+    def static_headers(self) -> dict[str, str]:
+        """The bearer header, the same on every request."""
+        return {"Authorization": f"Bearer {self._secret}"}
 
     def redact(self, text: str) -> str:
         """Return ``text`` with the key replaced by its masked form."""

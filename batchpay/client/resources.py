@@ -114,6 +114,24 @@ class AntonClient(BatchMethods):
         }
         return self._paginate("/v1/payouts", params)
 
+    async def payouts_page(
+        self,
+        *,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        cursor: str | None = None,
+    ) -> ApiResult:
+        """One page (up to 100, newest first) of the payouts created in a window, both
+        bounds inclusive: ``data`` holds the items, ``has_more``/``next_cursor`` the rest.
+
+        The provider's ledger sweep (:mod:`batchpay.ledger`) reads windows side by side.
+        """
+        params = {
+            "created_after": wire.timestamp(created_after),
+            "created_before": wire.timestamp(created_before),
+        }
+        return await self._page("/v1/payouts", params, cursor)
+
     async def cancel_payout(
         self, payout_id: str, idempotency_key: str, reason: str | None = None
     ) -> ApiResult:

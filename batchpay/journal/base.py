@@ -65,13 +65,14 @@ class JournalBase:
         """The journal's clock as an ISO timestamp."""
         return format_ts(self.clock())
 
-    def transaction(self) -> AbstractContextManager[Any]:
+    def transaction(self, *, single: bool = False) -> AbstractContextManager[Any]:
         """A write transaction that takes the database write lock up front.
 
-        Inside :meth:`grouped`, a savepoint in the group's transaction instead.
+        Inside :meth:`grouped`, a savepoint in the group's transaction instead (none for a
+        verb that writes with one ``single`` statement, which undoes itself on failure).
         """
         if self._group is not None:
-            return self._group.write()
+            return self._group.write(single=single)
         return self.db.write_transaction()
 
     @asynccontextmanager

@@ -14,7 +14,7 @@ class CallVerbs(JournalBase):
 
     def record_call(self, run_id: str | None, call: Mapping[str, Any]) -> None:
         """Store one HTTP exchange (no bodies, no secrets)."""
-        with self.transaction() as db:
+        with self.transaction(single=True) as db:
             db.execute(
                 """INSERT INTO api_calls (run_id, started_at, method, path, status, error_code,
                    request_id, idempotency_key, attempt, duration_ms)

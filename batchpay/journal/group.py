@@ -46,12 +46,23 @@ class GroupCommit:
         self._depth = 0
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One verb's writes, inside the group's transaction (its own savepoint)."""
+    def write(self, *, single: bool = False) -> Iterator[sqlite3.Connection]:
+        """One verb's writes, inside the group's transaction (its own savepoint).
+
+        ``single``: the verb writes with one statement, which SQLite undoes by itself
+        when it fails (the transaction stays open): no savepoint is needed.
+        """
         self._raise_if_failed()
         if not self.db.in_transaction:
             self.db.execute("BEGIN IMMEDIATE")
         self._depth += 1
+        if single:
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+                self._schedule()
+            return
         self.db.execute("SAVEPOINT bp_verb")
         try:
             yield self.db

@@ -145,7 +145,7 @@ class PayoutVerbs(JournalBase):
         """
         now = self.now()
         provider = format_ts(provider_at) if provider_at is not None else None
-        with self.transaction() as db:
+        with self.transaction(single=True) as db:
             db.execute(
                 """UPDATE payouts SET first_sent_at=COALESCE(first_sent_at, ?), last_sent_at=?,
                    first_sent_provider_at=COALESCE(first_sent_provider_at, ?),
@@ -202,7 +202,7 @@ class PayoutVerbs(JournalBase):
         self, idempotency_key: str, *, code: str, message: str, request_id: str | None
     ) -> None:
         """The provider definitively refused the payout; nothing was created."""
-        with self.transaction() as db:
+        with self.transaction(single=True) as db:
             db.execute(
                 """UPDATE payouts SET state=?, error_code=?, error_message=?, request_id=?,
                    live_key=NULL, updated_at=? WHERE idempotency_key=?""",
@@ -213,7 +213,7 @@ class PayoutVerbs(JournalBase):
         self, idempotency_key: str, *, code: str, message: str, request_id: str | None
     ) -> None:
         """Retries ran out without an answer: the outcome is unknown until settled."""
-        with self.transaction() as db:
+        with self.transaction(single=True) as db:
             db.execute(
                 """UPDATE payouts SET state=?, error_code=?, error_message=?,
                    request_id=COALESCE(?, request_id), updated_at=?
@@ -223,7 +223,7 @@ class PayoutVerbs(JournalBase):
 
     def note_payout_problem(self, idempotency_key: str, *, code: str, message: str) -> None:
         """Keep a problem a person must see on a created payout (its row needs a person)."""
-        with self.transaction() as db:
+        with self.transaction(single=True) as db:
             db.execute(
                 """UPDATE payouts SET error_code=?, error_message=?, updated_at=?
                    WHERE idempotency_key=?""",

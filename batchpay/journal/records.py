@@ -31,12 +31,13 @@ class Record:
     @classmethod
     def from_row(cls, row: Any) -> Self:
         """The record of one database row (``sqlite3.Row`` or the PostgreSQL row)."""
-        names = _names(cls)
-        values = {k: row[k] for k in row.keys()}  # noqa: SIM118 (a row iterates its values)
-        unknown = set(values) - set(names)
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no field for {sorted(unknown)}")
-        return cls(**values)
+        keys = tuple(row.keys())
+        if (cls, keys) not in _CHECKED:  # a statement's columns, checked once per record
+            unknown = set(keys) - set(_names(cls))
+            if unknown:
+                raise TypeError(f"{cls.__name__} has no field for {sorted(unknown)}")
+            _CHECKED.add((cls, keys))
+        return cls(**dict(zip(keys, row, strict=True)))  # a row iterates its values
 
     @classmethod
     def maybe(cls, row: Any) -> Self | None:
@@ -45,6 +46,7 @@ class Record:
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}
+_CHECKED: set[tuple[type, tuple[str, ...]]] = set()
 
 
 def _names(cls: type) -> tuple[str, ...]:

@@ -11,6 +11,15 @@ from batchpay.errors import JournalError
 from batchpay.journal.base import JournalBase
 from batchpay.journal.locks import LockOwner
 from batchpay.journal.records import PayoutIntent, Row, Run
+from batchpay.journal.states import (
+    CREATED,
+    HELD,
+    IN_FLIGHT_ELSEWHERE,
+    PAYOUT,
+    PLANNED,
+    REJECTED,
+    TERMINAL_STATUSES,
+)
 
 
 class RunExists(JournalError):
@@ -262,13 +271,33 @@ class RunVerbs(JournalBase):
         ).fetchone()
         return Row.maybe(found)
 
+    def has_unfinished_rows(self, run_id: str, *, final_only: bool = False) -> bool:
+        """Whether a row of the run is still to send or settle: planned, waiting for
+        another run's payout, or with an intent neither created nor rejected; with
+        ``final_only``, also a created payout not yet at a final status (one statement,
+        however many rows the run has)."""
+        terminal = sorted(str(s) for s in TERMINAL_STATUSES)
+        sql = """SELECT 1 FROM rows LEFT JOIN payouts p
+                 ON p.idempotency_key = rows.idempotency_key
+                 WHERE rows.run_id = ? AND (rows.state = ?
+                   OR (rows.state = ? AND rows.error_code = ?)
+                   OR (rows.state = ? AND (p.state IS NULL OR p.state NOT IN (?, ?)))"""
+        args: list[Any] = [run_id, str(PLANNED), str(HELD), IN_FLIGHT_ELSEWHERE, str(PAYOUT),
+                           str(CREATED), str(REJECTED)]  # fmt: skip
+        if final_only:
+            marks = ", ".join("?" for _ in terminal)
+            sql += f" OR (p.state = ? AND (p.status IS NULL OR p.status NOT IN ({marks})))"
+            args += [str(CREATED), *terminal]
+        sql += ") LIMIT 1"
+        return self.db.execute(sql, args).fetchone() is not None
+
     def update_row(self, run_id: str, row_number: int, **fields: Any) -> None:
         """Set columns of one row."""
         if not fields:
             return
         fields["updated_at"] = self.now()
         assignments = ", ".join(f"{k}=?" for k in fields)
-        with self.transaction() as db:
+        with self.transaction(single=True) as db:
             db.execute(
                 f"UPDATE rows SET {assignments} WHERE run_id=? AND row_number=?",
                 (*fields.values(), run_id, row_number),

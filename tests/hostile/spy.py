@@ -35,7 +35,8 @@ class RequestSpy:
 
 @contextmanager
 def spy_on_requests() -> Iterator[RequestSpy]:
-    """Record each request every ``httpx.AsyncClient``/``httpx.Client`` sends, then send it."""
+    """Record each request every ``httpx.AsyncClient``/``httpx.Client`` sends (and each the
+    API client hands straight to its network transport), then send it."""
     spy = RequestSpy()
     async_send = httpx.AsyncClient.send
     sync_send = httpx.Client.send
@@ -48,13 +49,25 @@ def spy_on_requests() -> Iterator[RequestSpy]:
         spy.requests.append(request)
         return sync_send(self, request, **kw)
 
+    # The client sends API-key requests over the network straight to its transport,
+    # past httpx's client: watch that seam too (a request takes one path or the other).
+    from batchpay.client.base import BaseClient
+
+    direct_send = BaseClient._send_direct
+
+    async def record_direct(self: BaseClient, request: httpx.Request) -> Any:
+        spy.requests.append(request)
+        return await direct_send(self, request)
+
     httpx.AsyncClient.send = record_async  # type: ignore[method-assign]
     httpx.Client.send = record_sync  # type: ignore[method-assign]
+    BaseClient._send_direct = record_direct  # type: ignore[method-assign]
     try:
         yield spy
     finally:
         httpx.AsyncClient.send = async_send  # type: ignore[method-assign]
         httpx.Client.send = sync_send  # type: ignore[method-assign]
+        BaseClient._send_direct = direct_send  # type: ignore[method-assign]
 
 
 def clean_env(home: Path, **extra: str | None) -> dict[str, str | None]:

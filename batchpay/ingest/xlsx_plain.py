@@ -34,7 +34,8 @@ _CLOSE = b"</sheetData>"
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 # characters XML does not allow (and, in attribute values, those it would turn into spaces)
 _BAD = r"\x00-\x1f\x{FFFE}\x{FFFF}"
-_ROW_ATTRS = rf'(?: {_NAME}(?::{_NAME})?="[^"<&{_BAD}]*")*'
+# no ">" in a value either: the row tags are found again by "<row[^>]*>" below
+_ROW_ATTRS = rf'(?: {_NAME}(?::{_NAME})?="[^"<>&{_BAD}]*")*'
 _ROW_TAG = rf"<row{_ROW_ATTRS}"
 # the text before a row's first cell: any empty rows (<row .../>), then the row's start tag
 _HEAD = rf"^(?:{_ROW_TAG} ?/>)*{_ROW_TAG}>$"

@@ -326,9 +326,10 @@ class _XlsxReader:
             with self.budget.open(self.archive, part) as stream:
                 cut = cut_strings(stream)
             strings = [_unescape_ooxml(t) if "_x" in t else t for t in cut.texts]
+            # parsed even with no items to read: the declaration and root tag must be XML
+            items = "".join(f"<si>{xml}</si>" for xml in cut.others.values())
+            root = defused_fromstring(cut.prologue + f"{items}</sst>".encode(), forbid_dtd=True)
             if cut.others:
-                items = "".join(f"<si>{xml}</si>" for xml in cut.others.values())
-                root = defused_fromstring(f"{cut.root}{items}</sst>", forbid_dtd=True)
                 if root.text or len(root) != len(cut.others):
                     raise NotPlain("items that are not one element each")
                 for at, elem in zip(cut.others, root, strict=True):

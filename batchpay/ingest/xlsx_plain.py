@@ -338,11 +338,15 @@ _STRING = f'^(?:<t(?: xml:space="preserve")?>{_TEXT}</t>|<t/>|)$'
 class PlainStrings:
     """A plain ``sst`` part: each item's text (references resolved, ``_xHHHH_`` left as they
     are), "" where an item is in another shape; those (rich text, phonetic runs) as XML by
-    index, with the part's root start tag to parse them under."""
+    index, with the part's root start tag to parse them under, and the part's text up to
+    and including that tag (its declaration too), which the caller must parse whatever the
+    items: nothing here checks it is well-formed (a root attribute twice, an undeclared prefix,
+    a declaration out of order)."""
 
     texts: list[str]
     root: str
     others: dict[int, str]
+    prologue: bytes
 
 
 def cut_strings(stream: IO[bytes]) -> PlainStrings:
@@ -358,6 +362,7 @@ def cut_strings(stream: IO[bytes]) -> PlainStrings:
     except pl.exceptions.PolarsError as exc:
         raise NotPlain("not UTF-8") from exc
     root = data[head.start(1) : head.end(1)].decode("ascii")
+    prologue = data[: head.end(1)]
     del data
     if body.str.contains("]]>", literal=True).item():
         raise NotPlain("]]> in the text")
@@ -378,4 +383,4 @@ def cut_strings(stream: IO[bytes]) -> PlainStrings:
         text = text.scatter(needs.arg_true(), pl.Series(fixed, dtype=pl.String))
     at = (~simple).arg_true().to_list()
     others = dict(zip(at, items.gather(at).to_list(), strict=True)) if at else {}
-    return PlainStrings(text.to_list(), root, others)
+    return PlainStrings(text.to_list(), root, others, prologue)

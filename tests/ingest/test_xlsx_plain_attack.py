@@ -11,7 +11,12 @@ import pytest
 
 from tests.ingest.helpers import HEADER, MAIN, VALID, col_letter
 from tests.ingest.test_xlsx_oracle import assert_same
-from tests.ingest.test_xlsx_plain import is_plain, workbook
+from tests.ingest.test_xlsx_plain import (
+    _sheet_of_strings,
+    is_plain,
+    strings_are_plain,
+    workbook,
+)
 
 
 def _cells(number: int) -> str:
@@ -48,3 +53,28 @@ def test_hostile_row_tags_read_as_before(name: str) -> None:
     xml = _sheet(ROWS[name])
     assert not is_plain(xml)
     assert assert_same(workbook(xml)) == "read"
+
+
+_ITEMS = "<si><t>a</t></si><si><t>b</t></si>"
+SST = {
+    # with every item plain, nothing parsed the declaration or the root tag: a damaged part
+    # was read where the XML parser refuses the workbook
+    "a root attribute twice": f'<sst xmlns="{MAIN}" count="1" count="2">{_ITEMS}</sst>',
+    "an undeclared prefix on the root": f'<sst xmlns="{MAIN}" x:a="1">{_ITEMS}</sst>',
+    "a prefix with two colons": f'<sst xmlns="{MAIN}" a:b:c="1">{_ITEMS}</sst>',
+    "xmlns declared twice": f'<sst xmlns="{MAIN}" xmlns="{MAIN}">{_ITEMS}</sst>',
+    "the xml prefix rebound": f'<sst xmlns:xml="urn:x">{_ITEMS}</sst>',
+    "a prefix undeclared": f'<sst xmlns="{MAIN}" xmlns:a="">{_ITEMS}</sst>',
+    "a control character in a root attribute": f'<sst xmlns="{MAIN}" a="\x01">{_ITEMS}</sst>',
+    "a declaration out of order": (
+        f'<?xml encoding="UTF-8" version="1.0"?><sst xmlns="{MAIN}">{_ITEMS}</sst>'
+    ),
+    "a declaration that is not one": f'<?xml junk?><sst xmlns="{MAIN}">{_ITEMS}</sst>',
+}
+
+
+@pytest.mark.parametrize("name", sorted(SST))
+def test_damaged_shared_strings_prologues_are_refused_as_before(name: str) -> None:
+    data = workbook(_sheet_of_strings(2), SST[name])
+    assert not strings_are_plain(data)
+    assert assert_same(data) == "refused"

@@ -849,6 +849,9 @@ class _PlainSheetParser(_SheetParser):
         self._drain(parser, declared, rows=False)
         if not declared or not sheet.prefixes <= set(declared):
             raise NotPlain("a namespace prefix that is not declared")
+        # a:x and b:x are one attribute twice when a and b name one namespace (not XML)
+        if len({declared[p] for p in sheet.prefixes}) != len(sheet.prefixes):
+            raise NotPlain("two prefixes of one namespace on the rows")
         elements, last = sheet.elements, sheet.last
         done = -1  # the last element read by the XML parser
         while done < last and (self.header is None or self.tentative is not None):

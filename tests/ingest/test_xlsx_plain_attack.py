@@ -78,3 +78,16 @@ def test_damaged_shared_strings_prologues_are_refused_as_before(name: str) -> No
     data = workbook(_sheet_of_strings(2), SST[name])
     assert not strings_are_plain(data)
     assert assert_same(data) == "refused"
+
+
+def test_one_attribute_twice_through_two_prefixes_is_refused_as_before() -> None:
+    """``a:x`` and ``b:x`` on a row, a and b bound to one namespace: the same attribute
+    twice, which the XML parser refuses; the row tags are checked by name only."""
+    xml = _sheet(f'<row r="3" a:x="1" b:x="2">{_cells(3)}</row>').replace(
+        f'<worksheet xmlns="{MAIN}"', f'<worksheet xmlns="{MAIN}" xmlns:a="urn:u" xmlns:b="urn:u"'
+    )
+    assert not is_plain(xml)
+    assert assert_same(workbook(xml)) == "refused"
+    fine = xml.replace('xmlns:b="urn:u"', 'xmlns:b="urn:v"')
+    assert is_plain(fine)
+    assert assert_same(workbook(fine)) == "read"

@@ -63,6 +63,7 @@ _BROKEN_PACKAGE = (
     NotImplementedError,  # unsupported zip version or compression method
     RuntimeError,  # an encrypted zip member
     OverflowError,
+    LookupError,  # an XML part declaring an encoding Python does not know (expat)
     struct.error,
     zlib.error,
     etree.LxmlError,  # the sheet's parser (lxml); its syntax errors are SyntaxErrors too

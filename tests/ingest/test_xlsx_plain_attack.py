@@ -7,11 +7,17 @@ the XML parser.
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
+from batchpay.errors import InputError
+from batchpay.ingest.xlsx import read_xlsx
 from tests.ingest.helpers import HEADER, MAIN, VALID, col_letter
 from tests.ingest.test_xlsx_oracle import assert_same
 from tests.ingest.test_xlsx_plain import (
+    LAYOUT,
     _sheet_of_strings,
     is_plain,
     strings_are_plain,
@@ -91,3 +97,29 @@ def test_one_attribute_twice_through_two_prefixes_is_refused_as_before() -> None
     fine = xml.replace('xmlns:b="urn:u"', 'xmlns:b="urn:v"')
     assert is_plain(fine)
     assert assert_same(workbook(fine)) == "read"
+
+
+@pytest.mark.parametrize("part", ["sst", "workbook", "styles"])
+def test_an_unknown_encoding_is_refused_not_a_crash(part: str) -> None:
+    """A part declaring an encoding Python does not know: not plain, and the XML parser's
+    LookupError was a traceback (in the old reader too); now the workbook is refused as
+    damaged."""
+    declaration = '<?xml version="1.0" encoding="UT8"?>'
+    sst = f'<sst xmlns="{MAIN}">{_ITEMS}</sst>'
+    data = workbook(_sheet_of_strings(2), declaration + sst if part == "sst" else sst)
+    if part != "sst":
+        name = "xl/workbook.xml" if part == "workbook" else "xl/styles.xml"
+        buffer = io.BytesIO()
+        with (
+            zipfile.ZipFile(io.BytesIO(data)) as source,
+            zipfile.ZipFile(buffer, "w") as target,
+        ):
+            for info in source.infolist():
+                text = source.read(info)
+                if info.filename == name:
+                    text = declaration.encode() + text.split(b"?>", 1)[-1]
+                target.writestr(info, text)
+        data = buffer.getvalue()
+    with pytest.raises(InputError) as refused:
+        read_xlsx(data, LAYOUT)
+    assert refused.value.code == "corrupt_xlsx"

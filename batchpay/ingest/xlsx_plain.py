@@ -62,7 +62,10 @@ _CELL_SCHEMA = {
 }
 _REFERENCE = re.compile(r"&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(amp|lt|gt|quot|apos));")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
-_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^?>]*?encoding=["']([^"']*)["']""")
+# XML allows spaces around the "=": encoding = "latin1" is a declaration all the same
+_ENCODING = re.compile(
+    rb"""^(?:\xef\xbb\xbf)?<\?xml[^?>]*?encoding[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']"""
+)
 
 
 class NotPlain(Exception):
@@ -124,6 +127,9 @@ def _check_prefix(prefix: bytes) -> None:
     declared = _ENCODING.match(prefix)
     if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
         raise NotPlain("not UTF-8")
+    head = prefix.lstrip(b"\xef\xbb\xbf")
+    if not declared and head.startswith(b"<?xml") and b"encoding" in head.split(b"?>", 1)[0]:
+        raise NotPlain("an encoding declared in a shape not read here")  # the rows are UTF-8
     start = prefix.find(b"?>") + 2 if prefix.lstrip(b"\xef\xbb\xbf").startswith(b"<?") else 0
     if b"<!" in prefix or b"<?" in prefix[start:]:
         raise NotPlain("a DTD, comment, CDATA or processing instruction before the rows")

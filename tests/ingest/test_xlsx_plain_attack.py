@@ -123,3 +123,28 @@ def test_an_unknown_encoding_is_refused_not_a_crash(part: str) -> None:
     with pytest.raises(InputError) as refused:
         read_xlsx(data, LAYOUT)
     assert refused.value.code == "corrupt_xlsx"
+
+
+LATIN1 = [
+    '<?xml version="1.0" encoding = "ISO-8859-1"?>',
+    '<?xml version="1.0" encoding ="latin1"?>',
+    "<?xml version='1.0' encoding= 'windows-1252'?>",
+]
+
+
+@pytest.mark.parametrize("declaration", LATIN1)
+def test_an_encoding_declared_with_spaces_is_not_read_as_utf8(declaration: str) -> None:
+    """``encoding = "latin1"`` (XML allows spaces around =) escaped the UTF-8 check: the
+    rows were cut as UTF-8 where the XML parser decodes Latin-1, so the bytes of "Müller"
+    read "Müller" instead of "MÃ¼ller" — a name not the one the file holds."""
+    last = HEADER.index("Last Name")
+    cell = f'<c r="{col_letter(last)}3" t="inlineStr"><is><t>Müller</t></is></c>'
+    cells = _cells(3).split("</c>")
+    cells[last] = cell.removesuffix("</c>")
+    xml = declaration + _sheet(f'<row r="3">{"</c>".join(cells)}</row>')
+    assert not is_plain(xml)
+    assert assert_same(workbook(xml)) == "read"
+    sst = declaration + f'<sst xmlns="{MAIN}"><si><t>Müller</t></si><si><t>b</t></si></sst>'
+    data = workbook(_sheet_of_strings(2), sst)
+    assert not strings_are_plain(data)
+    assert assert_same(data) == "read"

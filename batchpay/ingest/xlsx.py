@@ -908,6 +908,8 @@ class _PlainSheetParser(_SheetParser):
         with_cells = rows.filter(pl.col("i").is_not_null())
         numbers = numbers.scatter(with_cells["i"], with_cells["number"])
         cells = cells.with_columns(row=numbers.gather(cells["i"]))
+        if cells["row"].null_count():  # after the last </row>, in sheetData itself
+            raise NotPlain("a cell outside any row")
         same_row = pl.col("i") == pl.col("i").shift(1)
         if cells.select((same_row & (pl.col("col") <= pl.col("col").shift(1))).any()).item():
             raise NotPlain("cells out of order")

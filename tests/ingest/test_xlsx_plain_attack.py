@@ -148,3 +148,24 @@ def test_an_encoding_declared_with_spaces_is_not_read_as_utf8(declaration: str) 
     data = workbook(_sheet_of_strings(2), sst)
     assert not strings_are_plain(data)
     assert assert_same(data) == "read"
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [
+        '<c r="A9" t="e"><v>#N/A</v></c>',
+        f'<c r="{col_letter(HEADER.index("Amount"))}9"><v>12</v></c>',
+        '<row r="9"/><c r="A9"><v>0012</v></c>',
+        '<c r="A9"><f>1</f><v>2</v></c>',
+    ],
+)
+def test_a_cell_outside_any_row_is_not_plain(stray: str) -> None:
+    """A cell after the last </row>, in sheetData itself, was checked with no row: issues
+    and a numeric amount for row None. It is left to the XML parser, which passes over a
+    cell outside a row (the old reader gave its issues to the row before it)."""
+    xml = _sheet(f'<row r="3">{_cells(3)}</row>').replace("</sheetData>", f"{stray}</sheetData>")
+    assert not is_plain(xml)
+    table = read_xlsx(workbook(xml), LAYOUT)
+    assert all(issue.row is not None for issue in table.issues)
+    assert None not in table.numeric_amounts
+    assert table.frame.height == 2

@@ -63,6 +63,7 @@ _BROKEN_PACKAGE = (
     NotImplementedError,  # unsupported zip version or compression method
     RuntimeError,  # an encrypted zip member
     OverflowError,
+    LookupError,  # an XML part declaring an encoding Python does not know (expat)
     struct.error,
     zlib.error,
     etree.LxmlError,  # the sheet's parser (lxml); its syntax errors are SyntaxErrors too
@@ -326,9 +327,10 @@ class _XlsxReader:
             with self.budget.open(self.archive, part) as stream:
                 cut = cut_strings(stream)
             strings = [_unescape_ooxml(t) if "_x" in t else t for t in cut.texts]
+            # parsed even with no items to read: the declaration and root tag must be XML
+            items = "".join(f"<si>{xml}</si>" for xml in cut.others.values())
+            root = defused_fromstring(cut.prologue + f"{items}</sst>".encode(), forbid_dtd=True)
             if cut.others:
-                items = "".join(f"<si>{xml}</si>" for xml in cut.others.values())
-                root = defused_fromstring(f"{cut.root}{items}</sst>", forbid_dtd=True)
                 if root.text or len(root) != len(cut.others):
                     raise NotPlain("items that are not one element each")
                 for at, elem in zip(cut.others, root, strict=True):
@@ -848,6 +850,9 @@ class _PlainSheetParser(_SheetParser):
         self._drain(parser, declared, rows=False)
         if not declared or not sheet.prefixes <= set(declared):
             raise NotPlain("a namespace prefix that is not declared")
+        # a:x and b:x are one attribute twice when a and b name one namespace (not XML)
+        if len({declared[p] for p in sheet.prefixes}) != len(sheet.prefixes):
+            raise NotPlain("two prefixes of one namespace on the rows")
         elements, last = sheet.elements, sheet.last
         done = -1  # the last element read by the XML parser
         while done < last and (self.header is None or self.tentative is not None):
@@ -903,6 +908,8 @@ class _PlainSheetParser(_SheetParser):
         with_cells = rows.filter(pl.col("i").is_not_null())
         numbers = numbers.scatter(with_cells["i"], with_cells["number"])
         cells = cells.with_columns(row=numbers.gather(cells["i"]))
+        if cells["row"].null_count():  # after the last </row>, in sheetData itself
+            raise NotPlain("a cell outside any row")
         same_row = pl.col("i") == pl.col("i").shift(1)
         if cells.select((same_row & (pl.col("col") <= pl.col("col").shift(1))).any()).item():
             raise NotPlain("cells out of order")

@@ -34,7 +34,8 @@ _CLOSE = b"</sheetData>"
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 # characters XML does not allow (and, in attribute values, those it would turn into spaces)
 _BAD = r"\x00-\x1f\x{FFFE}\x{FFFF}"
-_ROW_ATTRS = rf'(?: {_NAME}(?::{_NAME})?="[^"<&{_BAD}]*")*'
+# no ">" in a value either: the row tags are found again by "<row[^>]*>" below
+_ROW_ATTRS = rf'(?: {_NAME}(?::{_NAME})?="[^"<>&{_BAD}]*")*'
 _ROW_TAG = rf"<row{_ROW_ATTRS}"
 # the text before a row's first cell: any empty rows (<row .../>), then the row's start tag
 _HEAD = rf"^(?:{_ROW_TAG} ?/>)*{_ROW_TAG}>$"
@@ -61,7 +62,10 @@ _CELL_SCHEMA = {
 }
 _REFERENCE = re.compile(r"&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(amp|lt|gt|quot|apos));")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
-_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^?>]*?encoding=["']([^"']*)["']""")
+# XML allows spaces around the "=": encoding = "latin1" is a declaration all the same
+_ENCODING = re.compile(
+    rb"""^(?:\xef\xbb\xbf)?<\?xml[^?>]*?encoding[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']"""
+)
 
 
 class NotPlain(Exception):
@@ -123,6 +127,9 @@ def _check_prefix(prefix: bytes) -> None:
     declared = _ENCODING.match(prefix)
     if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
         raise NotPlain("not UTF-8")
+    head = prefix.lstrip(b"\xef\xbb\xbf")
+    if not declared and head.startswith(b"<?xml") and b"encoding" in head.split(b"?>", 1)[0]:
+        raise NotPlain("an encoding declared in a shape not read here")  # the rows are UTF-8
     start = prefix.find(b"?>") + 2 if prefix.lstrip(b"\xef\xbb\xbf").startswith(b"<?") else 0
     if b"<!" in prefix or b"<?" in prefix[start:]:
         raise NotPlain("a DTD, comment, CDATA or processing instruction before the rows")
@@ -337,11 +344,15 @@ _STRING = f'^(?:<t(?: xml:space="preserve")?>{_TEXT}</t>|<t/>|)$'
 class PlainStrings:
     """A plain ``sst`` part: each item's text (references resolved, ``_xHHHH_`` left as they
     are), "" where an item is in another shape; those (rich text, phonetic runs) as XML by
-    index, with the part's root start tag to parse them under."""
+    index, with the part's root start tag to parse them under, and the part's text up to
+    and including that tag (its declaration too), which the caller must parse whatever the
+    items: nothing here checks it is well-formed (a root attribute twice, an undeclared prefix,
+    a declaration out of order)."""
 
     texts: list[str]
     root: str
     others: dict[int, str]
+    prologue: bytes
 
 
 def cut_strings(stream: IO[bytes]) -> PlainStrings:
@@ -357,6 +368,7 @@ def cut_strings(stream: IO[bytes]) -> PlainStrings:
     except pl.exceptions.PolarsError as exc:
         raise NotPlain("not UTF-8") from exc
     root = data[head.start(1) : head.end(1)].decode("ascii")
+    prologue = data[: head.end(1)]
     del data
     if body.str.contains("]]>", literal=True).item():
         raise NotPlain("]]> in the text")
@@ -377,4 +389,4 @@ def cut_strings(stream: IO[bytes]) -> PlainStrings:
         text = text.scatter(needs.arg_true(), pl.Series(fixed, dtype=pl.String))
     at = (~simple).arg_true().to_list()
     others = dict(zip(at, items.gather(at).to_list(), strict=True)) if at else {}
-    return PlainStrings(text.to_list(), root, others)
+    return PlainStrings(text.to_list(), root, others, prologue)

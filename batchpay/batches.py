@@ -45,7 +45,7 @@ from batchpay.errors import (
     TransportError,
     UnexpectedAnswer,
 )
-from batchpay.journal import CREATED, Journal, dumps_body
+from batchpay.journal import CREATED, Journal, dumps_body, parse_ts
 from batchpay.journal.batches import (
     BATCHED,
     CONFIRMED,
@@ -488,6 +488,8 @@ class _BatchRun:
             )
         if plan.valid_rows == 0:
             return False
+        if not await self._visible_to_other_homes(batch_id, batch):
+            return False  # the run's time ran out first: the same command confirms later
         if await self._paid_meanwhile(batch_id):
             return await self._replan()
         # The key is fixed in the journal before the confirm leaves.
@@ -570,6 +572,24 @@ class _BatchRun:
         await self.client.cancel_batch(batch_id, f"bpx1-{batch_id}")
         self.journal.update_batch(self.run_id, state=ENDED, detail=message)
         self.journal.end_batch_rows(self.run_id, code=code, message=message, replan=replan)
+
+    async def _visible_to_other_homes(self, batch_id: str, batch: Mapping[str, Any]) -> bool:
+        """Wait until a per-row run in another home can no longer send a payout it decided
+        on before this batch existed (``ledger.FOREIGN_BATCH_GUARD`` of the provider's time
+        after the batch was created), so the last sweep before confirming lists it. A run
+        that looked later sees this batch open and holds its rows. False when the run's
+        time ran out first."""
+        try:
+            created = parse_ts(str(batch.get("created_at")))
+        except ValueError:
+            created = self.conn.provider_clock.now()  # undated: wait the whole guard from now
+        clock = self.conn.provider_clock
+        while (left := (created + ledger.FOREIGN_BATCH_GUARD - clock.now()).total_seconds()) > 0:
+            if time.monotonic() > self.deadline:
+                return False
+            await self.how.sleep(min(left, self.how.poll_seconds))
+            await self.client.get_batch(batch_id)  # its Date keeps the provider's clock fresh
+        return True
 
     async def _paid_meanwhile(self, batch_id: str) -> bool:
         """Just before confirming, the provider's ledger again: did another journal pay one

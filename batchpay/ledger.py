@@ -44,6 +44,14 @@ from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 METADATA_KEY = "batchpay_key"
 _KEY_RE = re.compile(r"^bp1-([0-9a-f]{40})-([1-9][0-9]{0,8})$")
 OVERLAP = timedelta(minutes=1)
+# A per-row run asks for other homes' open batches before each payout, reusing an answer
+# for at most this long (ForeignBatchWatch).
+FOREIGN_BATCH_INTERVAL = 0.25
+# How long after a batch is created a payout may still reach the provider from a per-row
+# run whose last look came just before the batch existed: the reused answer's age, the
+# journal write, the rate limiter's wait and two round trips, with room to spare. A batch
+# is not confirmed before its last sweep can list such a payout (batchpay.batches).
+FOREIGN_BATCH_GUARD = timedelta(seconds=5)
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
@@ -556,7 +564,12 @@ class ForeignBatchWatch:
     """
 
     def __init__(
-        self, client: _BatchLister, journal: Journal, *, since: datetime, interval: float = 0.25
+        self,
+        client: _BatchLister,
+        journal: Journal,
+        *,
+        since: datetime,
+        interval: float = FOREIGN_BATCH_INTERVAL,
     ) -> None:
         self.client = client
         self.journal = journal

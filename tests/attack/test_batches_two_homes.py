@@ -108,3 +108,46 @@ async def test_rows_are_held_while_another_homes_batch_is_open(
     rb2 = await pipeline.run_async(f, **run_kwargs(sandbox, b, tmp_path / "b"))
     assert _live(sandbox) == {r["reference"]: 1 for r in rows}
     assert {r.outcome for r in rb2.report.rows} == {"already_paid"}
+
+
+async def test_a_batch_is_not_confirmed_while_payouts_sent_without_seeing_it_can_arrive(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Home B looked for open batches just before home A uploaded its batch, so B sends;
+    B's payouts reach the provider only after A's batch was validated. A waits
+    ``FOREIGN_BATCH_GUARD`` of the provider's time after creating the batch before the
+    last sweep ahead of its confirmation, so that sweep lists B's payouts: A's batch is
+    cancelled unconfirmed and each row is paid once, by B, with nothing to cancel."""
+    rows = [payee(i) for i in range(4)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    a = sandbox_settings(tmp_path / "a")
+    b = sandbox_settings(tmp_path / "b")
+    held = _HeldCreates(sandbox.transport())
+    kb = run_kwargs(sandbox, b, tmp_path / "b")
+    kb["transport"] = held
+    run_b = asyncio.create_task(pipeline.run_async(f, **kb))
+    for _ in range(200):  # B has swept, found no open batch, and is sending
+        await asyncio.sleep(0)
+
+    async def sleep(seconds: float) -> None:
+        # B's requests arrive once A's batch could be confirmed (or, without the wait,
+        # after it was)
+        past = {"validated", "confirmed", "processing", "completed"}
+        if not held.go.is_set() and any(x["status"] in past for x in sandbox.batches()):
+            held.go.set()
+            for _ in range(300):  # B's requests through its journal and client
+                if run_b.done():
+                    break
+                await asyncio.sleep(0.01)
+        await sandbox.advance(1)
+
+    ra = await pipeline.run_async(
+        f, submission=Batches(confirm=True, sleep=sleep), **run_kwargs(sandbox, a, tmp_path / "a")
+    )
+    rb = await run_b
+    assert _live(sandbox) == {r["reference"]: 1 for r in rows}
+    assert [p for p in sandbox.ledger() if p["status"] == "cancelled"] == []
+    assert all(p.get("batch_id") is None for p in sandbox.ledger())  # B's, none of A's batch
+    assert [x["status"] for x in sandbox.batches()] == ["cancelled"]
+    assert rb.exit_code == 0
+    assert {r.outcome for r in ra.report.rows} == {"already_paid"}

@@ -226,9 +226,11 @@ class Resolver:
         return rec is not None and rec["state"] == CREATED
 
     def remember_known(self, refs: set[str]) -> None:
-        """Note which beneficiaries existed before this run (call once at the start)."""
+        """Note which beneficiaries existed before this run (call once at the start): one
+        set-based journal query, the same answer as :meth:`is_known` for each."""
+        known = self.journal.known_beneficiaries(self.environment, refs)
         for ref in refs:
-            self._known_before[ref] = self.is_known(ref)
+            self._known_before[ref] = ref in known
 
     async def resolve(self, row: Mapping[str, str]) -> Destination:
         """The beneficiary and instrument ids for ``row``, creating them if needed.

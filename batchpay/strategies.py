@@ -124,10 +124,17 @@ class _PerRowRun:
         self.batch_watch: ledger.ForeignBatchWatch | None = None
         # A resumed run may be fed a re-saved copy whose rows moved: journal rows are
         # matched to the file's rows by business identity and content, never by number.
+        # Keys and content hashes on whole columns (the planner's own, oracle-tested against
+        # the per-row functions), so no row is hashed again in Python while sending.
         self.by_key: dict[str, Mapping[str, Any]] = {}
-        for valid in checked.valid_rows.values():
-            key = dedupe.row_key(self.env, str(valid["reference"]), str(valid["beneficiary_ref"]))
-            self.by_key.setdefault(key, valid)
+        self.hash_by_key: dict[str, str] = {}
+        valid = checked.result.valid
+        keys = dedupe.row_keys(valid, self.env).to_list()
+        hashes = checked.valid_hashes.to_list()
+        for key, content_hash, row in zip(keys, hashes, checked.valid_rows.values(), strict=True):
+            if key not in self.by_key:
+                self.by_key[key] = row
+                self.hash_by_key[key] = content_hash
 
     def _tick(self) -> None:
         self.done += 1
@@ -229,7 +236,7 @@ class _PerRowRun:
         """Resolve one row's destination and submit its payout; record why if it cannot be."""
         number = int(r.row_number)
         row = self.by_key.get(str(r.row_key))
-        if row is None or dedupe.row_content_hash(row) != r.content_hash:
+        if row is None or self.hash_by_key.get(str(r.row_key)) != r.content_hash:
             self._set(
                 number,
                 state=HELD,

@@ -40,6 +40,8 @@ _PAGE_SIZE: Final = 100
 # One logger for the whole client: operators filter on "batchpay.client".
 log = logging.getLogger("batchpay.client")
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_DIRECT_URLS_KEPT: Final = 64
+"""Paths whose parsed URL the direct hand-off keeps (a run asks a few paths many times)."""
 
 
 class _NoCookies(httpx.Cookies):
@@ -122,6 +124,8 @@ class BaseClient:
         static = credentials.static_headers()
         self._direct = network if static is not None else None
         self._direct_base = str(self._http.base_url).rstrip("/")
+        # Parsed once per path (a run posts to one path thousands of times); URLs are immutable.
+        self._direct_urls: dict[str, httpx.URL] = {}
         self._direct_headers = {**self._http.headers, **(static or {})}
         self._direct_extensions = {"timeout": self._http.timeout.as_dict()}
 
@@ -219,7 +223,7 @@ class BaseClient:
                 if self._direct is not None:
                     request = httpx.Request(
                         method,
-                        self._direct_base + path,
+                        self._direct_url(path),
                         params=params,
                         headers={**self._direct_headers, **headers, "X-Request-ID": request_id},
                         content=content,
@@ -254,6 +258,14 @@ class BaseClient:
         if response is not None and not response.is_success:
             error = self._api_error(response, request_id)
         return _Attempt(response, error, request_id, started_at, duration_ms)
+
+    def _direct_url(self, path: str) -> httpx.URL:
+        url = self._direct_urls.get(path)
+        if url is None:
+            url = httpx.URL(self._direct_base + path)
+            if len(self._direct_urls) < _DIRECT_URLS_KEPT:  # the first few paths, not every id
+                self._direct_urls[path] = url
+        return url
 
     async def _send_direct(self, request: httpx.Request) -> httpx.Response:
         """Hand a request to the network transport (the seam tests watch, as they watch

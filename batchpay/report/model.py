@@ -610,9 +610,21 @@ def _tally(rows: Iterable[ReportRow]) -> Tally:
     return Tally(len(amounts), _exact_sum(amounts))
 
 
+# Up to this many digits an amount already at its currency's scale is written as it is
+# (quantize would return it unchanged; beyond the context's precision it raises instead).
+_EXACT_DIGITS = 28
+
+
+def _at_scale(amount: Decimal, currency: str) -> bool:
+    """Whether ``amount`` is written with exactly its currency's decimals (the usual case:
+    no quantize needed to show it)."""
+    _, digits, exponent = amount.as_tuple()
+    return exponent == -currency_scale(currency) and len(digits) <= _EXACT_DIGITS
+
+
 def _amount_scale(amount: Decimal, currency: str) -> int:
     """Decimals to show: the currency's, or more when the amount has more (never round)."""
-    if fits_scale(amount, currency):
+    if _at_scale(amount, currency) or fits_scale(amount, currency):
         return currency_scale(currency)
     exponent = amount.normalize().as_tuple().exponent
     assert isinstance(exponent, int)
@@ -621,6 +633,8 @@ def _amount_scale(amount: Decimal, currency: str) -> int:
 
 def _amount_text(amount: Decimal, currency: str) -> str:
     """Plain decimal string at the currency's scale; more digits rather than rounding."""
+    if _at_scale(amount, currency):
+        return f"{amount:f}"
     if fits_scale(amount, currency):
         return format_amount(amount, currency)
     return f"{amount.normalize():f}"

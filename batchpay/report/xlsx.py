@@ -198,6 +198,11 @@ def _write_xlsx(
         _splice_rows(package, rows_ws.path.lstrip("/"), body, path)
 
 
+# deflate's fastest level for the Rows sheet (most of a report's bytes): the same cells, a
+# package about a fifth larger, compressed in a third of the time of the default level 6.
+_ROWS_DEFLATE_LEVEL = 1
+
+
 def _splice_rows(package: io.BytesIO, member: str, body: IO[bytes], path: Path) -> None:
     """Copy the package to ``path``, the data rows written into ``member``'s sheetData."""
     with (
@@ -217,6 +222,7 @@ def _splice_rows(package: io.BytesIO, member: str, body: IO[bytes], path: Path) 
                 tail = sep + tail
             entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
             entry.compress_type = zipfile.ZIP_DEFLATED
+            entry._compresslevel = _ROWS_DEFLATE_LEVEL  # type: ignore[attr-defined]
             with target.open(entry, "w", force_zip64=True) as out:
                 out.write(head)
                 shutil.copyfileobj(body, out, 1 << 20)

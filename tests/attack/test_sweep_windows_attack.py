@@ -8,6 +8,7 @@ pays them again. Judged by the sandbox's ledger.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -244,3 +245,76 @@ async def test_a_list_that_repeats_its_cursor_fails_the_sweep(tmp_path: Path) ->
             await ledger.sweep(lister, j, ENV, provider_clock=clock)  # type: ignore[arg-type]
         assert err.value.code == "invalid_pagination"
         assert j.ledger_high_water(ENV) is None
+
+
+class _BatchDoneBetween(httpx.AsyncBaseTransport):
+    """Home A's transport: its batch look-up (asked beside the sweep) is answered after the
+    sweep's first page, and meanwhile the provider finishes another home's batch (time
+    passes: the batch's remaining steps fall due)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.inner = sb.transport()
+        self.pages = 0
+        self.moved = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/v1/batches" and not self.moved:
+            for _ in range(1000):  # until the sweep's first page has been answered
+                if self.pages:
+                    break
+                await asyncio.sleep(0)
+            self.moved = True
+            self.sb.clock.advance(1)  # B's batch is processed meanwhile
+        response = await self.inner.handle_async_request(request)
+        if request.method == "GET" and request.url.path == "/v1/payouts":
+            self.pages += 1
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_another_homes_batch_that_ends_between_the_sweep_and_the_look_up(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """B's batch is confirmed and processing when A's sweep reads its first page (no
+    payouts yet); it has ended when A's look-up beside the sweep is answered (not open). A
+    saw neither, and its per-row payouts are not refused: the batch made them under no
+    idempotency key. B confirmed more than a minute before, so A's after-run look (batches
+    created since its sweep) missed it too: rows were paid twice. Fixed: the look-up is
+    answered before the sweep's first page is asked."""
+    from batchpay.batches import Batches
+
+    rows = [payee(i) for i in range(3)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    a = sandbox_settings(tmp_path / "a")
+    b = sandbox_settings(tmp_path / "b")
+    go = asyncio.Event()
+
+    async def b_sleep(seconds: float) -> None:
+        if any(x["status"] in ("confirmed", "processing") for x in sandbox.batches()):
+            await go.wait()  # B's process is slow to poll again
+        await sandbox.advance(1)
+
+    run_b = asyncio.create_task(
+        pipeline.run_async(
+            f,
+            submission=Batches(confirm=True, sleep=b_sleep),
+            **run_kwargs(sandbox, b, tmp_path / "b"),
+        )
+    )
+    for _ in range(2000):
+        if any(x["status"] == "confirmed" for x in sandbox.batches()):
+            break
+        await asyncio.sleep(0)
+    assert [x["status"] for x in sandbox.batches()] == ["confirmed"]
+    assert sandbox.ledger() == []
+    sandbox.clock.advance(120)  # B confirmed a while ago; the provider takes its time
+    ka = run_kwargs(sandbox, a, tmp_path / "a", skip_balance_check=True)
+    ka["transport"] = _BatchDoneBetween(sandbox)
+    await pipeline.run_async(f, **ka)
+    go.set()
+    await run_b
+    live = Counter(p["reference"] for p in sandbox.ledger() if p["status"] != "cancelled")
+    assert live == {r["reference"]: 1 for r in rows}, live

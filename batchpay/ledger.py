@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from batchpay.clocks import ProviderClock
@@ -161,6 +161,7 @@ class _Window:
     lo: datetime | None
     hi: str | None
     cursor: str | None = None
+    cursors: frozenset[str] = frozenset()  # the cursors this window was read on from
 
 
 @runtime_checkable
@@ -245,7 +246,17 @@ class _Reader:
             self.take(payout)
         if not page.has_more:
             return []
-        more = _Window(w.lo, w.hi, page.next_cursor)
+        if page.next_cursor in w.cursors or page.next_cursor == w.cursor:
+            from batchpay.errors import ApiError
+
+            raise ApiError(
+                "GET /v1/payouts: the list says has_more but gives no new next_cursor",
+                status=page.status,
+                code="invalid_pagination",
+                request_id=page.request_id,
+            )
+        seen = w.cursors | {w.cursor} if w.cursor is not None else w.cursors
+        more = _Window(w.lo, w.hi, page.next_cursor, seen)
         top = _ts(items[0].get("created_at")) if items else None
         oldest = _ts(items[-1].get("created_at")) if items else None
         if top is None or oldest is None or oldest >= top:
@@ -265,7 +276,9 @@ class _Reader:
         if not points:
             return [more]
         bounds = [w.lo, *points]
-        highs = [_iso_at(p) for p in points] + [str(items[-1]["created_at"])]
+        # The last window ends where the oldest payout's shown instant ends: a provider that
+        # keeps finer time than it shows holds the rest of that instant after its start.
+        highs = [_iso_at(p) for p in points] + [_end_of(str(items[-1]["created_at"]))]
         return [_Window(lo, hi) for lo, hi in zip(bounds, highs, strict=True)]
 
 
@@ -313,15 +326,29 @@ def _ts(value: object) -> datetime | None:
         return None
 
 
+def _end_of(shown: str) -> str:
+    """The last microsecond of the instant ``shown`` names at its own precision (the end of
+    its second for ``…:05Z``, of its millisecond for ``…:05.123Z``), as a window bound."""
+    m = re.match(r"^[^.]*T[0-9:]+(?:\.([0-9]*))?(?:[Zz]|[+-][0-9:]+)$", shown)
+    at = _ts(shown)
+    if m is None or at is None:
+        return shown
+    digits = len(m.group(1) or "")
+    if digits >= 6:
+        return _iso(at)
+    return _iso(at + timedelta(microseconds=10 ** (6 - digits) - 1))
+
+
 def _iso_at(dt: datetime) -> str:
-    """A window bound, written as the provider writes its timestamps."""
+    """A window bound, written as the provider writes its timestamps (in UTC)."""
     if dt.microsecond:
         return _iso(dt)
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A UTC timestamp to the microsecond; ``dt`` may be at any offset."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, Any] | None:

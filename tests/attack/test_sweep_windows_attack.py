@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,10 @@ import httpx
 import pytest
 
 from batchpay import ledger, pipeline
-from batchpay.client import AntonClient, ApiKey, RateLimiter, RetryPolicy, set_testing
+from batchpay.client import AntonClient, ApiKey, RateLimiter, RetryPolicy
 from batchpay.clocks import ProviderClock
 from batchpay.journal import Journal
-from batchpay.sandbox import Sandbox, SandboxConfig
+from batchpay.sandbox import Sandbox
 from batchpay.sandbox.bank.paging import Page, page_of
 from batchpay.sandbox.bank.payouts import Payouts
 from batchpay.testing import sandbox_settings
@@ -36,19 +35,11 @@ ENV = "sandbox:test"
 BASE = "http://sandbox.local"
 
 
-@pytest.fixture(autouse=True)
-def _no_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
-
-
 @pytest.fixture
-async def sb() -> AsyncIterator[Sandbox]:
-    box = Sandbox(SandboxConfig(manual_clock=True, rate_limit_per_minute=None))
-    box.set_balance("GBP", "100000000.00")
-    yield box
-    await box.aclose()
+def sb(sandbox: Sandbox) -> Sandbox:
+    """The root's manual-clock sandbox, with money for every payout."""
+    sandbox.set_balance("GBP", "100000000.00")
+    return sandbox
 
 
 def _finer_filters(monkeypatch: pytest.MonkeyPatch) -> None:

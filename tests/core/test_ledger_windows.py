@@ -8,7 +8,7 @@ payouts made while the sweep runs, and faults (5xx, 429, lost answers) on its pa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from batchpay import ledger
 from batchpay.client import AntonClient, ApiKey, RateLimiter, RetryPolicy, set_testing
 from batchpay.clocks import ProviderClock
 from batchpay.journal import Journal
-from batchpay.sandbox import Sandbox, SandboxConfig
+from batchpay.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 ENV = "sandbox:test"
@@ -67,12 +67,10 @@ def _no_waits() -> Iterator[None]:
 
 
 @pytest.fixture
-async def sb() -> AsyncIterator[Sandbox]:
+def sb(sandbox: Sandbox) -> Sandbox:
     """A sandbox on a manual clock with money for every payout."""
-    box = Sandbox(SandboxConfig(manual_clock=True, rate_limit_per_minute=None))
-    box.set_balance("GBP", "100000000.00")
-    yield box
-    await box.aclose()
+    sandbox.set_balance("GBP", "100000000.00")
+    return sandbox
 
 
 def _client(sb: Sandbox, transport: httpx.AsyncBaseTransport) -> AntonClient:

@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_validate import generate  # noqa: E402  (the generator lives beside this script)
 
+from batchpay.ingest.canonical import column_letter  # noqa: E402
+
 BASELINES = {
     "csv": "import sys, polars; polars.read_csv(sys.argv[1])",
     "xlsx": "import sys, fastexcel; fastexcel.read_excel(sys.argv[1]).load_sheet(0).to_polars()",
@@ -96,18 +98,10 @@ def excel_from_csv(csv_path: Path, xlsx_path: Path) -> None:
     width = len(frame.columns)
     index: dict[str, int] = {}
 
-    def letter(col: int) -> str:
-        out = ""
-        col += 1
-        while col:
-            col, rest = divmod(col - 1, 26)
-            out = chr(65 + rest) + out
-        return out
-
     rows = []
     for n, values in enumerate([tuple(frame.columns), *frame.iter_rows()], start=1):
         cells = "".join(
-            f'<c r="{letter(i)}{n}" s="1" t="s"><v>{index.setdefault(v, len(index))}</v></c>'
+            f'<c r="{column_letter(i)}{n}" s="1" t="s"><v>{index.setdefault(v, len(index))}</v></c>'
             for i, v in enumerate(values)
             if v
         )

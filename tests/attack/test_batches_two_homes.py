@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,6 +43,16 @@ class _HeldCreates(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+def _home_b_sending_held(
+    sandbox: Sandbox, tmp_path: Path, f: Path
+) -> tuple[_HeldCreates, asyncio.Task[Any]]:
+    """Home B's per-row run of ``f``, started; its payout requests wait for ``held.go``."""
+    held = _HeldCreates(sandbox.transport())
+    kb = run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b")
+    kb["transport"] = held
+    return held, asyncio.create_task(pipeline.run_async(f, **kb))
+
+
 def _batches(sb: Sandbox) -> Batches:
     async def advance(seconds: float) -> None:
         await sb.advance(1)
@@ -59,11 +70,7 @@ async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_tw
     rows = [payee(i) for i in range(4)]
     f = write_csv(tmp_path / "p.csv", rows)
     a = sandbox_settings(tmp_path / "a")
-    b = sandbox_settings(tmp_path / "b")
-    held = _HeldCreates(sandbox.transport())
-    kb = run_kwargs(sandbox, b, tmp_path / "b")
-    kb["transport"] = held
-    run_b = asyncio.create_task(pipeline.run_async(f, **kb))
+    held, run_b = _home_b_sending_held(sandbox, tmp_path, f)
     for _ in range(200):  # B has swept the (empty) ledger and is sending
         await asyncio.sleep(0)
     ra = await pipeline.run_async(
@@ -121,11 +128,7 @@ async def test_a_batch_is_not_confirmed_while_payouts_sent_without_seeing_it_can
     rows = [payee(i) for i in range(4)]
     f = write_csv(tmp_path / "p.csv", rows)
     a = sandbox_settings(tmp_path / "a")
-    b = sandbox_settings(tmp_path / "b")
-    held = _HeldCreates(sandbox.transport())
-    kb = run_kwargs(sandbox, b, tmp_path / "b")
-    kb["transport"] = held
-    run_b = asyncio.create_task(pipeline.run_async(f, **kb))
+    held, run_b = _home_b_sending_held(sandbox, tmp_path, f)
     for _ in range(200):  # B has swept, found no open batch, and is sending
         await asyncio.sleep(0)
 

@@ -38,6 +38,7 @@ from batchpay.journal import (
     dumps_body,
     parse_ts,
 )
+from batchpay.journal.base import format_ts
 from batchpay.journal.records import PayoutIntent
 from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 
@@ -113,7 +114,8 @@ async def sweep(
     after: datetime | None = parse_ts(high_water) - OVERLAP if high_water else None
     reader = _Reader(provider_clock, on_progress)
     if isinstance(client, _PageLister):
-        await reader.windows(client, after)
+        await reader.windows(client, after, _dense_seconds(journal, environment, after,
+                                                          provider_clock))  # fmt: skip
     else:  # a client that lists only by iterating: one cursor walk
         async for payout in client.iter_payouts(created_after=after):
             reader.first_page_arrived()
@@ -149,7 +151,7 @@ MAX_SPLIT = 16
 """At most this many sub-windows from one page."""
 GEOMETRIC_SPLIT = 6
 """Windows from one page whose rest is wide or unbounded (they double back in time)."""
-SWEEP_PAGES_IN_FLIGHT = 16
+SWEEP_PAGES_IN_FLIGHT = 32
 """Pages of one sweep asked for at once (the client's rate limiter and in-flight cap
 still decide when each leaves)."""
 
@@ -213,10 +215,18 @@ class _Reader:
         if self.on_progress is not None and self.read % 100 == 0:
             self.on_progress("ledger", self.read, 0)
 
-    async def windows(self, client: _PageLister, after: datetime | None) -> None:
-        """Read every payout created since ``after``, windows side by side."""
+    async def windows(
+        self, client: _PageLister, after: datetime | None, dense: Iterable[datetime] = ()
+    ) -> None:
+        """Read every payout created since ``after``, windows side by side.
+
+        ``dense`` are whole seconds where many payouts are expected (this journal's own,
+        sent since ``after``): each gets a window of its own and the time between them
+        too, all asked for at once, instead of being found page by page."""
         pending: set[asyncio.Future[list[_Window]]] = set()
-        todo = await self._page(client, _Window(after, None))
+        todo = _planned(after, dense) if after is not None else []
+        if not todo:
+            todo = await self._page(client, _Window(after, None))
         try:
             while todo or pending:
                 while todo and len(pending) < SWEEP_PAGES_IN_FLIGHT:
@@ -241,7 +251,8 @@ class _Reader:
         page = await client.payouts_page(created_after=w.lo, created_before=w.hi, cursor=w.cursor)
         self.pages += 1
         items: list[Mapping[str, Any]] = page.data
-        self.first_page_arrived()
+        if w.hi is None and w.cursor is None:  # the list as it stands now: the top window
+            self.first_page_arrived()
         for payout in items:
             self.take(payout)
         if not page.has_more:
@@ -280,6 +291,48 @@ class _Reader:
         # keeps finer time than it shows holds the rest of that instant after its start.
         highs = [_iso_at(p) for p in points] + [_end_of(str(items[-1]["created_at"]))]
         return [_Window(lo, hi) for lo, hi in zip(bounds, highs, strict=True)]
+
+
+# A second of this journal's own payouts holding more than this many gets a window of its
+# own in the sweep's first round (fewer: the windows between them find them).
+DENSE_SECOND = 100
+
+
+def _dense_seconds(
+    journal: Journal, environment: str, after: datetime | None, provider_clock: ProviderClock
+) -> list[datetime]:
+    """The whole seconds (provider time) where this journal sent many payouts since
+    ``after``: a guess of where the sweep will find them, so only ever a hint."""
+    if after is None or not provider_clock.observed:
+        return []
+    offset = provider_clock.now() - provider_clock.local()
+    since = format_ts(after - offset - timedelta(seconds=1))
+    dense = []
+    for second, n in journal.sent_per_second(environment, since).items():
+        at = _ts(second + "Z")
+        if n > DENSE_SECOND and at is not None:
+            dense.append((at + offset).replace(microsecond=0))
+    return sorted(set(dense))
+
+
+def _planned(after: datetime, dense: Iterable[datetime]) -> list[_Window]:
+    """[after, now] cut into windows read side by side from the start: each ``dense``
+    second alone, the time between them, and an unbounded window above the last.
+
+    The windows cover every instant from ``after`` on whatever the guess, so a wrong one
+    costs a few pages, never a payout."""
+    windows: list[_Window] = []
+    at = after
+    tick = timedelta(seconds=1)
+    for second in sorted(s for s in set(dense) if s + tick > after):
+        lo = max(second, after)
+        if lo > at:
+            windows.append(_Window(at, _iso(lo - timedelta(microseconds=1))))
+        windows.append(_Window(lo, _iso(second + tick - timedelta(microseconds=1))))
+        at = second + tick
+    if not windows:
+        return []
+    return [*windows, _Window(at, None)]
 
 
 def _split_points(

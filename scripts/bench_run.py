@@ -220,6 +220,7 @@ def main() -> int:
         metavar="PREFIX",
         help="record both batchpay runs with py-spy to PREFIX-new.txt, PREFIX-known.txt",
     )
+    p.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (journal, reports)")
     p.add_argument("--bare-child", nargs=3, metavar=("URL", "CLIENT", "BODIES"),
                    help=argparse.SUPPRESS)  # fmt: skip
     args = p.parse_args()
@@ -233,7 +234,8 @@ def main() -> int:
     extra = args.run_args.split()
     results: dict[str, Any] = {"rows": n, "latency_ms": args.latency_ms}
     with tempfile.TemporaryDirectory(prefix="batchpay-run-") as tmp:
-        work = Path(tmp)
+        work = Path(args.keep or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         first = write_csv(work / "a.csv", [payout_row(i) for i in range(n)])
         second = write_csv(
             work / "b.csv", [payout_row(i, reference=f"INV-NEXT-{i}") for i in range(n)]

@@ -24,6 +24,20 @@ class LedgerVerbs(JournalBase):
         ).fetchone()
         return str(row[0]) if row else None
 
+    def sent_per_second(self, environment: str, since: str) -> dict[str, int]:
+        """Payouts this journal sent since ``since`` (its own clock), counted per second of
+        their first send (``YYYY-MM-DDTHH:MM:SS``): where a sweep will find them dense.
+
+        Only runs touched since then are looked at, so the cost follows the recent runs,
+        not the journal's history."""
+        rows = self.db.execute(
+            """SELECT substr(p.first_sent_at, 1, 19) AS second, COUNT(*) FROM payouts p
+               WHERE p.run_id IN (SELECT id FROM runs WHERE environment=? AND updated_at>=?)
+               AND p.first_sent_at >= ? GROUP BY second""",
+            (environment, since, since),
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def record_ledger_sweep(
         self, environment: str, payouts: Sequence[Mapping[str, Any]], high_water: str | None
     ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -35,6 +35,8 @@ class Counting(httpx.AsyncBaseTransport):
         self.pages = 0
         self.now = 0
         self.most = 0
+        self.answered = 0
+        self.first_round = 0  # pages asked for before the first one was answered
         self.before_page: dict[int, Any] = {}
         self.made: list[asyncio.Future[None]] = []
 
@@ -44,6 +46,7 @@ class Counting(httpx.AsyncBaseTransport):
             self.pages += 1
             self.now += 1
             self.most = max(self.most, self.now)
+            self.first_round += self.answered == 0
             hook = self.before_page.pop(self.pages, None)
             if hook is not None:  # beside the sweep, as another home's run would
                 self.made.append(asyncio.ensure_future(hook()))
@@ -53,6 +56,7 @@ class Counting(httpx.AsyncBaseTransport):
         finally:
             if listing:
                 self.now -= 1
+                self.answered += 1
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -233,3 +237,53 @@ async def test_a_page_that_cannot_be_read_fails_the_sweep_and_moves_no_mark(
             sb.faults.clear()
             swept = await ledger.sweep(client, j, ENV, provider_clock=_clock(sb))
             assert swept.payouts_read == len(sb.ledger())
+
+
+class _Hinting(Journal):
+    """A journal whose own sends (the sweep's density hint) are what the test says."""
+
+    hint: ClassVar[dict[str, int]] = {}
+
+    def sent_per_second(self, environment: str, since: str) -> dict[str, int]:
+        return dict(self.hint)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hint", ["true", "empty seconds", "shifted", "one"])
+async def test_windows_planned_from_the_journals_own_sends_miss_nothing(
+    sb: Sandbox, tmp_path: Path, hint: str
+) -> None:
+    """The seconds this journal sent many payouts in get windows of their own, all asked
+    for at once; right, wrong, shifted or partial, the sweep still reads every payout
+    once, in about the walk's pages."""
+    transport = Counting(sb)
+    async with _client(sb, transport) as client:
+        maker = Maker(client)
+        await maker.make(5)
+        with _Hinting(tmp_path / "j.db") as j:
+            await ledger.sweep(client, j, ENV, provider_clock=_clock(sb))  # sets the mark
+            for _ in range(6):  # six seconds of 350 (each a tie over four pages)
+                await sb.advance(1)
+                await maker.make(350)
+            made = [p for p in sb.ledger() if p["reference"] != "W-0"][5:]
+            seconds = sorted({str(p["created_at"])[:19] for p in made})
+            _Hinting.hint = {
+                "true": {s: 350 for s in seconds},
+                "empty seconds": {"2020-01-01T00:00:00": 500, seconds[0][:17] + "59": 500},
+                "shifted": {s[:17] + f"{(int(s[17:19]) + 3) % 60:02d}": 350 for s in seconds},
+                "one": {seconds[2]: 350},
+            }[hint]
+            transport.pages = 0
+            walk = [p["id"] async for p in client.iter_payouts(created_after=seconds[0] + "Z")]
+            walk_pages = transport.pages
+            transport.pages = transport.answered = transport.first_round = 0
+            swept = await ledger.sweep(client, j, ENV, provider_clock=_clock(sb))
+            ours = _ours(sb)
+            assert swept.payouts_read >= len(walk) == 6 * 350
+            for row_key, pid in ours.items():
+                assert [p.payout_id for p in j.provider_payouts_for(ENV, row_key)] == [pid]
+    if hint == "true":  # all six seconds (and the time around them) in the first round
+        assert transport.first_round >= 8, "the hinted seconds were not asked for side by side"
+    # A right guess costs fewer pages than none (32 here), a wrong one a few more.
+    most = walk_pages * 1.3 if hint == "true" else walk_pages * 1.5 + 4
+    assert transport.pages <= most, (transport.pages, walk_pages)

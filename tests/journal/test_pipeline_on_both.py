@@ -82,3 +82,23 @@ async def test_a_second_journal_adopts_what_the_first_paid(
     again = await pipeline.run_async(f, **run_kwargs(sandbox, other, tmp_path / "elsewhere"))
     assert {r.outcome for r in again.report.rows} == {"already_paid"}
     assert len(sandbox.ledger()) == 3
+
+
+async def test_the_sweeps_hint_counts_this_journals_own_sends_per_second(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """``sent_per_second`` counts the payouts a recent run sent, per second of its clock;
+    nothing for a time after them (runs not touched since are not read)."""
+    from batchpay.journal import Journal, parse_ts
+
+    before = sandbox.clock.now()
+    f = write_csv(tmp_path / "p.csv", [payout_row(i) for i in range(7)])
+    result = await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path))
+    assert result.exit_code == ExitCode.OK
+    with Journal(settings.journal_path) as journal:
+        since = before.isoformat()
+        seen = journal.sent_per_second(settings.environment, since)
+        assert sum(seen.values()) == 7
+        assert all(abs(parse_ts(s + "Z") - before).total_seconds() < 120 for s in seen)
+        later = sandbox.clock.now().replace(year=before.year + 1).isoformat()
+        assert journal.sent_per_second(settings.environment, later) == {}

@@ -33,6 +33,9 @@ class Connection:
     clock: Callable[[], datetime]
     provider_clock: ProviderClock
     run_id: str | None = None
+    # A new run's look at the provider's ledger, started beside its start-up
+    # (ledger.LedgerLook); the per-row strategy awaits it before sending anything.
+    ledger_look: Any = None
 
 
 @contextlib.asynccontextmanager

@@ -671,6 +671,59 @@ class ForeignBatchWatch:
         return self._found
 
 
+class LedgerLook:
+    """Another home's open batches, then the sweep: started as soon as a new run's plan
+    says it will send, so both read beside the run's own start-up (the balance check,
+    the journal's inserts) instead of after it.
+
+    Nothing is sent before :meth:`result` returns (the strategy awaits it before its
+    first payout, as it awaited the sweep itself); a look that failed raises there.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        journal: Journal,
+        environment: str,
+        *,
+        provider_clock: ProviderClock,
+        on_progress: ProgressFn | None = None,
+    ) -> None:
+        started = provider_clock.now() - OVERLAP
+        self.watch = ForeignBatchWatch(client, journal, since=started - timedelta(days=7))
+        self._task = asyncio.ensure_future(self._look(
+            client, journal, environment, provider_clock, on_progress
+        ))  # fmt: skip
+
+    async def _look(
+        self,
+        client: Any,
+        journal: Journal,
+        environment: str,
+        provider_clock: ProviderClock,
+        on_progress: ProgressFn | None,
+    ) -> list[dict[str, Any]]:
+        # The batch look-up is answered before the sweep's first page is asked: a batch no
+        # longer open then has made all its payouts, which that page lists.
+        found = await self.watch.open_batches()
+        await sweep(client, journal, environment, provider_clock=provider_clock,
+                    on_progress=on_progress)  # fmt: skip
+        return found
+
+    async def result(self) -> list[dict[str, Any]]:
+        """Wait for the sweep; the open foreign batches found before it (raises as it did)."""
+        return await self._task
+
+    async def close(self) -> None:
+        """Stop a look no longer wanted (the run ended or failed first); a failure it met
+        is not raised here (:meth:`result` raised it, or the run's own error wins)."""
+        if not self._task.done():
+            self._task.cancel()
+        await asyncio.wait([self._task])
+        if not self._task.cancelled():
+            self._task.exception()  # retrieved: the run's own error is the one raised
+
+
 def foreign_batch_hold(found: list[dict[str, Any]]) -> str:
     """The held row's message while another home's batch is open."""
     names = ", ".join(f"{b.get('id')} ({b.get('status')})" for b in found[:3])

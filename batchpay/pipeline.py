@@ -21,6 +21,7 @@ from batchpay import (
     checks,
     controls,
     holds,
+    ledger,
     planning,
     preflight,
     track,
@@ -46,7 +47,7 @@ from batchpay.options import RunOptions
 from batchpay.planning import Plan, plan
 from batchpay.report import from_journal
 from batchpay.source import PayoutFile
-from batchpay.states import PLANNED
+from batchpay.states import HELD, PLANNED
 from batchpay.strategies import PerRow, Submission, close_run_if_done
 from batchpay.workers import Shared
 
@@ -140,10 +141,18 @@ async def run_async(
         async with connect(
             settings, journal, transport=transport, clock=clock, concurrency=options.concurrency
         ) as conn:
-            if resumable is not None:
-                run_id = _resume(journal, resumable, checked, lock_owner)
-            else:
-                run_id = await _create_run(conn, checked, options, lock_owner)
+            try:
+                if resumable is not None:
+                    run_id = _resume(journal, resumable, checked, lock_owner)
+                else:
+                    run_id = await _create_run(
+                        conn, checked, options, lock_owner,
+                        look_early=submission is None, on_progress=on_progress,
+                    )  # fmt: skip
+            except BaseException:
+                if conn.ledger_look is not None:
+                    await conn.ledger_look.close()
+                raise
             conn.run_id = run_id
             log.info(
                 "run %s %s for %s", run_id, "resumed" if resumable else "created",
@@ -161,6 +170,8 @@ async def run_async(
                         kwargs["on_poll"] = _wait_progress(journal, run_id, on_progress)
                     await track.follow(conn.client, journal, run_id, **kwargs)
             finally:
+                if conn.ledger_look is not None:  # ended (or no longer wanted)
+                    await conn.ledger_look.close()
                 close_run_if_done(journal, run_id, final_only=options.wait)
                 if lock_owner is not None:
                     journal.release_run_lock(run_id, lock_owner)
@@ -261,11 +272,27 @@ def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwne
 
 
 async def _create_run(
-    conn: Connection, checked: CheckedFile, options: RunOptions, owner: LockOwner | None
+    conn: Connection,
+    checked: CheckedFile,
+    options: RunOptions,
+    owner: LockOwner | None,
+    *,
+    look_early: bool = False,
+    on_progress: ProgressFn | None = None,
 ) -> str:
-    """Plan the rows, check the balance and record the new run (with its lock)."""
+    """Plan the rows, check the balance and record the new run (with its lock).
+
+    With ``look_early`` (rows sent one by one), a plan with rows to send starts the look
+    at the provider's ledger here, read while the balance is checked and the run recorded;
+    the strategy awaits it before its first payout.
+    """
     journal, settings = conn.journal, conn.settings
     records = planning.row_records(checked, journal, settings.environment)
+    if look_early and any(r["state"] in (PLANNED, HELD) for r in records):
+        conn.ledger_look = ledger.LedgerLook(
+            conn.client, journal, settings.environment,
+            provider_clock=conn.provider_clock, on_progress=on_progress,
+        )  # fmt: skip
     if not options.skip_balance_check:
         payable = [checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED]
         await preflight.preflight(conn, payable)

@@ -142,7 +142,18 @@ class _PerRowRun:
             todo += [r for r in rows if r.state == HELD and r.error_code in RELEASED_BY_RERUN]
         self.total = len(open_intents) + sum(1 for r in rows if r.state in (PLANNED, HELD))
         started = self.conn.provider_clock.now() - ledger.OVERLAP
-        if open_intents or todo:
+        look = self.conn.ledger_look  # closed by the pipeline once the run ends
+        if look is not None and not (open_intents or todo):
+            await look.close()
+        elif look is not None:
+            # Started beside the run's start-up (pipeline): the same look, in the same
+            # order, ended before anything is sent.
+            found = await look.result()
+            if todo:
+                self.batch_watch = look.watch
+                todo = self._hold_for_foreign_batches(todo, found)
+            started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
+        elif open_intents or todo:
             # The provider's ledger is the last word: learn what it already holds (and its
             # clock) before settling or sending anything. Another home's open batches are
             # asked for first (a week back from now).

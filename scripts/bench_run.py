@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,11 @@ def _run(
     m = _measure(argv, env)
     db = sqlite3.connect(work / "home" / "journal.db")
     run_id = db.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+    # The process's own requests: those asked while it ran (the ledger look and balance
+    # check leave before the run exists, so they carry no run id).
+    since = datetime.fromtimestamp(m["began"], UTC).isoformat()
     m["requests"] = db.execute(
-        "SELECT COUNT(*) FROM api_calls WHERE run_id=?", (run_id,)
+        "SELECT COUNT(*) FROM api_calls WHERE started_at >= ?", (since,)
     ).fetchone()[0]
     first, last = db.execute(
         "SELECT MIN(started_at), MAX(started_at) FROM api_calls "
@@ -94,12 +97,12 @@ def _run(
         # Where the rest of the wall went: start-up and checks until the first request,
         # the ledger sweep (its pages, and until the first payout left), what followed.
         (start,) = db.execute(
-            "SELECT MIN(started_at) FROM api_calls WHERE run_id=?", (run_id,)
+            "SELECT MIN(started_at) FROM api_calls WHERE started_at >= ?", (since,)
         ).fetchone()
         pages, page0, page_n = db.execute(
-            "SELECT COUNT(*), MIN(started_at), MAX(started_at) FROM api_calls WHERE run_id=? "
-            "AND method='GET' AND path='/v1/payouts' AND started_at <= ?",
-            (run_id, first),
+            "SELECT COUNT(*), MIN(started_at), MAX(started_at) FROM api_calls WHERE "
+            "started_at >= ? AND method='GET' AND path='/v1/payouts' AND started_at <= ?",
+            (since, first),
         ).fetchone()
         at = {k: datetime.fromisoformat(v).timestamp() for k, v in
               (("start", start), ("first", first), ("last", last), ("page0", page0 or first),

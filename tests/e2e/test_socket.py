@@ -181,3 +181,47 @@ def test_kills_during_grouped_submission_lose_nothing_and_duplicate_nothing(
     assert summary["ledger_payouts"] == 1000
     assert summary["report_disagreements"] == []
     assert summary["ok"], summary
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_its_ledger_look_overlaps_the_start_up_pays_each_row_once(
+    tmp_path: Path,
+) -> None:
+    """SIGKILLed while the look at the provider's ledger reads beside the start-up (the
+    batch look-up or a sweep page just answered): the rerun pays each row exactly once."""
+    import signal
+    import sqlite3
+    import time
+
+    with sandbox_server(tmp_path, "--latency-ms", "150", "--rate-limit", "off") as server:
+        env = _env(tmp_path, server.url)
+        first = write_csv(tmp_path / "a.csv", [payout_row(i) for i in range(150)])
+        assert _batchpay(tmp_path, env, "run", str(first)).returncode == 0
+        journal = tmp_path / "home" / "journal.db"
+        for n, path in enumerate(["/v1/batches", "/v1/payouts"]):
+            rows = [payout_row(i, reference=f"K{n}-{i}") for i in range(150)]
+            f = write_csv(tmp_path / f"k{n}.csv", rows)
+            db = sqlite3.connect(journal)
+            (mark,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM api_calls").fetchone()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "batchpay.cli", "run", str(f),
+                 "--out", str(tmp_path / "reports")],
+                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                (seen,) = db.execute(
+                    "SELECT COUNT(*) FROM api_calls WHERE id > ? AND method='GET' AND path=?",
+                    (mark, path),
+                ).fetchone()
+                if seen:
+                    break
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            db.close()
+            again = _batchpay(tmp_path, env, "run", str(f))
+            assert again.returncode == 0, again.stderr
+            made = Counter(p["reference"] for p in server.ledger())
+            assert all(made[r["reference"]] == 1 for r in rows), made
+        assert len(server.ledger()) == 450

@@ -223,6 +223,7 @@ class Submitter:
     ) -> str:
         """Commit a new intent with ``body`` (its key in the metadata) and send it."""
         key = str(body["metadata"][METADATA_KEY])
+        pc = self.provider_clock
         intent = self.journal.begin_payout(
             environment=self.environment,
             run_id=run_id,
@@ -234,8 +235,10 @@ class Submitter:
             body=dumps_body(body),
             after_failure=after_failure,
             revive=revive,
+            sending=True,  # the send is recorded with the intent, in one statement
+            provider_at=pc.now() if pc.observed else None,
         )
-        return await self._send(intent["idempotency_key"], intent["body"])
+        return await self._send(intent.idempotency_key, intent.body, marked=True)
 
     async def settle(self, intent: Any) -> str:
         """Bring an intent in ``sending`` or ``unknown`` to ``created`` or ``rejected``.
@@ -296,11 +299,15 @@ class Submitter:
                 matches.append(dict(payout))
         return matches
 
-    async def _send(self, key: str, body_text: str, *, resend: Any = None) -> str:
-        """Send the intent's request; ``resend`` is set when an earlier send may have left."""
+    async def _send(
+        self, key: str, body_text: str, *, resend: Any = None, marked: bool = False
+    ) -> str:
+        """Send the intent's request; ``resend`` is set when an earlier send may have left;
+        ``marked`` when the journal already records this send (``begin_payout(sending=)``)."""
         body = json.loads(body_text)
-        pc = self.provider_clock
-        self.journal.mark_sent_attempt(key, provider_at=pc.now() if pc.observed else None)
+        if not marked:
+            pc = self.provider_clock
+            self.journal.mark_sent_attempt(key, provider_at=pc.now() if pc.observed else None)
         # Committed before sent: inside a grouped run this waits for the commit that holds
         # the intent (many intents share it).
         await self.journal.durable()

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -37,6 +38,9 @@ class LivePayoutExists(JournalError):
         self.row_number = row_number
 
 
+_INTENT_FIELDS = tuple(f.name for f in fields(PayoutIntent))
+
+
 class PayoutVerbs(JournalBase):
     """The journal verbs for payout intents and their statuses."""
 
@@ -53,8 +57,13 @@ class PayoutVerbs(JournalBase):
         body: str,
         after_failure: bool = False,
         revive: bool = False,
+        sending: bool = False,
+        provider_at: datetime | None = None,
     ) -> PayoutIntent:
         """Commit the intent to send (state ``sending``) before any request leaves.
+
+        With ``sending``, the first send is recorded with it (what :meth:`mark_sent_attempt`
+        records, ``provider_at`` the provider's clock): the caller sends it next.
 
         With ``revive``, an intent with this key that the provider definitively refused (and
         has since forgotten) is made live again with ``body``: the same key for the same
@@ -69,6 +78,8 @@ class PayoutVerbs(JournalBase):
         ``returned`` does not count as live; a completed or pending one always does.
         """
         now = self.now()
+        provider = format_ts(provider_at) if sending and provider_at is not None else None
+        inserted: PayoutIntent | None = None
         with self.transaction() as db:
             existing = db.execute(
                 "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
@@ -97,11 +108,13 @@ class PayoutVerbs(JournalBase):
                 ):
                     if not (other["state"] == CREATED and other["status"] in may_follow):
                         raise LivePayoutExists(str(other["run_id"]), int(other["row_number"]))
+                sent_at = now if sending else None
                 try:
                     db.execute(
                         """INSERT INTO payouts (idempotency_key, environment, row_key, attempt,
                            run_id, row_number, reference, body, state, live_key, created_at,
-                           updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                           updated_at, first_sent_at, last_sent_at, first_sent_provider_at,
+                           send_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                         (
                             idempotency_key,
                             environment,
@@ -115,8 +128,24 @@ class PayoutVerbs(JournalBase):
                             row_key,
                             now,
                             now,
+                            sent_at,
+                            sent_at,
+                            provider,
+                            1 if sending else 0,
                         ),
                     )
+                    # What the row now holds, without reading it back.
+                    stored: dict[str, Any] = dict.fromkeys(_INTENT_FIELDS)
+                    inserted = PayoutIntent(**{
+                        **stored,
+                        "idempotency_key": idempotency_key, "environment": environment,
+                        "row_key": row_key, "attempt": attempt, "run_id": run_id,
+                        "row_number": row_number, "reference": reference, "body": body,
+                        "state": SENDING, "first_sent_at": sent_at, "last_sent_at": sent_at,
+                        "send_count": 1 if sending else 0, "created_at": now,
+                        "updated_at": now, "live_key": row_key,
+                        "first_sent_provider_at": provider,
+                    })  # fmt: skip
                 except sqlite3.IntegrityError:
                     # The database's own guard (one live intent per row key) fired: some
                     # path got past the check above. Never a second live intent.
@@ -127,11 +156,15 @@ class PayoutVerbs(JournalBase):
                     if live is None:
                         raise
                     raise LivePayoutExists(str(live["run_id"]), int(live["row_number"])) from None
+            elif sending:  # an intent stored before: this is one more send of it
+                self._mark_sent(db, idempotency_key, now, provider)
             db.execute(
                 """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
                    WHERE run_id=? AND row_number=?""",
                 (idempotency_key, now, run_id, row_number),
             )
+            if inserted is not None:
+                return inserted
             row = db.execute(
                 "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
             ).fetchone()
@@ -146,12 +179,16 @@ class PayoutVerbs(JournalBase):
         now = self.now()
         provider = format_ts(provider_at) if provider_at is not None else None
         with self.transaction(single=True) as db:
-            db.execute(
-                """UPDATE payouts SET first_sent_at=COALESCE(first_sent_at, ?), last_sent_at=?,
-                   first_sent_provider_at=COALESCE(first_sent_provider_at, ?),
-                   send_count=send_count+1, updated_at=? WHERE idempotency_key=?""",
-                (now, now, provider, now, idempotency_key),
-            )
+            self._mark_sent(db, idempotency_key, now, provider)
+
+    @staticmethod
+    def _mark_sent(db: Any, idempotency_key: str, now: str, provider: str | None) -> None:
+        db.execute(
+            """UPDATE payouts SET first_sent_at=COALESCE(first_sent_at, ?), last_sent_at=?,
+               first_sent_provider_at=COALESCE(first_sent_provider_at, ?),
+               send_count=send_count+1, updated_at=? WHERE idempotency_key=?""",
+            (now, now, provider, now, idempotency_key),
+        )
 
     def record_payout_created(
         self,

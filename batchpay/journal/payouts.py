@@ -198,42 +198,99 @@ class PayoutVerbs(JournalBase):
         request_id: str | None,
         settled_by: str,
     ) -> None:
-        """The provider holds a payout for this intent: store its id, amounts and status."""
+        """The provider holds a payout for this intent: store its id, amounts and status.
+
+        One transaction: the status is recorded as :meth:`record_status` records it, and
+        when this intent is the one row holding the payout id, written by the same
+        ``UPDATE`` that stores the payout.
+        """
         now = self.now()
+        pid, status = payout.get("id"), payout.get("status")
+        tracked = isinstance(status, str) and bool(pid)
+        reason = _reason(payout) if tracked else None
         with self.transaction() as db:
-            db.execute(
-                """UPDATE payouts SET state=?, payout_id=?, source_amount=?, source_currency=?,
+            fold: tuple[str, str | None] | None = None
+            if (
+                tracked
+                and not db.execute(
+                    "SELECT 1 FROM payouts WHERE payout_id=? AND idempotency_key != ? LIMIT 1",
+                    (pid, idempotency_key),
+                ).fetchone()
+            ):
+                fold = self._status_change(db, str(pid), str(status), settled_by, now, reason,
+                                           idempotency_key=idempotency_key)  # fmt: skip
+            values = (
+                CREATED,
+                payout.get("id"),
+                payout.get("source_amount"),
+                payout.get("source_currency"),
+                payout.get("dest_amount"),
+                payout.get("dest_currency"),
+                payout.get("fee"),
+                payout.get("fee_currency"),
+                payout.get("exchange_rate"),
+                payout.get("total_debited"),
+                payout.get("total_debited_currency"),
+                request_id,
+                settled_by,
+                now,
+            )
+            sql = """UPDATE payouts SET state=?, payout_id=?, source_amount=?, source_currency=?,
                    dest_amount=?, dest_currency=?, fee=?, fee_currency=?, exchange_rate=?,
                    total_debited=?, total_debited_currency=?, request_id=COALESCE(?, request_id),
-                   settled_by=?, error_code=NULL, error_message=NULL, updated_at=?
-                   WHERE idempotency_key=?""",
-                (
-                    CREATED,
-                    payout.get("id"),
-                    payout.get("source_amount"),
-                    payout.get("source_currency"),
-                    payout.get("dest_amount"),
-                    payout.get("dest_currency"),
-                    payout.get("fee"),
-                    payout.get("fee_currency"),
-                    payout.get("exchange_rate"),
-                    payout.get("total_debited"),
-                    payout.get("total_debited_currency"),
-                    request_id,
-                    settled_by,
-                    now,
-                    idempotency_key,
-                ),
-            )
+                   settled_by=?, error_code=NULL, error_message=NULL, updated_at=?"""
+            if fold is not None and fold[0]:
+                new_status, why = fold
+                db.execute(
+                    sql + """, status=?, status_at=?, failure_reason=COALESCE(?, failure_reason),
+                       live_key=CASE WHEN ? THEN NULL ELSE live_key END
+                       WHERE idempotency_key=?""",
+                    (*values, new_status, now, why, new_status in SETTLED_FAILURES,
+                     idempotency_key),
+                )  # fmt: skip
+            else:
+                db.execute(sql + " WHERE idempotency_key=?", (*values, idempotency_key))
             _remember_fee(db, idempotency_key, payout)
-        status = payout.get("status")
-        if isinstance(status, str) and payout.get("id"):
-            self.record_status(
-                str(payout["id"]),
-                status,
-                source=settled_by,
-                reason=_reason(payout),
+        if tracked and fold is None:  # another row holds this payout id too
+            self.record_status(str(pid), str(status), source=settled_by, reason=reason)
+
+    @staticmethod
+    def _status_change(
+        db: Any,
+        payout_id: str,
+        status: str,
+        source: str,
+        now: str,
+        reason: str | None,
+        *,
+        idempotency_key: str,
+    ) -> tuple[str, str | None]:
+        """Record the status event; the status this intent's row moves to ('' for none).
+
+        The same decision as :meth:`record_status` (the furthest status any event of the
+        payout has shown, only ever forward), for the one row about to hold the id.
+        """
+        reason = server_text(reason, MAX_MESSAGE_CHARS) or None if reason else None
+        try:
+            db.execute(
+                """INSERT INTO payout_events (payout_id, event_id, status, source,
+                   occurred_at, received_at) VALUES (?,?,?,?,?,?)""",
+                (payout_id, None, status, source, None, now),
             )
+        except sqlite3.IntegrityError:
+            return "", None
+        seen = [
+            str(e["status"])
+            for e in db.execute("SELECT status FROM payout_events WHERE payout_id=?", (payout_id,))
+        ]
+        best = max(seen, key=lambda st: STATUS_RANK.get(st, -1))
+        row = db.execute(
+            "SELECT status FROM payouts WHERE idempotency_key=?", (idempotency_key,)
+        ).fetchone()
+        current = row["status"] if row is not None else None
+        if current is None or STATUS_RANK.get(best, -1) > STATUS_RANK.get(current, -1):
+            return best, reason
+        return "", None
 
     def record_payout_rejected(
         self, idempotency_key: str, *, code: str, message: str, request_id: str | None

@@ -671,6 +671,10 @@ class ForeignBatchWatch:
         return self._found
 
 
+LOOK_STEPS = 8
+"""Event-loop turns :meth:`LedgerLook.step` yields (an answer read, the next pages asked)."""
+
+
 class LedgerLook:
     """Another home's open batches, then the sweep: started as soon as a new run's plan
     says it will send, so both read beside the run's own start-up (the balance check,
@@ -709,6 +713,14 @@ class LedgerLook:
         await sweep(client, journal, environment, provider_clock=provider_clock,
                     on_progress=on_progress)  # fmt: skip
         return found
+
+    async def step(self) -> None:
+        """Let the look move on between two stretches of the run's own start-up (its answers
+        read, its next pages asked), which hold the event loop while they last."""
+        for _ in range(LOOK_STEPS):
+            if self._task.done():
+                return
+            await asyncio.sleep(0)
 
     async def result(self) -> list[dict[str, Any]]:
         """Wait for the sweep; the open foreign batches found before it (raises as it did)."""

@@ -154,6 +154,8 @@ async def run_async(
                     await conn.ledger_look.close()
                 raise
             conn.run_id = run_id
+            if conn.ledger_look is not None:  # the run is recorded: let the look move on
+                await conn.ledger_look.step()
             log.info(
                 "run %s %s for %s", run_id, "resumed" if resumable else "created",
                 checked.source.name, extra={"run_id": run_id, "file": checked.source.name},
@@ -296,6 +298,8 @@ async def _create_run(
     if not options.skip_balance_check:
         payable = [checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED]
         await preflight.preflight(conn, payable)
+    if conn.ledger_look is not None:
+        await conn.ledger_look.step()
     try:
         return journal.create_run(
             environment=settings.environment,

@@ -27,6 +27,16 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 MAX_ISSUES_SHOWN = 50
 
 
+class _Process:
+    """What the command told the process it runs in (``batchpay.cli.__main__.entry``)."""
+
+    done = False
+    """Everything is closed and written: only the output is left to flush before exit."""
+
+
+PROCESS = _Process()
+
+
 def _err(text: str) -> None:
     click.echo(text, err=True)
 

@@ -186,6 +186,9 @@ def run(
         _err(f"resumed unfinished run {result.run_id}")
     for line in report_mod.summary_lines(result.report, result.paths):
         click.echo(line)
+    from batchpay.cli.handling import PROCESS
+
+    PROCESS.done = True  # the journal is closed and the report written: nothing to free
     sys.exit(int(result.exit_code))
 
 

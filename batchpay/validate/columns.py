@@ -32,14 +32,14 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
     ]
     amount = pl.col("amount").str.extract_groups(r"^([0-9]+)(?:\.([0-9]+))?$")
     helpers = [
-        pl.col("currency")
-        .str.to_uppercase()
-        .replace_strict(money.CURRENCY_SCALE, default=2, return_dtype=pl.Int32)
-        .alias("__scale"),
         amount.struct.field("1").alias("__whole"),
         amount.struct.field("2").alias("__fraction"),
     ]
     return frame.with_columns(normal + helpers).with_columns(
+        # of the currency upper-cased above
+        pl.col("currency")
+        .replace_strict(money.CURRENCY_SCALE, default=2, return_dtype=pl.Int32)
+        .alias("__scale"),
         pl.col("__whole").str.strip_chars_start("0").str.len_bytes().alias("__whole_digits"),
         pl.col("__fraction")
         .str.strip_chars_end("0")

@@ -19,17 +19,29 @@ LOWER = ("beneficiary_type", "payment_method", "account_type")
 UPPER = ("currency", "source_currency", "country", "nationality")
 
 
+_NON_ASCII = r"[^\x00-\x7F]"  # case mappings beyond ASCII are polars' own: always applied
+# Each normalisation, and what a cell holds when it would change the cell: columns without
+# such a cell (most files' codes are written as expected) are left as they are, neither
+# rewritten nor copied.
+_NORMAL: dict[str, tuple[pl.Expr, str]] = {
+    **{c: (pl.col(c).str.to_lowercase(), "[A-Z]|" + _NON_ASCII) for c in LOWER},
+    **{c: (pl.col(c).str.to_uppercase(), "[a-z]|" + _NON_ASCII) for c in UPPER},
+    # plain spaces only: other whitespace inside an IBAN is reported, not silently dropped
+    "iban": (
+        pl.col("iban").str.replace_all(" ", "", literal=True).str.to_uppercase(),
+        "[ a-z]|" + _NON_ASCII,
+    ),
+    "bic": (pl.col("bic").str.replace_all(r"\s", "").str.to_uppercase(), r"[\sa-z]|" + _NON_ASCII),
+    "sort_code": (pl.col("sort_code").str.replace_all(r"[\s-]", ""), r"[\s-]"),
+    "phone": (pl.col("phone").str.replace_all(r"[\s().\-]", ""), r"[\s().\-]"),
+}
+
+
 def prepare(frame: pl.DataFrame) -> pl.DataFrame:
     """Normalised values plus the amount's parts (``__*`` helper columns)."""
-    normal = [pl.col(c).str.to_lowercase() for c in LOWER]
-    normal += [pl.col(c).str.to_uppercase() for c in UPPER]
-    normal += [
-        # plain spaces only: other whitespace inside an IBAN is reported, not silently dropped
-        pl.col("iban").str.replace_all(" ", "", literal=True).str.to_uppercase(),
-        pl.col("bic").str.replace_all(r"\s", "").str.to_uppercase(),
-        pl.col("sort_code").str.replace_all(r"[\s-]", ""),
-        pl.col("phone").str.replace_all(r"[\s().\-]", ""),
-    ]
+    probes = [pl.col(c).str.contains(changes).any().alias(c) for c, (_, changes) in _NORMAL.items()]
+    needed = frame.lazy().select(probes).collect().row(0, named=True) if frame.height else {}
+    normal = [expr for c, (expr, _) in _NORMAL.items() if needed.get(c)]
     amount = pl.col("amount").str.extract_groups(r"^([0-9]+)(?:\.([0-9]+))?$")
     helpers = [
         amount.struct.field("1").alias("__whole"),

@@ -115,19 +115,8 @@ def duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.D
 
 
 def load_layout(options: RunOptions) -> layout_mod.Layout:
-    """The layout a run reads its file with, the options' ``[file]`` settings over it
-    (``decimal_comma``, ``delimiter``, ``encoding``, ``check_total_row``)."""
-    lay = layout_mod.load_layout(options.layout_path)
-    file = lay.file
-    if options.decimal_comma:
-        file = dataclasses.replace(file, decimal_separator=",", thousands_separators=(".", " "))
-    if options.delimiter is not None:
-        file = dataclasses.replace(file, delimiter=options.delimiter)
-    if options.encoding is not None:
-        file = dataclasses.replace(file, encoding=options.encoding)
-    if options.check_total_row is not None:
-        file = dataclasses.replace(file, check_total_row=options.check_total_row)
-    return lay if file is lay.file else dataclasses.replace(lay, file=file)
+    """The layout a run reads its file with: :func:`batchpay.layout.for_options`."""
+    return layout_mod.for_options(options)
 
 
 def read_source(path: Path | str, options: RunOptions) -> PayoutFile:
@@ -143,7 +132,7 @@ def check_file(
     ``layout`` is :func:`load_layout` of ``options`` when the caller has it already."""
     lay = layout or load_layout(options)
     validate_mod.schema.preload_pandera()  # pandera validates: its import overlaps the parse
-    ingested = ingest.read_bytes(source.data, source.name, lay)
+    ingested = ingest.read_source(source, lay)
     result = validate_mod.validate_frame(ingested, lay)
     rules = duplicate_rules(lay, options)
     rows = ingested.frame.height

@@ -6,8 +6,11 @@ folder or bytes handed over by Airflow all arrive as one :class:`PayoutFile`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,11 @@ class PayoutFile:
     name: str
     data: bytes
     sidecars: Mapping[str, bytes] = field(default_factory=dict)
+
+    @cached_property
+    def sha256(self) -> str:
+        """The SHA-256 of :attr:`data`, hex (computed once, by whichever thread asks first)."""
+        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def size(self) -> int:
@@ -67,3 +75,24 @@ def from_path(path: Path | str, layout: Layout) -> PayoutFile:
                 hint="check that batchpay may read it, or remove it",
             ) from exc
     return PayoutFile(path.name, data, sidecars)
+
+
+def read_ahead(path: Path | str, layout: Layout) -> Future[PayoutFile]:
+    """:func:`from_path` in a thread of its own, the file's SHA-256 taken there too.
+
+    A command starts it before importing what checks the file (polars, the rules): reading
+    and hashing release the GIL, so they overlap the imports. The future's result is the
+    :class:`PayoutFile`, or raises what :func:`from_path` raises (a file over the size
+    limit is refused unread, as there).
+    """
+
+    def read() -> PayoutFile:
+        source = from_path(path, layout)
+        _ = source.sha256
+        return source
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+    try:
+        return pool.submit(read)
+    finally:
+        pool.shutdown(wait=False)  # the read goes on; the interpreter waits for it at exit

@@ -206,11 +206,10 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              decimal_comma: bool, delimiter: str | None, encoding: str | None,
              check_total_row: bool | None) -> None:  # fmt: skip
     """Run every check on FILE and print the plan a run would follow; nothing is sent."""
-    from batchpay import planning
+    from batchpay.layout import for_options
     from batchpay.options import RunOptions
-    from batchpay.report.summary import human_amount
+    from batchpay.source import read_ahead
 
-    settings = _settings(api_url, journal_path)
     options = RunOptions(
         layout_path=layout_path,
         decimal_comma=decimal_comma,
@@ -221,7 +220,13 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
         reference_per_payee=reference_per_payee,
         allow_new_bank_details=allow_new_bank_details,
     )
-    p = planning.plan(file, settings=settings, options=options)
+    # the file is read and hashed while what checks it is imported
+    pending = read_ahead(file, for_options(options))
+    from batchpay import planning
+    from batchpay.report.summary import human_amount
+
+    settings = _settings(api_url, journal_path)
+    p = planning.plan(pending.result(), settings=settings, options=options)
     click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid, {p.rows_to_pay} to pay")
     click.echo(f"sha256 {p.sha256}")
     for note in p.notes:

@@ -42,6 +42,7 @@ _BLANK_CHARS = (
 )
 _INVISIBLE = r"[\p{Cf}\p{Zl}\p{Zp}" + _BLANK_CHARS + "]"  # polars (Rust) regex
 _INVISIBLE_PY = re.compile("[" + _BLANK_CHARS + "]")
+_NON_ASCII = r"[^\x00-\x7F]"
 
 
 def _first_invisible(value: str) -> str | None:
@@ -240,14 +241,15 @@ def _scan_cells(
     for c in columns:
         # formulas matter in free text; coded columns fail validation with a clearer message
         start = r"^[\s=+\-@]" if kinds.get(c) in _FORMULA_KINDS else r"^\s"
-        probes.append(pl.col(c).str.contains(start + r"|\s$").any().alias(f"edge {c}"))
+        look = start + r"|\s$"
+        if kinds.get(c, "text") != "text":
+            # invisible characters are all non-ASCII: the same scan looks for any (a column
+            # it flags is looked at closely for each; the flag costs no second pass)
+            look += "|" + _NON_ASCII
+        probes.append(pl.col(c).str.contains(look).any().alias(f"edge {c}"))
         probes.append((pl.col(c).str.len_bytes() > max_bytes).any().alias(f"long {c}"))
         if kinds.get(c) == "digits":
             probes.append(pl.col(c).str.contains(SCIENTIFIC).any().alias(f"sci {c}"))
-        if kinds.get(c, "text") != "text":
-            # invisible characters are all non-ASCII: a byte count is cheaper than a regex
-            non_ascii = pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()
-            probes.append(non_ascii.any().alias(f"invisible {c}"))
     # lazily: polars' engine splits the rows across its threads, an eager select does not
     flags = frame.lazy().select(probes).collect().row(0, named=True) if columns else {}
     to_trim = [c for c in columns if flags[f"edge {c}"]]
@@ -263,7 +265,7 @@ def _scan_cells(
             checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
         if flags.get(f"sci {c}"):
             checks.append((c, "scientific_notation", pl.col(c).str.contains(SCIENTIFIC)))
-        if flags.get(f"invisible {c}"):
+        if flags[f"edge {c}"] and kinds[c] != "text":
             checks.append((c, "invisible_character", pl.col(c).str.contains(_INVISIBLE)))
     hits: list[tuple[str, str, int, str]] = []
     for c, code, expr in checks:

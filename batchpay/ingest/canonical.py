@@ -144,10 +144,11 @@ def to_canonical(
             column=missing[0],
             hint=hint,
         )
-    frame, hits = _scan_cells(table.frame, positions, layout)
+    frame, hits, filled = _scan_cells(table.frame, positions, layout)
     data_columns = [c for c in frame.columns if c != ROW]
     blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
-    blank_rows = int(frame.lazy().select(blank.sum()).collect().item())
+    # a column with no empty cell means no blank row: no need to add every row up
+    blank_rows = 0 if filled else int(frame.lazy().select(blank.sum()).collect().item())
     if blank_rows:
         frame = frame.filter(~blank)
     blank_rows += table.blank_rows
@@ -227,11 +228,12 @@ def _listed(texts: list[str], limit: int = 5) -> str:
 
 def _scan_cells(
     frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
-) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]]]:
+) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]], bool]:
     """Trim whitespace and find formula-like, scientific-notation and over-long cells.
 
     One parallel pass flags the columns that need a closer look, so a clean file pays for a
-    single scan. Returns the trimmed frame and (column, code, row, value) hits.
+    single scan. Returns the trimmed frame, (column, code, row, value) hits, and whether some
+    column has no empty cell (then no row is blank).
     """
     kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
     names = {f"c{i}": name for name, i in positions.items()}
@@ -247,12 +249,16 @@ def _scan_cells(
             # it flags is looked at closely for each; the flag costs no second pass)
             look += "|" + _NON_ASCII
         probes.append(pl.col(c).str.contains(look).any().alias(f"edge {c}"))
-        probes.append((pl.col(c).str.len_bytes() > max_bytes).any().alias(f"long {c}"))
+        size = pl.col(c).str.len_bytes()
+        probes.append((size.max() > max_bytes).alias(f"long {c}"))
+        probes.append((size.min() > 0).alias(f"filled {c}"))
         if kinds.get(c) == "digits":
             probes.append(pl.col(c).str.contains(SCIENTIFIC).any().alias(f"sci {c}"))
     # lazily: polars' engine splits the rows across its threads, an eager select does not
     flags = frame.lazy().select(probes).collect().row(0, named=True) if columns else {}
     to_trim = [c for c in columns if flags[f"edge {c}"]]
+    # trimming may empty a cell: only an untrimmed column's own count says it has none
+    filled = any(flags[f"filled {c}"] for c in columns if c not in to_trim)
     if to_trim:
         frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
     checks: list[tuple[str, str, pl.Expr]] = []
@@ -271,7 +277,7 @@ def _scan_cells(
     for c, code, expr in checks:
         for row, value in frame.filter(expr).select(ROW, c).iter_rows():
             hits.append((names[c], code, int(row), str(value)))
-    return frame, hits
+    return frame, hits, filled
 
 
 def _cell_message(code: str, value: str, max_chars: int) -> str | None:

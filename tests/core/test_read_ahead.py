@@ -42,3 +42,14 @@ def test_a_missing_file_is_the_same_error_as_reading_it(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         read_ahead(tmp_path / "gone.csv", load_layout()).result(timeout=30)
     assert caught.value.code == "not_found"
+
+
+def test_the_hash_asked_from_many_threads_at_once_is_the_one_digest(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = write_csv(tmp_path / "pay.csv", [payout_row(i) for i in range(200)])
+    ahead = read_ahead(path, load_layout()).result(timeout=30)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        digests = set(pool.map(lambda _: ahead.sha256, range(32)))
+    assert digests == {hashlib.sha256(path.read_bytes()).hexdigest()}
+    assert ahead._digest == list(digests)  # taken once

@@ -9,7 +9,9 @@ signals.
 from __future__ import annotations
 
 import functools
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE: what a reader that went away (`| head`) leaves
 
 MAX_ISSUES_SHOWN = 50
 
@@ -87,6 +90,11 @@ def handle_errors(fn: F) -> F:
                 ctx.exit(int(exc.exit_code))
             except (click.exceptions.Exit, click.ClickException, click.Abort):
                 raise
+            except BrokenPipeError:
+                # the output's reader went away (`batchpay validate f | head`): nothing more
+                # can be said there; the rest of the output goes nowhere, quietly
+                _quiet_stdout()
+                ctx.exit(EXIT_OUTPUT_CLOSED)
             except KeyboardInterrupt:
                 if signals:
                     _err(
@@ -104,6 +112,13 @@ def handle_errors(fn: F) -> F:
                 ctx.exit(int(ExitCode.INTERNAL))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush raises nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _print_issues(exc: ValidationFailed) -> None:

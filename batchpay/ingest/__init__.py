@@ -59,6 +59,9 @@ class IngestedFile:
     header_row: int = 1
     title_rows: tuple[tuple[int, str], ...] = ()
     totals_rows: tuple[structure.TotalRow, ...] = ()
+    # canonical columns with no cell validation's normalisation would change (its
+    # batchpay.normalise rules): validate leaves them as they are without looking again
+    already_normal: frozenset[str] = frozenset()
 
     @property
     def structure_notes(self) -> list[str]:
@@ -123,7 +126,9 @@ def read_source(source: PayoutFile, layout: Layout | None = None) -> IngestedFil
             table = xlsx.read_xlsx(data, layout)
         else:
             table = csv.read_csv(data, layout)
-        frame, header_map, unknown, blank_rows, issues = canonical.to_canonical(table, layout)
+        frame, header_map, unknown, blank_rows, issues, normal = canonical.to_canonical(
+            table, layout
+        )
         frame, totals = structure.split_totals_rows(frame)
         if totals:  # never paid; what the readers said about their cells does not matter
             at = {t.row for t in totals}
@@ -149,4 +154,5 @@ def read_source(source: PayoutFile, layout: Layout | None = None) -> IngestedFil
         header_row=table.header_row,
         title_rows=tuple(table.title_rows),
         totals_rows=tuple(totals),
+        already_normal=normal,
     )

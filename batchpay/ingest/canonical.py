@@ -21,6 +21,7 @@ from batchpay import money
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest import structure
 from batchpay.layout import Layout
+from batchpay.normalise import CHANGES
 
 __all__ = ["ROW", "SCIENTIFIC", "Table", "column_letter", "to_canonical", "too_many_rows"]
 
@@ -93,8 +94,10 @@ def too_many_rows(limit: int) -> InputError:
 
 def to_canonical(
     table: Table, layout: Layout
-) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue]]:
-    """The canonical frame, header map, unknown headers, blank rows and issues."""
+) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue], frozenset[str]]:
+    """The canonical frame, header map, unknown headers, blank rows, issues, and the columns
+    no cell of which validation's normalisation would change (see :mod:`batchpay.normalise`;
+    a column absent from the file is all blank, so among them)."""
     located = structure.locate_header(table.header, table.frame, layout)
     if located is not None:  # the header is below a title: see batchpay.ingest.structure
         table.header_row, table.header, table.title_rows = located
@@ -144,7 +147,7 @@ def to_canonical(
             column=missing[0],
             hint=hint,
         )
-    frame, hits, filled = _scan_cells(table.frame, positions, layout)
+    frame, hits, filled, normal = _scan_cells(table.frame, positions, layout)
     data_columns = [c for c in frame.columns if c != ROW]
     blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
     # a column with no empty cell means no blank row: no need to add every row up
@@ -191,7 +194,8 @@ def to_canonical(
         issues.extend(RowIssue(row, label["amount"], "amount", msg) for row, msg in declared)
     if table.numeric_amounts:
         issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
-    return out, header_map, unknown, blank_rows, issues
+    normal |= CHANGES.keys() - positions.keys()
+    return out, header_map, unknown, blank_rows, issues, normal
 
 
 def _declared_amounts(
@@ -228,12 +232,13 @@ def _listed(texts: list[str], limit: int = 5) -> str:
 
 def _scan_cells(
     frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
-) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]], bool]:
+) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]], bool, frozenset[str]]:
     """Trim whitespace and find formula-like, scientific-notation and over-long cells.
 
     One parallel pass flags the columns that need a closer look, so a clean file pays for a
-    single scan. Returns the trimmed frame, (column, code, row, value) hits, and whether some
-    column has no empty cell (then no row is blank).
+    single scan. Returns the trimmed frame, (column, code, row, value) hits, whether some
+    column has no empty cell (then no row is blank), and the canonical columns with no cell
+    validation's normalisation would change (the scan looked for one too).
     """
     kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
     names = {f"c{i}": name for name, i in positions.items()}
@@ -248,6 +253,9 @@ def _scan_cells(
             # invisible characters are all non-ASCII: the same scan looks for any (a column
             # it flags is looked at closely for each; the flag costs no second pass)
             look += "|" + _NON_ASCII
+        if names.get(c) in CHANGES:
+            # and for a cell validation's normalisation would change (batchpay.normalise)
+            look += "|" + CHANGES[names[c]]
         probes.append(pl.col(c).str.contains(look).any().alias(f"edge {c}"))
         size = pl.col(c).str.len_bytes()
         probes.append((size.max() > max_bytes).alias(f"long {c}"))
@@ -259,6 +267,7 @@ def _scan_cells(
     to_trim = [c for c in columns if flags[f"edge {c}"]]
     # trimming may empty a cell: only an untrimmed column's own count says it has none
     filled = any(flags[f"filled {c}"] for c in columns if c not in to_trim)
+    normal = frozenset(names[c] for c in columns if c in names and c not in to_trim)
     if to_trim:
         frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
     checks: list[tuple[str, str, pl.Expr]] = []
@@ -277,7 +286,7 @@ def _scan_cells(
     for c, code, expr in checks:
         for row, value in frame.filter(expr).select(ROW, c).iter_rows():
             hits.append((names[c], code, int(row), str(value)))
-    return frame, hits, filled
+    return frame, hits, filled, normal & CHANGES.keys()
 
 
 def _cell_message(code: str, value: str, max_chars: int) -> str | None:

@@ -11,37 +11,25 @@ import polars as pl
 
 from batchpay import money
 from batchpay.layout import Layout
+from batchpay.normalise import LOWER, NORMAL, UPPER
 
 __all__ = ["LOWER", "ROW", "UPPER", "final_exprs", "longest", "prepare"]
 
 ROW = "_row"
-LOWER = ("beneficiary_type", "payment_method", "account_type")
-UPPER = ("currency", "source_currency", "country", "nationality")
 
 
-_NON_ASCII = r"[^\x00-\x7F]"  # case mappings beyond ASCII are polars' own: always applied
-# Each normalisation, and what a cell holds when it would change the cell: columns without
-# such a cell (most files' codes are written as expected) are left as they are, neither
-# rewritten nor copied.
-_NORMAL: dict[str, tuple[pl.Expr, str]] = {
-    **{c: (pl.col(c).str.to_lowercase(), "[A-Z]|" + _NON_ASCII) for c in LOWER},
-    **{c: (pl.col(c).str.to_uppercase(), "[a-z]|" + _NON_ASCII) for c in UPPER},
-    # plain spaces only: other whitespace inside an IBAN is reported, not silently dropped
-    "iban": (
-        pl.col("iban").str.replace_all(" ", "", literal=True).str.to_uppercase(),
-        "[ a-z]|" + _NON_ASCII,
-    ),
-    "bic": (pl.col("bic").str.replace_all(r"\s", "").str.to_uppercase(), r"[\sa-z]|" + _NON_ASCII),
-    "sort_code": (pl.col("sort_code").str.replace_all(r"[\s-]", ""), r"[\s-]"),
-    "phone": (pl.col("phone").str.replace_all(r"[\s().\-]", ""), r"[\s().\-]"),
-}
+def prepare(frame: pl.DataFrame, *, already_normal: frozenset[str] = frozenset()) -> pl.DataFrame:
+    """Normalised values plus the amount's parts (``__*`` helper columns).
 
-
-def prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    """Normalised values plus the amount's parts (``__*`` helper columns)."""
-    probes = [pl.col(c).str.contains(changes).any().alias(c) for c, (_, changes) in _NORMAL.items()]
-    needed = frame.lazy().select(probes).collect().row(0, named=True) if frame.height else {}
-    normal = [expr for c, (expr, _) in _NORMAL.items() if needed.get(c)]
+    A column is normalised only when some cell would change: ``already_normal`` names the
+    columns a reader's scan found none in (:attr:`batchpay.ingest.IngestedFile.already_normal`);
+    the others are probed here first."""
+    unknown = [c for c in NORMAL if c not in already_normal]
+    probes = [pl.col(c).str.contains(NORMAL[c][1]).any().alias(c) for c in unknown]
+    needed = (
+        frame.lazy().select(probes).collect().row(0, named=True) if frame.height and probes else {}
+    )
+    normal = [NORMAL[c][0] for c in unknown if needed.get(c)]
     amount = pl.col("amount").str.extract_groups(r"^([0-9]+)(?:\.([0-9]+))?$")
     helpers = [
         amount.struct.field("1").alias("__whole"),

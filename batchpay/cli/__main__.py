@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchpay.cli import main
+from batchpay.cli import program
 
 if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in tests
-    main()
+    program()

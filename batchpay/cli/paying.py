@@ -16,7 +16,7 @@ from batchpay.cli.group import (
     main,
     number_options,
 )
-from batchpay.cli.handling import MAX_ISSUES_SHOWN, _err, handle_errors
+from batchpay.cli.handling import MAX_ISSUES_SHOWN, _err, exits_at_once, handle_errors
 from batchpay.cli.progress import ProgressLine
 from batchpay.errors import ValidationFailed
 
@@ -199,6 +199,7 @@ def run(
     help="Plan as `run --allow-new-bank-details` would: changed bank details are not held.",
 )
 @number_options
+@exits_at_once
 @handle_errors
 def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              api_url: str | None, allow_repeats: bool | None,

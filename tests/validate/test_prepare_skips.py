@@ -39,7 +39,7 @@ def test_prepare_normalises_as_if_every_column_were_rewritten(
     assert prepared.select(_NAMES).equals(expected.select(_NAMES))
 
 
-_CODE = st.text(st.sampled_from(list("aEuRb -.()\t") + ["ß", "é", "\u00a0"]), max_size=4)
+_CODE = st.text(st.sampled_from([*list("aEuRb -.()\t"), "ß", "é", "\xa0"]), max_size=4)
 
 
 @settings(max_examples=80, deadline=None)

@@ -253,18 +253,20 @@ def _scan_cells(
             # invisible characters are all non-ASCII: the same scan looks for any (a column
             # it flags is looked at closely for each; the flag costs no second pass)
             look += "|" + _NON_ASCII
+        if kinds.get(c) == "digits":
+            look += "|[eE]"  # scientific notation (1.2E+15) needs an E; looked at closely if so
         if names.get(c) in CHANGES:
             # and for a cell validation's normalisation would change (batchpay.normalise)
             look += "|" + CHANGES[names[c]]
-        probes.append(pl.col(c).str.contains(look).any().alias(f"edge {c}"))
+        probes.append(pl.col(c).str.contains(look).any().alias(f"look {c}"))
         size = pl.col(c).str.len_bytes()
         probes.append((size.max() > max_bytes).alias(f"long {c}"))
         probes.append((size.min() > 0).alias(f"filled {c}"))
-        if kinds.get(c) == "digits":
-            probes.append(pl.col(c).str.contains(SCIENTIFIC).any().alias(f"sci {c}"))
     # lazily: polars' engine splits the rows across its threads, an eager select does not
     flags = frame.lazy().select(probes).collect().row(0, named=True) if columns else {}
-    to_trim = [c for c in columns if flags[f"edge {c}"]]
+    # a column the look flags (edge whitespace, or anything else looked for) is trimmed and
+    # then checked closely for each thing; trimming a column with no edge changes nothing
+    to_trim = [c for c in columns if flags[f"look {c}"]]
     # trimming may empty a cell: only an untrimmed column's own count says it has none
     filled = any(flags[f"filled {c}"] for c in columns if c not in to_trim)
     normal = frozenset(names[c] for c in columns if c in names and c not in to_trim)
@@ -274,13 +276,13 @@ def _scan_cells(
     for c in columns:
         if c not in names:
             continue
-        if flags[f"edge {c}"] and kinds[c] in _FORMULA_KINDS:
+        if flags[f"look {c}"] and kinds[c] in _FORMULA_KINDS:
             checks.append((c, "formula_like", pl.col(c).str.contains(_FORMULA_START)))
         if flags[f"long {c}"]:
             checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
-        if flags.get(f"sci {c}"):
+        if flags[f"look {c}"] and kinds[c] == "digits":
             checks.append((c, "scientific_notation", pl.col(c).str.contains(SCIENTIFIC)))
-        if flags[f"edge {c}"] and kinds[c] != "text":
+        if flags[f"look {c}"] and kinds[c] != "text":
             checks.append((c, "invisible_character", pl.col(c).str.contains(_INVISIBLE)))
     hits: list[tuple[str, str, int, str]] = []
     for c, code, expr in checks:

@@ -20,13 +20,16 @@ import json
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from batchpay.errors import ConfigError
 from batchpay.money import NumberFormat
+
+if TYPE_CHECKING:
+    from batchpay.options import RunOptions
 
 __all__ = [
     "BUILT_IN",
@@ -37,6 +40,7 @@ __all__ = [
     "FileOptions",
     "Layout",
     "Limits",
+    "for_options",
     "header_key",
     "layout_toml",
     "load_layout",
@@ -578,3 +582,19 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")  # pragma: no cover
+
+
+def for_options(options: RunOptions) -> Layout:
+    """The layout a run reads its file with, the options' ``[file]`` settings over it
+    (``decimal_comma``, ``delimiter``, ``encoding``, ``check_total_row``)."""
+    lay = load_layout(options.layout_path)
+    file = lay.file
+    if options.decimal_comma:
+        file = replace(file, decimal_separator=",", thousands_separators=(".", " "))
+    if options.delimiter is not None:
+        file = replace(file, delimiter=options.delimiter)
+    if options.encoding is not None:
+        file = replace(file, encoding=options.encoding)
+    if options.check_total_row is not None:
+        file = replace(file, check_total_row=options.check_total_row)
+    return lay if file is lay.file else replace(lay, file=file)

@@ -105,14 +105,13 @@ def plan(
                 )
             )
             held, already_paid = seen.held, seen.already_paid
-            totals = checks.frame_totals_by_currency(to_pay)
+            totals = checks.valid_totals_by_currency(to_pay)
         else:
             # A journal with no run here knows no payee, payout or fee: every payable row
             # would be paid (whole columns, however long the file).
             to_pay = checked.payable_frame()
-            refs = set(to_pay["beneficiary_ref"].unique().to_list())
-            known = set()
-            totals = checks.frame_totals_by_currency(to_pay)
+            refs, known = None, set()  # every payee is new: counted, not listed
+            totals = checks.valid_totals_by_currency(to_pay)
             estimates = forecast.estimate_debits_frame(to_pay, totals)
             held, already_paid = [], 0
     issues = checked.issues
@@ -126,7 +125,9 @@ def plan(
         valid_rows=checked.accepted_count,
         issues=issues,
         totals=totals,
-        new_beneficiaries=len(refs - known),
+        new_beneficiaries=to_pay["beneficiary_ref"].n_unique()
+        if refs is None
+        else len(refs - known),
         known_beneficiaries=len(known),
         duplicates_in_file=list(checked.duplicates.repeats),
         already_paid=already_paid,

@@ -6,7 +6,10 @@ folder or bytes handed over by Airflow all arrive as one :class:`PayoutFile`.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +33,20 @@ class PayoutFile:
     name: str
     data: bytes
     sidecars: Mapping[str, bytes] = field(default_factory=dict)
+
+    _digest: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    _hashing: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 of :attr:`data`, hex: computed once, by whichever thread asks first
+        (another asking meanwhile waits for it rather than hashing the file again)."""
+        with self._hashing:
+            if not self._digest:
+                self._digest.append(hashlib.sha256(self.data).hexdigest())
+            return self._digest[0]
 
     @property
     def size(self) -> int:
@@ -67,3 +84,29 @@ def from_path(path: Path | str, layout: Layout) -> PayoutFile:
                 hint="check that batchpay may read it, or remove it",
             ) from exc
     return PayoutFile(path.name, data, sidecars)
+
+
+def read_ahead(path: Path | str, layout: Layout) -> Future[PayoutFile]:
+    """:func:`from_path` in a thread of its own, which then takes the file's SHA-256.
+
+    A command starts it before importing what checks the file (polars, the rules): reading
+    and hashing release the GIL, so they overlap the imports, and the hash the parse. The
+    future is done once the file is read: its result is the :class:`PayoutFile` (whose
+    :attr:`~PayoutFile.sha256`, asked before the thread has it, waits for it), or raises
+    what :func:`from_path` raises (a file over the size limit is refused unread, as there).
+    """
+    done: Future[PayoutFile] = Future()
+
+    def read() -> None:
+        try:
+            source = from_path(path, layout)
+        except BaseException as exc:  # the reader's error is the caller's, as from_path's
+            done.set_exception(exc)
+            return
+        with source._hashing:  # held from now: sha256 waits for this thread's digest
+            done.set_result(source)
+            source._digest.append(hashlib.sha256(source.data).hexdigest())
+
+    # not a daemon: the interpreter waits for the hash rather than stop it half-way
+    threading.Thread(target=read, name="read-ahead").start()
+    return done

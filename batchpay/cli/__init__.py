@@ -14,10 +14,18 @@ signal handling; the commands live by subject in ``paying``, ``runs``, ``watch``
 from __future__ import annotations
 
 # Importing the command modules registers their commands on ``main``.
-from batchpay.cli import auth, layout, paying, runs, watch, webhooks  # noqa: F401
+from batchpay.cli import auth, handling, layout, paying, runs, watch, webhooks  # noqa: F401
 from batchpay.cli.group import main
 
-__all__ = ["main"]
+__all__ = ["main", "program"]
+
+
+def program() -> None:
+    """The ``batchpay`` program (and ``python -m batchpay.cli``): :func:`main` as a process of
+    its own, which a command that keeps nothing may end at once when done
+    (:func:`batchpay.cli.handling.exits_at_once`); code calling ``main`` itself is returned to."""
+    handling.AS_PROGRAM = True
+    main()
 
 
 # The simulator's web stack loads only when `batchpay sandbox …` is run or listed.

@@ -16,7 +16,7 @@ from batchpay.cli.group import (
     main,
     number_options,
 )
-from batchpay.cli.handling import MAX_ISSUES_SHOWN, _err, handle_errors
+from batchpay.cli.handling import MAX_ISSUES_SHOWN, _err, exits_at_once, handle_errors
 from batchpay.cli.progress import ProgressLine
 from batchpay.errors import ValidationFailed
 
@@ -90,6 +90,7 @@ from batchpay.errors import ValidationFailed
     help="With --via batches: upload the rows of an expired batch again, as a new batch.",
 )
 @number_options
+@exits_at_once
 @handle_errors
 def run(
     file: Path,
@@ -186,10 +187,9 @@ def run(
         _err(f"resumed unfinished run {result.run_id}")
     for line in report_mod.summary_lines(result.report, result.paths):
         click.echo(line)
-    from batchpay.cli.handling import PROCESS
-
-    PROCESS.done = True  # the journal is closed and the report written: nothing to free
-    sys.exit(int(result.exit_code))
+    # The journal is closed and the report written and synced: as its own process, the
+    # command may end here (exits_at_once), without freeing every object of the run.
+    raise click.exceptions.Exit(int(result.exit_code))
 
 
 @main.command()
@@ -202,6 +202,7 @@ def run(
     help="Plan as `run --allow-new-bank-details` would: changed bank details are not held.",
 )
 @number_options
+@exits_at_once
 @handle_errors
 def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              api_url: str | None, allow_repeats: bool | None,
@@ -209,11 +210,10 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
              decimal_comma: bool, delimiter: str | None, encoding: str | None,
              check_total_row: bool | None) -> None:  # fmt: skip
     """Run every check on FILE and print the plan a run would follow; nothing is sent."""
-    from batchpay import planning
+    from batchpay.layout import for_options
     from batchpay.options import RunOptions
-    from batchpay.report.summary import human_amount
+    from batchpay.source import read_ahead
 
-    settings = _settings(api_url, journal_path)
     options = RunOptions(
         layout_path=layout_path,
         decimal_comma=decimal_comma,
@@ -224,7 +224,13 @@ def validate(file: Path, layout_path: Path | None, journal_path: Path | None,
         reference_per_payee=reference_per_payee,
         allow_new_bank_details=allow_new_bank_details,
     )
-    p = planning.plan(file, settings=settings, options=options)
+    # the file is read and hashed while what checks it is imported
+    pending = read_ahead(file, for_options(options))
+    from batchpay import planning
+    from batchpay.report.summary import human_amount
+
+    settings = _settings(api_url, journal_path)
+    p = planning.plan(pending.result(), settings=settings, options=options)
     click.echo(f"{p.file_name}: {p.rows} rows, {p.valid_rows} valid, {p.rows_to_pay} to pay")
     click.echo(f"sha256 {p.sha256}")
     for note in p.notes:

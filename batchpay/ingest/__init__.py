@@ -17,7 +17,6 @@ bytes and a name, wherever it came from; :func:`read_file` reads a path through 
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +27,9 @@ import polars as pl
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest import canonical, csv, sniff, structure
 from batchpay.layout import Layout, load_layout
+from batchpay.source import PayoutFile
 
-__all__ = ["IngestedFile", "read_bytes", "read_file"]
+__all__ = ["IngestedFile", "read_bytes", "read_file", "read_source"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class IngestedFile:
     header_row: int = 1
     title_rows: tuple[tuple[int, str], ...] = ()
     totals_rows: tuple[structure.TotalRow, ...] = ()
+    # canonical columns with no cell validation's normalisation would change (its
+    # batchpay.normalise rules): validate leaves them as they are without looking again
+    already_normal: frozenset[str] = frozenset()
 
     @property
     def structure_notes(self) -> list[str]:
@@ -104,11 +107,18 @@ def read_file(path: str | Path, layout: Layout | None = None) -> IngestedFile:
 
 def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> IngestedFile:
     """Read a payout file's exact bytes; ``filename`` decides CSV vs XLSX with the content."""
+    return read_source(PayoutFile(filename, data), layout)
+
+
+def read_source(source: PayoutFile, layout: Layout | None = None) -> IngestedFile:
+    """:func:`read_bytes` of a :class:`~batchpay.source.PayoutFile` (its hash is taken once:
+    a source read ahead was hashed while it was read)."""
+    data, filename = source.data, source.name
     layout = layout or load_layout()
     sniff.check_size(len(data), filename, layout)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # hashing releases the GIL: it runs beside the parsing
-        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        digest = pool.submit(lambda: source.sha256)
         kind = sniff.file_format(data, filename)
         if kind == "xlsx":
             from batchpay.ingest import xlsx  # lxml loads only for a workbook
@@ -116,7 +126,9 @@ def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> Inge
             table = xlsx.read_xlsx(data, layout)
         else:
             table = csv.read_csv(data, layout)
-        frame, header_map, unknown, blank_rows, issues = canonical.to_canonical(table, layout)
+        frame, header_map, unknown, blank_rows, issues, normal = canonical.to_canonical(
+            table, layout
+        )
         frame, totals = structure.split_totals_rows(frame)
         if totals:  # never paid; what the readers said about their cells does not matter
             at = {t.row for t in totals}
@@ -142,4 +154,5 @@ def read_bytes(data: bytes, filename: str, layout: Layout | None = None) -> Inge
         header_row=table.header_row,
         title_rows=tuple(table.title_rows),
         totals_rows=tuple(totals),
+        already_normal=normal,
     )

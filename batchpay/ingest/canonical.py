@@ -21,6 +21,7 @@ from batchpay import money
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest import structure
 from batchpay.layout import Layout
+from batchpay.normalise import CHANGES
 
 __all__ = ["ROW", "SCIENTIFIC", "Table", "column_letter", "to_canonical", "too_many_rows"]
 
@@ -42,6 +43,7 @@ _BLANK_CHARS = (
 )
 _INVISIBLE = r"[\p{Cf}\p{Zl}\p{Zp}" + _BLANK_CHARS + "]"  # polars (Rust) regex
 _INVISIBLE_PY = re.compile("[" + _BLANK_CHARS + "]")
+_NON_ASCII = r"[^\x00-\x7F]"
 
 
 def _first_invisible(value: str) -> str | None:
@@ -92,8 +94,10 @@ def too_many_rows(limit: int) -> InputError:
 
 def to_canonical(
     table: Table, layout: Layout
-) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue]]:
-    """The canonical frame, header map, unknown headers, blank rows and issues."""
+) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue], frozenset[str]]:
+    """The canonical frame, header map, unknown headers, blank rows, issues, and the columns
+    no cell of which validation's normalisation would change (see :mod:`batchpay.normalise`;
+    a column absent from the file is all blank, so among them)."""
     located = structure.locate_header(table.header, table.frame, layout)
     if located is not None:  # the header is below a title: see batchpay.ingest.structure
         table.header_row, table.header, table.title_rows = located
@@ -143,10 +147,11 @@ def to_canonical(
             column=missing[0],
             hint=hint,
         )
-    frame, hits = _scan_cells(table.frame, positions, layout)
+    frame, hits, filled, normal = _scan_cells(table.frame, positions, layout)
     data_columns = [c for c in frame.columns if c != ROW]
     blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
-    blank_rows = int(frame.lazy().select(blank.sum()).collect().item())
+    # a column with no empty cell means no blank row: no need to add every row up
+    blank_rows = 0 if filled else int(frame.lazy().select(blank.sum()).collect().item())
     if blank_rows:
         frame = frame.filter(~blank)
     blank_rows += table.blank_rows
@@ -189,7 +194,8 @@ def to_canonical(
         issues.extend(RowIssue(row, label["amount"], "amount", msg) for row, msg in declared)
     if table.numeric_amounts:
         issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
-    return out, header_map, unknown, blank_rows, issues
+    normal |= CHANGES.keys() - positions.keys()
+    return out, header_map, unknown, blank_rows, issues, normal
 
 
 def _declared_amounts(
@@ -226,11 +232,13 @@ def _listed(texts: list[str], limit: int = 5) -> str:
 
 def _scan_cells(
     frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
-) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]]]:
+) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]], bool, frozenset[str]]:
     """Trim whitespace and find formula-like, scientific-notation and over-long cells.
 
     One parallel pass flags the columns that need a closer look, so a clean file pays for a
-    single scan. Returns the trimmed frame and (column, code, row, value) hits.
+    single scan. Returns the trimmed frame, (column, code, row, value) hits, whether some
+    column has no empty cell (then no row is blank), and the canonical columns with no cell
+    validation's normalisation would change (the scan looked for one too).
     """
     kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
     names = {f"c{i}": name for name, i in positions.items()}
@@ -240,36 +248,47 @@ def _scan_cells(
     for c in columns:
         # formulas matter in free text; coded columns fail validation with a clearer message
         start = r"^[\s=+\-@]" if kinds.get(c) in _FORMULA_KINDS else r"^\s"
-        probes.append(pl.col(c).str.contains(start + r"|\s$").any().alias(f"edge {c}"))
-        probes.append((pl.col(c).str.len_bytes() > max_bytes).any().alias(f"long {c}"))
-        if kinds.get(c) == "digits":
-            probes.append(pl.col(c).str.contains(SCIENTIFIC).any().alias(f"sci {c}"))
+        look = start + r"|\s$"
         if kinds.get(c, "text") != "text":
-            # invisible characters are all non-ASCII: a byte count is cheaper than a regex
-            non_ascii = pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()
-            probes.append(non_ascii.any().alias(f"invisible {c}"))
+            # invisible characters are all non-ASCII: the same scan looks for any (a column
+            # it flags is looked at closely for each; the flag costs no second pass)
+            look += "|" + _NON_ASCII
+        if kinds.get(c) == "digits":
+            look += "|[eE]"  # scientific notation (1.2E+15) needs an E; looked at closely if so
+        if names.get(c) in CHANGES:
+            # and for a cell validation's normalisation would change (batchpay.normalise)
+            look += "|" + CHANGES[names[c]]
+        probes.append(pl.col(c).str.contains(look).any().alias(f"look {c}"))
+        size = pl.col(c).str.len_bytes()
+        probes.append((size.max() > max_bytes).alias(f"long {c}"))
+        probes.append((size.min() > 0).alias(f"filled {c}"))
     # lazily: polars' engine splits the rows across its threads, an eager select does not
     flags = frame.lazy().select(probes).collect().row(0, named=True) if columns else {}
-    to_trim = [c for c in columns if flags[f"edge {c}"]]
+    # a column the look flags (edge whitespace, or anything else looked for) is trimmed and
+    # then checked closely for each thing; trimming a column with no edge changes nothing
+    to_trim = [c for c in columns if flags[f"look {c}"]]
+    # trimming may empty a cell: only an untrimmed column's own count says it has none
+    filled = any(flags[f"filled {c}"] for c in columns if c not in to_trim)
+    normal = frozenset(names[c] for c in columns if c in names and c not in to_trim)
     if to_trim:
         frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
     checks: list[tuple[str, str, pl.Expr]] = []
     for c in columns:
         if c not in names:
             continue
-        if flags[f"edge {c}"] and kinds[c] in _FORMULA_KINDS:
+        if flags[f"look {c}"] and kinds[c] in _FORMULA_KINDS:
             checks.append((c, "formula_like", pl.col(c).str.contains(_FORMULA_START)))
         if flags[f"long {c}"]:
             checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
-        if flags.get(f"sci {c}"):
+        if flags[f"look {c}"] and kinds[c] == "digits":
             checks.append((c, "scientific_notation", pl.col(c).str.contains(SCIENTIFIC)))
-        if flags.get(f"invisible {c}"):
+        if flags[f"look {c}"] and kinds[c] != "text":
             checks.append((c, "invisible_character", pl.col(c).str.contains(_INVISIBLE)))
     hits: list[tuple[str, str, int, str]] = []
     for c, code, expr in checks:
         for row, value in frame.filter(expr).select(ROW, c).iter_rows():
             hits.append((names[c], code, int(row), str(value)))
-    return frame, hits
+    return frame, hits, filled, normal & CHANGES.keys()
 
 
 def _cell_message(code: str, value: str, max_chars: int) -> str | None:

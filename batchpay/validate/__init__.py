@@ -114,7 +114,7 @@ def validate_frame(
     today = today or date.today()
     frame = ingested.frame
     header_map = dict(ingested.header_map)
-    prepared = columns.prepare(frame)
+    prepared = columns.prepare(frame, already_normal=ingested.already_normal)
     rules = schema.all_rules(layout, today, columns.longest(prepared, layout))
     failures = schema.run_rules(prepared, rules)
     issues = list(ingested.issues)

@@ -49,17 +49,17 @@ def layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
                 ok=~(condition & blank(name)),
             )
         )
-    if spec.max_length is not None:
+    if spec.max_length is not None and longest.get(name, spec.max_length + 1) > spec.max_length:
+        # Only a column some value of which has more bytes than the limit (or whose longest
+        # value is not known) can have one over it: characters never outnumber bytes, so a
+        # column whose longest value fits in bytes has no row this rule could refuse.
         limit = spec.max_length
-        # exact either way: characters never outnumber bytes, so when no value has more bytes
-        # than the limit the cheap byte count decides
-        length = col.str.len_bytes() if longest.get(name, 0) <= limit else col.str.len_chars()
         rules.append(
             Rule(
                 name,
                 "too_long",
                 partial(messages.too_long_message, name, limit),
-                ok=length <= limit,
+                ok=col.str.len_chars() <= limit,
             )
         )
     if spec.values is not None:

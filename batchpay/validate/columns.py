@@ -11,35 +11,35 @@ import polars as pl
 
 from batchpay import money
 from batchpay.layout import Layout
+from batchpay.normalise import LOWER, NORMAL, UPPER
 
 __all__ = ["LOWER", "ROW", "UPPER", "final_exprs", "longest", "prepare"]
 
 ROW = "_row"
-LOWER = ("beneficiary_type", "payment_method", "account_type")
-UPPER = ("currency", "source_currency", "country", "nationality")
 
 
-def prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    """Normalised values plus the amount's parts (``__*`` helper columns)."""
-    normal = [pl.col(c).str.to_lowercase() for c in LOWER]
-    normal += [pl.col(c).str.to_uppercase() for c in UPPER]
-    normal += [
-        # plain spaces only: other whitespace inside an IBAN is reported, not silently dropped
-        pl.col("iban").str.replace_all(" ", "", literal=True).str.to_uppercase(),
-        pl.col("bic").str.replace_all(r"\s", "").str.to_uppercase(),
-        pl.col("sort_code").str.replace_all(r"[\s-]", ""),
-        pl.col("phone").str.replace_all(r"[\s().\-]", ""),
-    ]
+def prepare(frame: pl.DataFrame, *, already_normal: frozenset[str] = frozenset()) -> pl.DataFrame:
+    """Normalised values plus the amount's parts (``__*`` helper columns).
+
+    A column is normalised only when some cell would change: ``already_normal`` names the
+    columns a reader's scan found none in (:attr:`batchpay.ingest.IngestedFile.already_normal`);
+    the others are probed here first."""
+    unknown = [c for c in NORMAL if c not in already_normal]
+    probes = [pl.col(c).str.contains(NORMAL[c][1]).any().alias(c) for c in unknown]
+    needed = (
+        frame.lazy().select(probes).collect().row(0, named=True) if frame.height and probes else {}
+    )
+    normal = [NORMAL[c][0] for c in unknown if needed.get(c)]
     amount = pl.col("amount").str.extract_groups(r"^([0-9]+)(?:\.([0-9]+))?$")
     helpers = [
-        pl.col("currency")
-        .str.to_uppercase()
-        .replace_strict(money.CURRENCY_SCALE, default=2, return_dtype=pl.Int32)
-        .alias("__scale"),
         amount.struct.field("1").alias("__whole"),
         amount.struct.field("2").alias("__fraction"),
     ]
     return frame.with_columns(normal + helpers).with_columns(
+        # of the currency upper-cased above
+        pl.col("currency")
+        .replace_strict(money.CURRENCY_SCALE, default=2, return_dtype=pl.Int32)
+        .alias("__scale"),
         pl.col("__whole").str.strip_chars_start("0").str.len_bytes().alias("__whole_digits"),
         pl.col("__fraction")
         .str.strip_chars_end("0")

@@ -105,6 +105,11 @@ def preload_pandera() -> threading.Thread | None:
     def load() -> None:
         # a missing pandera is said by run_rules' own import, not by this thread
         with contextlib.suppress(ImportError):
+            # pandera's polars API, and the backends its first validate registers
+            import pandera.backends.polars.builtin_checks
+            import pandera.backends.polars.checks
+            import pandera.backends.polars.components
+            import pandera.backends.polars.container
             import pandera.polars  # noqa: F401
 
     thread = threading.Thread(target=load, name="preload-pandera")

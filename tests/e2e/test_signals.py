@@ -67,3 +67,18 @@ def test_sigterm_mid_run_exits_143_releases_the_lock_and_a_rerun_pays_each_row_o
         assert "resumed unfinished run" in again.stderr
         per_ref = Counter(p["reference"] for p in server.ledger())
         assert per_ref == Counter(r["reference"] for r in rows)
+
+
+def test_a_reader_that_goes_away_ends_validate_quietly_with_141(tmp_path: Path) -> None:
+    """`batchpay validate pay.csv | head`: no "internal error", no traceback; exit 141."""
+    path = write_csv(tmp_path / "pay.csv", [payout_row(i) for i in range(5)])
+    env = {**os.environ, "BATCHPAY_HOME": str(tmp_path / "home")}
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before a word is written
+    proc = subprocess.run(
+        [sys.executable, "-m", "batchpay.cli", "validate", str(path)],
+        stdout=write, stderr=subprocess.PIPE, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    os.close(write)
+    assert proc.returncode == 141, proc.stderr
+    assert b"internal error" not in proc.stderr and b"Traceback" not in proc.stderr

@@ -51,3 +51,26 @@ def test_validate_of_a_csv_imports_pandera_but_no_client_sandbox_or_report_write
 def test_validate_of_a_workbook_adds_only_its_xml_parser(tmp_path: Path) -> None:
     """An XLSX adds lxml, its reader's parser, and nothing else."""
     assert _loaded("payouts.xlsx", tmp_path) == ["lxml", "pandera"]
+
+
+def test_the_program_ends_at_once_having_written_every_line(tmp_path: Path) -> None:
+    """As its own process, `batchpay validate` says everything before it ends: into a file (a
+    buffered stream), a valid file's plan to its last line, an invalid one's issues and exit 4."""
+    from batchpay.testing import payout_row, write_csv
+
+    env = {"BATCHPAY_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    rows = [payout_row(i) for i in range(40)]
+    for name, rows_, code, last in (
+        ("good.csv", rows, 0, "ok: the file is valid; nothing was sent"),
+        ("bad.csv", [*rows[:-1], {**rows[-1], "currency": "XXX"}], 4, "currency"),
+    ):
+        path = write_csv(tmp_path / name, rows_)
+        out = tmp_path / f"{name}.out"
+        with out.open("w") as stdout:
+            done = subprocess.run(
+                [sys.executable, "-m", "batchpay.cli", "validate", str(path)],
+                stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, check=False,
+            )  # fmt: skip
+        assert done.returncode == code, done.stderr
+        said = out.read_text() + done.stderr
+        assert f"{name}: 40 rows" in said and last in said, said

@@ -102,6 +102,19 @@ def test_blank_rows_are_skipped_but_row_numbers_stay_true(layout: Layout) -> Non
     assert ingested.blank_rows == 2
 
 
+def test_a_row_blank_once_trimmed_is_blank_though_its_column_is_never_empty(
+    layout: Layout,
+) -> None:
+    """A row whose only cell is spaces, in a column every other row fills, is a blank row."""
+    text = csv_bytes().decode()
+    lines = text.split("\r\n")
+    width = lines[0].count(",")
+    data = "\r\n".join([lines[0], lines[1], "   " + "," * width, lines[2], ""]).encode()
+    ingested = read_bytes(data, "p.csv", layout)
+    assert ingested.frame["_row"].to_list() == [2, 4]
+    assert ingested.blank_rows == 1
+
+
 def test_bom_is_stripped_from_the_first_header(layout: Layout) -> None:
     """A UTF-8 BOM (Excel's "CSV UTF-8") does not become part of the first header."""
     ingested = read_bytes(codecs.BOM_UTF8 + csv_bytes(), "p.csv", layout)

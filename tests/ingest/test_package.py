@@ -32,7 +32,7 @@ def assert_same(from_bytes: IngestedFile, from_file: IngestedFile) -> None:
 
 def test_all_is_exactly_the_public_names() -> None:
     """__all__ is what callers import (IngestedFile, read_bytes, read_file), all defined here."""
-    assert sorted(ingest.__all__) == ["IngestedFile", "read_bytes", "read_file"]
+    assert sorted(ingest.__all__) == ["IngestedFile", "read_bytes", "read_file", "read_source"]
     defined = {
         name
         for name, value in vars(ingest).items()

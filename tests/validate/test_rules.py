@@ -6,7 +6,7 @@ import pytest
 
 from batchpay.validate import ValidationResult
 
-from .helpers import IBAN_ROW, UK_ROW, US_ROW, check, found
+from .helpers import IBAN_ROW, LAYOUT, UK_ROW, US_ROW, check, found
 
 Change = dict[str, str]
 
@@ -237,3 +237,21 @@ def test_messages_do_not_leak_pandera_text() -> None:
     for issue in result.issues:
         assert "Check" not in issue.message and "failure" not in issue.message
         assert ":" not in issue.code
+
+
+def test_length_limits_count_characters_and_a_column_that_fits_has_no_length_rule() -> None:
+    """100 two-byte letters fit a 100-character limit (200 bytes); 101 do not. A column whose
+    longest value fits in bytes cannot hold one too long: it is given no rule to run."""
+    from datetime import date
+
+    from batchpay.validate import schema
+
+    fits = check([{**IBAN_ROW, "Last Name": "é" * 100}])
+    assert not [i for i in fits.issues if i.code == "too_long"]
+    over = check([{**IBAN_ROW, "Last Name": "é" * 101}])
+    assert [(i.row, i.code) for i in over.issues] == [(2, "too_long")]
+    rules = schema.all_rules(LAYOUT, date(2026, 1, 1), {"last_name": 40})
+    assert "last_name:too_long" not in {r.key for r in rules}
+    assert "reference:too_long" in {r.key for r in rules}  # its longest is not known
+    unknown = schema.all_rules(LAYOUT, date(2026, 1, 1), {})
+    assert {"last_name:too_long", "reference:too_long"} <= {r.key for r in unknown}

@@ -191,10 +191,11 @@ class _Reader:
         self.pages = 0
         self._per_stamp: dict[str, int] = {}  # payouts seen per created_at
 
-    def first_page_arrived(self) -> None:
-        if self.started is None and self.read == 0:
+    def first_page_arrived(self, *, top: bool = False) -> None:
+        if self.started is None and (top or self.read == 0):
             # The provider's time as the first page arrived: everything created before
-            # it (less the overlap) has now been listed.
+            # it (less the overlap) has now been listed. With windows planned side by side
+            # that is the top window's first page, whatever answered before it.
             self.started = self.provider_clock.now() if self.provider_clock.observed else None
 
     def take(self, payout: Mapping[str, Any]) -> None:
@@ -252,7 +253,7 @@ class _Reader:
         self.pages += 1
         items: list[Mapping[str, Any]] = page.data
         if w.hi is None and w.cursor is None:  # the list as it stands now: the top window
-            self.first_page_arrived()
+            self.first_page_arrived(top=True)
         for payout in items:
             self.take(payout)
         if not page.has_more:

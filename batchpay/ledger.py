@@ -191,11 +191,10 @@ class _Reader:
         self.pages = 0
         self._per_stamp: dict[str, int] = {}  # payouts seen per created_at
 
-    def first_page_arrived(self, *, top: bool = False) -> None:
-        if self.started is None and (top or self.read == 0):
+    def first_page_arrived(self) -> None:
+        if self.started is None and self.read == 0:
             # The provider's time as the first page arrived: everything created before
-            # it (less the overlap) has now been listed. With windows planned side by side
-            # that is the top window's first page, whatever answered before it.
+            # it (less the overlap) has now been listed.
             self.started = self.provider_clock.now() if self.provider_clock.observed else None
 
     def take(self, payout: Mapping[str, Any]) -> None:
@@ -226,6 +225,11 @@ class _Reader:
         too, all asked for at once, instead of being found page by page."""
         pending: set[asyncio.Future[list[_Window]]] = set()
         todo = _planned(after, dense) if after is not None else []
+        if todo and self.provider_clock.observed:
+            # Planned windows are all asked at once and answer in any order; the one that
+            # holds the present need not be the top (a dense second the provider's clock
+            # has not reached). The provider's time before any is asked is the mark.
+            self.started = self.provider_clock.now()
         if not todo:
             todo = await self._page(client, _Window(after, None))
         try:
@@ -253,7 +257,7 @@ class _Reader:
         self.pages += 1
         items: list[Mapping[str, Any]] = page.data
         if w.hi is None and w.cursor is None:  # the list as it stands now: the top window
-            self.first_page_arrived(top=True)
+            self.first_page_arrived()
         for payout in items:
             self.take(payout)
         if not page.has_more:

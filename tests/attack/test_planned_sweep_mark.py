@@ -110,3 +110,77 @@ async def test_a_payout_made_after_the_top_window_answered_is_found_by_the_next_
     r3 = await pipeline.run_async(x, **run_kwargs(sandbox, a, tmp_path / "a"))
     assert _paid(sandbox)[payee(201)["reference"]] == 1
     assert {r.outcome for r in r3.report.rows} == {"already_paid"}
+
+
+class _TopAfterTheRest(httpx.AsyncBaseTransport):
+    """The sandbox's transport: the sweep's top window is asked only once its other first
+    pages are answered, another home has paid meanwhile (``meanwhile``) and the provider's
+    clock has moved on two minutes."""
+
+    def __init__(self, sb: Sandbox, meanwhile: object) -> None:
+        self.sb = sb
+        self.inner = sb.transport()
+        self.meanwhile = meanwhile
+        self.others_done = 0
+        self.armed = True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        listing = request.method == "GET" and request.url.path == "/v1/payouts"
+        params = request.url.params
+        top = listing and "created_before" not in params and "cursor" not in params
+        if not (listing and self.armed):
+            return await self.inner.handle_async_request(request)
+        if not top:
+            response = await self.inner.handle_async_request(request)
+            self.others_done += 1
+            return response
+        for _ in range(500):
+            if self.others_done:
+                break
+            await asyncio.sleep(0.01)
+        self.armed = False
+        await self.meanwhile()  # type: ignore[operator]
+        self.sb.clock.advance(120)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_dense_second_the_provider_has_not_reached_loses_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """This machine's clock stepped back 30 s after A's dense second (NTP, a VM resumed):
+    shifted to the provider's clock, that second lies ahead of the provider's now, so the
+    window below it holds the present. A payout made after that window answered and before
+    the top window (above the dense second) answers, two minutes on, must still be listed by
+    a later sweep: the mark may not be later than the first round was asked."""
+    from datetime import timedelta
+
+    for currency in ("EUR", "USD", "GBP"):
+        sandbox.set_balance(currency, "100000000.00")
+    a = sandbox_settings(tmp_path / "a")
+    first = write_csv(tmp_path / "first.csv", [payee(i) for i in range(120)])
+    assert (
+        await pipeline.run_async(first, **run_kwargs(sandbox, a, tmp_path / "a"))
+    ).exit_code == 0
+    await sandbox.advance(5)
+    x = write_csv(tmp_path / "x.csv", [payee(201)])
+
+    async def home_c_pays_x() -> None:
+        rc = await pipeline.run_async(
+            x, **run_kwargs(sandbox, sandbox_settings(tmp_path / "c"), tmp_path / "c")
+        )
+        assert rc.exit_code == 0
+
+    kw = run_kwargs(sandbox, a, tmp_path / "a")
+    kw["clock"] = lambda: sandbox.clock.now() - timedelta(seconds=30)
+    late = _TopAfterTheRest(sandbox, home_c_pays_x)
+    kw["transport"] = late
+    r2 = await pipeline.run_async(write_csv(tmp_path / "y.csv", [payee(200)]), **kw)
+    assert r2.exit_code == 0
+    assert not late.armed
+    assert _paid(sandbox)[payee(201)["reference"]] == 1
+    await sandbox.advance(DAY + 3600)
+    kw = run_kwargs(sandbox, a, tmp_path / "a")
+    kw["clock"] = lambda: sandbox.clock.now() - timedelta(seconds=30)
+    r3 = await pipeline.run_async(x, **kw)
+    assert _paid(sandbox)[payee(201)["reference"]] == 1
+    assert {r.outcome for r in r3.report.rows} == {"already_paid"}

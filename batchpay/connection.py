@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,14 @@ class Connection:
     # A new run's look at the provider's ledger, started beside its start-up
     # (ledger.LedgerLook); the per-row strategy awaits it before sending anything.
     ledger_look: Any = None
+    untagged_calls: list[int] = field(default_factory=list)
+    """The look's calls recorded before the run existed, for the run to adopt."""
+
+    def adopt_calls(self) -> None:
+        """Tag the calls the run's ledger look made before the run was recorded."""
+        if self.run_id is not None and self.untagged_calls:
+            self.journal.adopt_calls(self.run_id, self.untagged_calls)
+            self.untagged_calls = []
 
 
 @contextlib.asynccontextmanager
@@ -61,7 +69,19 @@ async def connect(
 
     def on_call(call: CallRecord) -> None:
         provider_clock.observe(call.server_date)
-        run_id = conn_holder[0].run_id if conn_holder else None
+        conn = conn_holder[0] if conn_holder else None
+        run_id = conn.run_id if conn is not None else None
+        if (
+            run_id is None
+            and conn is not None
+            and conn.ledger_look is not None
+            and (call.method == "GET" and call.path in _LOOK_PATHS)
+        ):
+            # The ledger look of a run not recorded yet: the run adopts these calls.
+            found = journal.record_call(None, call_record_dict(call), returning=True)
+            if found is not None:
+                conn.untagged_calls.append(found)
+            return
         journal.record_call(run_id, call_record_dict(call))
 
     client = AntonClient(
@@ -91,6 +111,10 @@ async def connect(
                 maybe = close()
                 if asyncio.iscoroutine(maybe):
                     await maybe
+
+
+# What a ledger look asks for (ledger.LedgerLook): the foreign-batch look-up, the sweep.
+_LOOK_PATHS = frozenset({"/v1/batches", "/v1/payouts"})
 
 
 def _rate_limiter(journal: Journal, settings: Settings) -> RateLimiter | None:

@@ -154,6 +154,7 @@ async def run_async(
                     await conn.ledger_look.close()
                 raise
             conn.run_id = run_id
+            conn.adopt_calls()
             if conn.ledger_look is not None:  # the run is recorded: let the look move on
                 await conn.ledger_look.step()
             log.info(

@@ -12,13 +12,16 @@ from batchpay.journal.records import ApiCall
 class CallVerbs(JournalBase):
     """The journal verbs for recorded API calls."""
 
-    def record_call(self, run_id: str | None, call: Mapping[str, Any]) -> None:
-        """Store one HTTP exchange (no bodies, no secrets)."""
+    def record_call(
+        self, run_id: str | None, call: Mapping[str, Any], *, returning: bool = False
+    ) -> int | None:
+        """Store one HTTP exchange (no bodies, no secrets); its id with ``returning``."""
         with self.transaction(single=True) as db:
-            db.execute(
+            found = db.execute(
                 """INSERT INTO api_calls (run_id, started_at, method, path, status, error_code,
                    request_id, idempotency_key, attempt, duration_ms)
-                   VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                   VALUES (?,?,?,?,?,?,?,?,?,?)"""
+                + (" RETURNING id" if returning else ""),
                 (
                     run_id,
                     call["started_at"],
@@ -31,6 +34,19 @@ class CallVerbs(JournalBase):
                     call.get("attempt", 1),
                     call.get("duration_ms", 0.0),
                 ),
+            )
+            row = found.fetchone() if returning else None
+        return int(row[0]) if row is not None else None
+
+    def adopt_calls(self, run_id: str, ids: list[int]) -> None:
+        """Give calls recorded before their run existed (its ledger look) the run's id."""
+        if not ids:
+            return
+        with self.transaction(single=True) as db:
+            db.execute(
+                f"UPDATE api_calls SET run_id=? WHERE run_id IS NULL AND id IN "
+                f"({','.join('?' * len(ids))})",
+                (run_id, *ids),
             )
 
     def calls(self, run_id: str) -> list[ApiCall]:

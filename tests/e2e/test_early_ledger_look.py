@@ -75,6 +75,9 @@ async def test_the_ledger_look_leaves_beside_the_balance_check_and_ends_before_a
     assert timeline.first("answered", "GET /v1/batches") < timeline.first(
         "asked", "GET /v1/payouts"
     )
+    with Journal(settings.journal_path) as j:  # the look's calls are the run's
+        paths = {(c["method"], c["path"]) for c in j.calls(result.run_id)}
+    assert {("GET", "/v1/batches"), ("GET", "/v1/payouts")} <= paths
 
 
 async def test_a_sweep_failing_during_the_start_up_sends_nothing_and_the_rerun_pays_once(

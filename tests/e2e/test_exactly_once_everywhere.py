@@ -15,7 +15,6 @@ from batchpay import pipeline
 from batchpay.config import Settings
 from batchpay.errors import ConfigError, ExitCode
 from batchpay.journal import Journal
-from batchpay.journal.records import ApiCall
 from batchpay.sandbox import Sandbox
 
 from .conftest import SettingsIn, payee, run_kwargs, write_csv
@@ -106,17 +105,12 @@ async def test_an_up_to_date_journal_sweeps_the_ledger_for_about_nothing(
         write_csv(tmp_path / "a.csv", first), **run_kwargs(sandbox, settings, tmp_path)
     )
     second = [payee(i, reference=f"INV-NEXT-{i}") for i in range(n)]
-    with Journal(settings.journal_path) as j:
-        (mark,) = j.db.execute("SELECT COALESCE(MAX(id), 0) FROM api_calls").fetchone()
     result = await pipeline.run_async(
         write_csv(tmp_path / "b.csv", second), **run_kwargs(sandbox, settings, tmp_path)
     )
     assert result.exit_code == ExitCode.OK
     with Journal(settings.journal_path) as j:
-        # Every call of the second run's process: the ledger look's, made beside the
-        # start-up before the run exists, carry no run id.
-        found = j.db.execute("SELECT * FROM api_calls WHERE id > ? ORDER BY id", (mark,))
-        calls = [ApiCall.from_row(r) for r in found]
+        calls = j.calls(result.run_id)
     assert len(calls) <= 1.05 * n, Counter((c["method"], c["path"]) for c in calls)
     sweeps = [c for c in calls if c["method"] == "GET" and c["path"] == "/v1/payouts"]
     assert 1 <= len(sweeps) <= 2

@@ -225,6 +225,11 @@ class _Reader:
         too, all asked for at once, instead of being found page by page."""
         pending: set[asyncio.Future[list[_Window]]] = set()
         todo = _planned(after, dense) if after is not None else []
+        if todo and self.provider_clock.observed:
+            # Planned windows are all asked at once and answer in any order; the one that
+            # holds the present need not be the top (a dense second the provider's clock
+            # has not reached). The provider's time before any is asked is the mark.
+            self.started = self.provider_clock.now()
         if not todo:
             todo = await self._page(client, _Window(after, None))
         try:
@@ -603,6 +608,8 @@ async def _cancel_second(
 
 # A batch in these states may still turn into payouts (batchpay.batches' own sets).
 _BATCH_OPEN = frozenset({"uploaded", "validating", "validated", "confirmed", "processing"})
+BATCH_OPEN = _BATCH_OPEN
+"""The statuses of a batch that may still make payouts."""
 _BATCH_NEVER_PAID = frozenset({"validation_failed", "cancelled", "expired"})
 BATCH_FILE_PREFIX = "batchpay-"
 
@@ -695,6 +702,10 @@ class LedgerLook:
     ) -> None:
         started = provider_clock.now() - OVERLAP
         self.watch = ForeignBatchWatch(client, journal, since=started - timedelta(days=7))
+        self.provider_clock = provider_clock
+        self.since = started
+        """Before the look asked for open batches (the provider's time, less the overlap):
+        a batch created since may have been missed by the look (:meth:`made_since`)."""
         self._task = asyncio.ensure_future(self._look(
             client, journal, environment, provider_clock, on_progress
         ))  # fmt: skip
@@ -710,9 +721,19 @@ class LedgerLook:
         # The batch look-up is answered before the sweep's first page is asked: a batch no
         # longer open then has made all its payouts, which that page lists.
         found = await self.watch.open_batches()
+        # The provider's clock is observed now: the look-up was asked after this, less the
+        # overlap (the clock read before it may have been this machine's own).
+        self.since = min(self.since, provider_clock.now() - OVERLAP)
         await sweep(client, journal, environment, provider_clock=provider_clock,
                     on_progress=on_progress)  # fmt: skip
         return found
+
+    async def made_since(self, client: Any, journal: Journal) -> list[dict[str, Any]]:
+        """Another home's batches created since the look asked for open ones, open or
+        not: while the run's start-up went on after the look, one may have been uploaded
+        and even paid (its payouts after the sweep's pages, no idempotency key to refuse
+        ours), which neither the look nor a watch of open batches would see."""
+        return await foreign_batches(client, journal, since=self.since, open_only=False)
 
     async def step(self) -> None:
         """Let the look move on between two stretches of the run's own start-up (its answers

@@ -149,10 +149,19 @@ class _PerRowRun:
             # Started beside the run's start-up (pipeline): the same look, in the same
             # order, ended before anything is sent.
             found = await look.result()
+            started = look.since  # every batch made since the look began is asked after
             if todo:
                 self.batch_watch = look.watch
+                # The start-up went on after the look: a batch made meanwhile (even one
+                # already paid) is asked for now, before the sweep is read again, in the
+                # same order as the look (a batch no longer open has made its payouts).
+                made = await look.made_since(self.conn.client, self.journal)
+                if made:
+                    found += [b for b in made if b.get("status") in ledger.BATCH_OPEN]
+                    await ledger.sweep(self.conn.client, self.journal, self.env,
+                                       provider_clock=self.conn.provider_clock,
+                                       on_progress=self.on_progress)  # fmt: skip
                 todo = self._hold_for_foreign_batches(todo, found)
-            started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
         elif open_intents or todo:
             # The provider's ledger is the last word: learn what it already holds (and its
             # clock) before settling or sending anything. Another home's open batches are

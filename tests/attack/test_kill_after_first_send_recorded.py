@@ -20,20 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from batchpay.sandbox import DEFAULT_API_KEY
 from batchpay.testing import payout_row, write_csv
-from tests.e2e.server import sandbox_server
+from tests.e2e.server import cli_env, sandbox_server
 
 pytestmark = pytest.mark.slow
-
-
-def _env(tmp: Path, url: str) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
-    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url,
-               BATCHPAY_HOME=str(tmp / "home"))  # fmt: skip
-    return env
 
 
 def _run(tmp: Path, env: dict[str, str], f: Path) -> subprocess.Popen[bytes]:
@@ -49,7 +39,7 @@ def test_a_run_killed_with_intents_recorded_as_sent_pays_each_row_once(
     tmp_path: Path, wanted: int
 ) -> None:
     with sandbox_server(tmp_path, "--latency-ms", "200", "--rate-limit", "off") as server:
-        env = _env(tmp_path, server.url)
+        env = cli_env(tmp_path / "home", server.url)
         rows = [payout_row(i) for i in range(60)]
         f = write_csv(tmp_path / "p.csv", rows)
         proc = _run(tmp_path, env, f)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from batchpay import pipeline
+from batchpay.config import Settings
 from batchpay.sandbox import Sandbox
 from batchpay.testing import sandbox_settings
 
@@ -76,26 +78,34 @@ def _paid(sb: Sandbox) -> Counter[str]:
     return Counter(p["reference"] for p in sb.ledger() if p["status"] != "cancelled")
 
 
-async def test_a_payout_made_after_the_top_window_answered_is_found_by_the_next_sweep(
-    sandbox: Sandbox, tmp_path: Path
-) -> None:
-    sandbox.set_balance("EUR", "100000000.00")
-    sandbox.set_balance("USD", "100000000.00")
-    sandbox.set_balance("GBP", "100000000.00")
+async def _dense_second_then_x(
+    sb: Sandbox, tmp_path: Path, pause: float
+) -> tuple[Settings, Path, Callable[[], Awaitable[None]]]:
+    """Home A pays 120 rows within one (sandbox) second, a dense second of its journal, and
+    ``pause`` seconds pass; returns A's settings, file X (another payee) and home C paying X."""
+    for currency in ("EUR", "USD", "GBP"):
+        sb.set_balance(currency, "100000000.00")
     a = sandbox_settings(tmp_path / "a")
-    # A pays 120 rows within one (sandbox) second: a dense second of its journal.
     first = write_csv(tmp_path / "first.csv", [payee(i) for i in range(120)])
-    r1 = await pipeline.run_async(first, **run_kwargs(sandbox, a, tmp_path / "a"))
+    r1 = await pipeline.run_async(first, **run_kwargs(sb, a, tmp_path / "a"))
     assert r1.exit_code == 0
-    await sandbox.advance(10)
+    await sb.advance(pause)
     x = write_csv(tmp_path / "x.csv", [payee(201)])
 
     async def home_c_pays_x() -> None:
         rc = await pipeline.run_async(
-            x, **run_kwargs(sandbox, sandbox_settings(tmp_path / "c"), tmp_path / "c")
+            x, **run_kwargs(sb, sandbox_settings(tmp_path / "c"), tmp_path / "c")
         )
         assert rc.exit_code == 0
 
+    return a, x, home_c_pays_x
+
+
+async def test_a_payout_made_after_the_top_window_answered_is_found_by_the_next_sweep(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A pays 120 rows within one (sandbox) second: a dense second of its journal.
+    a, x, home_c_pays_x = await _dense_second_then_x(sandbox, tmp_path, 10)
     # A's next run (another file): its sweep plans windows around that second.
     kw = run_kwargs(sandbox, a, tmp_path / "a")
     top_last = _TopLast(sandbox, home_c_pays_x)
@@ -154,22 +164,7 @@ async def test_a_dense_second_the_provider_has_not_reached_loses_nothing(
     a later sweep: the mark may not be later than the first round was asked."""
     from datetime import timedelta
 
-    for currency in ("EUR", "USD", "GBP"):
-        sandbox.set_balance(currency, "100000000.00")
-    a = sandbox_settings(tmp_path / "a")
-    first = write_csv(tmp_path / "first.csv", [payee(i) for i in range(120)])
-    assert (
-        await pipeline.run_async(first, **run_kwargs(sandbox, a, tmp_path / "a"))
-    ).exit_code == 0
-    await sandbox.advance(5)
-    x = write_csv(tmp_path / "x.csv", [payee(201)])
-
-    async def home_c_pays_x() -> None:
-        rc = await pipeline.run_async(
-            x, **run_kwargs(sandbox, sandbox_settings(tmp_path / "c"), tmp_path / "c")
-        )
-        assert rc.exit_code == 0
-
+    a, x, home_c_pays_x = await _dense_second_then_x(sandbox, tmp_path, 5)
     kw = run_kwargs(sandbox, a, tmp_path / "a")
     kw["clock"] = lambda: sandbox.clock.now() - timedelta(seconds=30)
     late = _TopAfterTheRest(sandbox, home_c_pays_x)

@@ -8,7 +8,6 @@ command again, and asks the server: one batch uploaded, every reference paid exa
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -22,20 +21,12 @@ from typing import Any
 
 import pytest
 
-from batchpay.sandbox import DEFAULT_API_KEY
 from batchpay.testing import payout_row, write_csv
-from tests.e2e.server import Server, sandbox_server
+from tests.e2e.server import Server, cli_env, sandbox_server
 
 pytestmark = [pytest.mark.socket, pytest.mark.slow]
 
 ROWS = 12
-
-
-def _env(home: Path, url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
-    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url, BATCHPAY_HOME=str(home),
-               BATCHPAY_HTTP_TIMEOUT="60")  # fmt: skip
-    return env
 
 
 def _cmd(csv: Path, tmp: Path, *extra: str, via: str = "batches") -> list[str]:
@@ -116,7 +107,7 @@ def test_killed_during_upload_resumes_the_same_upload(
     csv = write_csv(tmp_path / "pay.csv", rows)
     home = tmp_path / "home"
     with sandbox_server(tmp_path, "--timeout-seconds", "30") as server:
-        env = _env(home, server.url)
+        env = cli_env(home, server.url, BATCHPAY_HTTP_TIMEOUT="60")
         _plan(server, "POST /v1/batches", [fault])
         proc = subprocess.Popen(_cmd(csv, tmp_path, "--confirm"), env=env, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -136,7 +127,7 @@ def test_upload_answer_lost_past_every_retry_is_found_in_the_batch_list(
     """Every answer to the upload lost: the batch is found by listing, not uploaded again."""
     csv = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path) as server:
-        env = _env(tmp_path / "home", server.url)
+        env = cli_env(tmp_path / "home", server.url, BATCHPAY_HTTP_TIMEOUT="60")
         _plan(server, "POST /v1/batches", ["lost_response"] * 30)
         _finish(_cmd(csv, tmp_path, "--confirm"), env, tmp_path)
         _judge(server, rows)
@@ -150,7 +141,7 @@ def test_not_confirmed_then_confirmed_uses_the_same_batch(
     csv = write_csv(tmp_path / "pay.csv", rows)
     home = tmp_path / "home"
     with sandbox_server(tmp_path, "--timeout-seconds", "30") as server:
-        env = _env(home, server.url)
+        env = cli_env(home, server.url, BATCHPAY_HTTP_TIMEOUT="60")
         asked = subprocess.run(_cmd(csv, tmp_path), env=env, cwd=tmp_path, capture_output=True,
                                text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
         assert asked.returncode == 2, asked.stderr
@@ -174,7 +165,7 @@ def test_killed_during_confirm_never_confirms_twice(
     csv = write_csv(tmp_path / "pay.csv", rows)
     home = tmp_path / "home"
     with sandbox_server(tmp_path, "--timeout-seconds", "30") as server:
-        env = _env(home, server.url)
+        env = cli_env(home, server.url, BATCHPAY_HTTP_TIMEOUT="60")
         _plan(server, "POST /v1/batches/{id}/confirm", ["timeout"])
         proc = subprocess.Popen(_cmd(csv, tmp_path, "--confirm"), env=env, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -191,7 +182,7 @@ def test_killed_while_processing_follows_the_same_batch(
     csv = write_csv(tmp_path / "pay.csv", rows)
     home = tmp_path / "home"
     with sandbox_server(tmp_path, "--batch-rows-per-step", "2") as server:
-        env = _env(home, server.url)
+        env = cli_env(home, server.url, BATCHPAY_HTTP_TIMEOUT="60")
         proc = subprocess.Popen(_cmd(csv, tmp_path, "--confirm"), env=env, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         _kill_when(proc, lambda: len(server.ledger()) >= 2)
@@ -209,7 +200,7 @@ def test_an_expired_confirmation_is_reported_not_uploaded_again(
     and no second upload however often the command is run again, until --new-batch."""
     csv = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path) as server:
-        env = _env(tmp_path / "home", server.url)
+        env = cli_env(tmp_path / "home", server.url, BATCHPAY_HTTP_TIMEOUT="60")
         asked = subprocess.run(_cmd(csv, tmp_path), env=env, cwd=tmp_path, capture_output=True,
                                text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
         assert asked.returncode == 2, asked.stderr
@@ -239,7 +230,7 @@ def test_rows_the_provider_refuses_are_reported_by_batchpay_row_number(
     rows[4]["amount"] = "104.99"
     csv = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path) as server:
-        env = _env(tmp_path / "home", server.url)
+        env = cli_env(tmp_path / "home", server.url, BATCHPAY_HTTP_TIMEOUT="60")
         done = subprocess.run(_cmd(csv, tmp_path, "--confirm"), env=env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         assert done.returncode == 1, done.stderr
@@ -260,12 +251,20 @@ def test_a_later_per_row_run_pays_nothing_the_batch_paid(
     the same file finds every row already paid; a file with one new row pays only it."""
     csv = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path) as server:
-        _finish(_cmd(csv, tmp_path, "--confirm"), _env(tmp_path / "home", server.url), tmp_path)
-        fresh = _env(tmp_path / "other-home", server.url)
+        _finish(
+            _cmd(csv, tmp_path, "--confirm"),
+            cli_env(tmp_path / "home", server.url, BATCHPAY_HTTP_TIMEOUT="60"),
+            tmp_path,
+        )
+        fresh = cli_env(tmp_path / "other-home", server.url, BATCHPAY_HTTP_TIMEOUT="60")
         again = subprocess.run(_cmd(csv, tmp_path, via="rows"), env=fresh, cwd=tmp_path,
                                capture_output=True, text=True, timeout=120)  # fmt: skip
         assert again.returncode == 5, again.stderr
         more = write_csv(tmp_path / "more.csv", [*rows, payout_row(ROWS)])
-        _finish(_cmd(more, tmp_path, via="rows"), _env(tmp_path / "home", server.url), tmp_path)
+        _finish(
+            _cmd(more, tmp_path, via="rows"),
+            cli_env(tmp_path / "home", server.url, BATCHPAY_HTTP_TIMEOUT="60"),
+            tmp_path,
+        )
         per_ref = Counter(p["reference"] for p in server.ledger())
         assert set(per_ref.values()) == {1} and len(per_ref) == ROWS + 1

@@ -14,6 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from batchpay.sandbox import DEFAULT_API_KEY
+
+
+def cli_env(home: Path, url: str, **extra: str) -> dict[str, str]:
+    """The environment a `batchpay` process is started with against the sandbox at ``url``:
+    this process's own, less any ``BATCHPAY_*``, with the sandbox key, ``url`` and ``home``
+    (and ``extra`` settings, e.g. ``BATCHPAY_HTTP_TIMEOUT="60"``)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
+    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url, BATCHPAY_HOME=str(home))
+    env.update(extra)
+    return env
+
 
 def free_port() -> int:
     """A free TCP port on the loopback interface."""

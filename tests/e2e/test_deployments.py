@@ -6,7 +6,6 @@ the server's ledger is the judge.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -15,18 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from batchpay.sandbox import DEFAULT_API_KEY
 from batchpay.testing import payout_row, write_csv
 
-from .server import Server, sandbox_server
+from .server import Server, cli_env, sandbox_server
 
 pytestmark = [pytest.mark.socket, pytest.mark.slow]
-
-
-def _env(home: Path, url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
-    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url, BATCHPAY_HOME=str(home))
-    return env
 
 
 def _cmd(f: Path, out: Path, *extra: str) -> list[str]:
@@ -49,7 +41,7 @@ def test_a_second_run_started_during_a_long_run_never_works_it_too(tmp_path: Pat
     f = write_csv(tmp_path / "pay.csv", rows)
     # 8 rows x 3 requests x 3 s at one request in flight: a run of about 75 seconds.
     with sandbox_server(tmp_path, "--latency-ms", "3000") as server:
-        env = _env(tmp_path / "home", server.url)
+        env = cli_env(tmp_path / "home", server.url)
         first = subprocess.Popen(_cmd(f, tmp_path / "r", "--concurrency", "1"), env=env,
                                  cwd=tmp_path, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -79,17 +71,17 @@ def test_a_second_home_during_a_run_pays_nothing_twice(tmp_path: Path) -> None:
     rows = [payout_row(i) for i in range(16)]
     f = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path, "--latency-ms", "150") as server:
-        first = subprocess.Popen(_cmd(f, tmp_path / "r"), env=_env(tmp_path / "a", server.url),
+        first = subprocess.Popen(_cmd(f, tmp_path / "r"), env=cli_env(tmp_path / "a", server.url),
                                  cwd=tmp_path, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)  # fmt: skip
         time.sleep(2.0)
-        other = _run(_cmd(f, tmp_path / "r2"), _env(tmp_path / "b", server.url), tmp_path)
+        other = _run(_cmd(f, tmp_path / "r2"), cli_env(tmp_path / "b", server.url), tmp_path)
         assert first.wait(timeout=180) in (0, 5)
         assert other.returncode in (0, 5), other.stderr
         _once(server, rows)
         # Each home, run again, has nothing left to pay.
         for home in ("a", "b"):
-            again = _run(_cmd(f, tmp_path / "r3"), _env(tmp_path / home, server.url), tmp_path)
+            again = _run(_cmd(f, tmp_path / "r3"), cli_env(tmp_path / home, server.url), tmp_path)
             assert again.returncode == 5, again.stderr
         _once(server, rows)
 
@@ -99,7 +91,7 @@ def test_three_spellings_of_one_url_are_one_world(tmp_path: Path) -> None:
     rows = [payout_row(i) for i in range(20)]
     f = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path) as server:
-        env = _env(tmp_path / "home", server.url)
+        env = cli_env(tmp_path / "home", server.url)
         codes = []
         for url in (server.url, f"http://localhost:{server.port}",
                     f"http://LOCALHOST:{server.port}/"):  # fmt: skip

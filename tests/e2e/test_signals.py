@@ -13,19 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from batchpay.sandbox import DEFAULT_API_KEY
 from batchpay.testing import payout_row, write_csv
 
-from .server import sandbox_server
+from .server import cli_env, sandbox_server
 
 pytestmark = pytest.mark.socket
-
-
-def _env(tmp: Path, url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
-    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url,
-               BATCHPAY_HOME=str(tmp / "home"))  # fmt: skip
-    return env
 
 
 def test_sigterm_mid_run_exits_143_releases_the_lock_and_a_rerun_pays_each_row_once(
@@ -37,7 +29,7 @@ def test_sigterm_mid_run_exits_143_releases_the_lock_and_a_rerun_pays_each_row_o
     cmd = [sys.executable, "-m", "batchpay.cli", "run", str(f), "--out", str(tmp_path / "r"),
            "--concurrency", "2", "--skip-balance-check"]  # fmt: skip
     with sandbox_server(tmp_path, "--latency-ms", "150") as server:
-        env = _env(tmp_path, server.url)
+        env = cli_env(tmp_path / "home", server.url)
         proc = subprocess.Popen(
             cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -10,19 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from batchpay.sandbox import DEFAULT_API_KEY
 from batchpay.testing import payout_row, write_csv
 
-from .server import sandbox_server
+from .server import cli_env, sandbox_server
 
 pytestmark = pytest.mark.socket
-
-
-def _env(tmp: Path, url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
-    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url,
-               BATCHPAY_HOME=str(tmp / "home"))  # fmt: skip
-    return env
 
 
 def _batchpay(tmp: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,7 +30,7 @@ def test_run_against_a_separate_server(tmp_path: Path) -> None:
     rows = [payout_row(i) for i in range(12)]
     f = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path) as server:
-        env = _env(tmp_path, server.url)
+        env = cli_env(tmp_path / "home", server.url)
         first = _batchpay(tmp_path, env, "run", str(f))
         assert first.returncode == 0, first.stderr
         assert f"SANDBOX at {server.url}" in first.stderr
@@ -56,7 +47,7 @@ def test_two_processes_on_one_file_never_both_submit(tmp_path: Path) -> None:
     rows = [payout_row(i) for i in range(30)]
     f = write_csv(tmp_path / "pay.csv", rows)
     with sandbox_server(tmp_path, "--latency-ms", "30") as server:
-        env = _env(tmp_path, server.url)
+        env = cli_env(tmp_path / "home", server.url)
         cmd = [sys.executable, "-m", "batchpay.cli", "run", str(f), "--out", str(tmp_path / "r")]
         procs = [
             subprocess.Popen(
@@ -87,7 +78,7 @@ def test_wrong_key_stops_with_exit_7_and_no_traceback(tmp_path: Path) -> None:
     """A key the server does not know stops the run with a clear message."""
     f = write_csv(tmp_path / "pay.csv", [payout_row(0)])
     with sandbox_server(tmp_path) as server:
-        env = _env(tmp_path, server.url)
+        env = cli_env(tmp_path / "home", server.url)
         env["BATCHPAY_API_KEY"] = "ak_test_not_a_known_key_123"
         result = _batchpay(tmp_path, env, "run", str(f))
         assert result.returncode == 7, result.stderr
@@ -194,7 +185,7 @@ def test_a_run_killed_while_its_ledger_look_overlaps_the_start_up_pays_each_row_
     import time
 
     with sandbox_server(tmp_path, "--latency-ms", "150", "--rate-limit", "off") as server:
-        env = _env(tmp_path, server.url)
+        env = cli_env(tmp_path / "home", server.url)
         first = write_csv(tmp_path / "a.csv", [payout_row(i) for i in range(150)])
         assert _batchpay(tmp_path, env, "run", str(first)).returncode == 0
         journal = tmp_path / "home" / "journal.db"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,18 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from batchpay.sandbox import DEFAULT_API_KEY
 from batchpay.testing import payout_row, write_csv
-from tests.e2e.server import sandbox_server
+from tests.e2e.server import cli_env, sandbox_server
 
 pytestmark = [pytest.mark.socket, pytest.mark.slow]
-
-
-def _env(tmp: Path, url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHPAY_")}
-    env.update(BATCHPAY_API_KEY=DEFAULT_API_KEY, BATCHPAY_API_URL=url,
-               BATCHPAY_HOME=str(tmp / "home"))  # fmt: skip
-    return env
 
 
 def test_watcher_killed_mid_file_finishes_it_on_restart_and_a_redrop_is_a_duplicate(
@@ -41,7 +32,7 @@ def test_watcher_killed_mid_file_finishes_it_on_restart_and_a_redrop_is_a_duplic
     cmd = [sys.executable, "-m", "batchpay.cli", "watch", str(drop), "--once",
            "--worker", "w1", "--concurrency", "2", "--skip-balance-check"]  # fmt: skip
     with sandbox_server(tmp_path, "--latency-ms", "150") as server:
-        env = _env(tmp_path, server.url)
+        env = cli_env(tmp_path / "home", server.url)
         proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)  # fmt: skip
         deadline = time.monotonic() + 60

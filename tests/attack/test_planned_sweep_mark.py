@@ -31,11 +31,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 DAY = 86400.0
 
 
-class _TopLast(httpx.AsyncBaseTransport):
-    """The sandbox's transport: the sweep's top window (no ``created_before``, no cursor)
-    answers after its other windows' first pages; once it has, ``meanwhile`` runs (another
-    home pays) and the provider's clock moves on two minutes before the answer is read;
-    a window read on by cursor then answers, at the provider's new time."""
+class _SweepTransport(httpx.AsyncBaseTransport):
+    """The sandbox's transport, holding the sweep's pages as a subclass says until it has
+    run ``meanwhile`` (another home pays) once: then it passes everything."""
 
     def __init__(self, sb: Sandbox, meanwhile: object) -> None:
         self.sb = sb
@@ -45,13 +43,25 @@ class _TopLast(httpx.AsyncBaseTransport):
         self.others_done = 0
         self.armed = True
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        listing = request.method == "GET" and request.url.path == "/v1/payouts"
+    def held(self, request: httpx.Request) -> tuple[bool, bool]:
+        """(whether the request is a payout listing to hold, whether it is the top window's
+        first page: no ``created_before``, no cursor)."""
         params = request.url.params
-        top = listing and "created_before" not in params and "cursor" not in params
-        if not (listing and self.armed):
+        listing = self.armed and request.method == "GET" and request.url.path == "/v1/payouts"
+        return listing, listing and "created_before" not in params and "cursor" not in params
+
+
+class _TopLast(_SweepTransport):
+    """The sandbox's transport: the sweep's top window (no ``created_before``, no cursor)
+    answers after its other windows' first pages; once it has, ``meanwhile`` runs (another
+    home pays) and the provider's clock moves on two minutes before the answer is read;
+    a window read on by cursor then answers, at the provider's new time."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        listing, top = self.held(request)
+        if not listing:
             return await self.inner.handle_async_request(request)
-        if not top and "cursor" in params:  # read on after the top window answered
+        if not top and "cursor" in request.url.params:  # read on after the top window answered
             while self.armed:
                 await asyncio.sleep(0.01)
             return await self.inner.handle_async_request(request)
@@ -122,23 +132,14 @@ async def test_a_payout_made_after_the_top_window_answered_is_found_by_the_next_
     assert {r.outcome for r in r3.report.rows} == {"already_paid"}
 
 
-class _TopAfterTheRest(httpx.AsyncBaseTransport):
+class _TopAfterTheRest(_SweepTransport):
     """The sandbox's transport: the sweep's top window is asked only once its other first
     pages are answered, another home has paid meanwhile (``meanwhile``) and the provider's
     clock has moved on two minutes."""
 
-    def __init__(self, sb: Sandbox, meanwhile: object) -> None:
-        self.sb = sb
-        self.inner = sb.transport()
-        self.meanwhile = meanwhile
-        self.others_done = 0
-        self.armed = True
-
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        listing = request.method == "GET" and request.url.path == "/v1/payouts"
-        params = request.url.params
-        top = listing and "created_before" not in params and "cursor" not in params
-        if not (listing and self.armed):
+        listing, top = self.held(request)
+        if not listing:
             return await self.inner.handle_async_request(request)
         if not top:
             response = await self.inner.handle_async_request(request)

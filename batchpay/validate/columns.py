@@ -11,7 +11,7 @@ import polars as pl
 
 from batchpay import money
 from batchpay.layout import Layout
-from batchpay.normalise import LOWER, NORMAL, UPPER
+from batchpay.normalise import CHANGES, LOWER, NORMAL, UPPER
 
 __all__ = ["LOWER", "ROW", "UPPER", "final_exprs", "longest", "prepare"]
 
@@ -25,7 +25,7 @@ def prepare(frame: pl.DataFrame, *, already_normal: frozenset[str] = frozenset()
     columns a reader's scan found none in (:attr:`batchpay.ingest.IngestedFile.already_normal`);
     the others are probed here first."""
     unknown = [c for c in NORMAL if c not in already_normal]
-    probes = [pl.col(c).str.contains(NORMAL[c][1]).any().alias(c) for c in unknown]
+    probes = [pl.col(c).str.contains(CHANGES[c]).any().alias(c) for c in unknown]
     needed = (
         frame.lazy().select(probes).collect().row(0, named=True) if frame.height and probes else {}
     )

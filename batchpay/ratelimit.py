@@ -282,7 +282,7 @@ class InFlight:
         *,
         rate: Callable[[], float | None] = lambda: None,
         floor: int = 8,
-        cap: int = 128,
+        cap: int = 256,
     ) -> None:
         if size is not None and size < 1:
             raise ValueError("size must be at least 1")

@@ -28,7 +28,7 @@ from batchpay.submit import Submitter
 
 ProgressFn = Callable[[str, int, int], None]
 # Rows worked on at once when --concurrency is not given: the client's requests in flight
-# (sized from the limit and the latency, at most 128) are the real bound.
+# (sized from the limit and the latency, at most 256) are the real bound.
 ROWS_IN_FLIGHT = 256
 log = logging.getLogger(__name__)
 

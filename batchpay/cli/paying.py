@@ -57,7 +57,7 @@ from batchpay.errors import ValidationFailed
     type=click.IntRange(1, 256),
     default=None,
     help="Payouts in flight at once (always under the rate limit; default: sized from the "
-    "announced limit and the latency, up to 128).",
+    "announced limit and the latency, up to 256).",
 )
 @click.option("--expect-rows", type=int, help="Declared row count; a mismatch refuses the file.")
 @click.option(

@@ -26,7 +26,7 @@ class AntonClient(BatchMethods):
     ``max_concurrency`` caps requests in flight; it must cover pace × latency to
     fill the limit (8 slots at 0.5 s per request give 16/s, about 960/min). ``None``
     sizes it from the limit learned and the latency observed (twice pace × latency,
-    8 to 128; 128 when no limit is announced; halved by a 429), as ``batchpay run`` does.
+    8 to 256; 256 when no limit is announced; halved by a 429), as ``batchpay run`` does.
     """
 
     # -- balances --------------------------------------------------------------

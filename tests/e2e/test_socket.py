@@ -152,7 +152,7 @@ def test_chaos_three_processes_at_once_in_mixed_homes_pay_each_row_exactly_once(
 def test_kills_during_grouped_submission_lose_nothing_and_duplicate_nothing(
     tmp_path: Path,
 ) -> None:
-    """1,000 rows at 100 ms latency with no limit announced (up to 128 requests in flight, their
+    """1,000 rows at 100 ms latency with no limit announced (up to 256 requests in flight, their
     journal writes grouped), SIGKILLed mid-send: each row's payout exists exactly once."""
     import json
 

@@ -677,6 +677,15 @@ class ForeignBatchWatch:
                 self._asked_at = time.monotonic()
         return self._found
 
+    def answered(self, found: list[dict[str, Any]], *, asked_at: float) -> None:
+        """Take the open batches another look found, asked at ``asked_at`` (this machine's
+        monotonic clock, before the request left): :meth:`open_batches` within ``interval``
+        of that ask answers with them instead of asking again. Its age is counted from the
+        ask, not the answer, so it is never younger than an answer of the watch's own."""
+        if self._asked_at is None or asked_at > self._asked_at:
+            self._found = list(found)
+            self._asked_at = asked_at
+
 
 LOOK_STEPS = 8
 """Event-loop turns :meth:`LedgerLook.step` yields (an answer read, the next pages asked)."""
@@ -732,8 +741,20 @@ class LedgerLook:
         """Another home's batches created since the look asked for open ones, open or
         not: while the run's start-up went on after the look, one may have been uploaded
         and even paid (its payouts after the sweep's pages, no idempotency key to refuse
-        ours), which neither the look nor a watch of open batches would see."""
-        return await foreign_batches(client, journal, since=self.since, open_only=False)
+        ours), which neither the look nor a watch of open batches would see.
+
+        Its answer is also the watch's: a batch open when it was asked was either created
+        before the look began (then open when the look asked, and among the look's) or
+        since (then among these). So the look's open batches with the open ones here are
+        every batch open at that ask (a few perhaps closed since: held for, as the watch
+        would), and the first payout's watch asks nothing new within its interval."""
+        asked_at = time.monotonic()
+        made = await foreign_batches(client, journal, since=self.since, open_only=False)
+        if self._task.done() and not self._task.cancelled() and self._task.exception() is None:
+            looked = self._task.result()
+            still = [b for b in made if b.get("status") in _BATCH_OPEN]
+            self.watch.answered([*looked, *still], asked_at=asked_at)
+        return made
 
     async def step(self) -> None:
         """Let the look move on between two stretches of the run's own start-up (its answers

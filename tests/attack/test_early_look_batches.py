@@ -22,6 +22,7 @@ import pytest
 
 from batchpay import pipeline
 from batchpay.batches import Batches
+from batchpay.errors import ConfirmationRequired
 from batchpay.sandbox import Sandbox
 from batchpay.testing import sandbox_settings
 
@@ -86,3 +87,37 @@ async def test_a_batch_paid_during_a_slow_start_up_is_not_paid_again(
     rb = await run_b
     assert _live(sandbox) == {r["reference"]: 1 for r in rows}
     assert {r.outcome for r in rb.report.rows} == {"already_paid"}
+
+
+async def test_a_batch_left_open_during_a_slow_start_up_holds_every_row(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The same slow start-up, with another home's batch uploaded and left open (awaiting
+    its confirmation): the batches made since the look began find it open, that answer is
+    also the watch's before the first payout, and no row is sent."""
+    rows = [payee(i) for i in range(4)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    slow = _SlowStartUp(sandbox.transport())
+    kb = run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b")
+    kb["transport"] = slow
+    run_b = asyncio.create_task(pipeline.run_async(f, **kb))
+    await asyncio.wait_for(slow.held.wait(), 10)
+    for _ in range(200):
+        if slow.listed:
+            break
+        await asyncio.sleep(0.01)
+
+    async def advance(seconds: float) -> None:
+        await sandbox.advance(1)
+
+    with pytest.raises(ConfirmationRequired):  # validated, left for a person to confirm
+        await pipeline.run_async(
+            f, submission=Batches(confirm=False, sleep=advance),
+            **run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path / "a"),
+        )  # fmt: skip
+    assert sandbox.ledger() == []  # A's batch is open, awaiting its confirmation
+    await asyncio.sleep(0.3)  # longer than the watch's interval since B's look
+    slow.go.set()
+    rb = await run_b
+    assert sandbox.ledger() == []
+    assert {r.error_code for r in rb.report.rows} == {"in_flight_elsewhere"}

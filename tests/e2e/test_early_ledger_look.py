@@ -136,3 +136,35 @@ async def test_a_row_another_home_paid_is_found_by_the_early_sweep_and_not_sent(
     by_ref = {r.reference: r for r in result.report.rows}
     assert by_ref[rows[0]["reference"]].outcome == "already_paid"
     assert by_ref[rows[0]["reference"]].payout_id == sandbox.ledger()[0]["id"]
+
+
+class SlowBalance(Timeline):
+    """The balance check answers late: the start-up outlasts the look by ``delay`` seconds."""
+
+    def __init__(self, sb: Sandbox, delay: float) -> None:
+        super().__init__(sb)
+        self.delay = delay
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/balances":
+            await asyncio.sleep(self.delay)
+        return await super().handle_async_request(request)
+
+
+async def test_the_batches_asked_after_a_long_start_up_answer_the_first_payouts_watch(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A start-up longer than the watch's interval: the batches made since the look began
+    are asked before the first payout, and that answer is the watch's too — the first
+    payout asks for no third list (two before it: the look's and that one)."""
+    from batchpay import ledger
+
+    rows = [payee(i) for i in range(3)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    timeline = SlowBalance(sandbox, delay=ledger.FOREIGN_BATCH_INTERVAL + 0.2)
+    kwargs = {**run_kwargs(sandbox, settings, tmp_path), "transport": timeline}
+    await pipeline.run_async(f, **kwargs)
+    assert _per_reference(sandbox) == Counter(r["reference"] for r in rows)
+    first_post = timeline.first("asked", "POST /v1/payouts")
+    before = timeline.events[:first_post]
+    assert before.count(("asked", "GET /v1/batches")) == 2

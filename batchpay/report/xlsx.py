@@ -253,7 +253,7 @@ def _rows_sheet(ws: Any, report: Report, plain: list[list[str]] | None = None) -
 
     sheet = _Sheet(ws)
     ws.append([sheet.header(c.header, numeric=c.kind != _TEXT) for c in _COLUMNS])
-    return _RowsXml(sheet, wrapped).rows(rows)
+    return _RowsXml(sheet, wrapped).rows(rows, cells)
 
 
 _XML_SPECIAL = re.compile(r"[&<>\r]")
@@ -290,13 +290,15 @@ class _RowsXml:
             found = self._style_ids[key] = f' s="{cell.style_id}"' if cell.has_style else ""
         return found
 
-    def rows(self, rows: Iterable[Any]) -> Iterator[str]:
+    def rows(self, rows: Iterable[Any], cells: Iterable[list[str]]) -> Iterator[str]:
+        """The rows' XML; ``cells`` is each row's CSV text (:func:`_plain_cell`), whose
+        amounts and plain text cells are the very digits and text the sheet shows."""
         sheet = self.sheet
         letters = [get_column_letter(i) for i in range(1, len(_COLUMNS) + 1)]
         chunk: list[str] = []
-        for number, r in enumerate(rows, start=2):
+        for number, (r, plain) in enumerate(zip(rows, cells, strict=True), start=2):
             parts = [f'<row r="{number}">']
-            for letter, column in zip(letters, _COLUMNS, strict=True):
+            for letter, column, shown in zip(letters, _COLUMNS, plain, strict=True):
                 value = column.get(r)
                 if value is None or value == "":
                     continue  # no cell at all: smaller and faster than an empty one
@@ -306,8 +308,8 @@ class _RowsXml:
                     currency = column.currency(r)
                     scale = _amount_scale(value, currency)
                     s = self._s(("money", scale), sheet.money, value, currency)
-                    digits = _amount_text(value, currency)
-                    parts.append(f'<c r="{ref}"{s} t="n"><v>{digits}</v></c>')
+                    # the CSV's text: _amount_text(value, currency)
+                    parts.append(f'<c r="{ref}"{s} t="n"><v>{shown}</v></c>')
                 elif kind == _RATE:
                     s = self._s(("rate",), sheet.rate, value)
                     parts.append(f'<c r="{ref}"{s} t="n"><v>{value:f}</v></c>')
@@ -323,7 +325,9 @@ class _RowsXml:
                     else:
                         style, key = {}, ("text",)
                     s = self._s(key, sheet.text, "x", **style)
-                    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", _safe_text(value))
+                    # the CSV's text is _safe_text(str(value)): the same for a plain str
+                    safe = shown if type(value) is str else _safe_text(value)
+                    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", safe)
                     text = text[:_XLSX_MAX_TEXT]
                     space = ' xml:space="preserve"' if text != text.strip() else ""
                     text = _xml_text(text)

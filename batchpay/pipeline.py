@@ -164,6 +164,8 @@ async def run_async(
             try:
                 strategy = submission or PerRow()
                 _refuse_other_way(journal, run_id, strategy)
+                # imported while the strategy waits on the provider, not after its last payout
+                report_mod.files.preload_writer()
                 await strategy.submit_run(conn, run_id, checked, options, on_progress)
                 if options.wait:
                     kwargs: dict[str, Any] = {"timeout": options.wait_timeout}

@@ -6,11 +6,14 @@ written, synced and renamed into place; the folder is created private (0700).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
 import os
 import secrets
+import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +65,25 @@ def write_report(report: Report, out_dir: Path, stem: str) -> ReportPaths:
             hint="pass --out a folder this user can write; what was paid is in the journal, "
             f"so `batchpay report {stem} --out FOLDER` writes the report again",
         ) from None
+
+
+def preload_writer() -> threading.Thread | None:
+    """Import the workbook writer (openpyxl, about 0.1 s of CPU) in a thread, for a caller
+    about to wait on the network (a run reading the provider's ledger): the import is then
+    done when the report is written, instead of after the last payout.
+
+    Not a daemon: a command that fails first waits for the import to end before exiting
+    rather than finalising the interpreter under an import in progress."""
+    if "batchpay.report.xlsx" in sys.modules:
+        return None
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):  # a missing openpyxl is said when writing
+            import batchpay.report.xlsx  # noqa: F401
+
+    thread = threading.Thread(target=load, name="preload-report")
+    thread.start()
+    return thread
 
 
 def check_out_dir(out_dir: Path) -> None:

@@ -186,3 +186,22 @@ def test_report_json_is_exactly_json_dumps_with_indent(make_report: MakeReport, 
     assert report_json(doc) == json.dumps(doc, ensure_ascii=False, indent=2)
     odd = {**doc, "rows": [{"a": 'x\n\u2028"\\', "b": None, "c": 1}, {}]}
     assert report_json(odd) == json.dumps(odd, ensure_ascii=False, indent=2)
+
+
+def test_the_workbook_writer_is_imported_in_a_thread_once() -> None:
+    """``preload_writer`` imports openpyxl and the workbook writer in a thread of its own (in a
+    fresh interpreter), and does nothing once they are imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from batchpay.report import files\n"
+        "assert 'openpyxl' not in sys.modules\n"
+        "t = files.preload_writer()\n"
+        "assert t is not None and t.name == 'preload-report'\n"
+        "t.join()\n"
+        "assert 'openpyxl' in sys.modules and 'batchpay.report.xlsx' in sys.modules\n"
+        "assert files.preload_writer() is None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

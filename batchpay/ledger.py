@@ -39,7 +39,7 @@ from batchpay.journal import (
     parse_ts,
 )
 from batchpay.journal.base import format_ts
-from batchpay.journal.records import PayoutIntent
+from batchpay.journal.records import PayoutIntent, ProviderPayout
 from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 
 METADATA_KEY = "batchpay_key"
@@ -409,7 +409,33 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class RowLook:
+    """What this journal knows of one row key: its intents (oldest attempt first) and the
+    provider's payouts for it that a sweep saw. Read once per row and used for both
+    questions asked of it before its intent — paid before? which attempt? — as the two
+    reads would answer them; the intent's own transaction still refuses a second live one."""
+
+    history: list[PayoutIntent]
+    at_provider: list[ProviderPayout]
+
+    @classmethod
+    def read(cls, journal: Journal, environment: str, key: str) -> RowLook:
+        return cls(
+            journal.row_history(environment, key), journal.provider_payouts_for(environment, key)
+        )
+
+    @property
+    def last_attempt(self) -> int:
+        """:meth:`Journal.last_attempt` of the row key, from what was read."""
+        attempts = [int(h.attempt) for h in self.history]
+        attempts += [int(p.attempt) for p in self.at_provider]
+        return max(attempts, default=0)
+
+
+def paid_elsewhere(
+    journal: Journal, environment: str, key: str, *, look: RowLook | None = None
+) -> dict[str, Any] | None:
     """Row fields marking a row whose payout another run holds, or None if none does.
 
     A payout the provider confirmed makes the row ``already_paid``; one still in flight in
@@ -417,7 +443,8 @@ def paid_elsewhere(journal: Journal, environment: str, key: str) -> dict[str, An
     never claims a payment that may yet be refused; one that ended without paying (failed,
     returned …) holds the row with the command that pays it again.
     """
-    return judge_history(journal.row_history(environment, key))
+    history = look.history if look is not None else journal.row_history(environment, key)
+    return judge_history(history)
 
 
 def paid_elsewhere_many(
@@ -477,6 +504,7 @@ def paid_at_provider(
     row_key: str,
     *,
     hold_failed: bool = True,
+    look: RowLook | None = None,
 ) -> bool:
     """Whether the provider's ledger holds a payout for this row made from another journal.
 
@@ -484,7 +512,9 @@ def paid_at_provider(
     without paying holds the row for a person, since paying it again is a decision — unless
     ``hold_failed`` is off (``retry-failed``, where that decision was made).
     """
-    found = journal.provider_payouts_for(environment, row_key)
+    found = (
+        look.at_provider if look is not None else journal.provider_payouts_for(environment, row_key)
+    )
     if not found:
         return False
     live = [p for p in found if p.status not in SETTLED_FAILURES]

@@ -291,7 +291,8 @@ class _PerRowRun:
         key = str(r.row_key)
         # Paid before? Asked first (local look-ups only): a row another run or journal paid
         # costs no request at all, not even its beneficiary's.
-        if self._paid_before(number, key):
+        look = ledger.RowLook.read(self.journal, self.env, key)
+        if self._paid_before(number, key, look):
             return None
         dest = await self.resolver.resolve(row)
         self._set(number, beneficiary_id=dest.beneficiary_id, instrument_id=dest.instrument_id,
@@ -299,10 +300,14 @@ class _PerRowRun:
         # Paid meanwhile, by a process beside this one? Only while a request was awaited:
         # a destination from the journal alone leaves no time for it (begin_payout checks
         # again inside its own transaction).
-        if not dest.local and self._paid_before(number, key):
-            return None
+        if not dest.local:
+            look = ledger.RowLook.read(self.journal, self.env, key)
+            if self._paid_before(number, key, look):
+                return None
         if self.batch_watch is not None and (found := await self.batch_watch.open_batches()):
             raise Held(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(found))
+        # The attempt is chosen from the same look (begin_payout still refuses a second live
+        # intent for the row inside its own transaction, whatever was read before).
         return await self.submitter.submit(
             run_id=self.run_id,
             row=row,
@@ -311,14 +316,16 @@ class _PerRowRun:
             beneficiary_id=dest.beneficiary_id,
             instrument_id=dest.instrument_id,
             default_purpose=self.checked.default_purpose or "contractor_payment",
+            look=look,
         )
 
-    def _paid_before(self, number: int, key: str) -> bool:
-        elsewhere = ledger.paid_elsewhere(self.journal, self.env, key)
+    def _paid_before(self, number: int, key: str, look: ledger.RowLook) -> bool:
+        elsewhere = ledger.paid_elsewhere(self.journal, self.env, key, look=look)
         if elsewhere is not None and elsewhere["related_run"] != self.run_id:
             self._set(number, **elsewhere)
             return True
-        return ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key)
+        return ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key,
+                                       look=look)  # fmt: skip
 
     def _log_outcome(self, number: int, sent: str | None = None) -> None:
         if not log.isEnabledFor(logging.WARNING):

@@ -37,7 +37,7 @@ from batchpay.errors import (
     TransportError,
 )
 from batchpay.journal import CREATED, REJECTED, SENDING, UNKNOWN, Journal, dumps_body, parse_ts
-from batchpay.ledger import METADATA_KEY
+from batchpay.ledger import METADATA_KEY, RowLook
 
 KEY_WINDOW = timedelta(hours=23)
 # How long the provider remembers a key (its guide: 24 hours).
@@ -132,22 +132,25 @@ class Submitter:
         """Attempt number for a new intent: one past any this journal or the provider knows."""
         return self.journal.last_attempt(self.environment, row_key) + 1
 
-    def first_attempt(self, row_key: str) -> tuple[int, bool]:
+    def first_attempt(self, row_key: str, look: RowLook | None = None) -> tuple[int, bool]:
         """(attempt, revive) for a row's first live intent.
 
         The lowest attempt whose key the provider can no longer remember as refused is used
         again (``revive``); otherwise one past the last. Every journal so arrives at the same
         key for the same row whatever refusals it saw, and a key the provider still holds is
         at worst answered with its old refusal — never with a second payout.
+
+        ``look`` is the row key's history as the caller just read it (not read again).
         """
-        at_provider = {int(p["attempt"]) for p in self.journal.provider_payouts_for(
-            self.environment, row_key)}  # fmt: skip
-        for h in self.journal.row_history(self.environment, row_key):
+        if look is None:
+            look = RowLook.read(self.journal, self.environment, row_key)
+        at_provider = {int(p.attempt) for p in look.at_provider}
+        for h in look.history:
             if h["state"] != REJECTED or int(h["attempt"]) in at_provider:
                 continue
             if self._forgotten(h):
                 return int(h["attempt"]), True
-        return self.next_attempt(row_key), False
+        return look.last_attempt + 1, False
 
     def _forgotten(self, intent: Any) -> bool:
         """Whether the provider has surely forgotten this key (a day and an hour on its clock)."""
@@ -188,9 +191,13 @@ class Submitter:
         beneficiary_id: str,
         instrument_id: str,
         default_purpose: str = "contractor_payment",
+        look: RowLook | None = None,
     ) -> str:
-        """Commit the intent for ``row`` and send it; return the intent's final journal state."""
-        attempt, revive = self.first_attempt(row_key)
+        """Commit the intent for ``row`` and send it; return the intent's final journal state.
+
+        ``look``: the row key's history as the caller just read it (see :meth:`first_attempt`).
+        """
+        attempt, revive = self.first_attempt(row_key, look)
         key = dedupe.idempotency_key(row_key, attempt)
         body = payout_body(
             row,

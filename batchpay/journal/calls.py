@@ -52,4 +52,4 @@ class CallVerbs(JournalBase):
     def calls(self, run_id: str) -> list[ApiCall]:
         """API calls made by a run, in order."""
         found = self.db.execute("SELECT * FROM api_calls WHERE run_id=? ORDER BY id", (run_id,))
-        return [ApiCall.from_row(r) for r in found]
+        return ApiCall.from_rows(found)

@@ -408,7 +408,7 @@ class PayoutVerbs(JournalBase):
             sql += " AND run_id = ?"
             args.append(run_id)
         found = self.db.execute(sql + " ORDER BY run_id, row_number", args)
-        return [PayoutIntent.from_row(r) for r in found]
+        return PayoutIntent.from_rows(found)
 
     def knows_payout(self, payout_id: str) -> bool:
         """Whether an intent in this journal holds the provider's payout ``payout_id``."""

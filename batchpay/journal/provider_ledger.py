@@ -66,14 +66,13 @@ class LedgerVerbs(JournalBase):
 
     def provider_payouts_for(self, environment: str, row_key: str) -> list[ProviderPayout]:
         """Payouts the provider holds for this row key (any journal's), oldest attempt first."""
-        return [
-            ProviderPayout.from_row(r)
-            for r in self.db.execute(
+        return ProviderPayout.from_rows(
+            self.db.execute(
                 """SELECT * FROM provider_payouts WHERE environment=? AND row_key=?
                    ORDER BY attempt, created_at""",
                 (environment, row_key),
             )
-        ]
+        )
 
     def provider_payout_for_key(self, idempotency_key: str) -> ProviderPayout | None:
         """The provider's payout made with this idempotency key, if a sweep saw one."""

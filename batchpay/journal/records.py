@@ -40,6 +40,22 @@ class Record:
         return cls(**dict(zip(keys, row, strict=True)))  # a row iterates its values
 
     @classmethod
+    def from_rows(cls, found: Any) -> list[Self]:
+        """:meth:`from_row` of every row a statement returns (fetched at once): the columns
+        are checked once, and rows whose columns are the record's first fields, in order,
+        are built positionally."""
+        rows = found.fetchall()
+        if not rows:
+            return []
+        keys = tuple(rows[0].keys())
+        names = _names(cls)
+        if keys != names[: len(keys)]:
+            return [cls.from_row(r) for r in rows]
+        if (cls, keys) not in _CHECKED:
+            _CHECKED.add((cls, keys))
+        return [cls(*r) for r in rows]  # a row iterates its values
+
+    @classmethod
     def maybe(cls, row: Any) -> Self | None:
         """:meth:`from_row`, or None for no row."""
         return None if row is None else cls.from_row(row)

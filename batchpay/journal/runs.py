@@ -262,7 +262,7 @@ class RunVerbs(JournalBase):
     def rows(self, run_id: str) -> list[Row]:
         """All rows of a run with their payout intent (if any), in file order."""
         found = self.db.execute(self._ROWS_SQL + " ORDER BY rows.row_number", (run_id,))
-        return [Row.from_row(r) for r in found]
+        return Row.from_rows(found)
 
     def row(self, run_id: str, row_number: int) -> Row | None:
         """One row of a run with its payout intent (if any)."""
@@ -305,14 +305,13 @@ class RunVerbs(JournalBase):
 
     def row_history(self, environment: str, row_key: str) -> list[PayoutIntent]:
         """Every payout intent ever made for this business identity, oldest attempt first."""
-        return [
-            PayoutIntent.from_row(r)
-            for r in self.db.execute(
+        return PayoutIntent.from_rows(
+            self.db.execute(
                 "SELECT * FROM payouts WHERE environment=? AND row_key=? ORDER BY attempt",
                 (environment, row_key),
             )
-        ]
+        )
 
 
 def _runs(found: Any) -> list[Run]:
-    return [Run.from_row(r) for r in found]
+    return Run.from_rows(found)

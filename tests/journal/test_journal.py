@@ -417,3 +417,34 @@ def test_several_processes_opening_a_new_journal_at_once_migrate_it_once(
     assert outs == [str(len(MIGRATIONS))] * 4
     with Journal(journal_target) as j:
         assert j.applied_migrations() == [m.name for m in MIGRATIONS]
+
+
+def test_records_built_in_bulk_are_those_built_one_by_one() -> None:
+    """``from_rows`` builds what ``from_row`` builds, whether a statement's columns are the
+    record's own order (positional), another order, or a column the record lacks (refused)."""
+    import sqlite3
+
+    from batchpay.journal.records import ApiCall
+
+    db = sqlite3.connect(":memory:")
+    db.row_factory = sqlite3.Row
+    db.execute(
+        "CREATE TABLE c (id INTEGER, run_id TEXT, started_at TEXT, method TEXT, path TEXT, "
+        "status INTEGER, error_code TEXT, request_id TEXT, idempotency_key TEXT, "
+        "attempt INTEGER, duration_ms REAL, extra TEXT)"
+    )
+    db.executemany(
+        "INSERT INTO c VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        [(i, "run", "t", "GET", f"/p/{i}", 200, None, f"req_{i}", None, 1, 1.5, "x")
+         for i in range(3)],
+    )  # fmt: skip
+    names = "id, run_id, started_at, method, path, status, error_code, request_id, "
+    names += "idempotency_key, attempt, duration_ms"
+    shuffled = ", ".join(reversed(names.split(", ")))
+    for sql in (f"SELECT {names} FROM c", f"SELECT {shuffled} FROM c"):
+        bulk = ApiCall.from_rows(db.execute(sql))
+        assert bulk == [ApiCall.from_row(r) for r in db.execute(sql)]
+        assert [c.path for c in bulk] == ["/p/0", "/p/1", "/p/2"]
+    assert ApiCall.from_rows(db.execute("SELECT * FROM c WHERE id < 0")) == []
+    with pytest.raises(TypeError):
+        ApiCall.from_rows(db.execute("SELECT * FROM c"))

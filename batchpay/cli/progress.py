@@ -37,8 +37,15 @@ def progress_text(label: str, done: int, total: int, elapsed: float) -> str:
     return text
 
 
+REDRAW_SECONDS = 0.1
+"""A terminal's line is redrawn at most this often (and when a phase begins or completes)."""
+
+
 class ProgressLine:
-    """``on_progress(stage, done, total)`` for the pipeline, drawn on ``out``."""
+    """``on_progress(stage, done, total)`` for the pipeline, drawn on ``out``.
+
+    A run reports every row; the line's text is made only when it is drawn (on a terminal,
+    at most every :data:`REDRAW_SECONDS`) or written (when its phase ends)."""
 
     def __init__(self, out: TextIO, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out
@@ -47,26 +54,42 @@ class ProgressLine:
         self.stage = ""
         self.started = 0.0
         self.width = 0
-        self.last = ""
+        self._state: tuple[str, int, int, float] | None = None
+        self._drawn: float | None = None
+
+    @property
+    def last(self) -> str:
+        """The current phase's line as it stands ('' before any)."""
+        return progress_text(*self._state) if self._state is not None else ""
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         label = LABELS.get(stage)
         if label is None or total <= 0:
             return
+        now = self.clock()
         if stage != self.stage:
             self.finish()
-            self.stage, self.started = stage, self.clock()
-        text = progress_text(label, min(done, total), total, self.clock() - self.started)
-        self.last = text
-        if self.live:
+            self.stage, self.started = stage, now
+        done = min(done, total)
+        self._state = (label, done, total, now - self.started)
+        if self.live and (self._drawn is None or done >= total
+                          or now - self._drawn >= REDRAW_SECONDS):  # fmt: skip
+            text = self.last
             self.out.write("\r" + text.ljust(self.width))
             self.width = len(text)
             self.out.flush()
+            self._drawn = now
 
     def finish(self) -> None:
         """End the current phase's line (a newline on a terminal; the last state elsewhere)."""
-        if not self.last:
+        if self._state is None:
             return
-        self.out.write("\n" if self.live else self.last + "\n")
+        if self.live:
+            if self._drawn is not None:  # the last state, if a redraw was skipped
+                text = self.last
+                self.out.write("\r" + text.ljust(self.width))
+            self.out.write("\n")
+        else:
+            self.out.write(self.last + "\n")
         self.out.flush()
-        self.last, self.width = "", 0
+        self._state, self._drawn, self.width = None, None, 0

@@ -87,3 +87,17 @@ async def test_a_run_with_wait_reports_both_phases(
     assert submit[-1] == ("submit", 5, 5)
     assert wait[0] == ("wait", 0, 5) and wait[-1] == ("wait", 5, 5)
     assert seen.index(wait[0]) > seen.index(submit[-1])
+
+
+def test_a_terminal_is_redrawn_at_most_every_tenth_of_a_second_and_ends_on_the_last_state() -> None:
+    """Thousands of rows a second: the line is drawn when the phase begins, then at most
+    every 0.1 s; the phase's end (or finish) still shows its last state."""
+    clock, out = _Clock(), _Terminal()
+    line = ProgressLine(out, clock=clock)
+    for done in range(1000):
+        line("submit", done, 2000)
+        clock.now += 0.0005  # 2,000 rows a second
+    line.finish()
+    text = out.getvalue()
+    assert 4 <= text.count("\r") <= 8  # the first draw, about five redraws, the finish
+    assert text.endswith("submitting: 999/2,000 rows (49 %), 2,000.0 rows/s, 0:01 left\n")

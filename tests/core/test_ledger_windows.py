@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -239,6 +240,13 @@ async def test_a_page_that_cannot_be_read_fails_the_sweep_and_moves_no_mark(
             assert swept.payouts_read == len(sb.ledger())
 
 
+def _later(second: str, by: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` ``by`` seconds later (across a minute's end too: the hint
+    shifted by three seconds, not wrapped back to the minute's start)."""
+    shifted = datetime.fromisoformat(second) + timedelta(seconds=by)
+    return shifted.strftime("%Y-%m-%dT%H:%M:%S")
+
+
 class _Hinting(Journal):
     """A journal whose own sends (the sweep's density hint) are what the test says."""
 
@@ -270,7 +278,7 @@ async def test_windows_planned_from_the_journals_own_sends_miss_nothing(
             _Hinting.hint = {
                 "true": {s: 350 for s in seconds},
                 "empty seconds": {"2020-01-01T00:00:00": 500, seconds[0][:17] + "59": 500},
-                "shifted": {s[:17] + f"{(int(s[17:19]) + 3) % 60:02d}": 350 for s in seconds},
+                "shifted": {_later(s, 3): 350 for s in seconds},
                 "one": {seconds[2]: 350},
             }[hint]
             transport.pages = 0

@@ -197,8 +197,12 @@ class PayoutVerbs(JournalBase):
         *,
         request_id: str | None,
         settled_by: str,
+        fee_method: tuple[str, str] | None = None,
     ) -> None:
         """The provider holds a payout for this intent: store its id, amounts and status.
+
+        ``fee_method`` is the intent's (environment, payout method) when the caller knows
+        them (the fee is remembered per method without reading the stored body back).
 
         One transaction: the status is recorded as :meth:`record_status` records it, and
         when this intent is the one row holding the payout id, written by the same
@@ -250,7 +254,7 @@ class PayoutVerbs(JournalBase):
                 )  # fmt: skip
             else:
                 db.execute(sql + " WHERE idempotency_key=?", (*values, idempotency_key))
-            _remember_fee(db, idempotency_key, payout)
+            _remember_fee(db, idempotency_key, payout, fee_method)
         if tracked and fold is None:  # another row holds this payout id too
             self.record_status(str(pid), str(status), source=settled_by, reason=reason)
 
@@ -438,21 +442,28 @@ def _decimal(value: object) -> Decimal | None:
     return amount if amount.is_finite() else None
 
 
-def _remember_fee(db: sqlite3.Connection, idempotency_key: str, payout: Mapping[str, Any]) -> None:
-    """Keep ``payout_fees`` at the highest fee per method and fee currency (in ``db``'s tx)."""
+def _remember_fee(
+    db: sqlite3.Connection,
+    idempotency_key: str,
+    payout: Mapping[str, Any],
+    known: tuple[str, str] | None = None,
+) -> None:
+    """Keep ``payout_fees`` at the highest fee per method and fee currency (in ``db``'s tx);
+    ``known``: the intent's (environment, method), else read from its stored body."""
     fee, currency = _decimal(payout.get("fee")), payout.get("fee_currency")
     if fee is None or currency is None:
         return
-    row = db.execute(
-        "SELECT environment, body FROM payouts WHERE idempotency_key=?", (idempotency_key,)
-    ).fetchone()
-    if row is None:
-        return
-    try:
-        method = str(json.loads(row["body"])["method"])
-    except (ValueError, KeyError, TypeError):
-        return
-    key = (str(row["environment"]), method, str(currency))
+    if known is None:
+        row = db.execute(
+            "SELECT environment, body FROM payouts WHERE idempotency_key=?", (idempotency_key,)
+        ).fetchone()
+        if row is None:
+            return
+        try:
+            known = (str(row["environment"]), str(json.loads(row["body"])["method"]))
+        except (ValueError, KeyError, TypeError):
+            return
+    key = (*known, str(currency))
     where = "WHERE environment=? AND method=? AND fee_currency=?"
     seen = [str(r[0]) for r in db.execute(f"SELECT fee FROM payout_fees {where}", key)]
     text, highest = str(payout["fee"]), fee

@@ -309,9 +309,9 @@ class _RowsXml:
                     # _amount_scale(value, currency), the scale the cell's format shows.
                     point = shown.find(".")
                     scale = 0 if point < 0 else len(shown) - point - 1
-                    key = ("money", scale)
-                    s = self._style_ids.get(key) or self._s(
-                        key, sheet.money, value, column.currency(r)
+                    money = ("money", scale)
+                    s = self._style_ids.get(money) or self._s(
+                        money, sheet.money, value, column.currency(r)
                     )
                     parts.append(f'<c r="{ref}"{s} t="n"><v>{shown}</v></c>')
                 elif kind == _RATE:

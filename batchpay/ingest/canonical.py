@@ -254,7 +254,9 @@ def _scan_cells(
             # it flags is looked at closely for each; the flag costs no second pass)
             look += "|" + _NON_ASCII
         if kinds.get(c) == "digits":
-            look += "|[eE]"  # scientific notation (1.2E+15) needs an E; looked at closely if so
+            # scientific notation (1.2E+15): a cell that is so once trimmed either has edge
+            # whitespace (looked for above) or is so as it stands; an IBAN's letters are not
+            look += "|" + SCIENTIFIC
         if names.get(c) in CHANGES:
             # and for a cell validation's normalisation would change (batchpay.normalise)
             look += "|" + CHANGES[names[c]]

@@ -17,6 +17,7 @@ bytes and a name, wherever it came from; :func:`read_file` reads a path through 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,9 @@ class IngestedFile:
     # canonical columns with no cell validation's normalisation would change (its
     # batchpay.normalise rules): validate leaves them as they are without looking again
     already_normal: frozenset[str] = frozenset()
+    # (shortest, longest) cell in bytes of the canonical columns left as read: bounds that
+    # hold for the frame (rows dropped after the scan can only narrow them)
+    lengths: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def structure_notes(self) -> list[str]:
@@ -126,7 +130,7 @@ def read_source(source: PayoutFile, layout: Layout | None = None) -> IngestedFil
             table = xlsx.read_xlsx(data, layout)
         else:
             table = csv.read_csv(data, layout)
-        frame, header_map, unknown, blank_rows, issues, normal = canonical.to_canonical(
+        frame, header_map, unknown, blank_rows, issues, normal, lengths = canonical.to_canonical(
             table, layout
         )
         frame, totals = structure.split_totals_rows(frame)
@@ -155,4 +159,5 @@ def read_source(source: PayoutFile, layout: Layout | None = None) -> IngestedFil
         title_rows=tuple(table.title_rows),
         totals_rows=tuple(totals),
         already_normal=normal,
+        lengths=lengths,
     )

@@ -23,7 +23,15 @@ from batchpay.ingest import structure
 from batchpay.layout import Layout
 from batchpay.normalise import CHANGES
 
-__all__ = ["ROW", "SCIENTIFIC", "Table", "column_letter", "to_canonical", "too_many_rows"]
+__all__ = [
+    "ROW",
+    "SCIENTIFIC",
+    "Lengths",
+    "Table",
+    "column_letter",
+    "to_canonical",
+    "too_many_rows",
+]
 
 ROW = "_row"
 SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
@@ -92,12 +100,16 @@ def too_many_rows(limit: int) -> InputError:
     )
 
 
+Lengths = dict[str, tuple[int, int]]
+
+
 def to_canonical(
     table: Table, layout: Layout
-) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue], frozenset[str]]:
-    """The canonical frame, header map, unknown headers, blank rows, issues, and the columns
+) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue], frozenset[str], Lengths]:
+    """The canonical frame, header map, unknown headers, blank rows, issues, the columns
     no cell of which validation's normalisation would change (see :mod:`batchpay.normalise`;
-    a column absent from the file is all blank, so among them)."""
+    a column absent from the file is all blank, so among them), and the shortest and longest
+    cell (bytes) of the columns left as read, which rows dropped later cannot widen."""
     located = structure.locate_header(table.header, table.frame, layout)
     if located is not None:  # the header is below a title: see batchpay.ingest.structure
         table.header_row, table.header, table.title_rows = located
@@ -147,7 +159,7 @@ def to_canonical(
             column=missing[0],
             hint=hint,
         )
-    frame, hits, filled, normal = _scan_cells(table.frame, positions, layout)
+    frame, hits, filled, normal, lengths = _scan_cells(table.frame, positions, layout)
     data_columns = [c for c in frame.columns if c != ROW]
     blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
     # a column with no empty cell means no blank row: no need to add every row up
@@ -191,11 +203,13 @@ def to_canonical(
         already = {r for r, c in table.flagged if c == positions["amount"]}
         already |= {i.row for i in issues if i.column == label["amount"]}
         out, declared = _declared_amounts(out, number, set(table.numeric_amounts), already)
+        lengths.pop("amount", None)  # rewritten: its lengths are not the scan's
         issues.extend(RowIssue(row, label["amount"], "amount", msg) for row, msg in declared)
     if table.numeric_amounts:
         issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
     normal |= CHANGES.keys() - positions.keys()
-    return out, header_map, unknown, blank_rows, issues, normal
+    lengths.update({name: (0, 0) for name in layout.names if name not in positions})
+    return out, header_map, unknown, blank_rows, issues, normal, lengths
 
 
 def _declared_amounts(
@@ -232,13 +246,14 @@ def _listed(texts: list[str], limit: int = 5) -> str:
 
 def _scan_cells(
     frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
-) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]], bool, frozenset[str]]:
+) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]], bool, frozenset[str], Lengths]:
     """Trim whitespace and find formula-like, scientific-notation and over-long cells.
 
     One parallel pass flags the columns that need a closer look, so a clean file pays for a
     single scan. Returns the trimmed frame, (column, code, row, value) hits, whether some
-    column has no empty cell (then no row is blank), and the canonical columns with no cell
-    validation's normalisation would change (the scan looked for one too).
+    column has no empty cell (then no row is blank), the canonical columns with no cell
+    validation's normalisation would change (the scan looked for one too), and the shortest
+    and longest cell of each canonical column the scan found nothing in (left as read).
     """
     kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
     names = {f"c{i}": name for name, i in positions.items()}
@@ -262,16 +277,24 @@ def _scan_cells(
             look += "|" + CHANGES[names[c]]
         probes.append(pl.col(c).str.contains(look).any().alias(f"look {c}"))
         size = pl.col(c).str.len_bytes()
-        probes.append((size.max() > max_bytes).alias(f"long {c}"))
-        probes.append((size.min() > 0).alias(f"filled {c}"))
+        probes.append(size.max().alias(f"longest {c}"))
+        probes.append(size.min().alias(f"shortest {c}"))
     # lazily: polars' engine splits the rows across its threads, an eager select does not
     flags = frame.lazy().select(probes).collect().row(0, named=True) if columns else {}
     # a column the look flags (edge whitespace, or anything else looked for) is trimmed and
     # then checked closely for each thing; trimming a column with no edge changes nothing
     to_trim = [c for c in columns if flags[f"look {c}"]]
+    # no rows, no lengths: then nothing is long, and no column is known filled
+    shortest = {c: flags[f"shortest {c}"] for c in columns}
+    longest = {c: flags[f"longest {c}"] for c in columns}
     # trimming may empty a cell: only an untrimmed column's own count says it has none
-    filled = any(flags[f"filled {c}"] for c in columns if c not in to_trim)
+    filled = any((shortest[c] or 0) > 0 for c in columns if c not in to_trim)
     normal = frozenset(names[c] for c in columns if c in names and c not in to_trim)
+    lengths = {
+        names[c]: (int(shortest[c]), int(longest[c]))
+        for c in columns
+        if c in names and c not in to_trim and shortest[c] is not None
+    }
     if to_trim:
         frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
     checks: list[tuple[str, str, pl.Expr]] = []
@@ -280,7 +303,7 @@ def _scan_cells(
             continue
         if flags[f"look {c}"] and kinds[c] in _FORMULA_KINDS:
             checks.append((c, "formula_like", pl.col(c).str.contains(_FORMULA_START)))
-        if flags[f"long {c}"]:
+        if (longest[c] or 0) > max_bytes:
             checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
         if flags[f"look {c}"] and kinds[c] == "digits":
             checks.append((c, "scientific_notation", pl.col(c).str.contains(SCIENTIFIC)))
@@ -290,7 +313,7 @@ def _scan_cells(
     for c, code, expr in checks:
         for row, value in frame.filter(expr).select(ROW, c).iter_rows():
             hits.append((names[c], code, int(row), str(value)))
-    return frame, hits, filled, normal & CHANGES.keys()
+    return frame, hits, filled, normal & CHANGES.keys(), lengths
 
 
 def _cell_message(code: str, value: str, max_chars: int) -> str | None:

@@ -7,13 +7,15 @@ the layout's defaults in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import polars as pl
 
 from batchpay import money
 from batchpay.layout import Layout
 from batchpay.normalise import CHANGES, LOWER, NORMAL, UPPER
 
-__all__ = ["LOWER", "ROW", "UPPER", "final_exprs", "longest", "prepare"]
+__all__ = ["LOWER", "ROW", "UPPER", "final_exprs", "lengths", "longest", "prepare"]
 
 ROW = "_row"
 
@@ -47,6 +49,25 @@ def prepare(frame: pl.DataFrame, *, already_normal: frozenset[str] = frozenset()
         .fill_null(0)
         .alias("__decimals"),
     )
+
+
+def lengths(
+    frame: pl.DataFrame,
+    names: Iterable[str],
+    known: Mapping[str, tuple[int, int]] | None = None,
+) -> dict[str, tuple[int, int]]:
+    """Shortest and longest value in bytes of each of ``names`` in ``frame``: ``known`` ones
+    as given (a reader's scan measured them), the others measured here in one query. A frame
+    without rows has none."""
+    out = {c: known[c] for c in names if known and c in known}
+    missing = [c for c in dict.fromkeys(names) if c not in out and c in frame.columns]
+    if missing and frame.height:
+        size = [pl.col(c).str.len_bytes() for c in missing]
+        shortest = [s.min().alias(f"shortest {c}") for s, c in zip(size, missing, strict=True)]
+        longest = [s.max().alias(f"longest {c}") for s, c in zip(size, missing, strict=True)]
+        row = frame.lazy().select([*shortest, *longest]).collect().row(0, named=True)
+        out.update({c: (int(row[f"shortest {c}"]), int(row[f"longest {c}"])) for c in missing})
+    return out
 
 
 def longest(prepared: pl.DataFrame, layout: Layout) -> dict[str, int]:

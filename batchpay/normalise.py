@@ -8,9 +8,11 @@ neither imports the other.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
-__all__ = ["CHANGES", "LOWER", "NORMAL", "UPPER"]
+__all__ = ["CHANGES", "CLEAN", "LOWER", "NORMAL", "UPPER", "Clean"]
 
 LOWER = ("beneficiary_type", "payment_method", "account_type")
 UPPER = ("currency", "source_currency", "country", "nationality")
@@ -34,3 +36,28 @@ NORMAL: dict[str, tuple[pl.Expr, str]] = {
 }
 # what a cell holds when its column's normalisation would change it
 CHANGES: dict[str, str] = {name: changes for name, (_, changes) in NORMAL.items()}
+
+
+@dataclass(frozen=True)
+class Clean:
+    """What a cell of a column holds when ingest's scan need not look at it closely and the
+    column's format rule passes it: a full-match pattern (blank included), and whether such a
+    cell is also one normalisation leaves as it is."""
+
+    pattern: str
+    normal: bool = True
+
+
+# Columns whose cells are usually all so: one scan of the column then answers both what
+# ingest looks for (edge whitespace, a formula start, non-ASCII, scientific notation) and the
+# column's format rule (batchpay.validate.column_rules), which validation then need not run.
+# Each pattern's cells match none of what the scan looks for and pass the format rule once
+# normalised (tests/validate/test_clean_columns.py).
+CLEAN: dict[str, Clean] = {
+    # formats.EMAIL_RE, starting with none of = + - @
+    "email": Clean(r"^(?:[^@\s=+\-][^@\s]*@[^@\s.]+(?:\.[^@\s.]+)+)?$"),
+    "phone": Clean(r"^(?:\+[1-9][0-9]{6,14})?$"),  # formats.E164_RE
+    "bic": Clean(r"^(?:[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)?$"),  # formats.BIC_RE
+    # 12-34-56 (normalised to 123456) or 123456
+    "sort_code": Clean(r"^(?:[0-9]{2}-?[0-9]{2}-?[0-9]{2})?$", normal=False),
+}

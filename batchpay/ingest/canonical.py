@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 import polars as pl
 
@@ -21,11 +22,12 @@ from batchpay import money
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest import structure
 from batchpay.layout import Layout
-from batchpay.normalise import CHANGES
+from batchpay.normalise import CHANGES, CLEAN
 
 __all__ = [
     "ROW",
     "SCIENTIFIC",
+    "Canonical",
     "Lengths",
     "Table",
     "column_letter",
@@ -103,13 +105,26 @@ def too_many_rows(limit: int) -> InputError:
 Lengths = dict[str, tuple[int, int]]
 
 
-def to_canonical(
-    table: Table, layout: Layout
-) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue], frozenset[str], Lengths]:
-    """The canonical frame, header map, unknown headers, blank rows, issues, the columns
-    no cell of which validation's normalisation would change (see :mod:`batchpay.normalise`;
-    a column absent from the file is all blank, so among them), and the shortest and longest
-    cell (bytes) of the columns left as read, which rows dropped later cannot widen."""
+class Canonical(NamedTuple):
+    """A table in the layout's canonical columns, and what was found on the way."""
+
+    frame: pl.DataFrame
+    header_map: dict[str, str]
+    unknown: list[str]
+    blank_rows: int
+    issues: list[RowIssue]
+    # columns no cell of which validation's normalisation would change (see
+    # batchpay.normalise; a column absent from the file is all blank, so among them)
+    normal: frozenset[str]
+    # shortest and longest cell (bytes) of the columns left as read, which rows dropped
+    # later cannot widen
+    lengths: Lengths
+    # columns every cell of which is clean (batchpay.normalise.CLEAN)
+    clean: frozenset[str]
+
+
+def to_canonical(table: Table, layout: Layout) -> Canonical:
+    """The canonical frame and what was found on the way (:class:`Canonical`)."""
     located = structure.locate_header(table.header, table.frame, layout)
     if located is not None:  # the header is below a title: see batchpay.ingest.structure
         table.header_row, table.header, table.title_rows = located
@@ -159,7 +174,7 @@ def to_canonical(
             column=missing[0],
             hint=hint,
         )
-    frame, hits, filled, normal, lengths = _scan_cells(table.frame, positions, layout)
+    frame, hits, filled, normal, lengths, clean = _scan_cells(table.frame, positions, layout)
     data_columns = [c for c in frame.columns if c != ROW]
     blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
     # a column with no empty cell means no blank row: no need to add every row up
@@ -209,7 +224,7 @@ def to_canonical(
         issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
     normal |= CHANGES.keys() - positions.keys()
     lengths.update({name: (0, 0) for name in layout.names if name not in positions})
-    return out, header_map, unknown, blank_rows, issues, normal, lengths
+    return Canonical(out, header_map, unknown, blank_rows, issues, normal, lengths, clean)
 
 
 def _declared_amounts(
@@ -246,7 +261,9 @@ def _listed(texts: list[str], limit: int = 5) -> str:
 
 def _scan_cells(
     frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
-) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]], bool, frozenset[str], Lengths]:
+) -> tuple[
+    pl.DataFrame, list[tuple[str, str, int, str]], bool, frozenset[str], Lengths, frozenset[str]
+]:
     """Trim whitespace and find formula-like, scientific-notation and over-long cells.
 
     One parallel pass flags the columns that need a closer look, so a clean file pays for a
@@ -259,6 +276,7 @@ def _scan_cells(
     names = {f"c{i}": name for name, i in positions.items()}
     columns = [c for c in frame.columns if c != ROW]
     max_bytes = layout.limits.max_cell_chars
+    looks: dict[str, pl.Expr] = {}
     probes: list[pl.Expr] = []
     for c in columns:
         # formulas matter in free text; coded columns fail validation with a clearer message
@@ -275,12 +293,23 @@ def _scan_cells(
         if names.get(c) in CHANGES:
             # and for a cell validation's normalisation would change (batchpay.normalise)
             look += "|" + CHANGES[names[c]]
-        probes.append(pl.col(c).str.contains(look).any().alias(f"look {c}"))
+        looks[c] = pl.col(c).str.contains(look).any().alias(f"look {c}")
+        clean = CLEAN.get(names.get(c, ""))
+        # a column whose cells are usually all clean (batchpay.normalise.CLEAN) is asked
+        # that instead: then it has nothing to look at, and its format rule passes every row
+        probes.append(
+            looks[c] if clean is None else pl.col(c).str.contains(clean.pattern).all().alias(c)
+        )
         size = pl.col(c).str.len_bytes()
         probes.append(size.max().alias(f"longest {c}"))
         probes.append(size.min().alias(f"shortest {c}"))
     # lazily: polars' engine splits the rows across its threads, an eager select does not
     flags = frame.lazy().select(probes).collect().row(0, named=True) if columns else {}
+    clean_columns = {c for c in columns if flags.get(c) is True}
+    unclean = [looks[c] for c in columns if flags.get(c) is False]
+    if unclean:  # not all clean: looked at as any other column
+        flags.update(frame.lazy().select(unclean).collect().row(0, named=True))
+    flags.update({f"look {c}": False for c in clean_columns})
     # a column the look flags (edge whitespace, or anything else looked for) is trimmed and
     # then checked closely for each thing; trimming a column with no edge changes nothing
     to_trim = [c for c in columns if flags[f"look {c}"]]
@@ -289,12 +318,17 @@ def _scan_cells(
     longest = {c: flags[f"longest {c}"] for c in columns}
     # trimming may empty a cell: only an untrimmed column's own count says it has none
     filled = any((shortest[c] or 0) > 0 for c in columns if c not in to_trim)
-    normal = frozenset(names[c] for c in columns if c in names and c not in to_trim)
+    # a clean column may still be one normalisation rewrites (12-34-56 as 123456)
+    rewritten = {c for c in clean_columns if not CLEAN[names[c]].normal}
+    normal = frozenset(
+        names[c] for c in columns if c in names and c not in to_trim and c not in rewritten
+    )
     lengths = {
         names[c]: (int(shortest[c]), int(longest[c]))
         for c in columns
-        if c in names and c not in to_trim and shortest[c] is not None
+        if c in names and c not in to_trim and c not in rewritten and shortest[c] is not None
     }
+    clean_names = frozenset(names[c] for c in clean_columns)
     if to_trim:
         frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
     checks: list[tuple[str, str, pl.Expr]] = []
@@ -313,7 +347,7 @@ def _scan_cells(
     for c, code, expr in checks:
         for row, value in frame.filter(expr).select(ROW, c).iter_rows():
             hits.append((names[c], code, int(row), str(value)))
-    return frame, hits, filled, normal & CHANGES.keys(), lengths
+    return frame, hits, filled, normal & CHANGES.keys(), lengths, clean_names
 
 
 def _cell_message(code: str, value: str, max_chars: int) -> str | None:

@@ -119,7 +119,7 @@ def validate_frame(
     lengths = columns.lengths(prepared, layout.names, ingested.lengths)
     longest = {c: n for c, (_, n) in lengths.items()}
     rules = schema.all_rules(layout, today, longest)
-    failures = schema.run_rules(prepared, rules, lengths)
+    failures = schema.run_rules(prepared, rules, lengths, ingested.clean)
     issues = list(ingested.issues)
     # a cell ingest already reported (Excel damage) is not reported again as a symptom
     reported = {(i.row, i.column) for i in issues}

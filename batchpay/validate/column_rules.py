@@ -16,6 +16,7 @@ import polars as pl
 
 from batchpay import banking, money
 from batchpay.layout import ColumnSpec
+from batchpay.normalise import CLEAN
 from batchpay.validate import columns, formats, messages
 from batchpay.validate.rule import Rule, blank, const
 
@@ -134,7 +135,16 @@ def value_rules(today: date) -> list[Rule]:
     ]
     for column, code, explain, pattern in patterns:
         ok = blank(column) | pl.col(column).str.contains(pattern)
-        rules.append(Rule(column, code, explain, ok=ok, passes_if_blank=(column,)))
+        rules.append(
+            Rule(
+                column,
+                code,
+                explain,
+                ok=ok,
+                passes_if_blank=(column,),
+                passes_if_clean=column if column in CLEAN else None,
+            )
+        )
     # the costly checks run once per distinct value
     rules += [
         Rule(

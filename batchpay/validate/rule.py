@@ -34,6 +34,8 @@ class Rule:
     passes_if_blank: tuple[str, ...] = ()
     # ... or when this column has no blank cell (the engine then need not run the rule)
     passes_if_filled: str | None = None
+    # ... or when every cell of this column is clean (batchpay.normalise.CLEAN)
+    passes_if_clean: str | None = None
 
     @property
     def key(self) -> str:

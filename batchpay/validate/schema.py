@@ -124,14 +124,20 @@ class AllRulesPass:
     passes (the one-pass engine); the engine's failure cases are kept in :attr:`cases`.
     ``lengths`` are columns' known (shortest, longest) values, as :func:`one_pass` takes."""
 
-    def __init__(self, rules: list[Rule], lengths: Lengths | None = None) -> None:
+    def __init__(
+        self,
+        rules: list[Rule],
+        lengths: Lengths | None = None,
+        clean: frozenset[str] = frozenset(),
+    ) -> None:
         self.rules = rules
         self.lengths = lengths
+        self.clean = clean
         self.cases: pl.DataFrame | None = None
 
     def __call__(self, data: PolarsData) -> pl.LazyFrame:
         frame = data.lazyframe.collect()  # the frame being validated (no copy: a scan of it)
-        cases = one_pass(frame, self.rules, self.lengths)
+        cases = one_pass(frame, self.rules, self.lengths, self.clean)
         self.cases = cases
         row_ok = pl.repeat(True, frame.height, dtype=pl.Boolean, eager=True)
         if not cases.is_empty():
@@ -140,13 +146,13 @@ class AllRulesPass:
 
 
 def payout_schema(
-    rules: list[Rule], lengths: Lengths | None = None
+    rules: list[Rule], lengths: Lengths | None = None, clean: frozenset[str] = frozenset()
 ) -> tuple[pa.DataFrameSchema, AllRulesPass]:
     """The pandera schema ``validate`` runs: the rules' columns (present, ``String``, not null)
     and the rules as one DataFrame-level check; the check function is returned beside it."""
     import pandera.polars as pa
 
-    engine = AllRulesPass(rules, lengths)
+    engine = AllRulesPass(rules, lengths, clean)
     # pandera's own failure cases are whole rows: one example is enough, the engine's cases
     # (column, check, row) are what issues are made from
     check = pa.Check(engine, name=_ALL_RULES, error=_ALL_RULES, ignore_na=False, n_failure_cases=1)
@@ -162,14 +168,17 @@ def payout_schema(
 
 
 def run_rules(
-    prepared: pl.DataFrame, rules: list[Rule], lengths: Lengths | None = None
+    prepared: pl.DataFrame,
+    rules: list[Rule],
+    lengths: Lengths | None = None,
+    clean: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
     """Failure cases as (column, check, index), pandera deciding: :func:`payout_schema` run
     over ``prepared``, the cases :func:`one_pass`'s (the same as :func:`run_pandera`'s)."""
     from pandera.config import ValidationDepth, config_context
     from pandera.errors import SchemaErrors
 
-    schema, engine = payout_schema(rules, lengths)
+    schema, engine = payout_schema(rules, lengths, clean)
     # The environment may switch pandera off or to schema-only; these checks must always run.
     with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
         try:
@@ -185,7 +194,10 @@ def run_rules(
 
 
 def one_pass(
-    prepared: pl.DataFrame, rules: list[Rule], lengths: Lengths | None = None
+    prepared: pl.DataFrame,
+    rules: list[Rule],
+    lengths: Lengths | None = None,
+    clean: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
     """Every rule over ``prepared`` (all-string, null-free) in one polars pass: failure cases
     as (column, check, index), the same as :func:`run_pandera`'s.
@@ -193,8 +205,10 @@ def one_pass(
     A rule every row passes by the lengths of its columns alone (:attr:`Rule.passes_if_blank`:
     a column blank throughout; :attr:`Rule.passes_if_filled`: a column without a blank cell)
     is not run: ``lengths`` gives columns' (shortest, longest) value in bytes where already
-    known (the reader's scan), the rest are measured here in one query."""
-    rules = _not_vacuous(prepared, rules, lengths)
+    known (the reader's scan), the rest are measured here in one query. Nor is a rule whose
+    :attr:`Rule.passes_if_clean` column is in ``clean``: the reader's scan found every cell of
+    it clean (:data:`batchpay.normalise.CLEAN`)."""
+    rules = _not_vacuous(prepared, [r for r in rules if r.passes_if_clean not in clean], lengths)
     lazy = prepared.lazy()
     row_wise = [(rule, rule.ok) for rule in rules if rule.ok is not None]
     per_value = [rule for rule in rules if rule.value_ok is not None]

@@ -22,7 +22,7 @@ from batchpay import money
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest import structure
 from batchpay.layout import Layout
-from batchpay.normalise import CHANGES, CLEAN
+from batchpay.normalise import CHANGES, clean_cells
 
 __all__ = [
     "ROW",
@@ -278,6 +278,7 @@ def _scan_cells(
     max_bytes = layout.limits.max_cell_chars
     looks: dict[str, pl.Expr] = {}
     probes: list[pl.Expr] = []
+    rewritten: set[str] = set()  # clean cells a normalisation may still rewrite
     for c in columns:
         # formulas matter in free text; coded columns fail validation with a clearer message
         start = r"^[\s=+\-@]" if kinds.get(c) in _FORMULA_KINDS else r"^\s"
@@ -294,12 +295,12 @@ def _scan_cells(
             # and for a cell validation's normalisation would change (batchpay.normalise)
             look += "|" + CHANGES[names[c]]
         looks[c] = pl.col(c).str.contains(look).any().alias(f"look {c}")
-        clean = CLEAN.get(names.get(c, ""))
-        # a column whose cells are usually all clean (batchpay.normalise.CLEAN) is asked
-        # that instead: then it has nothing to look at, and its format rule passes every row
-        probes.append(
-            looks[c] if clean is None else pl.col(c).str.contains(clean.pattern).all().alias(c)
-        )
+        clean = clean_cells(names[c], layout, pl.col(c)) if c in names else None
+        # a column whose cells are usually all clean (batchpay.normalise.clean_cells) is asked
+        # that instead: then it has nothing to look at, and its format or value rules pass
+        probes.append(looks[c] if clean is None else clean[0].all().alias(c))
+        if clean is not None and not clean[1]:
+            rewritten.add(c)
         size = pl.col(c).str.len_bytes()
         probes.append(size.max().alias(f"longest {c}"))
         probes.append(size.min().alias(f"shortest {c}"))
@@ -319,7 +320,7 @@ def _scan_cells(
     # trimming may empty a cell: only an untrimmed column's own count says it has none
     filled = any((shortest[c] or 0) > 0 for c in columns if c not in to_trim)
     # a clean column may still be one normalisation rewrites (12-34-56 as 123456)
-    rewritten = {c for c in clean_columns if not CLEAN[names[c]].normal}
+    rewritten &= clean_columns
     normal = frozenset(
         names[c] for c in columns if c in names and c not in to_trim and c not in rewritten
     )

@@ -16,7 +16,7 @@ import polars as pl
 
 from batchpay import banking, money
 from batchpay.layout import ColumnSpec
-from batchpay.normalise import CLEAN
+from batchpay.normalise import CLEAN, CLEAN_CODES
 from batchpay.validate import columns, formats, messages
 from batchpay.validate.rule import Rule, blank, const
 
@@ -85,6 +85,7 @@ def layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
                 partial(messages.not_allowed_message, name, sorted(spec.values)),
                 ok=blank(name) | values_col.is_in(allowed),
                 passes_if_blank=(name,),
+                passes_if_clean=name if name in CLEAN_CODES else None,
             )
         )
     return rules
@@ -115,6 +116,7 @@ def value_rules(today: date) -> list[Rule]:
                 partial(messages.unknown_code_message, column, messages.CURRENCY_HINT),
                 ok=blank(column) | pl.col(column).is_in(sorted(money.CURRENCY_SCALE)),
                 passes_if_blank=(column,),
+                passes_if_clean=column,
             )
         )
     for column in ("country", "nationality"):
@@ -125,6 +127,7 @@ def value_rules(today: date) -> list[Rule]:
                 partial(messages.unknown_code_message, column, messages.COUNTRY_HINT),
                 ok=blank(column) | pl.col(column).is_in(sorted(banking.COUNTRIES)),
                 passes_if_blank=(column,),
+                passes_if_clean=column,
             )
         )
     patterns = [

@@ -56,10 +56,12 @@ CHANGES: dict[str, str] = {name: changes for name, (_, changes) in NORMAL.items(
 class Clean:
     """What a cell of a column holds when ingest's scan need not look at it closely and the
     column's format rule passes it: a full-match pattern (blank included), and whether such a
-    cell is also one normalisation leaves as it is."""
+    cell is also one normalisation leaves as it is; if not, ``removes`` is all normalising
+    does to it (that literal text taken out)."""
 
     pattern: str
     normal: bool = True
+    removes: str | None = None
 
 
 # Columns whose cells are usually all so: one scan of the column then answers both what
@@ -73,7 +75,7 @@ CLEAN: dict[str, Clean] = {
     "phone": Clean(r"^(?:\+[1-9][0-9]{6,14})?$"),  # formats.E164_RE
     "bic": Clean(r"^(?:[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)?$"),  # formats.BIC_RE
     # 12-34-56 (normalised to 123456) or 123456
-    "sort_code": Clean(r"^(?:[0-9]{2}-?[0-9]{2}-?[0-9]{2})?$", normal=False),
+    "sort_code": Clean(r"^(?:[0-9]{2}-?[0-9]{2}-?[0-9]{2})?$", normal=False, removes="-"),
 }
 
 # Code columns whose cells are usually all one of the values their rules allow, written in

@@ -114,7 +114,7 @@ def validate_frame(
     today = today or date.today()
     frame = ingested.frame
     header_map = dict(ingested.header_map)
-    prepared = columns.prepare(frame, already_normal=ingested.already_normal)
+    prepared = columns.prepare(frame, already_normal=ingested.already_normal, clean=ingested.clean)
     # what the reader's scan measured of the columns it left as read, the rest measured now
     lengths = columns.lengths(prepared, layout.names, ingested.lengths)
     longest = {c: n for c, (_, n) in lengths.items()}

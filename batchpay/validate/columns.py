@@ -13,25 +13,48 @@ import polars as pl
 
 from batchpay import money
 from batchpay.layout import Layout
-from batchpay.normalise import CHANGES, LOWER, NORMAL, UPPER
+from batchpay.normalise import CHANGES, CLEAN, LOWER, NORMAL, UPPER
 
 __all__ = ["LOWER", "ROW", "UPPER", "final_exprs", "lengths", "longest", "prepare"]
 
 ROW = "_row"
 
 
-def prepare(frame: pl.DataFrame, *, already_normal: frozenset[str] = frozenset()) -> pl.DataFrame:
+def prepare(
+    frame: pl.DataFrame,
+    *,
+    already_normal: frozenset[str] = frozenset(),
+    clean: frozenset[str] = frozenset(),
+) -> pl.DataFrame:
     """Normalised values plus the amount's parts (``__*`` helper columns).
 
     A column is normalised only when some cell would change: ``already_normal`` names the
     columns a reader's scan found none in (:attr:`batchpay.ingest.IngestedFile.already_normal`);
-    the others are probed here first."""
+    the others are probed here first. A ``clean`` column (:attr:`~batchpay.ingest.IngestedFile.
+    clean`) whose clean cells normalising only takes a literal out of is probed for, and rid
+    of, that literal (``12-34-56``: its dashes) rather than by pattern."""
     unknown = [c for c in NORMAL if c not in already_normal]
-    probes = [pl.col(c).str.contains(CHANGES[c]).any().alias(c) for c in unknown]
+    literal = {c: CLEAN[c].removes for c in unknown if c in clean and c in CLEAN}
+    probes = [
+        (
+            pl.col(c).str.contains(text, literal=True)
+            if (text := literal.get(c))
+            else pl.col(c).str.contains(CHANGES[c])
+        )
+        .any()
+        .alias(c)
+        for c in unknown
+    ]
     needed = (
         frame.lazy().select(probes).collect().row(0, named=True) if frame.height and probes else {}
     )
-    normal = [NORMAL[c][0] for c in unknown if needed.get(c)]
+    normal = [
+        pl.col(c).str.replace_all(text, "", literal=True)
+        if (text := literal.get(c))
+        else NORMAL[c][0]
+        for c in unknown
+        if needed.get(c)
+    ]
     amount = pl.col("amount").str.extract_groups(r"^([0-9]+)(?:\.([0-9]+))?$")
     helpers = [
         amount.struct.field("1").alias("__whole"),

@@ -220,7 +220,7 @@ def one_pass(
         ok, *distinct = pl.collect_all(
             [
                 lazy.select([e.fill_null(False).alias(r.key) for r, e in row_wise]),
-                *(lazy.select(pl.col(r.column).unique()) for r in per_value),
+                *(lazy.select(_distinct(r)) for r in per_value),
             ]
         )
         later = [(rule, done.result()) for rule, done in across]
@@ -245,6 +245,13 @@ def one_pass(
         if bad
     ]
     return pl.concat(cases) if cases else pl.DataFrame(schema=_FAILURES)
+
+
+def _distinct(rule: Rule) -> pl.Expr:
+    """The distinct values a per-value rule is asked about: blank left out where the rule
+    passes it (every row would pass a column blank throughout), as most columns are sparse."""
+    cell = pl.col(rule.column)
+    return (cell.filter(cell != "") if rule.column in rule.passes_if_blank else cell).unique()
 
 
 def _not_vacuous(prepared: pl.DataFrame, rules: list[Rule], known: Lengths | None) -> list[Rule]:

@@ -269,8 +269,9 @@ def _scan_cells(
     One parallel pass flags the columns that need a closer look, so a clean file pays for a
     single scan. Returns the trimmed frame, (column, code, row, value) hits, whether some
     column has no empty cell (then no row is blank), the canonical columns with no cell
-    validation's normalisation would change (the scan looked for one too), and the shortest
-    and longest cell of each canonical column the scan found nothing in (left as read).
+    validation's normalisation would change (the scan looked for one too), the shortest and
+    longest cell of each canonical column left as read, and the canonical columns every cell
+    of which is clean (:func:`batchpay.normalise.clean_cells`: asked instead of the look).
     """
     kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
     names = {f"c{i}": name for name, i in positions.items()}

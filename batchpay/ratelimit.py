@@ -352,7 +352,8 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     """``headers[name]`` whatever its case (``name`` in lower case): an answer's headers
     (``httpx.Headers``, already case-insensitive) are asked directly, a plain mapping walked."""
     if isinstance(headers, httpx.Headers):
-        return headers.get(name)
+        found: str | None = headers.get(name)
+        return found
     for key, value in headers.items():
         if key.lower() == name:
             return value

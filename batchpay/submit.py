@@ -192,10 +192,12 @@ class Submitter:
         instrument_id: str,
         default_purpose: str = "contractor_payment",
         look: RowLook | None = None,
+        destination: tuple[str, str, str | None] | None = None,
     ) -> str:
         """Commit the intent for ``row`` and send it; return the intent's final journal state.
 
-        ``look``: the row key's history as the caller just read it (see :meth:`first_attempt`).
+        ``look``: the row key's history as the caller just read it (see :meth:`first_attempt`);
+        ``destination``: written on the row with the intent (see ``Journal.begin_payout``).
         """
         attempt, revive = self.first_attempt(row_key, look)
         key = dedupe.idempotency_key(row_key, attempt)
@@ -214,6 +216,7 @@ class Submitter:
             attempt=attempt,
             body=body,
             revive=revive,
+            destination=destination,
         )
 
     async def send_new(
@@ -227,6 +230,7 @@ class Submitter:
         body: Mapping[str, Any],
         after_failure: bool = False,
         revive: bool = False,
+        destination: tuple[str, str, str | None] | None = None,
     ) -> str:
         """Commit a new intent with ``body`` (its key in the metadata) and send it."""
         key = str(body["metadata"][METADATA_KEY])
@@ -245,6 +249,7 @@ class Submitter:
             revive=revive,
             sending=True,  # the send is recorded with the intent, in one statement
             provider_at=pc.now() if pc.observed else None,
+            destination=destination,
         )
         # An intent stored before keeps its own body: its method is read from it then.
         method = str(body["method"]) if intent.body == text else None

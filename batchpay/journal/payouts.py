@@ -59,8 +59,12 @@ class PayoutVerbs(JournalBase):
         revive: bool = False,
         sending: bool = False,
         provider_at: datetime | None = None,
+        destination: tuple[str, str, str | None] | None = None,
     ) -> PayoutIntent:
         """Commit the intent to send (state ``sending``) before any request leaves.
+
+        ``destination`` (beneficiary id, instrument id, beneficiary name) is written on the
+        row by the same statement that marks it ``payout`` (what ``update_row`` would write).
 
         With ``sending``, the first send is recorded with it (what :meth:`mark_sent_attempt`
         records, ``provider_at`` the provider's clock): the caller sends it next.
@@ -158,11 +162,19 @@ class PayoutVerbs(JournalBase):
                     raise LivePayoutExists(str(live["run_id"]), int(live["row_number"])) from None
             elif sending:  # an intent stored before: this is one more send of it
                 self._mark_sent(db, idempotency_key, now, provider)
-            db.execute(
-                """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
-                   WHERE run_id=? AND row_number=?""",
-                (idempotency_key, now, run_id, row_number),
-            )
+            if destination is None:
+                db.execute(
+                    """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
+                       WHERE run_id=? AND row_number=?""",
+                    (idempotency_key, now, run_id, row_number),
+                )
+            else:
+                db.execute(
+                    """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?,
+                       beneficiary_id=?, instrument_id=?, beneficiary_name=?
+                       WHERE run_id=? AND row_number=?""",
+                    (idempotency_key, now, *destination, run_id, row_number),
+                )
             if inserted is not None:
                 return inserted
             row = db.execute(

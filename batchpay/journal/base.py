@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from batchpay.journal.group import DEFAULT_WINDOW, GroupCommit
+from batchpay.journal.group import GroupCommit
 from batchpay.journal.target import JournalTarget
 
 
@@ -88,8 +88,7 @@ class JournalBase:
             yield self._group
             return
         db: Any = self.db
-        wal = self._wal_path()
-        group = GroupCommit(db, wal_path=wal, window=DEFAULT_WINDOW if window is None else window)
+        group = GroupCommit(db) if window is None else GroupCommit(db, window=window)
         self._group = group
         try:
             yield group
@@ -100,14 +99,6 @@ class JournalBase:
             raise
         self._group = None
         group.flush()
-
-    def _wal_path(self) -> str | None:
-        """The journal's write-ahead log, when it has one on disk (SQLite in WAL mode)."""
-        path = str(getattr(self.db, "journal_path", "") or "")
-        if not path or path == ":memory:" or path.startswith("file:"):
-            return None
-        row = self.db.execute("PRAGMA journal_mode").fetchone()
-        return path + "-wal" if row is not None and str(row[0]).lower() == "wal" else None
 
     async def durable(self) -> None:
         """Return once every write made so far is committed (at once outside :meth:`grouped`)."""

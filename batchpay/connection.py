@@ -38,6 +38,10 @@ class Connection:
     ledger_look: Any = None
     untagged_calls: list[int] = field(default_factory=list)
     """The look's calls recorded before the run existed, for the run to adopt."""
+    final_check: Any = None
+    """The per-row strategy's check after sending (another home's batch made meanwhile?),
+    left running for the pipeline to await — True when it cancelled a second payout — so the
+    report is built while its answer travels (``pipeline.run_async``)."""
 
     def adopt_calls(self) -> None:
         """Tag the calls the run's ledger look made before the run was recorded."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -161,12 +162,20 @@ async def run_async(
                 "run %s %s for %s", run_id, "resumed" if resumable else "created",
                 checked.source.name, extra={"run_id": run_id, "file": checked.source.name},
             )  # fmt: skip
+            early: report_mod.Report | None = None
             try:
                 strategy = submission or PerRow()
                 _refuse_other_way(journal, run_id, strategy)
                 # imported while the strategy waits on the provider, not after its last payout
                 report_mod.files.preload_writer()
                 await strategy.submit_run(conn, run_id, checked, options, on_progress)
+                if conn.final_check is not None:
+                    # The check after sending is out: the report is built meanwhile, and
+                    # again if the check cancelled a second payout.
+                    early = build_report(journal, run_id, settings)
+                    check, conn.final_check = conn.final_check, None
+                    if await check:
+                        early = None
                 if options.wait:
                     kwargs: dict[str, Any] = {"timeout": options.wait_timeout}
                     if track_sleep is not None:
@@ -175,12 +184,16 @@ async def run_async(
                         kwargs["on_poll"] = _wait_progress(journal, run_id, on_progress)
                     await track.follow(conn.client, journal, run_id, **kwargs)
             finally:
+                if conn.final_check is not None:  # the run stopped before it was awaited:
+                    pending, conn.final_check = conn.final_check, None
+                    with suppress(Exception):  # it still ends (the first error is raised)
+                        await pending
                 if conn.ledger_look is not None:  # ended (or no longer wanted)
                     await conn.ledger_look.close()
                 close_run_if_done(journal, run_id, final_only=options.wait)
                 if lock_owner is not None:
                     journal.release_run_lock(run_id, lock_owner)
-        rep = build_report(journal, run_id, settings)
+        rep = early if early is not None else build_report(journal, run_id, settings)
         # Workers sharing a finished run: exactly one writes its report.
         write = not shared or _writes_shared_report(journal, run_id, submission)
     counts = _outcome_counts(rep)
@@ -287,17 +300,24 @@ async def _create_run(
 ) -> str:
     """Plan the rows, check the balance and record the new run (with its lock).
 
-    With ``look_early`` (rows sent one by one), a plan with rows to send starts the look
-    at the provider's ledger here, read while the balance is checked and the run recorded;
-    the strategy awaits it before its first payout.
+    With ``look_early`` (rows sent one by one), a checked file with valid rows starts the
+    look at the provider's ledger here — before the plan's rows are made, read while they
+    are, the balance is checked and the run recorded; stopped at once if the plan has no row
+    to send or hold — and the strategy awaits it before its first payout.
     """
     journal, settings = conn.journal, conn.settings
-    records = planning.row_records(checked, journal, settings.environment)
-    if look_early and any(r["state"] in (PLANNED, HELD) for r in records):
+    if look_early and checked.result.valid.height:
+        # Started before the plan's rows are made (its first request leaves while they are),
+        # and stopped if the plan then has nothing to send or hold.
         conn.ledger_look = ledger.LedgerLook(
             conn.client, journal, settings.environment,
             provider_clock=conn.provider_clock, on_progress=on_progress,
         )  # fmt: skip
+        await conn.ledger_look.step()
+    records = planning.row_records(checked, journal, settings.environment)
+    if conn.ledger_look is not None and not any(r["state"] in (PLANNED, HELD) for r in records):
+        await conn.ledger_look.close()
+        conn.ledger_look = None
     if not options.skip_balance_check:
         payable = [checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED]
         await preflight.preflight(conn, payable)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from batchpay import dedupe, ledger
@@ -196,15 +196,33 @@ class _PerRowRun:
         # before its request leaves (Submitter awaits journal.durable()).
         async with self.journal.grouped():
             await self._settle_and_send(open_intents, todo)
-        if todo and await ledger.foreign_batches(
+        if not todo:
+            return
+        check = asyncio.ensure_future(self._after_sending(started))
+        if self.options.wait:  # followed to final statuses next: settled first
+            await check
+            return
+        # The pipeline awaits it (before the run is closed and its lock let go), building the
+        # report while the answer travels; its request leaves now.
+        self.conn.final_check = check
+        for _ in range(ledger.LOOK_STEPS):
+            if check.done():
+                break
+            await asyncio.sleep(0)
+
+    async def _after_sending(self, started: datetime) -> bool:
+        """Whether another home made a batch while these rows were sent — its payouts carry no
+        idempotency key that could refuse ours — and so a second payout of a row was
+        cancelled (one payout per row is kept)."""
+        if not await ledger.foreign_batches(
             self.conn.client, self.journal, since=started, open_only=False
         ):
-            # Another home uploaded a batch while these rows were sent: its payouts carry
-            # no idempotency key that could refuse ours. Keep one payout per row.
-            await ledger.cancel_second_payouts(
-                self.conn.client, self.journal, self.env, self.run_id,
-                provider_clock=self.conn.provider_clock,
-            )  # fmt: skip
+            return False
+        await ledger.cancel_second_payouts(
+            self.conn.client, self.journal, self.env, self.run_id,
+            provider_clock=self.conn.provider_clock,
+        )  # fmt: skip
+        return True
 
     def _hold_for_foreign_batches(self, todo: list[Row], found: list[dict[str, Any]]) -> list[Row]:
         """Rows are not sent while another home's batchpay batch is open at the provider:

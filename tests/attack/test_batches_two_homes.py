@@ -22,6 +22,7 @@ import pytest
 from batchpay import pipeline
 from batchpay.batches import Batches
 from batchpay.errors import ConfirmationRequired
+from batchpay.journal import Journal
 from batchpay.sandbox import Sandbox
 from batchpay.testing import sandbox_settings
 
@@ -40,6 +41,8 @@ class _HeldCreates(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "POST" and request.url.path == "/v1/payouts":
             await self.go.wait()
+        elif self.go.is_set() and request.url.path == "/v1/batches":
+            await asyncio.sleep(0.05)  # a round trip: the report is built meanwhile
         return await self.inner.handle_async_request(request)
 
 
@@ -83,6 +86,16 @@ async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_tw
     rb = await run_b
     assert _live(sandbox) == {r["reference"]: 1 for r in rows}
     assert rb.exit_code != 0  # B says what happened to its rows
+    # ... as its journal now holds it: the report is of the run after its second payouts
+    # were cancelled, not the one built while the check after sending was out.
+    from batchpay.report.from_journal import build_report
+
+    with Journal(sandbox_settings(tmp_path / "b").journal_path) as jb:
+        again = build_report(jb, rb.run_id, sandbox_settings(tmp_path / "b"))
+    assert [(r.outcome, r.payout_status) for r in rb.report.rows] == [
+        (r.outcome, r.payout_status) for r in again.rows
+    ]
+    assert {r.payout_status for r in rb.report.rows} == {"cancelled"}
 
 
 async def test_rows_are_held_while_another_homes_batch_is_open(

@@ -107,7 +107,14 @@ class JournalBase:
         if not path or path == ":memory:" or path.startswith("file:"):
             return None
         row = self.db.execute("PRAGMA journal_mode").fetchone()
-        return path + "-wal" if row is not None and str(row[0]).lower() == "wal" else None
+        if row is None or str(row[0]).lower() != "wal":
+            return None
+        # The log SQLite itself writes: named from the database file as SQLite opened it
+        # (a journal reached through a symbolic link has its log beside the real file).
+        for _, name, file in self.db.execute("PRAGMA database_list").fetchall():
+            if name == "main" and file:
+                return str(file) + "-wal"
+        return None
 
     async def durable(self) -> None:
         """Return once every write made so far is committed (at once outside :meth:`grouped`)."""

@@ -135,6 +135,7 @@ class GroupCommit:
     async def durable(self) -> None:
         """Return once every write made so far is committed and synced (raise if either
         failed)."""
+        self._check_open()
         self._raise_if_failed()
         if self.db.in_transaction:
             needed = self.commits + 1  # the next COMMIT holds these writes
@@ -242,6 +243,9 @@ class GroupCommit:
                     self._wal_path.removesuffix("-wal"), isolation_level=None,
                     check_same_thread=False, timeout=0,
                 )  # fmt: skip
+                # Its checkpoints sync the log before and the database after them, whatever
+                # the build's default: the log is overwritten once checkpointed.
+                self._checkpointer.execute("PRAGMA synchronous=FULL")
             # PASSIVE: as much as it can without waiting on this group's own transaction;
             # SQLite syncs the log before and the database after it.
             self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -161,6 +161,13 @@ class GroupCommit:
             self._timer.cancel()
             self._timer = None
         self._commit(sync_here=True)
+        if self._error is not None and self.db.in_transaction:
+            # Failed (a sync, a COMMIT): what the open transaction holds is not known
+            # durable and is not committed now; the connection is left as it was found,
+            # its later writes their own transactions again.
+            with suppress(sqlite3.Error, JournalError):
+                self.db.execute("ROLLBACK")
+            self._open = False
         if self._syncing is not None and not self._syncing.done():
             self._syncing.cancel()  # all is synced above; a sync still in its thread ends alone
         if self._wal is not None:

@@ -5,7 +5,6 @@ Each works from the journal and the API alone — the input file is not needed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from batchpay import dedupe, holds, ledger
+from batchpay import aio, dedupe, holds, ledger
 from batchpay import report as report_mod
 from batchpay import track as tracking
 from batchpay.config import Settings, resolve_settings
@@ -415,25 +414,25 @@ async def _retry_row(
 
 def run_sync(coro: Any) -> Any:
     """Run one of this module's coroutines to completion."""
-    return asyncio.run(coro)
+    return aio.run(coro)
 
 
 def track(run_id: str | None = None, **kwargs: Any) -> tuple[report_mod.Report, Any]:
     """Synchronous :func:`track_async`."""
-    result: tuple[report_mod.Report, Any] = asyncio.run(track_async(run_id, **kwargs))
+    result: tuple[report_mod.Report, Any] = aio.run(track_async(run_id, **kwargs))
     return result
 
 
 def cancel(run_id: str, **kwargs: Any) -> CancelResult:
     """Synchronous :func:`cancel_async`."""
-    return asyncio.run(cancel_async(run_id, **kwargs))
+    return aio.run(cancel_async(run_id, **kwargs))
 
 
 def retry_failed(
     run_id: str | None = None, *, confirm: bool, **kwargs: Any
 ) -> tuple[str, report_mod.Report, Any]:
     """Synchronous :func:`retry_failed_async`."""
-    result: tuple[str, report_mod.Report, Any] = asyncio.run(
+    result: tuple[str, report_mod.Report, Any] = aio.run(
         retry_failed_async(run_id, confirm=confirm, **kwargs)
     )
     return result

@@ -6,7 +6,6 @@ resumed (intents in flight settled with their own keys), never started afresh.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from batchpay import (
+    aio,
     checks,
     controls,
     holds,
@@ -346,7 +346,7 @@ def _refuse_if_finished_meanwhile(
 
 def run(file: FileArg, **kwargs: Any) -> RunResult:
     """Synchronous :func:`run_async`."""
-    return asyncio.run(run_async(file, **kwargs))
+    return aio.run(run_async(file, **kwargs))
 
 
 def report_for(

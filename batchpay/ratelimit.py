@@ -46,6 +46,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+import httpx
+
 from batchpay.retry import is_testing
 
 __all__ = ["InFlight", "Permit", "RateLimiter"]
@@ -347,6 +349,11 @@ class InFlight:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """``headers[name]`` whatever its case (``name`` in lower case): an answer's headers
+    (``httpx.Headers``, already case-insensitive) are asked directly, a plain mapping walked."""
+    if isinstance(headers, httpx.Headers):
+        found: str | None = headers.get(name)
+        return found
     for key, value in headers.items():
         if key.lower() == name:
             return value

@@ -209,6 +209,10 @@ class Resolver:
         self._locks: dict[str, asyncio.Lock] = {}
         # Beneficiaries batchpay knew before this run started (for the bank-change rule).
         self._known_before: dict[str, bool] = {}
+        # Their ids, and their instruments' (by beneficiary id and credential fingerprint),
+        # as the journal held them created when the run began (see remember_known).
+        self._ben_before: dict[str, str] = {}
+        self._ins_before: dict[tuple[str, str], str] = {}
         # Look-ups that found no created payee (each may await the provider): a resolve
         # that saw none come about was answered from the journal alone.
         self._misses = 0
@@ -228,9 +232,12 @@ class Resolver:
     def remember_known(self, refs: set[str]) -> None:
         """Note which beneficiaries existed before this run (call once at the start): one
         set-based journal query, the same answer as :meth:`is_known` for each."""
-        known = self.journal.known_beneficiaries(self.environment, refs)
+        bens, instruments = self.journal.created_destinations(self.environment, refs)
         for ref in refs:
-            self._known_before[ref] = ref in known
+            self._known_before[ref] = ref in bens
+        # A created beneficiary or instrument stays so: rows to them are answered from these
+        # (no look-up per row); anything else is looked up and created as before.
+        self._ben_before, self._ins_before = bens, instruments
 
     async def resolve(self, row: Mapping[str, str]) -> Destination:
         """The beneficiary and instrument ids for ``row``, creating them if needed.
@@ -245,6 +252,8 @@ class Resolver:
     async def beneficiary(self, row: Mapping[str, str]) -> str:
         """Find or create the row's beneficiary; return its id."""
         ref = row["beneficiary_ref"]
+        if (known := self._ben_before.get(ref)) is not None:
+            return known
         async with self._lock("ben:" + ref):
             rec = self.journal.get_beneficiary(self.environment, ref)
             if rec is not None and rec["state"] == CREATED:
@@ -312,6 +321,8 @@ class Resolver:
     async def instrument(self, beneficiary_id: str, row: Mapping[str, str]) -> str:
         """Find or create the row's instrument under ``beneficiary_id``; return its id."""
         fp = credential_fingerprint(row)
+        if (known := self._ins_before.get((beneficiary_id, fp))) is not None:
+            return known
         async with self._lock(f"ins:{beneficiary_id}:{fp}"):
             rec = self.journal.get_instrument(self.environment, beneficiary_id, fp)
             if rec is not None and rec["state"] == CREATED:

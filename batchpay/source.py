@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from batchpay.layout import Layout
 
 CONTROL_SUFFIX = ".ctl"
+_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,29 @@ class PayoutFile:
         return self.sidecars.get(suffix)
 
 
+def check_size(size: int, filename: str, layout: Layout) -> None:
+    """Refuse a file over ``limits.max_file_bytes``, and an empty one.
+
+    Here, not in :mod:`batchpay.ingest`, so :func:`read_ahead`'s thread refuses or reads a
+    file at once: importing the ingest package (polars, the readers) would hold it until the
+    command's own imports are done, and the file's hash would then run beside the parse."""
+    limit = layout.limits.max_file_bytes
+    if size > limit:
+        raise InputError(
+            f"{filename} is {size / _MIB:.1f} MiB; the limit is {limit / _MIB:.0f} MiB"
+            " (limits.max_file_bytes)",
+            code="too_large",
+            hint="split the file, or raise limits.max_file_bytes in the layout",
+        )
+    if size == 0:
+        raise InputError(f"{filename} is empty", code="empty", hint="export the file again")
+
+
 def from_path(path: Path | str, layout: Layout) -> PayoutFile:
     """Read a local payout file and its ``.ctl`` beside it; refused unread over the size limit."""
-    from batchpay.ingest import sniff
-
     path = Path(path)
     try:
-        sniff.check_size(path.stat().st_size, path.name, layout)
+        check_size(path.stat().st_size, path.name, layout)
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(

@@ -295,29 +295,41 @@ class _PerRowRun:
         if self._paid_before(number, key, look):
             return None
         dest = await self.resolver.resolve(row)
-        self._set(number, beneficiary_id=dest.beneficiary_id, instrument_id=dest.instrument_id,
-                  beneficiary_name=dest.display_name or r.beneficiary_name)  # fmt: skip
+        name = dest.display_name or r.beneficiary_name
+        destination = (dest.beneficiary_id, dest.instrument_id, None if name is None else str(name))
         # Paid meanwhile, by a process beside this one? Only while a request was awaited:
         # a destination from the journal alone leaves no time for it (begin_payout checks
         # again inside its own transaction).
         if not dest.local:
+            self._set_destination(number, destination)
             look = ledger.RowLook.read(self.journal, self.env, key)
             if self._paid_before(number, key, look):
                 return None
-        if self.batch_watch is not None and (found := await self.batch_watch.open_batches()):
-            raise Held(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(found))
-        # The attempt is chosen from the same look (begin_payout still refuses a second live
-        # intent for the row inside its own transaction, whatever was read before).
-        return await self.submitter.submit(
-            run_id=self.run_id,
-            row=row,
-            row_number=number,
-            row_key=key,
-            beneficiary_id=dest.beneficiary_id,
-            instrument_id=dest.instrument_id,
-            default_purpose=self.checked.default_purpose or "contractor_payment",
-            look=look,
-        )
+        try:
+            if self.batch_watch is not None and (found := await self.batch_watch.open_batches()):
+                raise Held(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(found))
+            # The attempt is chosen from the same look (begin_payout still refuses a second
+            # live intent for the row inside its own transaction, whatever was read before);
+            # the destination is written on the row with the intent.
+            return await self.submitter.submit(
+                run_id=self.run_id,
+                row=row,
+                row_number=number,
+                row_key=key,
+                beneficiary_id=dest.beneficiary_id,
+                instrument_id=dest.instrument_id,
+                default_purpose=self.checked.default_purpose or "contractor_payment",
+                look=look,
+                destination=destination if dest.local else None,
+            )
+        except BaseException:
+            if dest.local:  # the row shows where it was to be paid, whatever stopped it
+                self._set_destination(number, destination)
+            raise
+
+    def _set_destination(self, number: int, destination: tuple[str, str, str | None]) -> None:
+        ben, ins, name = destination
+        self._set(number, beneficiary_id=ben, instrument_id=ins, beneficiary_name=name)
 
     def _paid_before(self, number: int, key: str, look: ledger.RowLook) -> bool:
         elsewhere = ledger.paid_elsewhere(self.journal, self.env, key, look=look)

@@ -192,10 +192,12 @@ class Submitter:
         instrument_id: str,
         default_purpose: str = "contractor_payment",
         look: RowLook | None = None,
+        destination: tuple[str, str, str | None] | None = None,
     ) -> str:
         """Commit the intent for ``row`` and send it; return the intent's final journal state.
 
-        ``look``: the row key's history as the caller just read it (see :meth:`first_attempt`).
+        ``look``: the row key's history as the caller just read it (see :meth:`first_attempt`);
+        ``destination``: written on the row with the intent (see ``Journal.begin_payout``).
         """
         attempt, revive = self.first_attempt(row_key, look)
         key = dedupe.idempotency_key(row_key, attempt)
@@ -214,6 +216,7 @@ class Submitter:
             attempt=attempt,
             body=body,
             revive=revive,
+            destination=destination,
         )
 
     async def send_new(
@@ -227,10 +230,12 @@ class Submitter:
         body: Mapping[str, Any],
         after_failure: bool = False,
         revive: bool = False,
+        destination: tuple[str, str, str | None] | None = None,
     ) -> str:
         """Commit a new intent with ``body`` (its key in the metadata) and send it."""
         key = str(body["metadata"][METADATA_KEY])
         pc = self.provider_clock
+        text = dumps_body(body)
         intent = self.journal.begin_payout(
             environment=self.environment,
             run_id=run_id,
@@ -239,13 +244,16 @@ class Submitter:
             reference=reference,
             attempt=attempt,
             idempotency_key=key,
-            body=dumps_body(body),
+            body=text,
             after_failure=after_failure,
             revive=revive,
             sending=True,  # the send is recorded with the intent, in one statement
             provider_at=pc.now() if pc.observed else None,
+            destination=destination,
         )
-        return await self._send(intent.idempotency_key, intent.body, marked=True)
+        # An intent stored before keeps its own body: its method is read from it then.
+        method = str(body["method"]) if intent.body == text else None
+        return await self._send(intent.idempotency_key, intent.body, marked=True, method=method)
 
     async def settle(self, intent: Any) -> str:
         """Bring an intent in ``sending`` or ``unknown`` to ``created`` or ``rejected``.
@@ -307,19 +315,31 @@ class Submitter:
         return matches
 
     async def _send(
-        self, key: str, body_text: str, *, resend: Any = None, marked: bool = False
+        self,
+        key: str,
+        body_text: str,
+        *,
+        resend: Any = None,
+        marked: bool = False,
+        method: str | None = None,
     ) -> str:
         """Send the intent's request; ``resend`` is set when an earlier send may have left;
-        ``marked`` when the journal already records this send (``begin_payout(sending=)``)."""
-        body = json.loads(body_text)
+        ``marked`` when the journal already records this send (``begin_payout(sending=)``);
+        ``method`` the body's (read from the stored body when not given).
+
+        The stored text is what is sent (as it is, when the client can send text)."""
         if not marked:
             pc = self.provider_clock
             self.journal.mark_sent_attempt(key, provider_at=pc.now() if pc.observed else None)
         # Committed before sent: inside a grouped run this waits for the commit that holds
         # the intent (many intents share it).
         await self.journal.durable()
+        send_text = getattr(self.client, "create_payout_text", None)
         try:
-            result = await self.client.create_payout(body, key)
+            if send_text is not None:
+                result = await send_text(body_text, key)
+            else:
+                result = await self.client.create_payout(json.loads(body_text), key)
         except AuthenticationError:
             raise  # the run stops; the intent stays in `sending` and is resent later
         except IdempotencyConflictError as exc:
@@ -353,11 +373,12 @@ class Submitter:
             data_of(result),
             request_id=getattr(result, "request_id", None),
             settled_by="replay" if replayed else "create",
+            fee_method=None if method is None else (self.environment, method),
         )
         if resend and not replayed:
             # A resend the provider answered as new: either the first send never arrived,
             # or the provider forgot the key and this is a second payout. Look, don't trust.
-            await self._check_single(key, body)
+            await self._check_single(key, json.loads(body_text))
         return CREATED
 
     async def _check_single(self, key: str, body: Mapping[str, Any]) -> None:

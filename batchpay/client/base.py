@@ -359,15 +359,10 @@ class BaseClient:
             replayed = response.headers.get("x-idempotent-replayed", "").strip().lower() == "true"
             server_date = wire.http_date(response.headers.get("date"))
         status = response.status_code if response is not None else None
-        log.log(
-            logging.WARNING if will_retry else logging.INFO,
-            "%s %s -> %s in %.0f ms (request %s%s)%s",
-            method, path, status if status is not None else code, outcome.duration_ms,
-            request_id, ", replayed" if replayed else "", ", will retry" if will_retry else "",
-            extra={"method": method, "path": path, "status": status, "error_code": code,
-                   "duration_ms": round(outcome.duration_ms, 3), "request_id": request_id,
-                   "attempt": attempt, "will_retry": will_retry},
-        )  # fmt: skip
+        level = logging.WARNING if will_retry else logging.INFO
+        if log.isEnabledFor(level):
+            self._log_call(level, method, path, status, code, outcome, request_id, replayed,
+                           attempt, will_retry)  # fmt: skip
         if self._on_call is None:
             return
         self._on_call(
@@ -386,6 +381,29 @@ class BaseClient:
                 server_date=server_date,
             )
         )
+
+    @staticmethod
+    def _log_call(
+        level: int,
+        method: str,
+        path: str,
+        status: int | None,
+        code: str | None,
+        outcome: _Attempt,
+        request_id: str,
+        replayed: bool,
+        attempt: int,
+        will_retry: bool,
+    ) -> None:
+        log.log(
+            level,
+            "%s %s -> %s in %.0f ms (request %s%s)%s",
+            method, path, status if status is not None else code, outcome.duration_ms,
+            request_id, ", replayed" if replayed else "", ", will retry" if will_retry else "",
+            extra={"method": method, "path": path, "status": status, "error_code": code,
+                   "duration_ms": round(outcome.duration_ms, 3), "request_id": request_id,
+                   "attempt": attempt, "will_retry": will_retry},
+        )  # fmt: skip
 
     def _redact(self, text: str) -> str:
         return self._credentials.redact(text)

@@ -84,6 +84,16 @@ class AntonClient(BatchMethods):
         """Create a payout; a ``TransportError`` means the outcome is unknown (see module doc)."""
         return await self.request("POST", "/v1/payouts", json=body, idempotency_key=idempotency_key)
 
+    async def create_payout_text(self, body: str, idempotency_key: str) -> ApiResult:
+        """:meth:`create_payout` of a body already serialised (the journal's stored text):
+        those bytes are sent as they are, not parsed and encoded again. The journal's text
+        (:func:`batchpay.journal.dumps_body`: sorted keys, no spaces, UTF-8) is byte for byte
+        what :meth:`create_payout` would send of the body it parses to."""
+        return await self.request(
+            "POST", "/v1/payouts", content=(body.encode("utf-8"), "application/json"),
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
     async def get_payout(self, payout_id: str) -> Json:
         """One payout by id."""
         return await self._get(f"/v1/payouts/{wire.path_segment(payout_id)}")

@@ -7,6 +7,7 @@ secrets before they reach a message.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -48,6 +49,11 @@ def http_date(value: str | None) -> datetime | None:
     """An HTTP ``Date`` header as an aware UTC datetime, or None when absent or unreadable."""
     if not value:
         return None
+    return _http_date(value)
+
+
+@functools.lru_cache(maxsize=64)  # a second's answers share one Date: parsed once
+def _http_date(value: str) -> datetime | None:
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

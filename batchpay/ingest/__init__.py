@@ -17,6 +17,7 @@ bytes and a name, wherever it came from; :func:`read_file` reads a path through 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,12 @@ class IngestedFile:
     # canonical columns with no cell validation's normalisation would change (its
     # batchpay.normalise rules): validate leaves them as they are without looking again
     already_normal: frozenset[str] = frozenset()
+    # (shortest, longest) cell in bytes of the canonical columns left as read: bounds that
+    # hold for the frame (rows dropped after the scan can only narrow them)
+    lengths: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # canonical columns every cell of which is clean (batchpay.normalise.CLEAN): their
+    # format rule passes every row
+    clean: frozenset[str] = frozenset()
 
     @property
     def structure_notes(self) -> list[str]:
@@ -126,9 +133,8 @@ def read_source(source: PayoutFile, layout: Layout | None = None) -> IngestedFil
             table = xlsx.read_xlsx(data, layout)
         else:
             table = csv.read_csv(data, layout)
-        frame, header_map, unknown, blank_rows, issues, normal = canonical.to_canonical(
-            table, layout
-        )
+        read = canonical.to_canonical(table, layout)
+        frame, header_map, unknown, blank_rows, issues = read[:5]
         frame, totals = structure.split_totals_rows(frame)
         if totals:  # never paid; what the readers said about their cells does not matter
             at = {t.row for t in totals}
@@ -154,5 +160,7 @@ def read_source(source: PayoutFile, layout: Layout | None = None) -> IngestedFil
         header_row=table.header_row,
         title_rows=tuple(table.title_rows),
         totals_rows=tuple(totals),
-        already_normal=normal,
+        already_normal=read.normal,
+        lengths=read.lengths,
+        clean=read.clean,
     )

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 import polars as pl
 
@@ -21,9 +22,18 @@ from batchpay import money
 from batchpay.errors import InputError, RowIssue
 from batchpay.ingest import structure
 from batchpay.layout import Layout
-from batchpay.normalise import CHANGES
+from batchpay.normalise import CHANGES, clean_cells
 
-__all__ = ["ROW", "SCIENTIFIC", "Table", "column_letter", "to_canonical", "too_many_rows"]
+__all__ = [
+    "ROW",
+    "SCIENTIFIC",
+    "Canonical",
+    "Lengths",
+    "Table",
+    "column_letter",
+    "to_canonical",
+    "too_many_rows",
+]
 
 ROW = "_row"
 SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
@@ -92,12 +102,29 @@ def too_many_rows(limit: int) -> InputError:
     )
 
 
-def to_canonical(
-    table: Table, layout: Layout
-) -> tuple[pl.DataFrame, dict[str, str], list[str], int, list[RowIssue], frozenset[str]]:
-    """The canonical frame, header map, unknown headers, blank rows, issues, and the columns
-    no cell of which validation's normalisation would change (see :mod:`batchpay.normalise`;
-    a column absent from the file is all blank, so among them)."""
+Lengths = dict[str, tuple[int, int]]
+
+
+class Canonical(NamedTuple):
+    """A table in the layout's canonical columns, and what was found on the way."""
+
+    frame: pl.DataFrame
+    header_map: dict[str, str]
+    unknown: list[str]
+    blank_rows: int
+    issues: list[RowIssue]
+    # columns no cell of which validation's normalisation would change (see
+    # batchpay.normalise; a column absent from the file is all blank, so among them)
+    normal: frozenset[str]
+    # shortest and longest cell (bytes) of the columns left as read, which rows dropped
+    # later cannot widen
+    lengths: Lengths
+    # columns every cell of which is clean (batchpay.normalise.CLEAN)
+    clean: frozenset[str]
+
+
+def to_canonical(table: Table, layout: Layout) -> Canonical:
+    """The canonical frame and what was found on the way (:class:`Canonical`)."""
     located = structure.locate_header(table.header, table.frame, layout)
     if located is not None:  # the header is below a title: see batchpay.ingest.structure
         table.header_row, table.header, table.title_rows = located
@@ -147,7 +174,7 @@ def to_canonical(
             column=missing[0],
             hint=hint,
         )
-    frame, hits, filled, normal = _scan_cells(table.frame, positions, layout)
+    frame, hits, filled, normal, lengths, clean = _scan_cells(table.frame, positions, layout)
     data_columns = [c for c in frame.columns if c != ROW]
     blank = pl.sum_horizontal([pl.col(c).str.len_bytes() for c in data_columns]) == 0
     # a column with no empty cell means no blank row: no need to add every row up
@@ -191,11 +218,13 @@ def to_canonical(
         already = {r for r, c in table.flagged if c == positions["amount"]}
         already |= {i.row for i in issues if i.column == label["amount"]}
         out, declared = _declared_amounts(out, number, set(table.numeric_amounts), already)
+        lengths.pop("amount", None)  # rewritten: its lengths are not the scan's
         issues.extend(RowIssue(row, label["amount"], "amount", msg) for row, msg in declared)
     if table.numeric_amounts:
         issues.extend(_float_artefacts(out, table.numeric_amounts, label.get("amount", "amount")))
     normal |= CHANGES.keys() - positions.keys()
-    return out, header_map, unknown, blank_rows, issues, normal
+    lengths.update({name: (0, 0) for name in layout.names if name not in positions})
+    return Canonical(out, header_map, unknown, blank_rows, issues, normal, lengths, clean)
 
 
 def _declared_amounts(
@@ -232,19 +261,25 @@ def _listed(texts: list[str], limit: int = 5) -> str:
 
 def _scan_cells(
     frame: pl.DataFrame, positions: Mapping[str, int], layout: Layout
-) -> tuple[pl.DataFrame, list[tuple[str, str, int, str]], bool, frozenset[str]]:
+) -> tuple[
+    pl.DataFrame, list[tuple[str, str, int, str]], bool, frozenset[str], Lengths, frozenset[str]
+]:
     """Trim whitespace and find formula-like, scientific-notation and over-long cells.
 
     One parallel pass flags the columns that need a closer look, so a clean file pays for a
     single scan. Returns the trimmed frame, (column, code, row, value) hits, whether some
-    column has no empty cell (then no row is blank), and the canonical columns with no cell
-    validation's normalisation would change (the scan looked for one too).
+    column has no empty cell (then no row is blank), the canonical columns with no cell
+    validation's normalisation would change (the scan looked for one too), the shortest and
+    longest cell of each canonical column left as read, and the canonical columns every cell
+    of which is clean (:func:`batchpay.normalise.clean_cells`: asked instead of the look).
     """
     kinds = {f"c{i}": layout.column(name).kind for name, i in positions.items()}
     names = {f"c{i}": name for name, i in positions.items()}
     columns = [c for c in frame.columns if c != ROW]
     max_bytes = layout.limits.max_cell_chars
+    looks: dict[str, pl.Expr] = {}
     probes: list[pl.Expr] = []
+    rewritten: set[str] = set()  # clean cells a normalisation may still rewrite
     for c in columns:
         # formulas matter in free text; coded columns fail validation with a clearer message
         start = r"^[\s=+\-@]" if kinds.get(c) in _FORMULA_KINDS else r"^\s"
@@ -254,22 +289,48 @@ def _scan_cells(
             # it flags is looked at closely for each; the flag costs no second pass)
             look += "|" + _NON_ASCII
         if kinds.get(c) == "digits":
-            look += "|[eE]"  # scientific notation (1.2E+15) needs an E; looked at closely if so
+            # scientific notation (1.2E+15): a cell that is so once trimmed either has edge
+            # whitespace (looked for above) or is so as it stands; an IBAN's letters are not
+            look += "|" + SCIENTIFIC
         if names.get(c) in CHANGES:
             # and for a cell validation's normalisation would change (batchpay.normalise)
             look += "|" + CHANGES[names[c]]
-        probes.append(pl.col(c).str.contains(look).any().alias(f"look {c}"))
+        looks[c] = pl.col(c).str.contains(look).any().alias(f"look {c}")
+        clean = clean_cells(names[c], layout, pl.col(c)) if c in names else None
+        # a column whose cells are usually all clean (batchpay.normalise.clean_cells) is asked
+        # that instead: then it has nothing to look at, and its format or value rules pass
+        probes.append(looks[c] if clean is None else clean[0].all().alias(c))
+        if clean is not None and not clean[1]:
+            rewritten.add(c)
         size = pl.col(c).str.len_bytes()
-        probes.append((size.max() > max_bytes).alias(f"long {c}"))
-        probes.append((size.min() > 0).alias(f"filled {c}"))
+        probes.append(size.max().alias(f"longest {c}"))
+        probes.append(size.min().alias(f"shortest {c}"))
     # lazily: polars' engine splits the rows across its threads, an eager select does not
     flags = frame.lazy().select(probes).collect().row(0, named=True) if columns else {}
+    clean_columns = {c for c in columns if flags.get(c) is True}
+    unclean = [looks[c] for c in columns if flags.get(c) is False]
+    if unclean:  # not all clean: looked at as any other column
+        flags.update(frame.lazy().select(unclean).collect().row(0, named=True))
+    flags.update({f"look {c}": False for c in clean_columns})
     # a column the look flags (edge whitespace, or anything else looked for) is trimmed and
     # then checked closely for each thing; trimming a column with no edge changes nothing
     to_trim = [c for c in columns if flags[f"look {c}"]]
+    # no rows, no lengths: then nothing is long, and no column is known filled
+    shortest = {c: flags[f"shortest {c}"] for c in columns}
+    longest = {c: flags[f"longest {c}"] for c in columns}
     # trimming may empty a cell: only an untrimmed column's own count says it has none
-    filled = any(flags[f"filled {c}"] for c in columns if c not in to_trim)
-    normal = frozenset(names[c] for c in columns if c in names and c not in to_trim)
+    filled = any((shortest[c] or 0) > 0 for c in columns if c not in to_trim)
+    # a clean column may still be one normalisation rewrites (12-34-56 as 123456)
+    rewritten &= clean_columns
+    normal = frozenset(
+        names[c] for c in columns if c in names and c not in to_trim and c not in rewritten
+    )
+    lengths = {
+        names[c]: (int(shortest[c]), int(longest[c]))
+        for c in columns
+        if c in names and c not in to_trim and c not in rewritten and shortest[c] is not None
+    }
+    clean_names = frozenset(names[c] for c in clean_columns)
     if to_trim:
         frame = frame.with_columns([pl.col(c).str.strip_chars() for c in to_trim])
     checks: list[tuple[str, str, pl.Expr]] = []
@@ -278,7 +339,7 @@ def _scan_cells(
             continue
         if flags[f"look {c}"] and kinds[c] in _FORMULA_KINDS:
             checks.append((c, "formula_like", pl.col(c).str.contains(_FORMULA_START)))
-        if flags[f"long {c}"]:
+        if (longest[c] or 0) > max_bytes:
             checks.append((c, "too_long", pl.col(c).str.len_bytes() > max_bytes))
         if flags[f"look {c}"] and kinds[c] == "digits":
             checks.append((c, "scientific_notation", pl.col(c).str.contains(SCIENTIFIC)))
@@ -288,7 +349,7 @@ def _scan_cells(
     for c, code, expr in checks:
         for row, value in frame.filter(expr).select(ROW, c).iter_rows():
             hits.append((names[c], code, int(row), str(value)))
-    return frame, hits, filled, normal & CHANGES.keys()
+    return frame, hits, filled, normal & CHANGES.keys(), lengths, clean_names
 
 
 def _cell_message(code: str, value: str, max_chars: int) -> str | None:

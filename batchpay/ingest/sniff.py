@@ -17,6 +17,7 @@ from typing import IO, Any, Literal
 
 from batchpay.errors import InputError
 from batchpay.layout import Layout
+from batchpay.source import check_size
 
 __all__ = [
     "MIB",
@@ -45,20 +46,6 @@ _BINARY_MAGIC = {
 _CSV_EXTENSIONS = {".csv", ".txt", ".tsv", ""}
 _XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
 MIB = 1024 * 1024
-
-
-def check_size(size: int, filename: str, layout: Layout) -> None:
-    """Refuse a file over ``limits.max_file_bytes``, and an empty one."""
-    limit = layout.limits.max_file_bytes
-    if size > limit:
-        raise InputError(
-            f"{filename} is {size / MIB:.1f} MiB; the limit is {limit / MIB:.0f} MiB"
-            " (limits.max_file_bytes)",
-            code="too_large",
-            hint="split the file, or raise limits.max_file_bytes in the layout",
-        )
-    if size == 0:
-        raise InputError(f"{filename} is empty", code="empty", hint="export the file again")
 
 
 def file_format(data: bytes, filename: str) -> Literal["csv", "xlsx"]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from batchpay.journal.group import DEFAULT_WINDOW, GroupCommit
+from batchpay.journal.group import GroupCommit
 from batchpay.journal.target import JournalTarget
 
 
@@ -88,8 +88,7 @@ class JournalBase:
             yield self._group
             return
         db: Any = self.db
-        wal = self._wal_path()
-        group = GroupCommit(db, wal_path=wal, window=DEFAULT_WINDOW if window is None else window)
+        group = GroupCommit(db) if window is None else GroupCommit(db, window=window)
         self._group = group
         try:
             yield group
@@ -100,21 +99,6 @@ class JournalBase:
             raise
         self._group = None
         group.flush()
-
-    def _wal_path(self) -> str | None:
-        """The journal's write-ahead log, when it has one on disk (SQLite in WAL mode)."""
-        path = str(getattr(self.db, "journal_path", "") or "")
-        if not path or path == ":memory:" or path.startswith("file:"):
-            return None
-        row = self.db.execute("PRAGMA journal_mode").fetchone()
-        if row is None or str(row[0]).lower() != "wal":
-            return None
-        # The log SQLite itself writes: named from the database file as SQLite opened it
-        # (a journal reached through a symbolic link has its log beside the real file).
-        for _, name, file in self.db.execute("PRAGMA database_list").fetchall():
-            if name == "main" and file:
-                return str(file) + "-wal"
-        return None
 
     async def durable(self) -> None:
         """Return once every write made so far is committed (at once outside :meth:`grouped`)."""

@@ -70,3 +70,34 @@ class PlanningLookups(JournalBase):
             (json.dumps(list(external_refs)), environment, CREATED),
         )
         return {str(r[0]) for r in rows}
+
+    def created_destinations(
+        self, environment: str, external_refs: Iterable[str]
+    ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+        """Of ``external_refs``, the created beneficiaries' ids (by reference) and their
+        created instruments' ids (by beneficiary id and credential fingerprint): two queries
+        for a whole run, what :meth:`get_beneficiary` and :meth:`get_instrument` would say
+        of each."""
+        if not self._any("beneficiaries", environment):
+            return {}, {}
+        bens = {
+            str(r[0]): str(r[1])
+            for r in self.db.execute(
+                f"""SELECT b.external_ref, b.beneficiary_id FROM beneficiaries b
+                   JOIN ({self._json_keys()}) refs ON b.external_ref = refs.k
+                   WHERE b.environment=? AND b.state=? AND b.beneficiary_id IS NOT NULL""",
+                (json.dumps(list(external_refs)), environment, CREATED),
+            )
+        }
+        if not bens:
+            return bens, {}
+        instruments = {
+            (str(r[0]), str(r[1])): str(r[2])
+            for r in self.db.execute(
+                f"""SELECT i.beneficiary_id, i.credential_fingerprint, i.instrument_id
+                   FROM instruments i JOIN ({self._json_keys()}) ids ON i.beneficiary_id = ids.k
+                   WHERE i.environment=? AND i.state=? AND i.instrument_id IS NOT NULL""",
+                (json.dumps(sorted(set(bens.values()))), environment, CREATED),
+            )
+        }
+        return bens, instruments

@@ -59,8 +59,12 @@ class PayoutVerbs(JournalBase):
         revive: bool = False,
         sending: bool = False,
         provider_at: datetime | None = None,
+        destination: tuple[str, str, str | None] | None = None,
     ) -> PayoutIntent:
         """Commit the intent to send (state ``sending``) before any request leaves.
+
+        ``destination`` (beneficiary id, instrument id, beneficiary name) is written on the
+        row by the same statement that marks it ``payout`` (what ``update_row`` would write).
 
         With ``sending``, the first send is recorded with it (what :meth:`mark_sent_attempt`
         records, ``provider_at`` the provider's clock): the caller sends it next.
@@ -158,11 +162,19 @@ class PayoutVerbs(JournalBase):
                     raise LivePayoutExists(str(live["run_id"]), int(live["row_number"])) from None
             elif sending:  # an intent stored before: this is one more send of it
                 self._mark_sent(db, idempotency_key, now, provider)
-            db.execute(
-                """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
-                   WHERE run_id=? AND row_number=?""",
-                (idempotency_key, now, run_id, row_number),
-            )
+            if destination is None:
+                db.execute(
+                    """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?
+                       WHERE run_id=? AND row_number=?""",
+                    (idempotency_key, now, run_id, row_number),
+                )
+            else:
+                db.execute(
+                    """UPDATE rows SET state='payout', idempotency_key=?, updated_at=?,
+                       beneficiary_id=?, instrument_id=?, beneficiary_name=?
+                       WHERE run_id=? AND row_number=?""",
+                    (idempotency_key, now, *destination, run_id, row_number),
+                )
             if inserted is not None:
                 return inserted
             row = db.execute(
@@ -197,8 +209,12 @@ class PayoutVerbs(JournalBase):
         *,
         request_id: str | None,
         settled_by: str,
+        fee_method: tuple[str, str] | None = None,
     ) -> None:
         """The provider holds a payout for this intent: store its id, amounts and status.
+
+        ``fee_method`` is the intent's (environment, payout method) when the caller knows
+        them (the fee is remembered per method without reading the stored body back).
 
         One transaction: the status is recorded as :meth:`record_status` records it, and
         when this intent is the one row holding the payout id, written by the same
@@ -250,7 +266,7 @@ class PayoutVerbs(JournalBase):
                 )  # fmt: skip
             else:
                 db.execute(sql + " WHERE idempotency_key=?", (*values, idempotency_key))
-            _remember_fee(db, idempotency_key, payout)
+            _remember_fee(db, idempotency_key, payout, fee_method)
         if tracked and fold is None:  # another row holds this payout id too
             self.record_status(str(pid), str(status), source=settled_by, reason=reason)
 
@@ -438,21 +454,28 @@ def _decimal(value: object) -> Decimal | None:
     return amount if amount.is_finite() else None
 
 
-def _remember_fee(db: sqlite3.Connection, idempotency_key: str, payout: Mapping[str, Any]) -> None:
-    """Keep ``payout_fees`` at the highest fee per method and fee currency (in ``db``'s tx)."""
+def _remember_fee(
+    db: sqlite3.Connection,
+    idempotency_key: str,
+    payout: Mapping[str, Any],
+    known: tuple[str, str] | None = None,
+) -> None:
+    """Keep ``payout_fees`` at the highest fee per method and fee currency (in ``db``'s tx);
+    ``known``: the intent's (environment, method), else read from its stored body."""
     fee, currency = _decimal(payout.get("fee")), payout.get("fee_currency")
     if fee is None or currency is None:
         return
-    row = db.execute(
-        "SELECT environment, body FROM payouts WHERE idempotency_key=?", (idempotency_key,)
-    ).fetchone()
-    if row is None:
-        return
-    try:
-        method = str(json.loads(row["body"])["method"])
-    except (ValueError, KeyError, TypeError):
-        return
-    key = (str(row["environment"]), method, str(currency))
+    if known is None:
+        row = db.execute(
+            "SELECT environment, body FROM payouts WHERE idempotency_key=?", (idempotency_key,)
+        ).fetchone()
+        if row is None:
+            return
+        try:
+            known = (str(row["environment"]), str(json.loads(row["body"])["method"]))
+        except (ValueError, KeyError, TypeError):
+            return
+    key = (*known, str(currency))
     where = "WHERE environment=? AND method=? AND fee_currency=?"
     seen = [str(r[0]) for r in db.execute(f"SELECT fee FROM payout_fees {where}", key)]
     text, highest = str(payout["fee"]), fee

@@ -31,6 +31,7 @@ money belongs to the earlier run). A currency's :class:`CurrencyTotals` ``fees``
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -201,16 +202,13 @@ class ReportRow:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: field order, amounts as decimal strings."""
-        out: dict[str, Any] = {}
-        for name in _ROW_FIELDS:
-            value = getattr(self, name)
-            if name == "outcome":
-                value = str(value)
-            elif name == "exchange_rate":
-                value = None if value is None else f"{value:f}"
-            elif name in _DECIMAL_FIELDS:
-                value = None if value is None else _amount_text(value, self._currency_of(name))
-            out[name] = value
+        out: dict[str, Any] = dict(zip(_ROW_FIELDS, _row_values(self), strict=True))
+        out["outcome"] = str(out["outcome"])
+        if (rate := out["exchange_rate"]) is not None:
+            out["exchange_rate"] = f"{rate:f}"
+        for name in _AMOUNT_FIELDS:
+            if (value := out[name]) is not None:
+                out[name] = _amount_text(value, self._currency_of(name))
         return out
 
     @classmethod
@@ -250,6 +248,8 @@ class ReportRow:
 _OUTCOME_VALUES = frozenset(o.value for o in Outcome)
 _ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ReportRow))
 _DECIMAL_FIELDS = frozenset({"amount", "source_amount", "fee", "exchange_rate", "total_debited"})
+_AMOUNT_FIELDS = tuple(n for n in _ROW_FIELDS if n in _DECIMAL_FIELDS - {"exchange_rate"})
+_row_values = operator.attrgetter(*_ROW_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

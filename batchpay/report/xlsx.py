@@ -305,10 +305,14 @@ class _RowsXml:
                 ref = f"{letter}{number}"
                 kind = column.kind
                 if kind == _MONEY:
-                    currency = column.currency(r)
-                    scale = _amount_scale(value, currency)
-                    s = self._s(("money", scale), sheet.money, value, currency)
-                    # the CSV's text: _amount_text(value, currency)
+                    # The CSV's text is _amount_text(value, currency): its decimals are
+                    # _amount_scale(value, currency), the scale the cell's format shows.
+                    point = shown.find(".")
+                    scale = 0 if point < 0 else len(shown) - point - 1
+                    money = ("money", scale)
+                    s = self._style_ids.get(money) or self._s(
+                        money, sheet.money, value, column.currency(r)
+                    )
                     parts.append(f'<c r="{ref}"{s} t="n"><v>{shown}</v></c>')
                 elif kind == _RATE:
                     s = self._s(("rate",), sheet.rate, value)

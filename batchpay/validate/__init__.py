@@ -114,9 +114,12 @@ def validate_frame(
     today = today or date.today()
     frame = ingested.frame
     header_map = dict(ingested.header_map)
-    prepared = columns.prepare(frame, already_normal=ingested.already_normal)
-    rules = schema.all_rules(layout, today, columns.longest(prepared, layout))
-    failures = schema.run_rules(prepared, rules)
+    prepared = columns.prepare(frame, already_normal=ingested.already_normal, clean=ingested.clean)
+    # what the reader's scan measured of the columns it left as read, the rest measured now
+    lengths = columns.lengths(prepared, layout.names, ingested.lengths)
+    longest = {c: n for c, (_, n) in lengths.items()}
+    rules = schema.all_rules(layout, today, longest)
+    failures = schema.run_rules(prepared, rules, lengths, ingested.clean)
     issues = list(ingested.issues)
     # a cell ingest already reported (Excel damage) is not reported again as a symptom
     reported = {(i.row, i.column) for i in issues}

@@ -16,6 +16,7 @@ import polars as pl
 
 from batchpay import banking, money
 from batchpay.layout import ColumnSpec
+from batchpay.normalise import CLEAN, CLEAN_CODES
 from batchpay.validate import columns, formats, messages
 from batchpay.validate.rule import Rule, blank, const
 
@@ -35,7 +36,15 @@ def layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
     col = pl.col(name)
     rules: list[Rule] = []
     if spec.required:
-        rules.append(Rule(name, "required", const("is blank; it is required"), ok=~blank(name)))
+        rules.append(
+            Rule(
+                name,
+                "required",
+                const("is blank; it is required"),
+                ok=~blank(name),
+                passes_if_filled=name,
+            )
+        )
     for other, values in spec.required_when.items():
         other_col = pl.col(other)
         if other not in columns.LOWER and other not in columns.UPPER:
@@ -47,6 +56,7 @@ def layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
                 f"required_when_{other}",
                 partial(messages.required_when_message, other),
                 ok=~(condition & blank(name)),
+                passes_if_filled=name,
             )
         )
     if spec.max_length is not None and longest.get(name, spec.max_length + 1) > spec.max_length:
@@ -60,6 +70,7 @@ def layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
                 "too_long",
                 partial(messages.too_long_message, name, limit),
                 ok=col.str.len_chars() <= limit,
+                passes_if_blank=(name,),
             )
         )
     if spec.values is not None:
@@ -73,6 +84,8 @@ def layout_rules(spec: ColumnSpec, longest: Mapping[str, int]) -> list[Rule]:
                 "not_allowed",
                 partial(messages.not_allowed_message, name, sorted(spec.values)),
                 ok=blank(name) | values_col.is_in(allowed),
+                passes_if_blank=(name,),
+                passes_if_clean=name if name in CLEAN_CODES else None,
             )
         )
     return rules
@@ -92,6 +105,7 @@ def value_rules(today: date) -> list[Rule]:
                 & ((pl.col("__whole_digits") > 0) | (pl.col("__decimals") > 0))
                 & (pl.col("__decimals") <= pl.col("__scale"))
             ),
+            passes_if_blank=("amount",),
         ),
     ]
     for column in ("currency", "source_currency"):
@@ -101,6 +115,8 @@ def value_rules(today: date) -> list[Rule]:
                 "unknown_currency",
                 partial(messages.unknown_code_message, column, messages.CURRENCY_HINT),
                 ok=blank(column) | pl.col(column).is_in(sorted(money.CURRENCY_SCALE)),
+                passes_if_blank=(column,),
+                passes_if_clean=column,
             )
         )
     for column in ("country", "nationality"):
@@ -110,6 +126,8 @@ def value_rules(today: date) -> list[Rule]:
                 "unknown_country",
                 partial(messages.unknown_code_message, column, messages.COUNTRY_HINT),
                 ok=blank(column) | pl.col(column).is_in(sorted(banking.COUNTRIES)),
+                passes_if_blank=(column,),
+                passes_if_clean=column,
             )
         )
     patterns = [
@@ -120,16 +138,38 @@ def value_rules(today: date) -> list[Rule]:
     ]
     for column, code, explain, pattern in patterns:
         ok = blank(column) | pl.col(column).str.contains(pattern)
-        rules.append(Rule(column, code, explain, ok=ok))
+        rules.append(
+            Rule(
+                column,
+                code,
+                explain,
+                ok=ok,
+                passes_if_blank=(column,),
+                passes_if_clean=column if column in CLEAN else None,
+            )
+        )
     # the costly checks run once per distinct value
     rules += [
-        Rule("iban", "iban", messages.iban_message, value_ok=formats.iban_ok),
-        Rule("routing_number", "aba", messages.aba_message, value_ok=formats.aba_ok),
+        Rule(
+            "iban",
+            "iban",
+            messages.iban_message,
+            value_ok=formats.iban_ok,
+            passes_if_blank=("iban",),
+        ),
+        Rule(
+            "routing_number",
+            "aba",
+            messages.aba_message,
+            value_ok=formats.aba_ok,
+            passes_if_blank=("routing_number",),
+        ),
         Rule(
             "date_of_birth",
             "date",
             partial(messages.date_message, today),
             value_ok=formats.dob_test(today),
+            passes_if_blank=("date_of_birth",),
         ),
     ]
     return rules

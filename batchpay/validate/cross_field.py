@@ -58,6 +58,7 @@ def cross_field_rules() -> list[Rule]:
             | ~method.is_in(["uk_bank", "us_bank"])
             | ((method == "uk_bank") & digits & (size == 8))
             | ((method == "us_bank") & digits & (size >= 4) & (size <= 17)),
+            passes_if_blank=("account_number", "payment_method"),
         ),
         Rule(
             "bic",
@@ -68,6 +69,7 @@ def cross_field_rules() -> list[Rule]:
             | ~iban_country.is_in(sorted(banking.IBAN_LENGTHS))
             | ~pl.col("iban").str.contains(r"^[A-Z]{2}[0-9]{2}")
             | (pl.col("bic").str.slice(4, 2) == iban_country),
+            passes_if_blank=("bic", "iban"),
         ),
     ]
     for pay_method, currency, country in (("us_bank", "USD", "US"), ("uk_bank", "GBP", "GB")):
@@ -77,6 +79,7 @@ def cross_field_rules() -> list[Rule]:
                 f"{pay_method}_currency",
                 partial(messages.method_message, "currency", pay_method, currency),
                 ok=(method != pay_method) | blank("currency") | (pl.col("currency") == currency),
+                passes_if_blank=("currency", "payment_method"),
             )
         )
         rules.append(
@@ -85,6 +88,7 @@ def cross_field_rules() -> list[Rule]:
                 f"{pay_method}_country",
                 partial(messages.method_message, "country", pay_method, country),
                 ok=(method != pay_method) | blank("country") | (pl.col("country") == country),
+                passes_if_blank=("country", "payment_method"),
             )
         )
     return rules

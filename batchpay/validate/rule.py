@@ -30,6 +30,12 @@ class Rule:
     value_ok: ValueTest | None = None
     # across rows: computes, from the whole frame, the row-wise expression to check
     frame_ok: Callable[[pl.LazyFrame], pl.Expr] | None = None
+    # every row passes when one of these columns is blank in every row ...
+    passes_if_blank: tuple[str, ...] = ()
+    # ... or when this column has no blank cell (the engine then need not run the rule)
+    passes_if_filled: str | None = None
+    # ... or when every cell of this column is clean (batchpay.normalise.CLEAN)
+    passes_if_clean: str | None = None
 
     @property
     def key(self) -> str:

@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 _FAILURES = {"column": pl.String, "check": pl.String, "index": pl.Int32}
+# columns' (shortest, longest) value in bytes
+Lengths = Mapping[str, tuple[int, int]]
 
 
 def all_rules(layout: Layout, today: date, longest: Mapping[str, int]) -> list[Rule]:
@@ -119,15 +121,23 @@ def preload_pandera() -> threading.Thread | None:
 
 class AllRulesPass:
     """The data rules as one pandera check function: one boolean per row, True where every rule
-    passes (the one-pass engine); the engine's failure cases are kept in :attr:`cases`."""
+    passes (the one-pass engine); the engine's failure cases are kept in :attr:`cases`.
+    ``lengths`` are columns' known (shortest, longest) values, as :func:`one_pass` takes."""
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(
+        self,
+        rules: list[Rule],
+        lengths: Lengths | None = None,
+        clean: frozenset[str] = frozenset(),
+    ) -> None:
         self.rules = rules
+        self.lengths = lengths
+        self.clean = clean
         self.cases: pl.DataFrame | None = None
 
     def __call__(self, data: PolarsData) -> pl.LazyFrame:
         frame = data.lazyframe.collect()  # the frame being validated (no copy: a scan of it)
-        cases = one_pass(frame, self.rules)
+        cases = one_pass(frame, self.rules, self.lengths, self.clean)
         self.cases = cases
         row_ok = pl.repeat(True, frame.height, dtype=pl.Boolean, eager=True)
         if not cases.is_empty():
@@ -135,12 +145,14 @@ class AllRulesPass:
         return pl.LazyFrame({_ALL_RULES: row_ok})
 
 
-def payout_schema(rules: list[Rule]) -> tuple[pa.DataFrameSchema, AllRulesPass]:
+def payout_schema(
+    rules: list[Rule], lengths: Lengths | None = None, clean: frozenset[str] = frozenset()
+) -> tuple[pa.DataFrameSchema, AllRulesPass]:
     """The pandera schema ``validate`` runs: the rules' columns (present, ``String``, not null)
     and the rules as one DataFrame-level check; the check function is returned beside it."""
     import pandera.polars as pa
 
-    engine = AllRulesPass(rules)
+    engine = AllRulesPass(rules, lengths, clean)
     # pandera's own failure cases are whole rows: one example is enough, the engine's cases
     # (column, check, row) are what issues are made from
     check = pa.Check(engine, name=_ALL_RULES, error=_ALL_RULES, ignore_na=False, n_failure_cases=1)
@@ -155,13 +167,18 @@ def payout_schema(rules: list[Rule]) -> tuple[pa.DataFrameSchema, AllRulesPass]:
     )
 
 
-def run_rules(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+def run_rules(
+    prepared: pl.DataFrame,
+    rules: list[Rule],
+    lengths: Lengths | None = None,
+    clean: frozenset[str] = frozenset(),
+) -> pl.DataFrame:
     """Failure cases as (column, check, index), pandera deciding: :func:`payout_schema` run
     over ``prepared``, the cases :func:`one_pass`'s (the same as :func:`run_pandera`'s)."""
     from pandera.config import ValidationDepth, config_context
     from pandera.errors import SchemaErrors
 
-    schema, engine = payout_schema(rules)
+    schema, engine = payout_schema(rules, lengths, clean)
     # The environment may switch pandera off or to schema-only; these checks must always run.
     with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
         try:
@@ -176,9 +193,22 @@ def run_rules(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     return pl.DataFrame(schema=_FAILURES)
 
 
-def one_pass(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+def one_pass(
+    prepared: pl.DataFrame,
+    rules: list[Rule],
+    lengths: Lengths | None = None,
+    clean: frozenset[str] = frozenset(),
+) -> pl.DataFrame:
     """Every rule over ``prepared`` (all-string, null-free) in one polars pass: failure cases
-    as (column, check, index), the same as :func:`run_pandera`'s."""
+    as (column, check, index), the same as :func:`run_pandera`'s.
+
+    A rule every row passes by the lengths of its columns alone (:attr:`Rule.passes_if_blank`:
+    a column blank throughout; :attr:`Rule.passes_if_filled`: a column without a blank cell)
+    is not run: ``lengths`` gives columns' (shortest, longest) value in bytes where already
+    known (the reader's scan), the rest are measured here in one query. Nor is a rule whose
+    :attr:`Rule.passes_if_clean` column is in ``clean``: the reader's scan found every cell of
+    it clean (:data:`batchpay.normalise.CLEAN`)."""
+    rules = _not_vacuous(prepared, [r for r in rules if r.passes_if_clean not in clean], lengths)
     lazy = prepared.lazy()
     row_wise = [(rule, rule.ok) for rule in rules if rule.ok is not None]
     per_value = [rule for rule in rules if rule.value_ok is not None]
@@ -190,7 +220,7 @@ def one_pass(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
         ok, *distinct = pl.collect_all(
             [
                 lazy.select([e.fill_null(False).alias(r.key) for r, e in row_wise]),
-                *(lazy.select(pl.col(r.column).unique()) for r in per_value),
+                *(lazy.select(_distinct(r)) for r in per_value),
             ]
         )
         later = [(rule, done.result()) for rule, done in across]
@@ -215,6 +245,28 @@ def one_pass(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
         if bad
     ]
     return pl.concat(cases) if cases else pl.DataFrame(schema=_FAILURES)
+
+
+def _distinct(rule: Rule) -> pl.Expr:
+    """The distinct values a per-value rule is asked about: blank left out where the rule
+    passes it (every row would pass a column blank throughout), as most columns are sparse."""
+    cell = pl.col(rule.column)
+    return (cell.filter(cell != "") if rule.column in rule.passes_if_blank else cell).unique()
+
+
+def _not_vacuous(prepared: pl.DataFrame, rules: list[Rule], known: Lengths | None) -> list[Rule]:
+    """``rules`` less those every row of ``prepared`` passes by its columns' lengths alone."""
+    named = [c for r in rules for c in (*r.passes_if_blank, r.passes_if_filled) if c]
+    if not named:
+        return rules
+    lengths = columns.lengths(prepared, named, known)
+    blank = {c for c, (_, longest) in lengths.items() if longest == 0}
+    filled = {c for c, (shortest, _) in lengths.items() if shortest > 0}
+    return [
+        r
+        for r in rules
+        if not blank.intersection(r.passes_if_blank) and r.passes_if_filled not in filled
+    ]
 
 
 def run_pandera(prepared: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:

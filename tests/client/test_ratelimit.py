@@ -419,3 +419,17 @@ def test_concurrency_is_capped() -> None:
 
     run_virtual(main)
     assert peak == 3
+
+
+def test_rate_limit_headers_are_read_whatever_their_case() -> None:
+    """An answer's headers (``httpx.Headers``) and a plain mapping give the same values."""
+    import httpx
+
+    from batchpay.ratelimit import _header, _int_header
+
+    answer = httpx.Headers({"X-RateLimit-Limit": "20000", "X-RATELIMIT-REMAINING": "7"})
+    plain = {"X-RateLimit-Limit": "20000", "x-ratelimit-remaining": "7"}
+    for headers in (answer, plain):
+        assert _int_header(headers, "x-ratelimit-limit") == 20000
+        assert _int_header(headers, "x-ratelimit-remaining") == 7
+        assert _header(headers, "retry-after") is None

@@ -74,3 +74,26 @@ def test_the_program_ends_at_once_having_written_every_line(tmp_path: Path) -> N
         assert done.returncode == code, done.stderr
         said = out.read_text() + done.stderr
         assert f"{name}: 40 rows" in said and last in said, said
+
+
+def test_the_program_collects_cycles_less_often_and_main_alone_does_not() -> None:
+    """As the ``batchpay`` program the cyclic collector's first generation waits for 50,000
+    allocations (a run's objects are freed by reference counting); ``main`` called by other
+    code leaves the interpreter's settings as they were."""
+    code = (
+        "import gc, sys\n"
+        "from batchpay import cli\n"
+        "before = gc.get_threshold()\n"
+        "sys.argv = ['batchpay', '--version']\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert gc.get_threshold() == before, gc.get_threshold()\n"
+        "try:\n"
+        "    cli.program()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert gc.get_threshold() == cli.PROGRAM_GC_THRESHOLD, gc.get_threshold()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)

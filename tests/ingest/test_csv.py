@@ -203,6 +203,21 @@ def test_scientific_notation_in_account_column_is_reported(layout: Layout) -> No
     assert "1.23457E+11" in issues[0].message
 
 
+def test_scientific_notation_is_found_trimmed_and_letters_e_are_not_it(layout: Layout) -> None:
+    """A digits column is looked at closely for scientific notation only when a cell is in it
+    (or is once trimmed): the E of an IBAN (DE, ES, BE) is not, and leaves the column as it is."""
+    rows = [
+        {**VALID, "Account Number": " 1.2E+15 ", "IBAN": "DE89370400440532013000"},
+        {**VALID, "IBAN": "ES9121000418450200051332"},
+    ]
+    ingested = read_bytes(csv_bytes(rows), "p.csv", layout)
+    assert [(i.row, i.column, i.code) for i in ingested.issues] == [
+        (2, "Account Number", "scientific_notation")
+    ]
+    assert "iban" in ingested.already_normal
+    assert ingested.frame["account_number"][0] == "1.2E+15"
+
+
 def test_over_long_cell_is_reported(layout: Layout) -> None:
     """A cell longer than limits.max_cell_chars is an issue for its row."""
     row = {**VALID, "Description": "x" * 50}

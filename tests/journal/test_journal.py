@@ -448,3 +448,34 @@ def test_records_built_in_bulk_are_those_built_one_by_one() -> None:
     assert ApiCall.from_rows(db.execute("SELECT * FROM c WHERE id < 0")) == []
     with pytest.raises(TypeError):
         ApiCall.from_rows(db.execute("SELECT * FROM c"))
+
+
+def test_created_destinations_are_what_each_look_up_says(journal_target: Target) -> None:
+    """The run's one look-up of its payees' beneficiaries and instruments gives, for each,
+    what ``get_beneficiary`` / ``get_instrument`` give: created ones only, per environment."""
+    with Journal(journal_target) as j:
+        for i in range(4):
+            j.begin_beneficiary(ENV, f"P{i}", f"pii{i}", f"bk{i}")
+        for i in range(3):  # P3's creation is unfinished
+            j.record_beneficiary(ENV, f"P{i}", f"ben_{i}", f"Payee {i}")
+        j.begin_beneficiary("sandbox:other", "P0", "pii0", "bk-other")
+        j.record_beneficiary("sandbox:other", "P0", "ben_other", "Elsewhere")
+        for ben, fp, done in (("ben_0", "fpA", True), ("ben_0", "fpB", False),
+                              ("ben_1", "fpA", True), ("ben_2", "fpC", True)):  # fmt: skip
+            j.begin_instrument(ENV, ben, fp, f"ik-{ben}-{fp}", method="iban", currency="EUR",
+                               masked_account="****1234")  # fmt: skip
+            if done:
+                j.record_instrument(ENV, ben, fp, f"ins_{ben}_{fp}")
+        refs = ["P0", "P1", "P3", "P9"]
+        bens, instruments = j.created_destinations(ENV, refs)
+        expected = {}
+        for ref in refs:
+            rec = j.get_beneficiary(ENV, ref)
+            if rec is not None and rec["state"] == "created":
+                expected[ref] = rec["beneficiary_id"]
+        assert bens == expected == {"P0": "ben_0", "P1": "ben_1"}
+        for (ben, fp), ins in instruments.items():
+            rec = j.get_instrument(ENV, ben, fp)
+            assert rec is not None and rec["state"] == "created" and rec["instrument_id"] == ins
+        assert instruments == {("ben_0", "fpA"): "ins_ben_0_fpA", ("ben_1", "fpA"): "ins_ben_1_fpA"}
+        assert j.created_destinations(ENV, []) == ({}, {})

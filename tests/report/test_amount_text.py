@@ -49,3 +49,25 @@ def test_amounts_at_scale_and_edges() -> None:
             assert _same(amount, currency)
     assert _amount_scale(Decimal("1.50"), "EUR") == 2
     assert _amount_scale(Decimal("1.505"), "EUR") == 3
+
+
+def _decimals(text: str) -> int:
+    point = text.find(".")
+    return 0 if point < 0 else len(text) - point - 1
+
+
+@given(AMOUNTS, st.sampled_from(CURRENCIES))
+def test_the_texts_decimals_are_the_cells_scale(amount: Decimal, currency: str) -> None:
+    """The Rows sheet takes a money cell's number format from the decimals of its text."""
+    try:
+        text = _amount_text(amount, currency)
+    except InvalidOperation:
+        return
+    assert _decimals(text) == _amount_scale(amount, currency)
+
+
+def test_the_texts_decimals_at_the_edges() -> None:
+    for text in ("0.00", "-0.00", "1.50", "100.00", "7.000", "0", "5E+2", "12.345", "-3E-7"):
+        for currency in CURRENCIES:
+            amount = Decimal(text)
+            assert _decimals(_amount_text(amount, currency)) == _amount_scale(amount, currency)

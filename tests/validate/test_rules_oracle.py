@@ -30,12 +30,19 @@ def _cases(failures: pl.DataFrame) -> list[tuple[str, str, int]]:
     return sorted((str(c), str(k), int(i)) for c, k, i in failures.iter_rows())
 
 
-def _assert_same(frame: pl.DataFrame, layout: Layout) -> list[tuple[str, str, int]]:
-    """Both engines over ``frame`` (ingest's canonical columns); returns the cases found."""
+def _assert_same(
+    frame: pl.DataFrame, layout: Layout, ingested: ingest.IngestedFile | None = None
+) -> list[tuple[str, str, int]]:
+    """Both engines over ``frame`` (ingest's canonical columns); returns the cases found.
+
+    With ``ingested`` (the reader's result), the engine also runs as ``validate`` runs it:
+    with the lengths the reader's scan measured, where it skips the rules they make vacuous."""
     prepared = columns.prepare(frame)
     rules = schema.all_rules(layout, TODAY, columns.longest(prepared, layout))
     fast = _cases(schema.run_rules(prepared, rules))
     assert fast == _cases(schema.run_pandera(prepared, rules))
+    if ingested is not None:
+        assert _cases(schema.run_rules(prepared, rules, ingested.lengths)) == fast
     return fast
 
 
@@ -43,7 +50,8 @@ def _assert_same(frame: pl.DataFrame, layout: Layout) -> list[tuple[str, str, in
 def test_sample_files_fail_the_same_checks(path: Path) -> None:
     """Every sample file: the same failing (column, check, row) as pandera."""
     layout = load_layout()
-    found = _assert_same(ingest.read_file(path, layout).frame, layout)
+    ingested = ingest.read_file(path, layout)
+    found = _assert_same(ingested.frame, layout, ingested)
     if path.parent.name != "bad":
         assert found == []
 
@@ -57,7 +65,8 @@ def test_hostile_files_fail_the_same_checks(case: Case, tmp_path: Path) -> None:
     path = tmp_path / case.name
     case.build(path)
     layout = load_layout(layout_with_limits(tmp_path, case.limits) if case.limits else None)
-    _assert_same(ingest.read_file(path, layout).frame, layout)
+    ingested = ingest.read_file(path, layout)
+    _assert_same(ingested.frame, layout, ingested)
 
 
 def test_many_broken_rows_fail_the_same_checks() -> None:
@@ -72,8 +81,8 @@ def test_many_broken_rows_fail_the_same_checks() -> None:
     ]
     rows = [IBAN_ROW, US_ROW, UK_ROW, *broken] * 3
     layout = load_layout()
-    frame = ingest.read_bytes(csv_of(rows), "rows.csv", layout).frame
-    found = _assert_same(frame, layout)
+    ingested = ingest.read_bytes(csv_of(rows), "rows.csv", layout)
+    found = _assert_same(ingested.frame, layout, ingested)
     assert {index for _, _, index in found} >= {3, 4, 5, 6, 7, 8}
 
 

@@ -4,9 +4,10 @@ Inside ``Journal.grouped()`` the intents of many payouts wait in one open transa
 the COMMIT that makes them durable. When one verb's statement fails with SQLITE_FULL (a
 full disk) or an I/O error, SQLite may roll back the *whole* transaction, not only the
 statement (it does for a one-row INSERT or UPDATE: no statement journal to undo it alone).
-The intents of every other payout in it are gone, yet ``GroupCommit._wake`` released their
-``durable()`` waiters as if their commit had come ("no write pending"), so their requests
-left with no intent in the journal: the provider paid rows this journal does not know of
+The intents of every other payout in it are gone, yet the group released their
+``durable()`` waiters as if their commit had come (no transaction open: "nothing pending";
+``GroupCommit._commit`` on main, ``_wake`` in the off-loop sync of f636dcb), so their
+requests left with no intent in the journal: the provider paid rows this journal does not know of
 (after the key's 24 hours a rerun pays them again), and each keyed POST's key was not in
 the journal when it left.
 

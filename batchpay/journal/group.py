@@ -44,6 +44,7 @@ class GroupCommit:
         self._waiters: list[asyncio.Future[None]] = []
         self._error: BaseException | None = None
         self._depth = 0
+        self._open = False  # the group's BEGIN made, its COMMIT not yet
 
     @contextmanager
     def write(self, *, single: bool = False) -> Iterator[sqlite3.Connection]:
@@ -52,13 +53,18 @@ class GroupCommit:
         ``single``: the verb writes with one statement, which SQLite undoes by itself
         when it fails (the transaction stays open): no savepoint is needed.
         """
+        self._check_open()
         self._raise_if_failed()
         if not self.db.in_transaction:
             self.db.execute("BEGIN IMMEDIATE")
+            self._open = True
         self._depth += 1
         if single:
             try:
                 yield self.db
+            except BaseException as exc:
+                self._check_open(exc)
+                raise
             finally:
                 self._depth -= 1
                 self._schedule()
@@ -66,11 +72,12 @@ class GroupCommit:
         self.db.execute("SAVEPOINT bp_verb")
         try:
             yield self.db
-        except BaseException:
+        except BaseException as exc:
             if self.db.in_transaction:
                 with suppress(sqlite3.Error, JournalError):
                     self.db.execute("ROLLBACK TO bp_verb")
                     self.db.execute("RELEASE bp_verb")
+            self._check_open(exc)
             raise
         else:
             self.db.execute("RELEASE bp_verb")
@@ -80,6 +87,7 @@ class GroupCommit:
 
     async def durable(self) -> None:
         """Return once every write made so far is committed (raise if the commit failed)."""
+        self._check_open()
         self._raise_if_failed()
         if not self.db.in_transaction:
             return
@@ -110,10 +118,12 @@ class GroupCommit:
         self._commit()
 
     def _commit(self) -> None:
+        self._check_open()
         waiters, self._waiters = self._waiters, []
         if self._error is None and self.db.in_transaction:
             try:
                 self.db.execute("COMMIT")
+                self._open = False
                 self.commits += 1
             except BaseException as exc:  # a full disk, an I/O error: nothing here is durable
                 if self.db.in_transaction:
@@ -127,6 +137,29 @@ class GroupCommit:
                 fut.set_exception(self._error)
             else:
                 fut.set_result(None)
+
+    def _check_open(self, cause: BaseException | None = None) -> None:
+        """Fail the group if its transaction ended without its COMMIT: SQLite rolls a whole
+        transaction back by itself after some failures of one statement (a full disk, an
+        I/O error), and every write in it — other payouts' intents awaiting :meth:`durable`
+        among them — is gone; none of their requests may leave."""
+        if self._open and not self.db.in_transaction:
+            self._open = False
+            if self._error is None:
+                self._error = (
+                    cause
+                    if isinstance(cause, JournalError)
+                    else JournalError(
+                        "the journal's open transaction was rolled back by the database "
+                        "after a failed write (a full disk or an I/O error)",
+                        hint="free some disk space or check the disk, then run the same "
+                        "command again; nothing is sent twice",
+                    )
+                )
+                waiters, self._waiters = self._waiters, []
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_exception(self._error)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:

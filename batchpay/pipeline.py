@@ -300,24 +300,17 @@ async def _create_run(
 ) -> str:
     """Plan the rows, check the balance and record the new run (with its lock).
 
-    With ``look_early`` (rows sent one by one), a checked file with valid rows starts the
-    look at the provider's ledger here — before the plan's rows are made, read while they
-    are, the balance is checked and the run recorded; stopped at once if the plan has no row
-    to send or hold — and the strategy awaits it before its first payout.
+    With ``look_early`` (rows sent one by one), a plan with rows to send starts the look
+    at the provider's ledger here, read while the balance is checked and the run recorded;
+    the strategy awaits it before its first payout.
     """
     journal, settings = conn.journal, conn.settings
-    if look_early and checked.result.valid.height:
-        # Started before the plan's rows are made (its first request leaves while they are),
-        # and stopped if the plan then has nothing to send or hold.
+    records = planning.row_records(checked, journal, settings.environment)
+    if look_early and any(r["state"] in (PLANNED, HELD) for r in records):
         conn.ledger_look = ledger.LedgerLook(
             conn.client, journal, settings.environment,
             provider_clock=conn.provider_clock, on_progress=on_progress,
         )  # fmt: skip
-        await conn.ledger_look.step()
-    records = planning.row_records(checked, journal, settings.environment)
-    if conn.ledger_look is not None and not any(r["state"] in (PLANNED, HELD) for r in records):
-        await conn.ledger_look.close()
-        conn.ledger_look = None
     if not options.skip_balance_check:
         payable = [checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED]
         await preflight.preflight(conn, payable)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,15 +51,11 @@ class _SlowStartUp(httpx.AsyncBaseTransport):
         return response
 
 
-def _live(sb: Sandbox) -> Counter[str]:
-    return Counter(p["reference"] for p in sb.ledger() if p["status"] != "cancelled")
-
-
-async def test_a_batch_paid_during_a_slow_start_up_is_not_paid_again(
-    sandbox: Sandbox, tmp_path: Path
-) -> None:
-    rows = [payee(i) for i in range(4)]
-    f = write_csv(tmp_path / "p.csv", rows)
+async def _b_held_in_its_start_up(
+    sandbox: Sandbox, tmp_path: Path, f: Path
+) -> tuple[_SlowStartUp, asyncio.Task[Any]]:
+    """Home B's run of ``f``, started and held at its balance check once its early look has
+    read the sweep's pages (no open batch, no payout)."""
     slow = _SlowStartUp(sandbox.transport())
     kb = run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b")
     kb["transport"] = slow
@@ -68,6 +65,19 @@ async def test_a_batch_paid_during_a_slow_start_up_is_not_paid_again(
         if slow.listed:
             break
         await asyncio.sleep(0.01)
+    return slow, run_b
+
+
+def _live(sb: Sandbox) -> Counter[str]:
+    return Counter(p["reference"] for p in sb.ledger() if p["status"] != "cancelled")
+
+
+async def test_a_batch_paid_during_a_slow_start_up_is_not_paid_again(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rows = [payee(i) for i in range(4)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    slow, run_b = await _b_held_in_its_start_up(sandbox, tmp_path, f)
     for _ in range(50):
         await asyncio.sleep(0)
     assert not run_b.done()
@@ -97,15 +107,7 @@ async def test_a_batch_left_open_during_a_slow_start_up_holds_every_row(
     also the watch's before the first payout, and no row is sent."""
     rows = [payee(i) for i in range(4)]
     f = write_csv(tmp_path / "p.csv", rows)
-    slow = _SlowStartUp(sandbox.transport())
-    kb = run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b")
-    kb["transport"] = slow
-    run_b = asyncio.create_task(pipeline.run_async(f, **kb))
-    await asyncio.wait_for(slow.held.wait(), 10)
-    for _ in range(200):
-        if slow.listed:
-            break
-        await asyncio.sleep(0.01)
+    slow, run_b = await _b_held_in_its_start_up(sandbox, tmp_path, f)
 
     async def advance(seconds: float) -> None:
         await sandbox.advance(1)

@@ -9,6 +9,7 @@ instrument; the provider's batch upload is the next strategy behind the same pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from batchpay import dedupe, ledger
 from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
-from batchpay.errors import ApiError, AuthenticationError, TransportError
+from batchpay.errors import ApiError, AuthenticationError, JournalError, TransportError
 from batchpay.holds import RELEASED_BY_RERUN
 from batchpay.journal import CREATED, Journal, LivePayoutExists
 from batchpay.journal.records import Row
@@ -342,7 +343,8 @@ class _PerRowRun:
             )
         except BaseException:
             if dest.local:  # the row shows where it was to be paid, whatever stopped it
-                self._set_destination(number, destination)
+                with contextlib.suppress(JournalError):  # (not over a failing journal's own error)
+                    self._set_destination(number, destination)
             raise
 
     def _set_destination(self, number: int, destination: tuple[str, str, str | None]) -> None:

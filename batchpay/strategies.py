@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -76,6 +76,21 @@ class PerRow:
     ) -> None:
         """Settle the run's intents in flight, then resolve and pay each row still planned."""
         await _PerRowRun(conn, run_id, checked, options, on_progress).run()
+
+
+async def _side_by_side(coros: Iterable[Awaitable[None]]) -> None:
+    """Run the rows' coroutines side by side. On the first error (a journal that cannot be
+    written, say) the others are stopped and waited for — their own ``finally`` blocks run
+    while the journal is still open — before it is raised: none is left running into the
+    journal's close (each would end in a traceback as the event loop shuts down)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class _PerRowRun:
@@ -255,7 +270,7 @@ class _PerRowRun:
                     return
                 self._tick()
 
-        await asyncio.gather(*(settle(intent) for intent in open_intents))
+        await _side_by_side(settle(intent) for intent in open_intents)
         if self.stop:
             raise self.stop[0]
         # 2. Rows not yet handed to the provider.
@@ -266,7 +281,7 @@ class _PerRowRun:
                 if not self.stop:
                     await self._pay(r)
 
-        await asyncio.gather(*(one(r) for r in todo))
+        await _side_by_side(one(r) for r in todo)
         if self.stop:
             raise self.stop[0]
 

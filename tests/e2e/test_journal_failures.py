@@ -45,3 +45,49 @@ async def test_disk_full_after_some_payouts_stops_the_run_and_a_rerun_pays_each_
     assert Counter(p["reference"] for p in sandbox.ledger()) == Counter(
         r["reference"] for r in rows
     )
+
+
+_FULL_SOON = """
+import sys
+import batchpay.journal as journal
+spare = int(sys.argv.pop(1))
+def full_soon(db):
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count={pages + spare}")
+journal.connection_hook = full_soon
+from batchpay.cli import program
+sys.argv = ["batchpay", *sys.argv[1:]]
+program()
+"""
+
+
+@pytest.mark.slow
+def test_a_disk_full_with_hundreds_in_flight_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """The `batchpay run` process fills its journal's disk with 256 payouts in flight: it ends
+    with the one-line error, its hint and exit 6 — the other rows stopped before the journal
+    closed, not each ending in a traceback as the event loop shut down (hundreds did) — and
+    the same command later pays each row once."""
+    import subprocess
+    import sys
+
+    from batchpay.testing import payout_row
+    from batchpay.testing import write_csv as write_rows
+
+    from .server import cli_env, sandbox_server
+
+    rows = [payout_row(i) for i in range(400)]
+    f = write_rows(tmp_path / "pay.csv", rows)
+    with sandbox_server(tmp_path, "--rate-limit", "off", "--latency-ms", "50") as server:
+        env = cli_env(tmp_path / "home", server.url)
+        run = [sys.executable, "-c", _FULL_SOON, "120", "run", str(f), "--out",
+               str(tmp_path / "r"), "--skip-balance-check"]  # fmt: skip
+        failed = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
+        assert failed.returncode == 6, failed.stderr[-2000:]
+        assert "Traceback" not in failed.stderr and "unhandled" not in failed.stderr
+        assert "error: the journal at" in failed.stderr and "the disk is full" in failed.stderr
+        assert "hint: free some disk space" in failed.stderr
+        again = subprocess.run([sys.executable, "-m", "batchpay.cli", *run[4:]], env=env,
+                               capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert again.returncode == 0, again.stderr[-2000:]
+        paid = Counter(p["reference"] for p in server.ledger())
+    assert paid == Counter(r["reference"] for r in rows)

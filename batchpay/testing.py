@@ -7,6 +7,8 @@ scripts) build realistic payout files the same way batchpay's tests do.
 from __future__ import annotations
 
 import csv
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,3 +154,15 @@ def run_kwargs(sb: Sandbox, settings: Settings, tmp_path: Path, **options: Any) 
         "clock": sb.clock.now,
         "track_sleep": advance,
     }
+
+
+def disk_full_after(spare_pages: int) -> Callable[[sqlite3.Connection], None]:
+    """A ``batchpay.journal.connection_hook`` that lets each new journal connection grow by
+    ``spare_pages`` pages only (``PRAGMA max_page_count``): writes past them fail with
+    SQLITE_FULL, as on a full disk."""
+
+    def hook(db: sqlite3.Connection) -> None:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count={pages + spare_pages}")
+
+    return hook

@@ -31,6 +31,7 @@ from batchpay.config import Settings
 from batchpay.errors import ExitCode, JournalError
 from batchpay.journal import Journal
 from batchpay.sandbox import Sandbox
+from batchpay.testing import disk_full_after
 
 from .conftest import payee, run_kwargs, write_csv
 
@@ -78,11 +79,7 @@ async def test_a_full_disk_mid_group_sends_no_payout_whose_intent_was_rolled_bac
     f = write_csv(tmp_path / "pay.csv", rows)
     Journal(settings.journal_path).close()
 
-    def full_soon(db: sqlite3.Connection) -> None:
-        pages = db.execute("PRAGMA page_count").fetchone()[0]
-        db.execute(f"PRAGMA max_page_count={pages + spare_pages}")
-
-    monkeypatch.setattr(journal_mod, "connection_hook", full_soon)
+    monkeypatch.setattr(journal_mod, "connection_hook", disk_full_after(spare_pages))
     kwargs = run_kwargs(sandbox, settings, tmp_path)
     check = _KeysCommitted(kwargs["transport"], settings.journal_path)
     kwargs["transport"] = check

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from batchpay.config import Settings
 from batchpay.errors import ExitCode, JournalError
 from batchpay.journal import Journal
 from batchpay.sandbox import Sandbox
+from batchpay.testing import disk_full_after
 
 from .conftest import payee, run_kwargs, write_csv
 
@@ -27,11 +27,7 @@ async def test_disk_full_after_some_payouts_stops_the_run_and_a_rerun_pays_each_
     f = write_csv(tmp_path / "pay.csv", rows)
     Journal(settings.journal_path).close()
 
-    def full_soon(db: sqlite3.Connection) -> None:
-        pages = db.execute("PRAGMA page_count").fetchone()[0]
-        db.execute(f"PRAGMA max_page_count={pages + 8}")
-
-    monkeypatch.setattr(journal_mod, "connection_hook", full_soon)
+    monkeypatch.setattr(journal_mod, "connection_hook", disk_full_after(8))
     with pytest.raises(JournalError, match="the disk is full") as caught:
         await pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path, concurrency=2))
     assert caught.value.exit_code == ExitCode.CONFIG
@@ -50,11 +46,8 @@ async def test_disk_full_after_some_payouts_stops_the_run_and_a_rerun_pays_each_
 _FULL_SOON = """
 import sys
 import batchpay.journal as journal
-spare = int(sys.argv.pop(1))
-def full_soon(db):
-    pages = db.execute("PRAGMA page_count").fetchone()[0]
-    db.execute(f"PRAGMA max_page_count={pages + spare}")
-journal.connection_hook = full_soon
+from batchpay.testing import disk_full_after
+journal.connection_hook = disk_full_after(int(sys.argv.pop(1)))
 from batchpay.cli import program
 sys.argv = ["batchpay", *sys.argv[1:]]
 program()

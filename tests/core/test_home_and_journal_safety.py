@@ -16,7 +16,7 @@ from batchpay.cli import main
 from batchpay.config import default_home, resolve_settings
 from batchpay.errors import ExitCode, JournalError
 from batchpay.journal import MIGRATIONS, Journal
-from batchpay.testing import payout_row, write_csv
+from batchpay.testing import disk_full_after, payout_row, write_csv
 
 
 def _mode(path: Path) -> int:
@@ -148,21 +148,13 @@ def test_a_journal_created_meanwhile_by_another_process_is_used(tmp_path: Path) 
 # -- failures during a run: exit 6, not 70 --------------------------------------------------
 
 
-def _fill_disk_after(pages: int) -> Callable[[sqlite3.Connection], None]:
-    def limit(db: sqlite3.Connection) -> None:
-        count = db.execute("PRAGMA page_count").fetchone()[0]
-        db.execute(f"PRAGMA max_page_count={count + pages}")
-
-    return limit
-
-
 def test_a_full_disk_mid_transaction_is_a_journal_error_and_rolls_back(
     tmp_path: Path, hook: Callable[[Callable[[sqlite3.Connection], None]], None]
 ) -> None:
     """SQLITE_FULL becomes 'the disk is full'; the journal stays usable and consistent."""
     path = tmp_path / "journal.db"
     Journal(path).close()
-    hook(_fill_disk_after(2))
+    hook(disk_full_after(2))
     with Journal(path) as j:
         with pytest.raises(JournalError, match="the disk is full") as caught:
             for i in range(2000):
@@ -227,7 +219,7 @@ def test_cli_run_on_a_full_disk_exits_6_without_a_traceback(
     f = write_csv(cli_home / "pay.csv", [payout_row(i) for i in range(40)])
     runner = CliRunner()
     assert runner.invoke(main, ["validate", str(f)]).exit_code == 0  # creates the journal
-    hook(_fill_disk_after(1))
+    hook(disk_full_after(1))
     result = runner.invoke(main, ["run", str(f)])
     assert result.exit_code == 6, result.output
     assert "the disk is full" in result.stderr and "hint: free some disk space" in result.stderr

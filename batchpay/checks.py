@@ -51,6 +51,20 @@ class CheckedFile:
         """:func:`~batchpay.dedupe.content_hashes` of ``result.valid``, row for row."""
         return dedupe.content_hashes(self.result.valid)
 
+    def valid_keys(self, environment: str) -> list[str]:
+        """:func:`~batchpay.dedupe.row_keys` of ``result.valid`` in ``environment``, row for
+        row (made once per environment: the plan and the run both ask)."""
+        keys = self._valid_keys.get(environment)
+        if keys is None:
+            keys = self._valid_keys[environment] = dedupe.row_keys(
+                self.result.valid, environment
+            ).to_list()
+        return keys
+
+    @cached_property
+    def _valid_keys(self) -> dict[str, list[str]]:
+        return {}
+
     @cached_property
     def fingerprint(self) -> str:
         """The content fingerprint of every row as read (made on first use: a plan against a
@@ -65,13 +79,13 @@ class CheckedFile:
     @cached_property
     def all_rows(self) -> list[dict[str, Any]]:
         """Every row as read (canonical columns and ``_row``)."""
-        return self.ingested.frame.to_dicts()
+        return _dicts(self.ingested.frame)
 
     @cached_property
     def valid_rows(self) -> dict[int, dict[str, Any]]:
         """Rows that passed validation, normalised; duplicates among them are in
         ``duplicates``."""
-        return {int(r["_row"]): r for r in self.result.valid.to_dicts()}
+        return {int(r["_row"]): r for r in _dicts(self.result.valid)}
 
     @property
     def issues(self) -> list[RowIssue]:
@@ -102,6 +116,21 @@ class CheckedFile:
             return self.result.valid
         bad = pl.Series(sorted(skip), dtype=pl.Int64).implode()
         return self.result.valid.filter(~pl.col("_row").is_in(bad))
+
+
+_DICTS_AT_ONCE = 1000
+
+
+def _dicts(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dicts()``, a thousand rows at a time: polars holds the interpreter's lock
+    for the whole of one call, and a file is checked in a thread beside the event loop
+    (the ledger look), which waits for the lock between two calls, not for the frame."""
+    if frame.height <= _DICTS_AT_ONCE:
+        return frame.to_dicts()
+    out: list[dict[str, Any]] = []
+    for start in range(0, frame.height, _DICTS_AT_ONCE):
+        out.extend(frame.slice(start, _DICTS_AT_ONCE).to_dicts())
+    return out
 
 
 def duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.DuplicateRules:

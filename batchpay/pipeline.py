@@ -6,9 +6,12 @@ resumed (intents in flight settled with their own keys), never started afresh.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,29 +130,43 @@ async def run_async(
     options = options or RunOptions()
     out_dir = options.out_dir or Path("reports")
     report_mod.check_out_dir(out_dir)
-    checked = checks.check_file(_source(file, options), options)
+    source = _source(file, options)
     owner = LockOwner.current()
-    with Journal(settings.journal_path, clock=clock) as journal:
+    # The file is checked in a thread while the journal opens and the ledger look reads the
+    # provider's list: the look's round trips wait beside the check's CPU, not after it.
+    checking = _FileCheck(source, options, settings.environment)
+    with checking, Journal(settings.journal_path, clock=clock) as journal:
         # On a PostgreSQL journal several processes share a run (batchpay.workers): none
         # holds it alone. On SQLite one process holds it; a second exits 8.
         shared = journal.dialect == "postgresql" and submission is None
         if shared:
             submission = Shared(lease=settings.worker_lease_seconds)
         lock_owner = None if shared else owner
-        resumable = _earlier_run(journal, settings.environment, checked, options)
-        if resumable is None:
-            _refuse_unpayable(checked, options)
         async with connect(
             settings, journal, transport=transport, clock=clock, concurrency=options.concurrency
         ) as conn:
             try:
+                if submission is None and not journal.find_runs_for_file(
+                    settings.environment, sha256=source.sha256, fingerprint=None
+                ):
+                    # Rows sent one by one, of a file whose bytes were never run (those are
+                    # refused, or resumed as before): the look starts before the file is
+                    # checked. Nothing is sent before the strategy has awaited it, and a plan
+                    # with nothing to send stops it (_create_run).
+                    conn.ledger_look = ledger.LedgerLook(
+                        conn.client, journal, settings.environment,
+                        provider_clock=conn.provider_clock, on_progress=on_progress,
+                    )  # fmt: skip
+                checked = await checking.result()
+                resumable = _earlier_run(journal, settings.environment, checked, options)
+                if resumable is None:
+                    _refuse_unpayable(checked, options)
                 if resumable is not None:
                     run_id = _resume(journal, resumable, checked, lock_owner)
                 else:
                     run_id = await _create_run(
-                        conn, checked, options, lock_owner,
-                        look_early=submission is None, on_progress=on_progress,
-                    )  # fmt: skip
+                        conn, checked, options, lock_owner, draft=await checking.draft()
+                    )
             except BaseException:
                 if conn.ledger_look is not None:
                     await conn.ledger_look.close()
@@ -281,6 +298,52 @@ def _refuse_unpayable(checked: CheckedFile, options: RunOptions) -> None:
         raise ValidationFailed(checked.issues, rows_checked=checked.row_count)
 
 
+class _FileCheck:
+    """:func:`checks.check_file` in a thread of its own, started at once.
+
+    Leaving the ``with`` block waits for the thread. A block that failed (the journal,
+    the connection, a refusal) while the check failed too raises the check's error: the
+    file's problems are said first, as when the file was checked before anything else."""
+
+    def __init__(self, source: PayoutFile, options: RunOptions, environment: str) -> None:
+        self._done: Future[CheckedFile] = Future()
+        self._draft: Future[planning.DraftRecords] = Future()
+        self._thread = threading.Thread(
+            target=self._check, args=(source, options, environment), name="batchpay-check-file"
+        )
+        self._thread.start()
+
+    def _check(self, source: PayoutFile, options: RunOptions, environment: str) -> None:
+        try:
+            checked = checks.check_file(source, options)
+        except BaseException as exc:  # handed to the caller, raised there
+            self._done.set_exception(exc)
+            self._draft.set_exception(exc)
+            return
+        self._done.set_result(checked)
+        try:  # then what the file alone says of its rows, for the plan
+            self._draft.set_result(planning.draft_records(checked, environment))
+        except BaseException as exc:
+            self._draft.set_exception(exc)
+
+    async def result(self) -> CheckedFile:
+        """The checked file (raises what the check raised)."""
+        return await asyncio.wrap_future(self._done)
+
+    async def draft(self) -> planning.DraftRecords:
+        """:func:`planning.draft_records` of the checked file."""
+        return await asyncio.wrap_future(self._draft)
+
+    def __enter__(self) -> _FileCheck:
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        self._thread.join()
+        failed = self._done.exception()
+        if isinstance(exc, Exception) and failed is not None and failed is not exc:
+            raise failed from None
+
+
 def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwner | None) -> str:
     """Take the run's lock (``owner``), or join it without one (workers sharing it)."""
     if owner is not None:
@@ -295,22 +358,21 @@ async def _create_run(
     options: RunOptions,
     owner: LockOwner | None,
     *,
-    look_early: bool = False,
-    on_progress: ProgressFn | None = None,
+    draft: planning.DraftRecords | None = None,
 ) -> str:
-    """Plan the rows, check the balance and record the new run (with its lock).
+    """Plan the rows (``draft``: what the file alone says of them, when made already),
+    check the balance and record the new run (with its lock).
 
-    With ``look_early`` (rows sent one by one), a plan with rows to send starts the look
-    at the provider's ledger here, read while the balance is checked and the run recorded;
-    the strategy awaits it before its first payout.
+    The ledger look (rows sent one by one) reads meanwhile; a plan with nothing to send
+    stops it.
     """
     journal, settings = conn.journal, conn.settings
-    records = planning.row_records(checked, journal, settings.environment)
-    if look_early and any(r["state"] in (PLANNED, HELD) for r in records):
-        conn.ledger_look = ledger.LedgerLook(
-            conn.client, journal, settings.environment,
-            provider_clock=conn.provider_clock, on_progress=on_progress,
-        )  # fmt: skip
+    if conn.ledger_look is not None:
+        await conn.ledger_look.step()
+    records = planning.row_records(checked, journal, settings.environment, draft=draft)
+    if conn.ledger_look is not None and not any(r["state"] in (PLANNED, HELD) for r in records):
+        await conn.ledger_look.close()
+        conn.ledger_look = None
     if not options.skip_balance_check:
         payable = [checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED]
         await preflight.preflight(conn, payable)

@@ -140,8 +140,19 @@ def plan(
     )
 
 
-def row_records(checked: CheckedFile, journal: Journal, environment: str) -> list[dict[str, Any]]:
-    """One journal record per row of the file: ``planned``, or why it will not be paid."""
+@dataclass(frozen=True)
+class DraftRecords:
+    """:func:`row_records` before the journal is asked: what the file alone says of each
+    row (made in the file check's thread, beside the ledger look)."""
+
+    environment: str
+    records: list[dict[str, Any]]
+    payable: list[tuple[int, str]]
+    """(index in ``records``, row key) of the rows planned unless paid elsewhere."""
+
+
+def draft_records(checked: CheckedFile, environment: str) -> DraftRecords:
+    """What the file alone says of each row: ``planned`` or why it will not be paid."""
     dups = {d.row: d for d in checked.duplicates.repeats}
     accepted = checked.accepted_rows
     issues_by_row: dict[int, list[RowIssue]] = {}
@@ -153,13 +164,9 @@ def row_records(checked: CheckedFile, journal: Journal, environment: str) -> lis
     raw_keys = dedupe.row_keys(checked.ingested.frame, environment).to_list()
     valid_numbers = checked.result.valid["_row"].to_list()
     valid_hash = dict(zip(valid_numbers, checked.valid_hashes.to_list(), strict=True))
-    valid_key = dict(
-        zip(valid_numbers, dedupe.row_keys(checked.result.valid, environment), strict=True)
-    )
-    dup_refused = checked.duplicates.refused_rows
-    pay_keys = [k for n, k in valid_key.items() if n not in dup_refused and n not in dups]
-    elsewhere = ledger.paid_elsewhere_many(journal, environment, pay_keys)
+    valid_key = dict(zip(valid_numbers, checked.valid_keys(environment), strict=True))
     records = []
+    payable = []
     for index, raw in enumerate(checked.all_rows):
         number = int(raw["_row"])
         row = checked.valid_rows.get(number, raw)
@@ -194,9 +201,28 @@ def row_records(checked: CheckedFile, journal: Journal, environment: str) -> lis
             rec["state"] = DUPLICATE
             rec["duplicate_of"] = dups[number].first_row
             rec["error_message"] = dups[number].message
-        elif key in elsewhere:
-            rec.update(elsewhere[key])
+        else:
+            payable.append((index, key))
         records.append(rec)
+    return DraftRecords(environment, records, payable)
+
+
+def row_records(
+    checked: CheckedFile,
+    journal: Journal,
+    environment: str,
+    *,
+    draft: DraftRecords | None = None,
+) -> list[dict[str, Any]]:
+    """One journal record per row of the file: ``planned``, or why it will not be paid
+    (``draft``: :func:`draft_records` of the file, when made already)."""
+    if draft is None or draft.environment != environment:
+        draft = draft_records(checked, environment)
+    records = [dict(r) for r in draft.records]
+    elsewhere = ledger.paid_elsewhere_many(journal, environment, [k for _, k in draft.payable])
+    for index, key in draft.payable:
+        if key in elsewhere:
+            records[index].update(elsewhere[key])
     return records
 
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from batchpay import dedupe, ledger
+from batchpay import ledger
 from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.errors import ApiError, AuthenticationError, JournalError, TransportError
@@ -135,8 +135,7 @@ class _PerRowRun:
         # the per-row functions), so no row is hashed again in Python while sending.
         self.by_key: dict[str, Mapping[str, Any]] = {}
         self.hash_by_key: dict[str, str] = {}
-        valid = checked.result.valid
-        keys = dedupe.row_keys(valid, self.env).to_list()
+        keys = checked.valid_keys(self.env)
         hashes = checked.valid_hashes.to_list()
         for key, content_hash, row in zip(keys, hashes, checked.valid_rows.values(), strict=True):
             if key not in self.by_key:

@@ -6,6 +6,7 @@ of :class:`~batchpay.client.AntonClient` are thin calls of :meth:`BaseClient.req
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -103,6 +104,10 @@ class BaseClient:
             rate_limiter if rate_limiter is not None else RateLimiter(learn_unlimited=True)
         )
         self._on_call = on_call
+        # Each request's X-Request-ID: this client's random prefix and a counter, as long as
+        # a uuid4's hex (one os.urandom call per client, not per request).
+        prefix = uuid.uuid4().hex[:20]
+        self._request_ids = (f"req_{prefix}{n:012x}" for n in itertools.count(1))
         # None: in flight sized from the pace and the latency (see InFlight).
         limiter = self.rate_limiter
         self._slots = InFlight(max_concurrency, rate=lambda: limiter.rate)
@@ -209,7 +214,7 @@ class BaseClient:
         params: dict[str, Any] | None,
         headers: dict[str, str],
     ) -> _Attempt:
-        request_id = f"req_{uuid.uuid4().hex}"
+        request_id = next(self._request_ids)
         await self._slots.acquire()
         status: int | None = None
         t0 = time.perf_counter()

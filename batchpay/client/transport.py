@@ -79,12 +79,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=timeout,
             ) as answer:
                 body = await answer.read()
-                return httpx.Response(
-                    answer.status,
-                    headers=[(bytes(k), bytes(v)) for k, v in answer.raw_headers],
-                    content=body,
-                    request=request,
-                )
+                response = httpx.Response(answer.status, content=body, request=request)
+                response.headers = _AnswerHeaders(answer.raw_headers)
+                return response
         except aiohttp.ConnectionTimeoutError as exc:
             raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -105,6 +102,37 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class _AnswerHeaders(httpx.Headers):
+    """An answer's headers, looked up by name through a dict: httpx's own walk the whole
+    list on every lookup, and the client reads about ten of them per answer."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__([(bytes(k), bytes(v)) for k, v in raw])
+        self._index()
+
+    def _index(self) -> None:
+        by_name: dict[str, str] = {}
+        encoding = self.encoding
+        for _, key, value in self._list:
+            name, text = key.decode(encoding), value.decode(encoding)
+            by_name[name] = f"{by_name[name]}, {text}" if name in by_name else text
+        self._by_name = by_name
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return self._by_name[key.lower()]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        self._index()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._index()
 
 
 def _sum(*parts: float | None) -> float | None:

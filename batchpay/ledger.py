@@ -104,8 +104,12 @@ async def sweep(
     *,
     provider_clock: ProviderClock,
     on_progress: ProgressFn | None = None,
+    on_read: Callable[[], Any] | None = None,
 ) -> Sweep:
     """Read the payouts made since the last sweep and remember batchpay's among them.
+
+    ``on_read`` is called once every page is read, before what they hold is stored (and
+    awaited when it returns an awaitable): a request it starts is out meanwhile.
 
     Raises the client's TransportError / ApiError when the list cannot be read: then
     nothing may be sent for the first time, and the caller leaves those rows planned.
@@ -120,6 +124,8 @@ async def sweep(
         async for payout in client.iter_payouts(created_after=after):
             reader.first_page_arrived()
             reader.take(payout)
+    if on_read is not None and (pending := on_read()) is not None:
+        await pending
     started = reader.started
     if started is None and provider_clock.observed:
         started = provider_clock.now()
@@ -745,6 +751,9 @@ class LedgerLook:
         self.since = started
         """Before the look asked for open batches (the provider's time, less the overlap):
         a batch created since may have been missed by the look (:meth:`made_since`)."""
+        self._looked: list[dict[str, Any]] | None = None  # the open batches it found
+        self._sending: tuple[Any, Journal] | None = None  # set by made_since_after
+        self._made: asyncio.Future[list[dict[str, Any]]] | None = None
         self._task = asyncio.ensure_future(self._look(
             client, journal, environment, provider_clock, on_progress
         ))  # fmt: skip
@@ -760,12 +769,37 @@ class LedgerLook:
         # The batch look-up is answered before the sweep's first page is asked: a batch no
         # longer open then has made all its payouts, which that page lists.
         found = await self.watch.open_batches()
+        self._looked = found
         # The provider's clock is observed now: the look-up was asked after this, less the
         # overlap (the clock read before it may have been this machine's own).
         self.since = min(self.since, provider_clock.now() - OVERLAP)
         await sweep(client, journal, environment, provider_clock=provider_clock,
-                    on_progress=on_progress)  # fmt: skip
+                    on_progress=on_progress, on_read=self._pages_read)  # fmt: skip
         return found
+
+    def _pages_read(self) -> Any:
+        """Every page is read: a run already waiting to send asks :meth:`made_since` now,
+        while the sweep's finds are stored (its request out one event-loop turn later)."""
+        if self._sending is None or self._made is not None:
+            return None
+        self._made = asyncio.ensure_future(self.made_since(*self._sending))
+        return asyncio.sleep(0)
+
+    async def made_since_after(self, client: Any, journal: Journal) -> list[dict[str, Any]]:
+        """:meth:`result`'s wait, then :meth:`made_since`: for a run whose start-up is over
+        (it sends next). Asked as soon as the sweep's pages are read, not after their finds
+        are stored, when the run was already waiting then."""
+        self._sending = (client, journal)
+        try:
+            await self.result()
+        except BaseException:
+            if self._made is not None:
+                self._made.cancel()
+                await asyncio.wait([self._made])
+            raise
+        if self._made is None:
+            self._made = asyncio.ensure_future(self.made_since(client, journal))
+        return await self._made
 
     async def made_since(self, client: Any, journal: Journal) -> list[dict[str, Any]]:
         """Another home's batches created since the look asked for open ones, open or
@@ -780,10 +814,10 @@ class LedgerLook:
         would), and the first payout's watch asks nothing new within its interval."""
         asked_at = time.monotonic()
         made = await foreign_batches(client, journal, since=self.since, open_only=False)
-        if self._task.done() and not self._task.cancelled() and self._task.exception() is None:
-            looked = self._task.result()
+        if self._looked is not None:
+            # (a sweep that failed is raised by result(): nothing is sent on this answer)
             still = [b for b in made if b.get("status") in _BATCH_OPEN]
-            self.watch.answered([*looked, *still], asked_at=asked_at)
+            self.watch.answered([*self._looked, *still], asked_at=asked_at)
         return made
 
     async def step(self) -> None:

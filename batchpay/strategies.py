@@ -163,14 +163,17 @@ class _PerRowRun:
         elif look is not None:
             # Started beside the run's start-up (pipeline): the same look, in the same
             # order, ended before anything is sent.
-            found = await look.result()
+            if not todo:
+                found = await look.result()
             started = look.since  # every batch made since the look began is asked after
             if todo:
                 self.batch_watch = look.watch
                 # The start-up went on after the look: a batch made meanwhile (even one
-                # already paid) is asked for now, before the sweep is read again, in the
-                # same order as the look (a batch no longer open has made its payouts).
-                made = await look.made_since(self.conn.client, self.journal)
+                # already paid) is asked for now, once the sweep's pages are read and
+                # before the sweep is read again, in the same order as the look (a batch
+                # no longer open has made its payouts).
+                made = await look.made_since_after(self.conn.client, self.journal)
+                found = await look.result()
                 if made:
                     found += [b for b in made if b.get("status") in ledger.BATCH_OPEN]
                     await ledger.sweep(self.conn.client, self.journal, self.env,

@@ -19,6 +19,7 @@ import httpx
 from batchpay.client import AntonClient, CallRecord
 from batchpay.clocks import ProviderClock, utcnow
 from batchpay.config import Mode, Settings, credentials_for
+from batchpay.errors import JournalError
 from batchpay.journal import Journal
 from batchpay.ratelimit import RateLimiter
 
@@ -36,18 +37,20 @@ class Connection:
     # A new run's look at the provider's ledger, started beside its start-up
     # (ledger.LedgerLook); the per-row strategy awaits it before sending anything.
     ledger_look: Any = None
-    untagged_calls: list[int] = field(default_factory=list)
-    """The look's calls recorded before the run existed, for the run to adopt."""
+    untagged_calls: list[dict[str, Any]] = field(default_factory=list)
+    """The look's calls made before the run existed, written with the run's id once it is
+    recorded (one transaction, not a commit per page while the look reads)."""
     final_check: Any = None
     """The per-row strategy's check after sending (another home's batch made meanwhile?),
     left running for the pipeline to await — True when it cancelled a second payout — so the
     report is built while its answer travels (``pipeline.run_async``)."""
 
     def adopt_calls(self) -> None:
-        """Tag the calls the run's ledger look made before the run was recorded."""
-        if self.run_id is not None and self.untagged_calls:
-            self.journal.adopt_calls(self.run_id, self.untagged_calls)
-            self.untagged_calls = []
+        """Write the calls the run's ledger look made before the run was recorded, as the
+        run's (or as no run's, when the connection closes without one)."""
+        if self.untagged_calls:
+            calls, self.untagged_calls = self.untagged_calls, []
+            self.journal.record_calls(self.run_id, calls)
 
 
 @contextlib.asynccontextmanager
@@ -81,10 +84,9 @@ async def connect(
             and conn.ledger_look is not None
             and (call.method == "GET" and call.path in _LOOK_PATHS)
         ):
-            # The ledger look of a run not recorded yet: the run adopts these calls.
-            found = journal.record_call(None, call_record_dict(call), returning=True)
-            if found is not None:
-                conn.untagged_calls.append(found)
+            # The ledger look of a run not recorded yet (its pages read GETs): the run
+            # adopts these calls once it is recorded.
+            conn.untagged_calls.append(call_record_dict(call))
             return
         journal.record_call(run_id, call_record_dict(call))
 
@@ -109,6 +111,8 @@ async def connect(
         async with client:
             yield conn
     finally:
+        with contextlib.suppress(JournalError):  # (not over the journal's own error)
+            conn.adopt_calls()  # a look whose run was never recorded: its calls kept
         if sandbox is not None:
             close = getattr(sandbox, "aclose", None) or getattr(sandbox, "close", None)
             if close is not None:

@@ -66,10 +66,15 @@ class CheckedFile:
         return {}
 
     @cached_property
+    def raw_hashes(self) -> pl.Series:
+        """:func:`~batchpay.dedupe.content_hashes` of every row as read (``ingested.frame``)."""
+        return dedupe.content_hashes(self.ingested.frame)
+
+    @cached_property
     def fingerprint(self) -> str:
         """The content fingerprint of every row as read (made on first use: a plan against a
         journal without runs never needs it)."""
-        return dedupe.frame_fingerprint(self.ingested.frame)
+        return dedupe.hashes_fingerprint(self.raw_hashes)
 
     @property
     def row_count(self) -> int:

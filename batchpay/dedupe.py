@@ -258,7 +258,12 @@ def content_hashes(frame: pl.DataFrame) -> pl.Series:
 
 def frame_fingerprint(frame: pl.DataFrame) -> str:
     """:func:`content_fingerprint` of a frame's rows, on whole columns."""
-    joined = content_hashes(frame).sort().str.join("")
+    return hashes_fingerprint(content_hashes(frame))
+
+
+def hashes_fingerprint(hashes: pl.Series) -> str:
+    """:func:`frame_fingerprint` of the frame whose :func:`content_hashes` are ``hashes``."""
+    joined = hashes.sort().str.join("")
     text = joined.item() if joined.len() else ""
     return hashlib.sha256(str(text or "").encode("ascii")).hexdigest()
 

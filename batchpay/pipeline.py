@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass
@@ -132,8 +132,8 @@ async def run_async(
     report_mod.check_out_dir(out_dir)
     source = _source(file, options)
     owner = LockOwner.current()
-    # The file is checked in a thread while the journal opens and the ledger look reads the
-    # provider's list: the look's round trips wait beside the check's CPU, not after it.
+    # The file is checked in a thread: the journal opens meanwhile, and the plan's file-only
+    # part is made there while the ledger look reads the provider's list (_create_run).
     checking = _FileCheck(source, options, settings.environment)
     with checking, Journal(settings.journal_path, clock=clock) as journal:
         # On a PostgreSQL journal several processes share a run (batchpay.workers): none
@@ -142,31 +142,22 @@ async def run_async(
         if shared:
             submission = Shared(lease=settings.worker_lease_seconds)
         lock_owner = None if shared else owner
+        checked = await checking.result()
+        resumable = _earlier_run(journal, settings.environment, checked, options)
+        if resumable is None:
+            _refuse_unpayable(checked, options)
         async with connect(
             settings, journal, transport=transport, clock=clock, concurrency=options.concurrency
         ) as conn:
             try:
-                if submission is None and not journal.find_runs_for_file(
-                    settings.environment, sha256=source.sha256, fingerprint=None
-                ):
-                    # Rows sent one by one, of a file whose bytes were never run (those are
-                    # refused, or resumed as before): the look starts before the file is
-                    # checked. Nothing is sent before the strategy has awaited it, and a plan
-                    # with nothing to send stops it (_create_run).
-                    conn.ledger_look = ledger.LedgerLook(
-                        conn.client, journal, settings.environment,
-                        provider_clock=conn.provider_clock, on_progress=on_progress,
-                    )  # fmt: skip
-                checked = await checking.result()
-                resumable = _earlier_run(journal, settings.environment, checked, options)
-                if resumable is None:
-                    _refuse_unpayable(checked, options)
                 if resumable is not None:
                     run_id = _resume(journal, resumable, checked, lock_owner)
                 else:
                     run_id = await _create_run(
-                        conn, checked, options, lock_owner, draft=await checking.draft()
-                    )
+                        conn, checked, options, lock_owner,
+                        look_early=submission is None, draft=checking.draft(),
+                        on_progress=on_progress,
+                    )  # fmt: skip
             except BaseException:
                 if conn.ledger_look is not None:
                     await conn.ledger_look.close()
@@ -316,6 +307,7 @@ class _FileCheck:
     def _check(self, source: PayoutFile, options: RunOptions, environment: str) -> None:
         try:
             checked = checks.check_file(source, options)
+            checked.fingerprint  # noqa: B018 (made here: the journal is asked for it next)
         except BaseException as exc:  # handed to the caller, raised there
             self._done.set_exception(exc)
             self._draft.set_exception(exc)
@@ -330,9 +322,9 @@ class _FileCheck:
         """The checked file (raises what the check raised)."""
         return await asyncio.wrap_future(self._done)
 
-    async def draft(self) -> planning.DraftRecords:
-        """:func:`planning.draft_records` of the checked file."""
-        return await asyncio.wrap_future(self._draft)
+    def draft(self) -> asyncio.Future[planning.DraftRecords]:
+        """:func:`planning.draft_records` of the checked file, when made."""
+        return asyncio.wrap_future(self._draft)
 
     def __enter__(self) -> _FileCheck:
         return self
@@ -358,18 +350,25 @@ async def _create_run(
     options: RunOptions,
     owner: LockOwner | None,
     *,
-    draft: planning.DraftRecords | None = None,
+    look_early: bool = False,
+    draft: Awaitable[planning.DraftRecords] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> str:
-    """Plan the rows (``draft``: what the file alone says of them, when made already),
-    check the balance and record the new run (with its lock).
+    """Plan the rows, check the balance and record the new run (with its lock).
 
-    The ledger look (rows sent one by one) reads meanwhile; a plan with nothing to send
-    stops it.
+    With ``look_early`` (rows sent one by one), the look at the provider's ledger starts
+    first, read while ``draft`` (what the file alone says of its rows, being made in the
+    check's thread) is awaited, the balance checked and the run recorded; a plan with
+    nothing to send stops it. The strategy awaits it before its first payout.
     """
     journal, settings = conn.journal, conn.settings
-    if conn.ledger_look is not None:
-        await conn.ledger_look.step()
-    records = planning.row_records(checked, journal, settings.environment, draft=draft)
+    if look_early:
+        conn.ledger_look = ledger.LedgerLook(
+            conn.client, journal, settings.environment,
+            provider_clock=conn.provider_clock, on_progress=on_progress,
+        )  # fmt: skip
+    drafted = await draft if draft is not None else None
+    records = planning.row_records(checked, journal, settings.environment, draft=drafted)
     if conn.ledger_look is not None and not any(r["state"] in (PLANNED, HELD) for r in records):
         await conn.ledger_look.close()
         conn.ledger_look = None

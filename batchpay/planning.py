@@ -11,7 +11,7 @@ nothing starts as fast as the reading allows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -160,26 +160,38 @@ def draft_records(checked: CheckedFile, environment: str) -> DraftRecords:
         issues_by_row.setdefault(issue.row, []).append(issue)
     # Identities on whole columns: a valid row is known by its normalised values, an
     # invalid one by what the file holds; the journal is asked about every key at once.
-    raw_hashes = dedupe.content_hashes(checked.ingested.frame).to_list()
-    raw_keys = dedupe.row_keys(checked.ingested.frame, environment).to_list()
     valid_numbers = checked.result.valid["_row"].to_list()
     valid_hash = dict(zip(valid_numbers, checked.valid_hashes.to_list(), strict=True))
     valid_key = dict(zip(valid_numbers, checked.valid_keys(environment), strict=True))
+    frame = checked.ingested.frame
+    numbers = [int(n) for n in frame["_row"].to_list()]
+    # A row that is not valid is known by what the file holds: as read, for those rows only.
+    raw_rows: dict[int, dict[str, Any]] = {}
+    raw_key: dict[int, str] = {}
+    raw_hash: dict[int, str] = {}
+    if len(valid_hash) < len(numbers):
+        invalid = frame.filter(
+            ~pl.col("_row").is_in(pl.Series(valid_numbers, dtype=frame["_row"].dtype).implode())
+        )
+        wanted = invalid["_row"].to_list()
+        raw_rows = {int(r["_row"]): r for r in invalid.to_dicts()}
+        raw_key = dict(zip(wanted, dedupe.row_keys(invalid, environment).to_list(), strict=True))
+        raw_hash = dict(zip(wanted, dedupe.content_hashes(invalid).to_list(), strict=True))
+    valid_rows = checked.valid_rows
     records = []
     payable = []
-    for index, raw in enumerate(checked.all_rows):
-        number = int(raw["_row"])
-        row = checked.valid_rows.get(number, raw)
+    for index, number in enumerate(numbers):
+        row = valid_rows.get(number) or raw_rows[number]
         reference = str(row.get("reference") or "")
         ben_ref = str(row.get("beneficiary_ref") or "")
-        key = valid_key.get(number, raw_keys[index])
+        key = valid_key.get(number) or raw_key[number]
         rec: dict[str, Any] = {
             "row_number": number,
             "reference": reference,
             "beneficiary_ref": ben_ref,
             "beneficiary_name": display_name(row),
             "row_key": key,
-            "content_hash": valid_hash.get(number, raw_hashes[index]),
+            "content_hash": valid_hash.get(number) or raw_hash[number],
             "amount": row.get("amount") or None,
             "currency": row.get("currency") or None,
             "source_currency": row.get("source_currency") or row.get("currency") or None,
@@ -226,9 +238,27 @@ def row_records(
     return records
 
 
+class _TextView(Mapping[str, str]):
+    """A row's cells as text (``str(v or "")``), made only for the cells read."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self._row = row
+
+    def __getitem__(self, key: str) -> str:
+        return str(self._row[key] or "")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._row)
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+
 def safe_mask(row: Mapping[str, Any]) -> str:
     """The row's masked account, or blank for a row too broken to have one."""
     try:
-        return masked_account({k: str(v or "") for k, v in row.items()})
+        return masked_account(_TextView(row))
     except Exception:  # an invalid row may lack the fields; never leak, never crash
         return ""

@@ -35,11 +35,8 @@ class RunVerbs(JournalBase):
 
     # -- files and runs ---------------------------------------------------------------------
 
-    def find_runs_for_file(
-        self, environment: str, *, sha256: str, fingerprint: str | None
-    ) -> list[Run]:
-        """Earlier runs of the same bytes or the same content (``fingerprint``; None: the bytes
-        alone) in this environment, oldest first."""
+    def find_runs_for_file(self, environment: str, *, sha256: str, fingerprint: str) -> list[Run]:
+        """Earlier runs of the same bytes or the same content in this environment, oldest first."""
         return _runs(
             self.db.execute(
                 """

@@ -266,9 +266,32 @@ class PayoutVerbs(JournalBase):
                 )  # fmt: skip
             else:
                 db.execute(sql + " WHERE idempotency_key=?", (*values, idempotency_key))
-            _remember_fee(db, idempotency_key, payout, fee_method)
+            self._remember_fee_once(db, idempotency_key, payout, fee_method)
         if tracked and fold is None:  # another row holds this payout id too
             self.record_status(str(pid), str(status), source=settled_by, reason=reason)
+
+    def _remember_fee_once(
+        self,
+        db: Any,
+        idempotency_key: str,
+        payout: Mapping[str, Any],
+        fee_method: tuple[str, str] | None,
+    ) -> None:
+        """:func:`_remember_fee`, not asked again for a fee no higher than one this journal
+        already stored for the method: ``payout_fees`` only ever rises, so nothing would
+        change (a run's payouts mostly share a fee)."""
+        fee, currency = _decimal(payout.get("fee")), payout.get("fee_currency")
+        if fee_method is None or fee is None or currency is None:
+            _remember_fee(db, idempotency_key, payout, fee_method)
+            return
+        floors: dict[tuple[str, ...], Decimal] = self.__dict__.setdefault("_fee_floors", {})
+        key = (*fee_method, str(currency))
+        known = floors.get(key)
+        if known is not None and fee <= known:
+            return
+        highest = _remember_fee(db, idempotency_key, payout, fee_method)
+        if highest is not None:
+            floors[key] = highest
 
     @staticmethod
     def _status_change(
@@ -295,15 +318,15 @@ class PayoutVerbs(JournalBase):
             )
         except sqlite3.IntegrityError:
             return "", None
-        seen = [
-            str(e["status"])
-            for e in db.execute("SELECT status FROM payout_events WHERE payout_id=?", (payout_id,))
-        ]
-        best = max(seen, key=lambda st: STATUS_RANK.get(st, -1))
-        row = db.execute(
-            "SELECT status FROM payouts WHERE idempotency_key=?", (idempotency_key,)
-        ).fetchone()
-        current = row["status"] if row is not None else None
+        # Every event of the payout (the one just stored among them), each beside the
+        # intent's stored status: one read.
+        found = db.execute(
+            """SELECT status, (SELECT status FROM payouts WHERE idempotency_key=?) AS current
+               FROM payout_events WHERE payout_id=?""",
+            (idempotency_key, payout_id),
+        ).fetchall()
+        best = max((str(e["status"]) for e in found), key=lambda st: STATUS_RANK.get(st, -1))
+        current = found[0]["current"] if found else None
         if current is None or STATUS_RANK.get(best, -1) > STATUS_RANK.get(current, -1):
             return best, reason
         return "", None
@@ -459,22 +482,23 @@ def _remember_fee(
     idempotency_key: str,
     payout: Mapping[str, Any],
     known: tuple[str, str] | None = None,
-) -> None:
+) -> Decimal | None:
     """Keep ``payout_fees`` at the highest fee per method and fee currency (in ``db``'s tx);
-    ``known``: the intent's (environment, method), else read from its stored body."""
+    ``known``: the intent's (environment, method), else read from its stored body. Returns
+    the highest fee now stored (None when there was nothing to keep)."""
     fee, currency = _decimal(payout.get("fee")), payout.get("fee_currency")
     if fee is None or currency is None:
-        return
+        return None
     if known is None:
         row = db.execute(
             "SELECT environment, body FROM payouts WHERE idempotency_key=?", (idempotency_key,)
         ).fetchone()
         if row is None:
-            return
+            return None
         try:
             known = (str(row["environment"]), str(json.loads(row["body"])["method"]))
         except (ValueError, KeyError, TypeError):
-            return
+            return None
     key = (*known, str(currency))
     where = "WHERE environment=? AND method=? AND fee_currency=?"
     seen = [str(r[0]) for r in db.execute(f"SELECT fee FROM payout_fees {where}", key)]
@@ -484,9 +508,10 @@ def _remember_fee(
         if amount is not None and amount > highest:
             text, highest = other, amount
     if seen == [text]:
-        return  # already the one row, at the highest
+        return highest  # already the one row, at the highest
     db.execute(f"DELETE FROM payout_fees {where}", key)
     db.execute("INSERT INTO payout_fees VALUES (?, ?, ?, ?)", (*key, text))
+    return highest
 
 
 def _reason(payout: Mapping[str, Any]) -> str | None:

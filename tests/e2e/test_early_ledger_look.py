@@ -168,3 +168,59 @@ async def test_the_batches_asked_after_a_long_start_up_answer_the_first_payouts_
     first_post = timeline.first("asked", "POST /v1/payouts")
     before = timeline.events[:first_post]
     assert before.count(("asked", "GET /v1/batches")) == 2
+
+
+class SlowPages(Timeline):
+    """The sweep's pages answer late: the run's start-up is over, waiting on the look."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/v1/payouts":
+            await asyncio.sleep(0.2)
+        return await super().handle_async_request(request)
+
+
+async def test_the_batches_made_meanwhile_are_asked_before_the_sweeps_finds_are_stored(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run waiting on the look asks for the batches made since it began as soon as the
+    sweep's last page is answered, not after the sweep's finds are written to the journal:
+    the answer travels while they are. Still after every page, and before any payout."""
+    rows = [payee(i) for i in range(3)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    timeline = SlowPages(sandbox)
+    stored = Journal.record_ledger_sweep
+
+    def noted(self: Journal, *args: object, **kwargs: object) -> None:
+        timeline.events.append(("stored", "sweep"))
+        stored(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Journal, "record_ledger_sweep", noted)
+    kwargs = {**run_kwargs(sandbox, settings, tmp_path), "transport": timeline}
+    await pipeline.run_async(f, **kwargs)
+    assert _per_reference(sandbox) == Counter(r["reference"] for r in rows)
+    asks = [i for i, e in enumerate(timeline.events) if e == ("asked", "GET /v1/batches")]
+    pages = [i for i, e in enumerate(timeline.events) if e == ("answered", "GET /v1/payouts")]
+    first_store = timeline.events.index(("stored", "sweep"))
+    first_post = timeline.first("asked", "POST /v1/payouts")
+    made_since = asks[1]  # the look's own is the first
+    assert max(p for p in pages if p < first_post) < made_since < first_store < first_post
+
+
+async def test_a_file_that_cannot_be_paid_is_said_first_when_the_journal_cannot_open(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """The file is checked in a thread while the journal opens: an invalid file and a
+    damaged journal together still say the file's problem (as when the file was checked
+    before the journal was opened), and nothing is asked of the provider."""
+    from batchpay.errors import ValidationFailed
+
+    settings.journal_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.journal_path.write_bytes(b"this is not a journal" * 100)
+    bad = payee(0)
+    bad["amount"] = "12.3.4"
+    f = write_csv(tmp_path / "p.csv", [bad, payee(1)])
+    timeline = Timeline(sandbox)
+    kwargs = {**run_kwargs(sandbox, settings, tmp_path), "transport": timeline}
+    with pytest.raises(ValidationFailed):
+        await pipeline.run_async(f, **kwargs)
+    assert timeline.events == []

@@ -45,6 +45,7 @@ def uvicorn_config(
         port=port,
         log_level=log_level,
         lifespan="on",
+        http="httptools",  # a dependency: C parsing, not h11's pure Python (scripts/bench_run.py)
         timeout_graceful_shutdown=1,
         date_header=False,  # the sandbox states its own (possibly moved) clock
     )

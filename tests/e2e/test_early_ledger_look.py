@@ -206,21 +206,20 @@ async def test_the_batches_made_meanwhile_are_asked_before_the_sweeps_finds_are_
     assert max(p for p in pages if p < first_post) < made_since < first_store < first_post
 
 
-async def test_a_file_that_cannot_be_paid_is_said_first_when_the_journal_cannot_open(
+async def test_a_file_that_cannot_be_read_is_said_first_when_the_journal_cannot_open(
     sandbox: Sandbox, settings: Settings, tmp_path: Path
 ) -> None:
-    """The file is checked in a thread while the journal opens: an invalid file and a
-    damaged journal together still say the file's problem (as when the file was checked
+    """The file is checked in a thread while the journal opens: an unreadable file and a
+    damaged journal together still say the file's problem (as when the file was read
     before the journal was opened), and nothing is asked of the provider."""
-    from batchpay.errors import ValidationFailed
+    from batchpay.errors import InputError
 
     settings.journal_path.parent.mkdir(parents=True, exist_ok=True)
     settings.journal_path.write_bytes(b"this is not a journal" * 100)
-    bad = payee(0)
-    bad["amount"] = "12.3.4"
-    f = write_csv(tmp_path / "p.csv", [bad, payee(1)])
+    f = tmp_path / "p.csv"
+    f.write_bytes(b"reference,amount\nINV-1,\xff\xfe12.00\n")
     timeline = Timeline(sandbox)
     kwargs = {**run_kwargs(sandbox, settings, tmp_path), "transport": timeline}
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InputError):
         await pipeline.run_async(f, **kwargs)
     assert timeline.events == []

@@ -356,22 +356,20 @@ async def _create_run(
 ) -> str:
     """Plan the rows, check the balance and record the new run (with its lock).
 
-    With ``look_early`` (rows sent one by one), the look at the provider's ledger starts
-    first, read while ``draft`` (what the file alone says of its rows, being made in the
-    check's thread) is awaited, the balance checked and the run recorded; a plan with
-    nothing to send stops it. The strategy awaits it before its first payout.
+    ``draft`` is what the file alone says of its rows (made in the check's thread). With
+    ``look_early`` (rows sent one by one), a plan with rows to send starts the look at the
+    provider's ledger here, read while the balance is checked and the run recorded; the
+    strategy awaits it before its first payout. The balance check asks first: with one
+    request in flight, the run is recorded (and its lock taken) before the look's lists.
     """
     journal, settings = conn.journal, conn.settings
-    if look_early:
+    drafted = await draft if draft is not None else None
+    records = planning.row_records(checked, journal, settings.environment, draft=drafted)
+    if look_early and any(r["state"] in (PLANNED, HELD) for r in records):
         conn.ledger_look = ledger.LedgerLook(
             conn.client, journal, settings.environment,
             provider_clock=conn.provider_clock, on_progress=on_progress,
         )  # fmt: skip
-    drafted = await draft if draft is not None else None
-    records = planning.row_records(checked, journal, settings.environment, draft=drafted)
-    if conn.ledger_look is not None and not any(r["state"] in (PLANNED, HELD) for r in records):
-        await conn.ledger_look.close()
-        conn.ledger_look = None
     if not options.skip_balance_check:
         payable = [checked.valid_rows[r["row_number"]] for r in records if r["state"] == PLANNED]
         await preflight.preflight(conn, payable)

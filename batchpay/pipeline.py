@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -309,14 +309,14 @@ class _FileCheck:
             checked = checks.check_file(source, options)
             checked.fingerprint  # noqa: B018 (made here: the journal is asked for it next)
         except BaseException as exc:  # handed to the caller, raised there
-            self._done.set_exception(exc)
-            self._draft.set_exception(exc)
+            _settle(self._done, error=exc)
+            _settle(self._draft, error=exc)
             return
-        self._done.set_result(checked)
+        _settle(self._done, checked)
         try:  # then what the file alone says of its rows, for the plan
-            self._draft.set_result(planning.draft_records(checked, environment))
+            _settle(self._draft, planning.draft_records(checked, environment))
         except BaseException as exc:
-            self._draft.set_exception(exc)
+            _settle(self._draft, error=exc)
 
     async def result(self) -> CheckedFile:
         """The checked file (raises what the check raised)."""
@@ -331,9 +331,19 @@ class _FileCheck:
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         self._thread.join()
-        failed = self._done.exception()
+        failed = None if self._done.cancelled() else self._done.exception()
         if isinstance(exc, Exception) and failed is not None and failed is not exc:
             raise failed from None
+
+
+def _settle(done: Future[Any], value: Any = None, *, error: BaseException | None = None) -> None:
+    """Give ``done`` its result (or ``error``) unless its waiter was cancelled meanwhile (a
+    cancelled run's ``await`` cancels the future it waited on)."""
+    with suppress(InvalidStateError):
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(value)
 
 
 def _resume(journal: Journal, run_id: str, checked: CheckedFile, owner: LockOwner | None) -> str:

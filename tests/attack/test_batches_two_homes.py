@@ -37,9 +37,11 @@ class _HeldCreates(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.go = asyncio.Event()
+        self.sending = asyncio.Event()  # a payout request has arrived
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "POST" and request.url.path == "/v1/payouts":
+            self.sending.set()
             await self.go.wait()
         elif self.go.is_set() and request.url.path == "/v1/batches":
             await asyncio.sleep(0.05)  # a round trip: the report is built meanwhile
@@ -74,8 +76,7 @@ async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_tw
     f = write_csv(tmp_path / "p.csv", rows)
     a = sandbox_settings(tmp_path / "a")
     held, run_b = _home_b_sending_held(sandbox, tmp_path, f)
-    for _ in range(200):  # B has swept the (empty) ledger and is sending
-        await asyncio.sleep(0)
+    await asyncio.wait_for(held.sending.wait(), 10)  # B has swept the (empty) ledger, sends
     ra = await pipeline.run_async(
         f, submission=_batches(sandbox), **run_kwargs(sandbox, a, tmp_path / "a")
     )
@@ -142,8 +143,7 @@ async def test_a_batch_is_not_confirmed_while_payouts_sent_without_seeing_it_can
     f = write_csv(tmp_path / "p.csv", rows)
     a = sandbox_settings(tmp_path / "a")
     held, run_b = _home_b_sending_held(sandbox, tmp_path, f)
-    for _ in range(200):  # B has swept, found no open batch, and is sending
-        await asyncio.sleep(0)
+    await asyncio.wait_for(held.sending.wait(), 10)  # B swept, saw no open batch, sends
 
     async def sleep(seconds: float) -> None:
         # B's requests arrive once A's batch could be confirmed (or, without the wait,

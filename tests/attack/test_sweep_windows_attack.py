@@ -295,10 +295,10 @@ async def test_another_homes_batch_that_ends_between_the_sweep_and_the_look_up(
             **run_kwargs(sandbox, b, tmp_path / "b"),
         )
     )
-    for _ in range(2000):
+    for _ in range(2000):  # B's file is checked in a thread: real time, not loop turns
         if any(x["status"] == "confirmed" for x in sandbox.batches()):
             break
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.005)
     assert [x["status"] for x in sandbox.batches()] == ["confirmed"]
     assert sandbox.ledger() == []
     sandbox.clock.advance(120)  # B confirmed a while ago; the provider takes its time

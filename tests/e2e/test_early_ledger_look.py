@@ -223,3 +223,18 @@ async def test_a_file_that_cannot_be_read_is_said_first_when_the_journal_cannot_
     with pytest.raises(InputError):
         await pipeline.run_async(f, **kwargs)
     assert timeline.events == []
+
+
+async def test_a_run_cancelled_while_its_file_is_checked_stops_cleanly(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """The run is cancelled while its file is checked in the check's thread: the thread
+    still ends without an error of its own (the future it fills was cancelled with its
+    waiter), and nothing is sent."""
+    f = write_csv(tmp_path / "p.csv", [payee(i) for i in range(3000)])
+    task = asyncio.create_task(pipeline.run_async(f, **run_kwargs(sandbox, settings, tmp_path)))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sandbox.ledger() == []

@@ -133,7 +133,7 @@ async def run_async(
     source = _source(file, options)
     owner = LockOwner.current()
     # The file is checked in a thread: the journal opens meanwhile, and the plan's file-only
-    # part is made there while the ledger look reads the provider's list (_create_run).
+    # part is made there while the earlier runs of the file are looked up (_create_run).
     checking = _FileCheck(source, options, settings.environment)
     with checking, Journal(settings.journal_path, clock=clock) as journal:
         # On a PostgreSQL journal several processes share a run (batchpay.workers): none

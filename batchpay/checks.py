@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -45,6 +45,9 @@ class CheckedFile:
     default_purpose: str
     duplicates: dedupe.InFileCheck
     rules: layout_mod.DuplicateRules
+    _valid_keys: dict[str, list[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @cached_property
     def valid_hashes(self) -> pl.Series:
@@ -60,10 +63,6 @@ class CheckedFile:
                 self.result.valid, environment
             ).to_list()
         return keys
-
-    @cached_property
-    def _valid_keys(self) -> dict[str, list[str]]:
-        return {}
 
     @cached_property
     def raw_hashes(self) -> pl.Series:
@@ -84,13 +83,13 @@ class CheckedFile:
     @cached_property
     def all_rows(self) -> list[dict[str, Any]]:
         """Every row as read (canonical columns and ``_row``)."""
-        return _dicts(self.ingested.frame)
+        return self.ingested.frame.to_dicts()
 
     @cached_property
     def valid_rows(self) -> dict[int, dict[str, Any]]:
         """Rows that passed validation, normalised; duplicates among them are in
         ``duplicates``."""
-        return {int(r["_row"]): r for r in _dicts(self.result.valid)}
+        return {int(r["_row"]): r for r in self.result.valid.to_dicts()}
 
     @property
     def issues(self) -> list[RowIssue]:
@@ -121,21 +120,6 @@ class CheckedFile:
             return self.result.valid
         bad = pl.Series(sorted(skip), dtype=pl.Int64).implode()
         return self.result.valid.filter(~pl.col("_row").is_in(bad))
-
-
-_DICTS_AT_ONCE = 1000
-
-
-def _dicts(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """``frame.to_dicts()``, a thousand rows at a time: polars holds the interpreter's lock
-    for the whole of one call, and a file is checked in a thread beside the event loop
-    (the ledger look), which waits for the lock between two calls, not for the frame."""
-    if frame.height <= _DICTS_AT_ONCE:
-        return frame.to_dicts()
-    out: list[dict[str, Any]] = []
-    for start in range(0, frame.height, _DICTS_AT_ONCE):
-        out.extend(frame.slice(start, _DICTS_AT_ONCE).to_dicts())
-    return out
 
 
 def duplicate_rules(lay: layout_mod.Layout, options: RunOptions) -> layout_mod.DuplicateRules:

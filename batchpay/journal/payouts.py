@@ -85,9 +85,18 @@ class PayoutVerbs(JournalBase):
         provider = format_ts(provider_at) if sending and provider_at is not None else None
         inserted: PayoutIntent | None = None
         with self.transaction() as db:
-            existing = db.execute(
-                "SELECT * FROM payouts WHERE idempotency_key=?", (idempotency_key,)
-            ).fetchone()
+            # The intent with this key, and the row key's other intents that are not
+            # refusals (the live check below): one read.
+            existing, others = None, []
+            for found in db.execute(
+                """SELECT * FROM payouts WHERE idempotency_key=?
+                   OR (environment=? AND row_key=? AND state != ?) ORDER BY attempt""",
+                (idempotency_key, environment, row_key, REJECTED),
+            ).fetchall():
+                if found["idempotency_key"] == idempotency_key:
+                    existing = found
+                else:
+                    others.append(found)
             if existing is not None and revive and existing["state"] == REJECTED:
                 # The refusal stays on record (and in its run's report) under an archived
                 # key; the key itself becomes this new intent's.
@@ -104,12 +113,7 @@ class PayoutVerbs(JournalBase):
                 existing = None
             if existing is None:
                 may_follow = {"failed", "returned"} if after_failure else set()
-                for other in db.execute(
-                    """SELECT run_id, row_number, state, status FROM payouts
-                       WHERE environment=? AND row_key=? AND state != ?
-                       ORDER BY attempt""",
-                    (environment, row_key, REJECTED),
-                ):
+                for other in others:
                     if not (other["state"] == CREATED and other["status"] in may_follow):
                         raise LivePayoutExists(str(other["run_id"]), int(other["row_number"]))
                 sent_at = now if sending else None
@@ -226,13 +230,7 @@ class PayoutVerbs(JournalBase):
         reason = _reason(payout) if tracked else None
         with self.transaction() as db:
             fold: tuple[str, str | None] | None = None
-            if (
-                tracked
-                and not db.execute(
-                    "SELECT 1 FROM payouts WHERE payout_id=? AND idempotency_key != ? LIMIT 1",
-                    (pid, idempotency_key),
-                ).fetchone()
-            ):
+            if tracked:
                 fold = self._status_change(db, str(pid), str(status), settled_by, now, reason,
                                            idempotency_key=idempotency_key)  # fmt: skip
             values = (
@@ -303,12 +301,31 @@ class PayoutVerbs(JournalBase):
         reason: str | None,
         *,
         idempotency_key: str,
-    ) -> tuple[str, str | None]:
+    ) -> tuple[str, str | None] | None:
         """Record the status event; the status this intent's row moves to ('' for none).
 
         The same decision as :meth:`record_status` (the furthest status any event of the
-        payout has shown, only ever forward), for the one row about to hold the id.
+        payout has shown, only ever forward), for the one row about to hold the id. None,
+        with nothing written, when another row holds the payout id already: the caller
+        records the status for every row that holds it (:meth:`record_status`).
         """
+        # Whether another row holds the id, the intent's stored status and every earlier
+        # event's status of the payout: one read.
+        found = db.execute(
+            """SELECT 'event', status FROM payout_events WHERE payout_id=?
+               UNION ALL SELECT 'current', status FROM payouts WHERE idempotency_key=?
+               UNION ALL SELECT 'other', NULL WHERE EXISTS (SELECT 1 FROM payouts
+                   WHERE payout_id=? AND idempotency_key != ?)""",
+            (payout_id, idempotency_key, payout_id, idempotency_key),
+        ).fetchall()
+        statuses, current = [status], None
+        for kind, value in found:
+            if kind == "other":
+                return None
+            if kind == "current":
+                current = value
+            else:
+                statuses.append(str(value))
         reason = server_text(reason, MAX_MESSAGE_CHARS) or None if reason else None
         try:
             db.execute(
@@ -318,15 +335,7 @@ class PayoutVerbs(JournalBase):
             )
         except sqlite3.IntegrityError:
             return "", None
-        # Every event of the payout (the one just stored among them), each beside the
-        # intent's stored status: one read.
-        found = db.execute(
-            """SELECT status, (SELECT status FROM payouts WHERE idempotency_key=?) AS current
-               FROM payout_events WHERE payout_id=?""",
-            (idempotency_key, payout_id),
-        ).fetchall()
-        best = max((str(e["status"]) for e in found), key=lambda st: STATUS_RANK.get(st, -1))
-        current = found[0]["current"] if found else None
+        best = max(statuses, key=lambda st: STATUS_RANK.get(st, -1))
         if current is None or STATUS_RANK.get(best, -1) > STATUS_RANK.get(current, -1):
             return best, reason
         return "", None

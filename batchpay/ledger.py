@@ -45,6 +45,11 @@ from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 METADATA_KEY = "batchpay_key"
 _KEY_RE = re.compile(r"^bp1-([0-9a-f]{40})-([1-9][0-9]{0,8})$")
 OVERLAP = timedelta(minutes=1)
+# A per-row run sweeps again before it sends another row once its last sweep began this
+# long ago (the provider's time): every payout another home made since then is then younger
+# than the provider's 24-hour memory of its key, which refuses a second one with that key —
+# however long the run lasts, or stood still (a machine asleep, a stopped process).
+LEDGER_MAX_AGE = timedelta(hours=1)
 # A per-row run asks for other homes' open batches before each payout, reusing an answer
 # for at most this long (ForeignBatchWatch).
 FOREIGN_BATCH_INTERVAL = 0.25
@@ -645,6 +650,8 @@ async def _cancel_second(
 # A batch in these states may still turn into payouts (batchpay.batches' own sets).
 _BATCH_OPEN = frozenset({"uploaded", "validating", "validated", "confirmed", "processing"})
 BATCH_OPEN = _BATCH_OPEN
+BATCH_PAYING = frozenset({"confirmed", "processing"})
+"""Open batches past their home's last sweep: they pay whatever they hold."""
 """The statuses of a batch that may still make payouts."""
 _BATCH_NEVER_PAID = frozenset({"validation_failed", "cancelled", "expired"})
 BATCH_FILE_PREFIX = "batchpay-"
@@ -678,12 +685,16 @@ async def foreign_batches(
 
 
 class ForeignBatchWatch:
-    """Another home's open batchpay batches, asked at most every ``interval`` seconds.
+    """Another home's batchpay batches, asked at most every ``interval`` seconds.
 
     A per-row run asks before each payout it sends, so a batch another home uploads while
     the run is sending is seen within ``interval`` — while the provider still validates
     it, before it can be confirmed (its own last sweep before confirming then finds the
     payouts this run made meanwhile). Concurrent rows share one request.
+
+    Each look lists the batches that may have paid as well as the open ones: a batch that
+    ended after the run's last sweep began (:meth:`paid_since`) has made payouts that sweep
+    did not list, which the run must read before it sends another row.
     """
 
     def __init__(
@@ -700,18 +711,31 @@ class ForeignBatchWatch:
         self.interval = interval
         self._asked_at: float | None = None
         self._found: list[dict[str, Any]] = []
+        self._ended_at: datetime | None = None  # the last change of one no longer open
         self._lock = asyncio.Lock()
 
-    async def open_batches(self) -> list[dict[str, Any]]:
-        """The open batches found by the latest look (looking again if it is stale)."""
+    async def open_batches(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """The open batches found by the latest look (looking again if it is stale, or
+        ``fresh``: asked after this call began)."""
+        began = time.monotonic()
         async with self._lock:
-            now = time.monotonic()
-            if self._asked_at is None or now - self._asked_at >= self.interval:
-                self._found = await foreign_batches(
-                    self.client, self.journal, since=self.since, open_only=True
+            asked = self._asked_at
+            stale = asked is None or time.monotonic() - asked >= self.interval
+            if stale or (fresh and asked is not None and asked < began):
+                found = await foreign_batches(
+                    self.client, self.journal, since=self.since, open_only=False
+                )
+                self._found = [b for b in found if b.get("status") in _BATCH_OPEN]
+                self._ended_at = _latest_change(
+                    b for b in found if b.get("status") not in _BATCH_OPEN
                 )
                 self._asked_at = time.monotonic()
         return self._found
+
+    def paid_since(self, at: datetime) -> bool:
+        """Whether a batch the latest look found no longer open changed at ``at`` or later
+        (the provider's time): it may have made payouts a sweep begun at ``at`` missed."""
+        return self._ended_at is not None and self._ended_at >= at
 
     def answered(self, found: list[dict[str, Any]], *, asked_at: float) -> None:
         """Take the open batches another look found, asked at ``asked_at`` (this machine's
@@ -721,6 +745,19 @@ class ForeignBatchWatch:
         if self._asked_at is None or asked_at > self._asked_at:
             self._found = list(found)
             self._asked_at = asked_at
+
+
+def _latest_change(batches: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """The newest ``updated_at`` of ``batches`` (one without a readable time: the latest
+    possible, so it is never taken for an old one)."""
+    latest: datetime | None = None
+    for b in batches:
+        changed = _ts(b.get("updated_at") or b.get("created_at"))
+        if changed is None:
+            return datetime.max.replace(tzinfo=UTC)
+        if latest is None or changed > latest:
+            latest = changed
+    return latest
 
 
 LOOK_STEPS = 8

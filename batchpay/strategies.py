@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -117,6 +118,7 @@ class _PerRowRun:
             self.env,
             clock=conn.clock,
             provider_clock=conn.provider_clock,
+            before_first_send=self._before_first_send,
         )
         self.resolver = Resolver(
             conn.client,
@@ -129,6 +131,11 @@ class _PerRowRun:
         self.total = 0
         self.stop: list[BaseException] = []
         self.batch_watch: ledger.ForeignBatchWatch | None = None
+        # When the last sweep of the provider's ledger began (its time, less the overlap):
+        # rows are not sent on a sweep older than ledger.LEDGER_MAX_AGE, nor on one a
+        # foreign batch that ended since has outdated (_sweep_again).
+        self.swept_at: datetime | None = None
+        self._sweeping = asyncio.Lock()
         # A resumed run may be fed a re-saved copy whose rows moved: journal rows are
         # matched to the file's rows by business identity and content, never by number.
         # Keys and content hashes on whole columns (the planner's own, oracle-tested against
@@ -157,6 +164,7 @@ class _PerRowRun:
             todo += [r for r in rows if r.state == HELD and r.error_code in RELEASED_BY_RERUN]
         self.total = len(open_intents) + sum(1 for r in rows if r.state in (PLANNED, HELD))
         started = self.conn.provider_clock.now() - ledger.OVERLAP
+        swept_at = started  # before any sweep of this run begins
         look = self.conn.ledger_look  # closed by the pipeline once the run ends
         if look is not None and not (open_intents or todo):
             await look.close()
@@ -165,7 +173,7 @@ class _PerRowRun:
             # order, ended before anything is sent.
             if not todo:
                 found = await look.result()
-            started = look.since  # every batch made since the look began is asked after
+            started = swept_at = look.since  # every batch made since is asked after
             if todo:
                 self.batch_watch = look.watch
                 # The start-up went on after the look: a batch made meanwhile (even one
@@ -208,6 +216,7 @@ class _PerRowRun:
             else:
                 await swept
             started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
+        self.swept_at = swept_at
         if self.on_progress is not None:
             self.on_progress("submit", 0, self.total)
         # The journal's writes are committed in groups; each intent is still committed
@@ -344,6 +353,12 @@ class _PerRowRun:
         try:
             if self.batch_watch is not None and (found := await self.batch_watch.open_batches()):
                 raise Held(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(found))
+            # Paid meanwhile by a foreign batch that has ended, or by another home after a
+            # sweep too old to trust? Read the ledger again, then this row's look.
+            if await self._sweep_again():
+                look = ledger.RowLook.read(self.journal, self.env, key)
+                if self._paid_before(number, key, look):
+                    return None
             # The attempt is chosen from the same look (begin_payout still refuses a second
             # live intent for the row inside its own transaction, whatever was read before);
             # the destination is written on the row with the intent.
@@ -363,6 +378,53 @@ class _PerRowRun:
                 with contextlib.suppress(JournalError):  # (not over a failing journal's own error)
                     self._set_destination(number, destination)
             raise
+
+    def _ledger_stale(self) -> bool:
+        swept_at = self.swept_at
+        if swept_at is None:
+            return False
+        if self.conn.provider_clock.now() - swept_at >= ledger.LEDGER_MAX_AGE:
+            return True
+        return self.batch_watch is not None and self.batch_watch.paid_since(swept_at)
+
+    async def _sweep_again(self) -> bool:
+        """Sweep the provider's ledger again when the last sweep is stale: it began more
+        than ``LEDGER_MAX_AGE`` ago (a long run, a machine asleep), or another home's batch
+        ended after it began. Whether this row waited for such a sweep (one at a time;
+        rows waiting meanwhile take its result)."""
+        if not self._ledger_stale():
+            return False
+        async with self._sweeping:
+            if self._ledger_stale():
+                clock = self.conn.provider_clock
+                began = clock.now() - ledger.OVERLAP
+                await ledger.sweep(self.conn.client, self.journal, self.env, provider_clock=clock)
+                self.swept_at = began
+        return True
+
+    async def _before_first_send(self, key: str) -> dict[str, Any] | None:
+        """Asked by the submitter just before an intent's first request leaves: the
+        provider's payout of this key when the ledger shows one (then nothing is sent).
+
+        The row was checked against the ledger moments before, unless the process stood
+        still in between (stopped, asleep) while another home paid it: a stale sweep is
+        read again first, and while another home's batch is confirmed or processing (past
+        its own last sweep, so it will not see this payout) its payouts are waited for."""
+        if not await self._sweep_again():
+            return None  # checked moments ago, on a fresh sweep: nothing to read
+        while True:
+            seen = self.journal.provider_payout_for_key(key)
+            if seen is not None:
+                doc = json.loads(str(seen["doc"]))
+                return doc if isinstance(doc, dict) else None
+            if self.batch_watch is None:
+                return None
+            found = await self.batch_watch.open_batches(fresh=True)
+            if any(b.get("status") in ledger.BATCH_PAYING for b in found):
+                await asyncio.sleep(ledger.FOREIGN_BATCH_INTERVAL * 4)
+            elif not self._ledger_stale():
+                return None
+            await self._sweep_again()
 
     def _set_destination(self, number: int, destination: tuple[str, str, str | None]) -> None:
         ben, ins, name = destination

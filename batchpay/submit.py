@@ -23,7 +23,7 @@ A new key is never minted for an unknown outcome; a timeout is never a failure.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -120,6 +120,7 @@ class Submitter:
         clock: Callable[[], datetime],
         key_window: timedelta = KEY_WINDOW,
         provider_clock: ProviderClock | None = None,
+        before_first_send: Callable[[str], Awaitable[Mapping[str, Any] | None]] | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -127,6 +128,10 @@ class Submitter:
         self.clock = clock
         self.key_window = key_window
         self.provider_clock = provider_clock or ProviderClock(clock)
+        self.before_first_send = before_first_send
+        """Asked with the key just before a new intent's first request leaves (its intent
+        committed): the provider's payout of that key, if it already holds one (made by
+        another journal), which is then recorded instead of sending."""
 
     def next_attempt(self, row_key: str) -> int:
         """Attempt number for a new intent: one past any this journal or the provider knows."""
@@ -334,6 +339,11 @@ class Submitter:
         # Committed before sent: inside a grouped run this waits for the commit that holds
         # the intent (many intents share it).
         await self.journal.durable()
+        if marked and resend is None and self.before_first_send is not None:
+            held = await self.before_first_send(key)
+            if held is not None:
+                self.journal.record_payout_created(key, held, request_id=None, settled_by="ledger")
+                return CREATED
         send_text = getattr(self.client, "create_payout_text", None)
         try:
             if send_text is not None:

@@ -1,0 +1,156 @@
+"""A per-row run that goes on after its sweep of the provider's ledger has gone stale.
+
+A run sweeps the ledger once before its first payout; rows another home pays after that
+are refused by the provider's idempotency keys (both homes send ``bp1-<row>-1``) — but only
+while the provider remembers the other home's key (24 hours), and never for a batch's
+payouts, which carry none. Found by attacking the command over a socket:
+
+- a run that lasted past a day after another home paid the same file (a machine asleep, a
+  stopped process, a slow rate limit) sent the rows it had not reached yet: paid twice;
+- a run held its rows while another home's batch of the file was open, then, the batch
+  paid, sent them: paid twice.
+
+The run now reads the ledger again before it sends a row on a sweep begun more than
+``LEDGER_MAX_AGE`` ago, or after another home's batch ended since its sweep began — both
+as the row is checked and again just before its first request leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from batchpay import pipeline
+from batchpay.batches import Batches
+from batchpay.journal.base import JournalBase
+from batchpay.sandbox import Sandbox
+from batchpay.testing import sandbox_settings
+
+from .conftest import payee, run_kwargs, write_csv
+
+pytestmark = pytest.mark.anyio
+DAY = 86400.0
+
+
+class _HeldAnswer(httpx.AsyncBaseTransport):
+    """The sandbox's transport; the answer to the ``nth`` ``POST /v1/payouts`` (its payout
+    made at the provider) waits until ``go`` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, nth: int) -> None:
+        self.inner = inner
+        self.nth = nth
+        self.posts = 0
+        self.go = asyncio.Event()
+        self.holding = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path == "/v1/payouts":
+            self.posts += 1
+            if self.posts == self.nth:
+                self.holding.set()
+                await self.go.wait()
+        return answer
+
+
+def _made(sb: Sandbox) -> Counter[str]:
+    """Payouts the provider made per reference, cancelled ones too: made twice is paid twice
+    until someone recalls it."""
+    return Counter(p["reference"] for p in sb.ledger())
+
+
+async def _advance(sb: Sandbox) -> Any:
+    async def advance(seconds: float) -> None:
+        await sb.advance(1)
+
+    return advance
+
+
+async def test_a_run_that_goes_on_past_a_day_after_another_home_paid_the_file_pays_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rows = [payee(i) for i in range(6)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    held = _HeldAnswer(sandbox.transport(), nth=2)
+    ka = run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path / "a", concurrency=1)
+    ka["transport"] = held
+    run_a = asyncio.create_task(pipeline.run_async(f, **ka))
+    await asyncio.wait_for(held.holding.wait(), 10)  # A has made two payouts
+    rb = await pipeline.run_async(f, **run_kwargs(sandbox, sandbox_settings(tmp_path / "b"),
+                                                  tmp_path / "b"))  # fmt: skip
+    assert rb.exit_code == 0
+    await sandbox.advance(DAY + 3600)  # the provider forgets B's keys; A's clock moved too
+    held.go.set()
+    ra = await run_a
+    assert _made(sandbox) == {r["reference"]: 1 for r in rows}
+    assert {r.outcome for r in ra.report.rows[2:]} == {"already_paid"}
+
+
+async def test_a_run_stopped_between_its_check_and_its_send_pays_once(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run stands still (a stopped process, a machine asleep) after its third row was
+    checked and its intent committed, before the request left; meanwhile another home pays
+    the file and a day passes. The request does not leave: the provider's payout of the
+    key is recorded instead."""
+    rows = [payee(i) for i in range(5)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    home_a = sandbox_settings(tmp_path / "a")
+    stopped, go = asyncio.Event(), asyncio.Event()
+    durable = JournalBase.durable
+    calls = 0
+
+    async def durable_then_stop(self: JournalBase) -> None:
+        nonlocal calls
+        await durable(self)
+        if Path(self.path) == Path(home_a.journal_path):
+            calls += 1
+            if calls == 3:  # the third intent, committed; its request next
+                stopped.set()
+                await go.wait()
+
+    monkeypatch.setattr(JournalBase, "durable", durable_then_stop)
+    ka = run_kwargs(sandbox, home_a, tmp_path / "a", concurrency=1)
+    run_a = asyncio.create_task(pipeline.run_async(f, **ka))
+    await asyncio.wait_for(stopped.wait(), 10)
+    await pipeline.run_async(f, **run_kwargs(sandbox, sandbox_settings(tmp_path / "b"),
+                                             tmp_path / "b"))  # fmt: skip
+    await sandbox.advance(DAY + 3600)
+    go.set()
+    ra = await run_a
+    assert _made(sandbox) == {r["reference"]: 1 for r in rows}
+    assert ra.exit_code == 0
+    assert [r.payout_id for r in ra.report.rows] == [
+        p["id"] for p in sorted(sandbox.ledger(), key=lambda p: p["reference"])
+    ]
+
+
+async def test_rows_held_for_another_homes_batch_are_not_sent_once_it_has_paid(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Home A sends row by row; home B pays the rest of the file as a batch while A waits
+    for an answer; A's next rows find B's payouts instead of being sent again."""
+    rows = [payee(i) for i in range(8)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    held = _HeldAnswer(sandbox.transport(), nth=2)
+    ka = run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path / "a", concurrency=1)
+    ka["transport"] = held
+    run_a = asyncio.create_task(pipeline.run_async(f, **ka))
+    await asyncio.wait_for(held.holding.wait(), 10)
+    rb = await pipeline.run_async(
+        f,
+        submission=Batches(confirm=True, sleep=await _advance(sandbox)),
+        **run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b"),
+    )
+    assert rb.exit_code == 0
+    assert any(p.get("batch_id") for p in sandbox.ledger())
+    await asyncio.sleep(0.3)  # A's last look for open batches is older than its interval
+    held.go.set()
+    ra = await run_a
+    assert _made(sandbox) == {r["reference"]: 1 for r in rows}
+    assert {r.outcome for r in ra.report.rows[2:]} == {"already_paid"}

@@ -119,6 +119,7 @@ class _PerRowRun:
             clock=conn.clock,
             provider_clock=conn.provider_clock,
             before_first_send=self._before_first_send,
+            ledger_stale=self._ledger_stale,
         )
         self.resolver = Resolver(
             conn.client,

@@ -121,6 +121,7 @@ class Submitter:
         key_window: timedelta = KEY_WINDOW,
         provider_clock: ProviderClock | None = None,
         before_first_send: Callable[[str], Awaitable[Mapping[str, Any] | None]] | None = None,
+        ledger_stale: Callable[[], bool] | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -132,6 +133,11 @@ class Submitter:
         """Asked with the key just before a new intent's first request leaves (its intent
         committed): the provider's payout of that key, if it already holds one (made by
         another journal), which is then recorded instead of sending."""
+        self.ledger_stale = ledger_stale
+        """Whether the caller's view of the provider's ledger is too old to send on, asked
+        again after a first send was answered as new: the answer's own clock may show that
+        the provider's time had moved on unseen (then the payout is looked up, as after a
+        resend answered as new)."""
 
     def next_attempt(self, row_key: str) -> int:
         """Attempt number for a new intent: one past any this journal or the provider knows."""
@@ -388,6 +394,10 @@ class Submitter:
         if resend and not replayed:
             # A resend the provider answered as new: either the first send never arrived,
             # or the provider forgot the key and this is a second payout. Look, don't trust.
+            await self._check_single(key, json.loads(body_text))
+        elif marked and not replayed and self.ledger_stale is not None and self.ledger_stale():
+            # A first send answered as new, on a view of the ledger the answer shows was
+            # stale: another home may have paid the row with this key, since forgotten.
             await self._check_single(key, json.loads(body_text))
         return CREATED
 

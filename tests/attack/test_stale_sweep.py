@@ -18,14 +18,16 @@ as the row is checked and again just before its first request leaves.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from batchpay import pipeline
+from batchpay import ledger, pipeline
 from batchpay.batches import Batches
 from batchpay.journal.base import JournalBase
 from batchpay.sandbox import Sandbox
@@ -41,21 +43,28 @@ class _HeldAnswer(httpx.AsyncBaseTransport):
     """The sandbox's transport; the answer to the ``nth`` ``POST /v1/payouts`` (its payout
     made at the provider) waits until ``go`` is set."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, nth: int) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, nth: int, *, request: bool = False) -> None:
         self.inner = inner
         self.nth = nth
+        self.request = request  # hold the request itself instead (it reaches the provider late)
         self.posts = 0
         self.go = asyncio.Event()
         self.holding = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        post = request.method == "POST" and request.url.path == "/v1/payouts"
+        if post and self.request:
+            await self._hold()
         answer = await self.inner.handle_async_request(request)
-        if request.method == "POST" and request.url.path == "/v1/payouts":
-            self.posts += 1
-            if self.posts == self.nth:
-                self.holding.set()
-                await self.go.wait()
+        if post and not self.request:
+            await self._hold()
         return answer
+
+    async def _hold(self) -> None:
+        self.posts += 1
+        if self.posts == self.nth:
+            self.holding.set()
+            await self.go.wait()
 
 
 def _made(sb: Sandbox) -> Counter[str]:
@@ -154,3 +163,36 @@ async def test_rows_held_for_another_homes_batch_are_not_sent_once_it_has_paid(
     ra = await run_a
     assert _made(sandbox) == {r["reference"]: 1 for r in rows}
     assert {r.outcome for r in ra.report.rows[2:]} == {"already_paid"}
+
+
+async def test_a_day_passing_at_the_provider_unseen_by_the_run_leaves_no_second_payout(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's clock moves a day ahead while the run's own does not (a clock that
+    stood still, or a provider that jumped): the run cannot know before its next answer.
+    Its second payout, held on the way, reaches the provider after the jump and is made
+    anew — the provider forgot the other home's key — and the answer's clock shows the day
+    passed: the payout is looked up, the second one cancelled and the row recorded as the
+    other home's."""
+    # No request between the held answer and the next payout (the open batches asked
+    # within the watch's interval): nothing tells the run of the provider's new time.
+    defaults = {**(ledger.ForeignBatchWatch.__init__.__kwdefaults__ or {}), "interval": 600.0}
+    monkeypatch.setattr(ledger.ForeignBatchWatch.__init__, "__kwdefaults__", defaults)
+    rows = [payee(i) for i in range(5)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    held = _HeldAnswer(sandbox.transport(), nth=2, request=True)
+    ka = run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path / "a", concurrency=1)
+    start, t0 = sandbox.clock.now(), time.monotonic()
+    ka["clock"] = lambda: start + timedelta(seconds=time.monotonic() - t0)  # not the sandbox's
+    ka["transport"] = held
+    run_a = asyncio.create_task(pipeline.run_async(f, **ka))
+    await asyncio.wait_for(held.holding.wait(), 10)
+    await pipeline.run_async(f, **run_kwargs(sandbox, sandbox_settings(tmp_path / "b"),
+                                             tmp_path / "b"))  # fmt: skip
+    await sandbox.advance(DAY + 3600)
+    held.go.set()
+    ra = await run_a
+    live = Counter(p["reference"] for p in sandbox.ledger() if p["status"] != "cancelled")
+    assert live == {r["reference"]: 1 for r in rows}
+    kept = {p["reference"]: p["id"] for p in sandbox.ledger() if p["status"] != "cancelled"}
+    assert {r.reference: r.payout_id for r in ra.report.rows} == kept

@@ -103,10 +103,12 @@ class _SharedRun(_PerRowRun):
     async def run(self) -> None:
         j = self.journal
         j.unpark_rows(self.run_id)
+        began = self.conn.provider_clock.now() - ledger.OVERLAP
         await ledger.sweep(
             self.conn.client, j, self.env, provider_clock=self.conn.provider_clock,
             on_progress=self.on_progress,
         )  # fmt: skip
+        self.swept_at = began  # swept again once stale (_PerRowRun._sweep_again)
         rows = j.rows(self.run_id)
         self.total = len(rows)
         self.resolver.remember_known({str(r.beneficiary_ref) for r in rows if r.state == "planned"})

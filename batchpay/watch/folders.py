@@ -53,6 +53,10 @@ class Folder(Protocol):
         """The regular files directly in ``path`` (none when it does not exist)."""
         ...
 
+    async def folders(self, path: str) -> list[str]:
+        """The names of the folders directly in ``path`` (none when it does not exist)."""
+        ...
+
     async def exists(self, path: str) -> bool:
         """Whether anything exists at ``path``."""
         ...
@@ -131,6 +135,14 @@ class LocalFolder:
         except FileNotFoundError:
             return []
         return sorted(found, key=lambda e: e.name)
+
+    async def folders(self, path: str) -> list[str]:
+        """The folders directly in ``path``."""
+        try:
+            with os.scandir(self._p(path)) as it:
+                return sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
 
     async def exists(self, path: str) -> bool:
         """Whether anything exists at ``path``."""

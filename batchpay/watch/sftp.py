@@ -228,6 +228,25 @@ class SftpFolder:
 
         return await self._call(op, f"listing {path or '.'}")
 
+    async def folders(self, path: str) -> list[str]:
+        """The folders directly in ``path``."""
+        ssh = self._ssh
+
+        async def op(sftp: Any) -> list[str]:
+            try:
+                names = await sftp.readdir(self._p(path))
+            except ssh.SFTPNoSuchFile:
+                return []
+            return sorted(
+                str(n.filename)
+                for n in names
+                if n.attrs.permissions is not None
+                and stat.S_ISDIR(n.attrs.permissions)
+                and n.filename not in (".", "..")
+            )
+
+        return await self._call(op, f"listing {path or '.'}")
+
     async def exists(self, path: str) -> bool:
         """Whether anything exists at ``path``."""
         return bool(await self._call(lambda s: s.lexists(self._p(path)), f"looking at {path}"))

@@ -54,6 +54,8 @@ from batchpay.watch.manifest import MARKER_SUFFIX, Manifest, check_sha256, read_
 log = logging.getLogger(__name__)
 
 PROCESSING = "processing"
+# Another watcher's claim unanswered this long (and not certainly abandoned) is said.
+ORPHAN_NOTICE_SECONDS = 3600.0
 PROCESSED = "processed"
 FAILED = "failed"
 CLAIM_SUFFIX = ".claim.json"
@@ -231,6 +233,9 @@ class Watcher:
         """
         await self.folder.makedirs(self._mine)
         answers: list[FileAnswer] = []
+        _, notices = await self.others_claims()  # the adopted are this watcher's claims now
+        for notice in notices:
+            self._record(answers, notice)
         for name in await self.own_claims():
             answer = await self._process(name, recovered=True)
             if answer is not None:
@@ -358,6 +363,108 @@ class Watcher:
             else:  # the claim's rename never happened
                 await self.folder.remove(join(self._mine, claim_file))
         return names
+
+    async def others_claims(self) -> tuple[list[str], list[FileAnswer]]:
+        """Other watchers' unanswered claims: (adopted, notices).
+
+        A claim is adopted — moved into this watcher's processing folder, to be finished
+        like its own — only when its watcher has certainly stopped working on it: that
+        watcher's process, on this host, has ended; or this journal holds an unfinished
+        run of the file that no process holds (the run's lock is an OS lock, gone with its
+        holder). Resuming the run pays nothing twice. Any other claim unanswered for
+        :data:`ORPHAN_NOTICE_SECONDS` is said, never left silently (its watcher may be gone
+        under a name no longer used, a container's host name say)."""
+        adopted: list[str] = []
+        notices: list[FileAnswer] = []
+        for worker in await self.folder.folders(PROCESSING):
+            if worker == self.worker:
+                continue
+            theirs = join(PROCESSING, worker)
+            files = {e.name for e in await self.folder.files(theirs)}
+            for claim_file in sorted(f for f in files if f.endswith(CLAIM_SUFFIX)):
+                name = claim_file[: -len(CLAIM_SUFFIX)]
+                if name not in files:
+                    continue  # answered, or its rename never happened: its watcher tidies it
+                claim = await self._read_record(join(theirs, claim_file))
+                why = await self._abandoned(theirs, name, claim)
+                if why and await self._adopt(theirs, name, claim):
+                    log.warning(
+                        "adopted %s from watcher %s (%s)", name, worker, why,
+                        extra=self._extra(name, from_worker=worker),
+                    )  # fmt: skip
+                    adopted.append(name)
+                    continue
+                age = _age_seconds(claim.get("claimed_at"), self.clock())
+                if age is None or age >= ORPHAN_NOTICE_SECONDS:
+                    since = str(claim.get("claimed_at") or "an unknown time")[:19]
+                    who = f"{claim.get('host', '?')}, pid {claim.get('pid', '?')}"
+                    message = (
+                        f"{name} was claimed by watcher {worker} ({who}) at {since} and is "
+                        "not answered"
+                    )
+                    log.warning(message, extra=self._extra(name, from_worker=worker))
+                    notices.append(FileAnswer(
+                        name, Outcome.RETRY, int(ExitCode.INCOMPLETE), message,
+                        f"if that watcher is gone for good, start one with --worker {worker} "
+                        f"(or move {join(theirs, name)} back into the folder): nothing is "
+                        "paid twice",
+                        answer=join(theirs, name),
+                    ))  # fmt: skip
+        return adopted, notices
+
+    async def _abandoned(self, theirs: str, name: str, claim: dict[str, Any]) -> str:
+        """Why another watcher's claim is certainly abandoned ("" when it may not be)."""
+        pid = claim.get("pid")
+        if claim.get("host") == socket.gethostname() and isinstance(pid, int):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return f"its process {pid} on this host has ended"
+            except PermissionError:
+                pass
+            else:
+                return ""
+        from batchpay.errors import RunLockedError
+        from batchpay.journal import Journal, LockOwner
+
+        sha256 = (await self.folder.read(join(theirs, name))).sha256
+        with Journal(self.settings.journal_path, clock=self.clock) as journal:
+            runs = journal.find_runs_for_file(
+                self.settings.environment, sha256=sha256, fingerprint=""
+            )
+            for run in runs:
+                if run["status"] == "finished":
+                    continue
+                probe = LockOwner.current()
+                try:
+                    journal.acquire_run_lock(str(run["id"]), probe)
+                except RunLockedError:
+                    return ""
+                journal.release_run_lock(str(run["id"]), probe)
+                return f"its run {run['id']} is unfinished and no process holds it"
+        return ""
+
+    async def _adopt(self, theirs: str, name: str, claim: dict[str, Any]) -> bool:
+        """Move another watcher's claim into this one's processing folder (False if gone)."""
+        if await self.folder.exists(join(self._mine, name)):
+            return False  # a file of that name is this watcher's own claim: later
+        await self.write_claim(name, {k: v for k, v in claim.items() if k != "answer_to"})
+        if not await self.folder.claim(join(theirs, name), join(self._mine, name)):
+            await self.folder.remove(join(self._mine, name + CLAIM_SUFFIX))
+            return False
+        for suffix in (MARKER_SUFFIX, CONTROL_SUFFIX):
+            src, dst = join(theirs, name + suffix), join(self._mine, name + suffix)
+            if await self.folder.exists(src) and not await self.folder.exists(dst):
+                await self.folder.claim(src, dst)
+        await self.folder.remove(join(theirs, name + CLAIM_SUFFIX))
+        return True
+
+    async def _read_record(self, path: str) -> dict[str, Any]:
+        try:
+            data = json.loads((await self.folder.read(path)).data)
+        except (ValueError, InputError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     # -- running ----------------------------------------------------------------------------
 
@@ -607,6 +714,15 @@ class _StoppedError(BatchpayError):
     def __init__(self, answer: FileAnswer) -> None:
         super().__init__(answer.message, hint=answer.hint)
         self.exit_code = ExitCode(answer.exit_code)
+
+
+def _age_seconds(claimed_at: object, now: datetime) -> float | None:
+    """Seconds since ``claimed_at`` (an ISO time; None when it cannot be read)."""
+    try:
+        at = datetime.fromisoformat(str(claimed_at))
+        return (now - at).total_seconds()
+    except (TypeError, ValueError):
+        return None
 
 
 def _split_ext(name: str) -> tuple[str, str]:

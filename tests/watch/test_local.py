@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from batchpay.config import Settings
 from batchpay.errors import ExitCode
 from batchpay.sandbox import Sandbox
+from batchpay.testing import write_csv
 from batchpay.watch import LocalFolder, Outcome
 
 from .conftest import DAY, drop, make_watcher, rows, sha256_of
@@ -248,11 +250,13 @@ async def test_unreachable_api_leaves_the_file_in_processing_and_the_next_pass_f
 async def test_a_claim_of_another_worker_is_left_alone(
     sandbox: Sandbox, settings: Settings, inbox: Path
 ) -> None:
-    """A file in processing/other/ belongs to that watcher: this one never runs it."""
+    """A file in processing/other/ belongs to that watcher: this one never runs it (an old
+    claim, perhaps abandoned, is said: see the test below)."""
     claimed = inbox / "processing" / "other"
     claimed.mkdir(parents=True)
     drop(claimed, "theirs.csv", rows(0, 2))
-    (claimed / "theirs.csv.claim.json").write_text('{"claimed_at": "2026-01-01T00:00:00+00:00"}')
+    at = datetime.now(UTC).isoformat()
+    (claimed / "theirs.csv.claim.json").write_text(json.dumps({"claimed_at": at}))
     result = await make_watcher(LocalFolder(inbox), sandbox, settings, worker="me").run_pass()
     assert result.answers == [] and sandbox.ledger() == []
     assert (claimed / "theirs.csv").exists()
@@ -298,3 +302,23 @@ async def test_killed_after_paying_before_answering_is_answered_as_paid_not_dupl
     ]
     assert (inbox / PROCESSED / "pay.csv.report.csv").exists()
     assert len(sandbox.ledger()) == 3
+
+
+async def test_another_watchers_old_claim_that_may_be_alive_is_said_not_left_silently(
+    inbox: Path, sandbox: Sandbox, settings: Settings
+) -> None:
+    """A claim of another host's watcher, an hour old, whose file has no run in this
+    journal: it may still be worked on, so it is not taken — but the pass says it (exit
+    10), with the worker name to restart, instead of ending in silence."""
+    theirs = inbox / "processing" / "pod-old"
+    theirs.mkdir(parents=True)
+    write_csv(theirs / "pay.csv", rows(0, 2))
+    claimed = datetime.now(UTC) - timedelta(hours=2)
+    (theirs / "pay.csv.claim.json").write_text(json.dumps(
+        {"claimed_at": claimed.isoformat(), "worker": "pod-old", "host": "elsewhere", "pid": 7}
+    ))  # fmt: skip
+    result = await make_watcher(LocalFolder(inbox), sandbox, settings).run_pass()
+    (answer,) = result.answers
+    assert (answer.outcome, result.exit_code) == (Outcome.RETRY, 10)
+    assert "claimed by watcher pod-old" in answer.message and "--worker pod-old" in answer.hint
+    assert (theirs / "pay.csv").exists() and sandbox.ledger() == []

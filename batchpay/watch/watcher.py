@@ -41,6 +41,7 @@ import httpx
 from batchpay.config import Settings
 from batchpay.errors import (
     BatchpayError,
+    ConfigError,
     DuplicateFileError,
     ExitCode,
     InputError,
@@ -353,6 +354,7 @@ class Watcher:
             name = claim_file[: -len(CLAIM_SUFFIX)]
             claim = await self.read_claim(name)
             if name in files:
+                self._check_not_shared(name, claim)
                 log.info("resuming claim %s", name, extra=self._extra(name))
                 # A watcher killed between the claim and moving the marker left it behind.
                 for suffix in (MARKER_SUFFIX, CONTROL_SUFFIX):
@@ -416,14 +418,15 @@ class Watcher:
         """Why another watcher's claim is certainly abandoned ("" when it may not be)."""
         pid = claim.get("pid")
         if claim.get("host") == socket.gethostname() and isinstance(pid, int):
+            if pid == os.getpid():
+                return ""  # a watcher of this very process
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 return f"its process {pid} on this host has ended"
             except PermissionError:
                 pass
-            else:
-                return ""
+            return ""
         from batchpay.errors import RunLockedError
         from batchpay.journal import Journal, LockOwner
 
@@ -662,7 +665,11 @@ class Watcher:
             body = json.dumps(result, indent=2, ensure_ascii=False).encode() + b"\n"
             await self.folder.write(join(self._mine, name + RESULT_SUFFIX), body)
             await self.write_claim(name, {**claim, "answer_to": target})
-            if await self.folder.move_new(join(self._mine, name), target):
+            try:
+                moved = await self.folder.move_new(join(self._mine, name), target)
+            except FileNotFoundError:
+                raise self._taken_away(name) from None
+            if moved:
                 break
         else:  # pragma: no cover - ten thousand answers of one name in one day
             raise InputError(f"too many answers named {name} in {folder}")
@@ -673,6 +680,29 @@ class Watcher:
             extra=self._extra(name, run_id=run_id, exit_code=code, answer=target),
         )  # fmt: skip
         return FileAnswer(name, outcome, code, message, hint, run_id, target)
+
+    def _taken_away(self, name: str) -> ConfigError:
+        """The claimed file left this watcher's processing folder while it worked on it."""
+        return ConfigError(
+            f"{name} was moved out of {self._mine} while this watcher answered it: another "
+            f"watcher works under the same name ({self.worker})",
+            hint="give each watcher its own --worker name; what was paid is in the journal, "
+            "nothing is paid twice",
+        )
+
+    def _check_not_shared(self, name: str, claim: dict[str, Any]) -> None:
+        """Refuse to resume a claim of this watcher's name that a live watcher on this host
+        holds (two watchers started with one name: each would answer the other's file)."""
+        pid = claim.get("pid")
+        if claim.get("host") != socket.gethostname() or not isinstance(pid, int):
+            return
+        if pid == os.getpid() or not _is_watcher_process(pid):
+            return
+        raise ConfigError(
+            f"another watcher named {self.worker} is running on this host (pid {pid}) and "
+            f"holds {join(self._mine, name)}",
+            hint="give each watcher its own --worker name (or stop the other one)",
+        )
 
     async def _finish_answer(self, name: str, target: str) -> None:
         """Move the claim's sidecars after its committed answer; drop the claim record."""
@@ -714,6 +744,21 @@ class _StoppedError(BatchpayError):
     def __init__(self, answer: FileAnswer) -> None:
         super().__init__(answer.message, hint=answer.hint)
         self.exit_code = ExitCode(answer.exit_code)
+
+
+def _is_watcher_process(pid: int) -> bool:
+    """Whether process ``pid`` is alive and (where /proc says) a batchpay process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc to ask: alive is all that is known
+    return b"batchpay" in cmdline
 
 
 def _age_seconds(claimed_at: object, now: datetime) -> float | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from batchpay.config import Settings
-from batchpay.errors import ExitCode
+from batchpay.errors import ConfigError, ExitCode
 from batchpay.sandbox import Sandbox
 from batchpay.testing import write_csv
 from batchpay.watch import LocalFolder, Outcome
@@ -322,3 +322,33 @@ async def test_another_watchers_old_claim_that_may_be_alive_is_said_not_left_sil
     assert (answer.outcome, result.exit_code) == (Outcome.RETRY, 10)
     assert "claimed by watcher pod-old" in answer.message and "--worker pod-old" in answer.hint
     assert (theirs / "pay.csv").exists() and sandbox.ledger() == []
+
+
+async def test_a_second_live_watcher_under_the_same_name_is_refused(
+    inbox: Path, sandbox: Sandbox, settings: Settings
+) -> None:
+    """Two watchers started with one name (a scaled service, equal host names): the second
+    took the first's claim for its own and, answering it, crashed on the file the first
+    had moved (exit 70). A claim of this name held by a live batchpay process on this host
+    is now refused, with the name to change."""
+    import socket
+    import subprocess
+    import sys
+
+    mine = inbox / "processing" / "me"
+    mine.mkdir(parents=True)
+    write_csv(mine / "pay.csv", rows(0, 2))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "batchpay"])
+    try:
+        (mine / "pay.csv.claim.json").write_text(json.dumps({
+            "claimed_at": datetime.now(UTC).isoformat(), "worker": "me",
+            "host": socket.gethostname(), "pid": other.pid,
+        }))  # fmt: skip
+        watcher = make_watcher(LocalFolder(inbox), sandbox, settings, worker="me")
+        with pytest.raises(ConfigError, match="another watcher named me is running") as exc:
+            await watcher.run_pass()
+    finally:
+        other.kill()
+        other.wait()
+    assert exc.value.exit_code == ExitCode.CONFIG and "--worker" in exc.value.hint
+    assert sandbox.ledger() == [] and (mine / "pay.csv").exists()

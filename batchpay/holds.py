@@ -17,6 +17,9 @@ in the report, and each is tested end to end (tests/accounting/test_holds.py):
 - ``row_changed``: a re-run read the row differently from how the run planned it (the same
   file read with another layout, e.g. another column default). ``batchpay run FILE`` again
   with the layout the run was started with re-opens the run and pays the row as planned.
+- ``amount_differs``: an earlier run paid the row (same reference and payee) another amount
+  than this file asks (a corrected export). The earlier payout stands and is never reported
+  as this amount; a difference to pay is a row with a new reference.
 
 One row state is not a hold but also waits for a person: ``duplicate_payout``, a second
 payout the provider made for a row that batchpay could not cancel. Only the provider can
@@ -39,6 +42,7 @@ from batchpay.options import RunOptions
 from batchpay.states import HELD
 
 __all__ = [
+    "AMOUNT_DIFFERS",
     "RELEASED_BY_NEW_BANK_DETAILS",
     "RELEASED_BY_RERUN",
     "RETRIED_BY_RETRY_FAILED",
@@ -54,6 +58,8 @@ __all__ = [
 RELEASED_BY_NEW_BANK_DETAILS = frozenset({"bank_details_changed", "ambiguous_beneficiary"})
 # Held rows a plain re-run of the file (read as when the run started) pays.
 RELEASED_BY_RERUN = frozenset({"row_changed"})
+# A row paid before (same reference and payee) that a later file asks another amount for.
+AMOUNT_DIFFERS = "amount_differs"
 # Held rows `batchpay retry-failed` of the same run pays again.
 RETRIED_BY_RETRY_FAILED = frozenset({"failed_elsewhere"})
 
@@ -108,6 +114,8 @@ def release_command(code: str, *, run_id: str, file_name: str, related_run: str 
         return f"finish run {other} (run its file again), then batchpay run {file}"
     if code == "row_changed":
         return f"batchpay run {file} again with the layout the run was started with"
+    if code == AMOUNT_DIFFERS:
+        return f"nothing here: run {other} paid it; pay any difference under a new reference"
     return f"batchpay show {run_id}"
 
 

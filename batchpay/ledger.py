@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from batchpay.clocks import ProviderClock
@@ -455,7 +456,10 @@ def paid_elsewhere(
     returned …) holds the row with the command that pays it again.
     """
     history = look.history if look is not None else journal.row_history(environment, key)
-    return judge_history(history)
+    found = judge_history(history)
+    if found is not None:
+        found.pop("paid_amount", None)  # (planning compares it with the row's)
+    return found
 
 
 def paid_elsewhere_many(
@@ -480,7 +484,8 @@ def judge_history(rows: Iterable[PayoutIntent]) -> dict[str, Any] | None:
         other = str(h.run_id)
         if h.state == CREATED:
             return {"state": ALREADY_PAID, "related_run": other,
-                    "error_message": f"already paid by run {other}"}  # fmt: skip
+                    "error_message": f"already paid by run {other}",
+                    "paid_amount": paid_amount(h)}  # fmt: skip
         return {
             "state": HELD,
             "related_run": other,
@@ -497,6 +502,38 @@ def judge_history(rows: Iterable[PayoutIntent]) -> dict[str, Any] | None:
         "error_message": f"paid by run {other}, where its payout ended {last['status']}; "
         f"`batchpay retry-failed {other}` pays it again",
     }
+
+
+def paid_amount(intent: PayoutIntent) -> tuple[str, str] | None:
+    """(amount, currency) the beneficiary was to receive by ``intent`` (its request's
+    ``dest_amount``; the provider's when the request is not readable)."""
+    try:
+        body = json.loads(str(intent.body or "{}"))
+    except ValueError:
+        body = {}
+    amount = body.get("dest_amount") if isinstance(body, dict) else None
+    currency = body.get("dest_currency") if isinstance(body, dict) else None
+    amount, currency = amount or intent.dest_amount, currency or intent.dest_currency
+    return (str(amount), str(currency)) if amount and currency else None
+
+
+def amount_differs(
+    row_amount: object, row_currency: object, paid: tuple[str, str] | None
+) -> str | None:
+    """The held row's message when a row already paid asks for another amount (a corrected
+    file: the earlier payout stands, the difference is not paid by itself); else None."""
+    if paid is None or row_amount in (None, "") or not row_currency:
+        return None
+    try:
+        same = Decimal(str(row_amount)) == Decimal(paid[0]) and str(row_currency) == paid[1]
+    except ArithmeticError:
+        return None
+    if same:
+        return None
+    return (
+        f"already paid {paid[0]} {paid[1]}, but this file asks {row_amount} {row_currency}: "
+        "the earlier payout stands; pay any difference as a row with a new reference"
+    )
 
 
 def request_body(payout: Mapping[str, Any]) -> dict[str, Any]:

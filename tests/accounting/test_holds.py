@@ -190,3 +190,37 @@ async def test_in_flight_elsewhere_names_the_run_to_finish_and_then_pays(
     assert again.exit_code == ExitCode.OK
     assert manage.show(run_b.run_id, settings=settings).held == []
     assert [p["reference"] for p in sandbox.ledger()].count(shared["reference"]) == 1
+
+
+async def test_a_paid_row_asked_again_with_another_amount_is_held_not_reported_paid(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    """A corrected export asks 5000.00 for a reference already paid 101.07: the row was
+    reported ``already_paid`` at 5000.00 (exit 0, nothing for a person), though 101.07 was
+    paid. It is held as ``amount_differs``, needing a person; the same amount written
+    otherwise (101.070) is still simply already paid; nothing is sent for either."""
+    first = [payout_row(i) for i in range(3)]
+    a = await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", first), **run_kwargs(sandbox, settings, tmp_path)
+    )
+    assert a.exit_code == 0
+    paid = first[1]["amount"]
+    edited = [dict(r) for r in first]
+    edited[1]["amount"] = "5000.00"
+    edited[2]["amount"] = edited[2]["amount"] + "0"
+    b = await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", [*edited, payout_row(7)]),
+        **run_kwargs(sandbox, settings, tmp_path),
+    )
+    by_ref = {r.reference: r for r in b.report.rows}
+    held = by_ref[first[1]["reference"]]
+    assert (held.outcome, held.error_code, held.needs_attention) == (
+        "skipped",
+        "amount_differs",
+        True,
+    )
+    assert f"already paid {paid} USD" in held.error_message and "5000.00" in held.error_message
+    assert by_ref[first[2]["reference"]].outcome == "already_paid"
+    assert b.exit_code == ExitCode.ROWS_FAILED
+    amounts = {p["reference"]: p["dest_amount"] for p in sandbox.ledger()}
+    assert amounts[first[1]["reference"]] == paid and len(sandbox.ledger()) == 4

@@ -730,7 +730,7 @@ class ForeignBatchWatch:
     payouts this run made meanwhile). Concurrent rows share one request.
 
     Each look lists the batches that may have paid as well as the open ones: a batch that
-    ended after the run's last sweep began (:meth:`paid_since`) has made payouts that sweep
+    ended after the run's last sweep began (:meth:`ended_since`) has made payouts that sweep
     did not list, which the run must read before it sends another row.
     """
 
@@ -748,7 +748,7 @@ class ForeignBatchWatch:
         self.interval = interval
         self._asked_at: float | None = None
         self._found: list[dict[str, Any]] = []
-        self._ended_at: datetime | None = None  # the last change of one no longer open
+        self._ended: dict[str, datetime] = {}  # no longer open: id -> when it last changed
         self._lock = asyncio.Lock()
 
     async def open_batches(self, *, fresh: bool = False) -> list[dict[str, Any]]:
@@ -763,16 +763,19 @@ class ForeignBatchWatch:
                     self.client, self.journal, since=self.since, open_only=False
                 )
                 self._found = [b for b in found if b.get("status") in _BATCH_OPEN]
-                self._ended_at = _latest_change(
-                    b for b in found if b.get("status") not in _BATCH_OPEN
-                )
+                self._ended = {
+                    str(b.get("id")): _changed_at(b)
+                    for b in found
+                    if b.get("status") not in _BATCH_OPEN
+                }
                 self._asked_at = time.monotonic()
         return self._found
 
-    def paid_since(self, at: datetime) -> bool:
-        """Whether a batch the latest look found no longer open changed at ``at`` or later
-        (the provider's time): it may have made payouts a sweep begun at ``at`` missed."""
-        return self._ended_at is not None and self._ended_at >= at
+    def ended_since(self, at: datetime, *, known: frozenset[str] = frozenset()) -> set[str]:
+        """Batches the latest look found no longer open that changed at ``at`` or later (the
+        provider's time), less the ``known`` ones: they may have made payouts a sweep begun
+        at ``at`` missed."""
+        return {i for i, changed in self._ended.items() if changed >= at and i not in known}
 
     def answered(self, found: list[dict[str, Any]], *, asked_at: float) -> None:
         """Take the open batches another look found, asked at ``asked_at`` (this machine's
@@ -784,17 +787,11 @@ class ForeignBatchWatch:
             self._asked_at = asked_at
 
 
-def _latest_change(batches: Iterable[Mapping[str, Any]]) -> datetime | None:
-    """The newest ``updated_at`` of ``batches`` (one without a readable time: the latest
-    possible, so it is never taken for an old one)."""
-    latest: datetime | None = None
-    for b in batches:
-        changed = _ts(b.get("updated_at") or b.get("created_at"))
-        if changed is None:
-            return datetime.max.replace(tzinfo=UTC)
-        if latest is None or changed > latest:
-            latest = changed
-    return latest
+def _changed_at(batch: Mapping[str, Any]) -> datetime:
+    """When a batch last changed (one without a readable time: the latest possible, so it
+    is never taken for an old one)."""
+    changed = _ts(batch.get("updated_at") or batch.get("created_at"))
+    return changed if changed is not None else datetime.max.replace(tzinfo=UTC)
 
 
 LOOK_STEPS = 8

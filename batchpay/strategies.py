@@ -137,6 +137,7 @@ class _PerRowRun:
         # foreign batch that ended since has outdated (_sweep_again).
         self.swept_at: datetime | None = None
         self._sweeping = asyncio.Lock()
+        self._swept_batches: frozenset[str] = frozenset()  # ended before the last sweep began
         # A resumed run may be fed a re-saved copy whose rows moved: journal rows are
         # matched to the file's rows by business identity and content, never by number.
         # Keys and content hashes on whole columns (the planner's own, oracle-tested against
@@ -386,7 +387,8 @@ class _PerRowRun:
             return False
         if self.conn.provider_clock.now() - swept_at >= ledger.LEDGER_MAX_AGE:
             return True
-        return self.batch_watch is not None and self.batch_watch.paid_since(swept_at)
+        watch = self.batch_watch
+        return watch is not None and bool(watch.ended_since(swept_at, known=self._swept_batches))
 
     async def _sweep_again(self) -> bool:
         """Sweep the provider's ledger again when the last sweep is stale: it began more
@@ -399,8 +401,11 @@ class _PerRowRun:
             if self._ledger_stale():
                 clock = self.conn.provider_clock
                 began = clock.now() - ledger.OVERLAP
+                # Batches seen ended before this sweep began: it lists their payouts.
+                ended = self.batch_watch.ended_since(began) if self.batch_watch else set()
                 await ledger.sweep(self.conn.client, self.journal, self.env, provider_clock=clock)
                 self.swept_at = began
+                self._swept_batches = frozenset(ended)
         return True
 
     async def _before_first_send(self, key: str) -> dict[str, Any] | None:

@@ -45,6 +45,7 @@ from batchpay.errors import (
     DuplicateFileError,
     ExitCode,
     InputError,
+    RunLockedError,
     ValidationFailed,
 )
 from batchpay.options import RunOptions
@@ -355,6 +356,9 @@ class Watcher:
             claim = await self.read_claim(name)
             if name in files:
                 self._check_not_shared(name, claim)
+                # The record names this process now: another watcher must not take the
+                # claim for abandoned by the pid of the pass that left it.
+                await self.write_claim(name, claim)
                 log.info("resuming claim %s", name, extra=self._extra(name))
                 # A watcher killed between the claim and moving the marker left it behind.
                 for suffix in (MARKER_SUFFIX, CONTROL_SUFFIX):
@@ -427,7 +431,6 @@ class Watcher:
             except PermissionError:
                 pass
             return ""
-        from batchpay.errors import RunLockedError
         from batchpay.journal import Journal, LockOwner
 
         sha256 = (await self.folder.read(join(theirs, name))).sha256
@@ -523,8 +526,11 @@ class Watcher:
 
         entries = {e.name: e for e in await self.folder.files(self._mine)}
         entry = entries.get(name)
-        if entry is None:
-            raise InputError(f"{name} vanished from {self._mine}")
+        if entry is None:  # adopted by another watcher meanwhile: it finishes the file
+            raise RunLockedError(
+                f"{name} was taken from {self._mine} by another watcher",
+                hint="the other watcher answers it; nothing is paid twice",
+            )
         sniff.check_size(entry.size, name, checks.load_layout(self.options.run))
         download = await self.folder.read(join(self._mine, name))
         marker = name + MARKER_SUFFIX

@@ -352,3 +352,31 @@ async def test_a_second_live_watcher_under_the_same_name_is_refused(
         other.wait()
     assert exc.value.exit_code == ExitCode.CONFIG and "--worker" in exc.value.hint
     assert sandbox.ledger() == [] and (mine / "pay.csv").exists()
+
+
+async def test_a_resumed_claim_names_the_process_now_holding_it(
+    inbox: Path, sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim left by a killed pass is resumed under the record of the pass resuming it:
+    with the dead pass's pid left in it, another watcher took the claim for abandoned and
+    adopted it while this one paid it (the file answered twice, a false exit 6)."""
+    import os
+    import socket
+
+    from batchpay.watch import Watcher
+
+    mine = inbox / "processing" / "me"
+    mine.mkdir(parents=True)
+    write_csv(mine / "pay.csv", rows(0, 2))
+    (mine / "pay.csv.claim.json").write_text(json.dumps({
+        "claimed_at": datetime.now(UTC).isoformat(), "worker": "me",
+        "host": socket.gethostname(), "pid": 2**22 + 7,  # no such process
+    }))  # fmt: skip
+    seen: dict[str, object] = {}
+
+    async def process(self: Watcher, name: str, *, recovered: bool) -> None:
+        seen.update(await self.read_claim(name))
+
+    monkeypatch.setattr(Watcher, "_process", process)
+    await make_watcher(LocalFolder(inbox), sandbox, settings, worker="me").run_pass()
+    assert seen["pid"] == os.getpid() and seen["host"] == socket.gethostname()

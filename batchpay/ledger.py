@@ -553,12 +553,14 @@ def paid_at_provider(
     *,
     hold_failed: bool = True,
     look: RowLook | None = None,
+    asked: tuple[object, object] | None = None,
 ) -> bool:
     """Whether the provider's ledger holds a payout for this row made from another journal.
 
-    A live one is adopted (the row is ``already_paid`` with its payout id); one that ended
-    without paying holds the row for a person, since paying it again is a decision — unless
-    ``hold_failed`` is off (``retry-failed``, where that decision was made).
+    A live one is adopted (the row is ``already_paid`` with its payout id — or, when it paid
+    another amount than the row's ``asked`` (amount, currency), held ``amount_differs``);
+    one that ended without paying holds the row for a person, since paying it again is a
+    decision — unless ``hold_failed`` is off (``retry-failed``, where that decision was made).
     """
     found = (
         look.at_provider if look is not None else journal.provider_payouts_for(environment, row_key)
@@ -584,6 +586,11 @@ def paid_at_provider(
             journal.record_payout_created(
                 str(first.idempotency_key), doc, request_id=None, settled_by="ledger"
             )
+            paid = (str(doc.get("dest_amount")), str(doc.get("dest_currency")))
+            differs = None if asked is None else amount_differs(*asked, paid)
+            if differs is not None:
+                journal.update_row(run_id, row_number, state=HELD,
+                                   error_code="amount_differs", error_message=differs)  # fmt: skip
             return True
         elsewhere = paid_elsewhere(journal, environment, row_key)
         if elsewhere is not None:

@@ -20,7 +20,7 @@ from batchpay import ledger
 from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.errors import ApiError, AuthenticationError, JournalError, TransportError
-from batchpay.holds import RELEASED_BY_RERUN
+from batchpay.holds import AMOUNT_DIFFERS, RELEASED_BY_RERUN
 from batchpay.journal import CREATED, Journal, LivePayoutExists
 from batchpay.journal.records import Row
 from batchpay.options import RunOptions
@@ -437,12 +437,20 @@ class _PerRowRun:
         self._set(number, beneficiary_id=ben, instrument_id=ins, beneficiary_name=name)
 
     def _paid_before(self, number: int, key: str, look: ledger.RowLook) -> bool:
-        elsewhere = ledger.paid_elsewhere(self.journal, self.env, key, look=look)
+        row = self.by_key.get(key) or {}
+        asked = (row.get("amount"), row.get("currency"))
+        elsewhere = ledger.judge_history(look.history)
         if elsewhere is not None and elsewhere["related_run"] != self.run_id:
+            paid = elsewhere.pop("paid_amount", None)
+            differs = (
+                ledger.amount_differs(*asked, paid) if elsewhere["state"] == ALREADY_PAID else None
+            )
+            if differs is not None:  # a corrected amount is never reported as paid
+                elsewhere.update(state=HELD, error_code=AMOUNT_DIFFERS, error_message=differs)
             self._set(number, **elsewhere)
             return True
         return ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key,
-                                       look=look)  # fmt: skip
+                                       look=look, asked=asked)  # fmt: skip
 
     def _log_outcome(self, number: int, sent: str | None = None) -> None:
         if not log.isEnabledFor(logging.WARNING):

@@ -224,3 +224,27 @@ async def test_a_paid_row_asked_again_with_another_amount_is_held_not_reported_p
     assert b.exit_code == ExitCode.ROWS_FAILED
     amounts = {p["reference"]: p["dest_amount"] for p in sandbox.ledger()}
     assert amounts[first[1]["reference"]] == paid and len(sandbox.ledger()) == 4
+
+
+async def test_a_row_another_home_paid_is_held_when_this_file_asks_another_amount(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Home B paid the file; home A runs the corrected export (one amount changed): the row
+    was ``already_paid`` at the provider's amount, exit 5, the correction nowhere. It is held
+    ``amount_differs``; the row asked at the paid amount is simply already paid."""
+    first = [payout_row(i) for i in range(2)]
+    home_b, home_a = sandbox_settings(tmp_path / "b"), sandbox_settings(tmp_path / "a")
+    await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", first), **run_kwargs(sandbox, home_b, tmp_path / "b")
+    )
+    edited = [dict(r) for r in first]
+    edited[1]["amount"] = "5000.00"
+    a = await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", edited), **run_kwargs(sandbox, home_a, tmp_path / "a")
+    )
+    outcomes = {r.reference: (r.outcome, r.error_code or None) for r in a.report.rows}
+    assert outcomes == {
+        first[0]["reference"]: ("already_paid", None),
+        first[1]["reference"]: ("skipped", "amount_differs"),
+    }
+    assert a.exit_code == ExitCode.ROWS_FAILED and len(sandbox.ledger()) == 2

@@ -169,7 +169,6 @@ async def test_rows_held_for_another_homes_batch_are_not_sent_once_it_has_paid(
     assert {r.outcome for r in ra.report.rows[2:8]} == {"already_paid"}
     assert {r.outcome for r in ra.report.rows[8:]} == {"pending"}
     # One sweep again for the batch that ended, not one for each row sent after it
-    print("lists after go", held.lists_after_go)
     assert held.lists_after_go <= 3
 
 

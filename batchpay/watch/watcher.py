@@ -342,10 +342,11 @@ class Watcher:
         log.info("claimed %s into %s", name, self._mine, extra=self._extra(name))
         return True
 
-    async def _take_sidecar(self, name: str, suffix: str) -> None:
-        inbox, mine = name + suffix, join(self._mine, name + suffix)
-        if await self.folder.exists(inbox) and not await self.folder.exists(mine):
-            await self.folder.claim(inbox, mine)
+    async def _take_sidecar(self, name: str, suffix: str, *, source: str = "") -> None:
+        """Move ``name``'s sidecar from ``source`` (the inbox) beside this watcher's claim."""
+        there, mine = join(source, name + suffix), join(self._mine, name + suffix)
+        if await self.folder.exists(there) and not await self.folder.exists(mine):
+            await self.folder.claim(there, mine)
 
     async def own_claims(self) -> list[str]:
         """This watcher's unanswered claims, after finishing any answer cut off midway."""
@@ -459,13 +460,12 @@ class Watcher:
             await self.folder.remove(join(self._mine, name + CLAIM_SUFFIX))
             return False
         for suffix in (MARKER_SUFFIX, CONTROL_SUFFIX):
-            src, dst = join(theirs, name + suffix), join(self._mine, name + suffix)
-            if await self.folder.exists(src) and not await self.folder.exists(dst):
-                await self.folder.claim(src, dst)
+            await self._take_sidecar(name, suffix, source=theirs)
         await self.folder.remove(join(theirs, name + CLAIM_SUFFIX))
         return True
 
     async def _read_record(self, path: str) -> dict[str, Any]:
+        """A claim record at ``path`` ({} when it cannot be read as one)."""
         try:
             data = json.loads((await self.folder.read(path)).data)
         except (ValueError, InputError):
@@ -727,11 +727,7 @@ class Watcher:
         path = join(self._mine, name + CLAIM_SUFFIX)
         if not await self.folder.exists(path):
             return {}
-        try:
-            data = json.loads((await self.folder.read(path)).data)
-        except (ValueError, InputError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return await self._read_record(path)
 
     async def write_claim(self, name: str, claim: dict[str, Any]) -> None:
         """Replace the claim record of ``name`` (who holds it is added)."""

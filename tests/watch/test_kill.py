@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,21 @@ from batchpay.testing import payout_row, write_csv
 from tests.e2e.server import cli_env, sandbox_server
 
 pytestmark = [pytest.mark.socket, pytest.mark.slow]
+
+
+def _kill_after_payouts(
+    cmd: list[str], env: dict[str, str], cwd: Path, server: Any, payouts: int
+) -> None:
+    """Start ``cmd``; SIGKILL it once the sandbox holds ``payouts`` payouts."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(server.ledger()) < payouts:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no payouts were made"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
 
 
 def test_watcher_killed_mid_file_finishes_it_on_restart_and_a_redrop_is_a_duplicate(
@@ -33,15 +49,7 @@ def test_watcher_killed_mid_file_finishes_it_on_restart_and_a_redrop_is_a_duplic
            "--worker", "w1", "--concurrency", "2", "--skip-balance-check"]  # fmt: skip
     with sandbox_server(tmp_path, "--latency-ms", "150") as server:
         env = cli_env(tmp_path / "home", server.url)
-        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(server.ledger()) < 3:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no payouts were made"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        _kill_after_payouts(cmd, env, tmp_path, server, 3)
         assert len(server.ledger()) < len(rows), "the run finished before the kill"
         assert (drop / "processing" / "w1" / "pay.csv").exists()
 
@@ -86,15 +94,7 @@ def test_a_claim_left_by_a_killed_watcher_is_finished_by_one_under_another_name(
            "--concurrency", "2", "--skip-balance-check"]  # fmt: skip
     with sandbox_server(tmp_path, "--latency-ms", "150") as server:
         env = cli_env(tmp_path / "home", server.url)
-        proc = subprocess.Popen([*cmd, "--worker", "pod-a"], env=env, cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(server.ledger()) < 3:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no payouts were made"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        _kill_after_payouts([*cmd, "--worker", "pod-a"], env, tmp_path, server, 3)
         assert len(server.ledger()) < len(rows), "the run finished before the kill"
         claim_file = drop / "processing" / "pod-a" / "pay.csv.claim.json"
         if elsewhere:

@@ -97,3 +97,26 @@ def test_the_program_collects_cycles_less_often_and_main_alone_does_not() -> Non
         "assert gc.get_threshold() == cli.PROGRAM_GC_THRESHOLD, gc.get_threshold()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)
+
+
+def test_the_program_validates_without_loading_hypothesis(tmp_path: Path) -> None:
+    """pandera loads hypothesis (installed here, for the tests) for data synthesis when it
+    can: the ``batchpay`` program validates without it; ``main`` called by code leaves the
+    choice to the caller."""
+    code = (  # the program ends with os._exit once it has said everything: asked there
+        "import os, sys\n"
+        "from batchpay import cli\n"
+        "end = os._exit\n"
+        "def said(code):\n"
+        "    print(sys.modules.get('hypothesis') is not None, flush=True)\n"
+        "    end(code)\n"
+        "os._exit = said\n"
+        "sys.argv = ['batchpay', 'validate', sys.argv[1]]\n"
+        "cli.program()\n"
+    )
+    env = {"BATCHPAY_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    sample = str(ROOT / "samples" / "payouts.csv")
+    done = subprocess.run([sys.executable, "-c", code, sample], capture_output=True, text=True,
+                          env=env, timeout=60, check=True)  # fmt: skip
+    assert "ok: the file is valid" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "False", done.stdout

@@ -293,11 +293,17 @@ class _BatchRun:
                                         error_message="the file being resumed no longer holds "
                                         "this row as planned")  # fmt: skip
                 continue
-            elsewhere = ledger.paid_elsewhere(self.journal, self.env, key)
+            # Paid before — by another run of this journal, or another home (the ledger
+            # just swept) — at another amount than this file asks: held, never "paid".
+            asked = (row.get("amount"), row.get("currency"))
+            elsewhere = ledger.judge_history(self.journal.row_history(self.env, key))
             if elsewhere is not None and elsewhere["related_run"] != self.run_id:
-                self.journal.update_row(self.run_id, number, **elsewhere)
+                self.journal.update_row(
+                    self.run_id, number, **ledger.held_if_amount_differs(elsewhere, asked)
+                )
                 continue
-            if ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key):
+            if ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key,
+                                       asked=asked):  # fmt: skip
                 continue
             ben_id, ins_id = self._known(row)
             if ins_id is None and ben_id and self._bank_details_changed(number, row, ben_id):

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from batchpay.clocks import ProviderClock
+from batchpay.holds import AMOUNT_DIFFERS
 from batchpay.journal import (
     CREATED,
     REJECTED,
@@ -536,6 +537,23 @@ def amount_differs(
     )
 
 
+def held_if_amount_differs(
+    found: dict[str, Any], asked: tuple[object, object] | None
+) -> dict[str, Any]:
+    """``found`` (:func:`judge_history`'s fields for a row) without its paid amount; when it
+    says already paid and the row ``asked`` (amount, currency) another amount, the row is
+    held ``amount_differs`` instead: a corrected amount is never reported as paid."""
+    paid = found.pop("paid_amount", None)
+    differs = (
+        amount_differs(*asked, paid)
+        if asked is not None and found.get("state") == ALREADY_PAID
+        else None
+    )
+    if differs is not None:
+        found.update(state=HELD, error_code=AMOUNT_DIFFERS, error_message=differs)
+    return found
+
+
 def request_body(payout: Mapping[str, Any]) -> dict[str, Any]:
     """The ``POST /v1/payouts`` body a provider payout was made with (for a retry of it)."""
     fields = ("beneficiary_id", "instrument_id", "source_amount", "source_currency",
@@ -590,7 +608,7 @@ def paid_at_provider(
             differs = None if asked is None else amount_differs(*asked, paid)
             if differs is not None:
                 journal.update_row(run_id, row_number, state=HELD,
-                                   error_code="amount_differs", error_message=differs)  # fmt: skip
+                                   error_code=AMOUNT_DIFFERS, error_message=differs)  # fmt: skip
             return True
         elsewhere = paid_elsewhere(journal, environment, row_key)
         if elsewhere is not None:

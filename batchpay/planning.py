@@ -23,12 +23,11 @@ from batchpay import checks, controls, dedupe, holds, ledger
 from batchpay.checks import CheckedFile
 from batchpay.config import Settings, resolve_settings
 from batchpay.errors import RowIssue
-from batchpay.holds import AMOUNT_DIFFERS
 from batchpay.journal import Journal
 from batchpay.options import RunOptions
 from batchpay.resolve import display_name, masked_account
 from batchpay.source import PayoutFile, from_path
-from batchpay.states import DUPLICATE, HELD, INVALID, PLANNED
+from batchpay.states import DUPLICATE, INVALID, PLANNED
 
 if TYPE_CHECKING:
     from batchpay.forecast import DebitEstimate
@@ -235,13 +234,9 @@ def row_records(
     elsewhere = ledger.paid_elsewhere_many(journal, environment, [k for _, k in draft.payable])
     for index, key in draft.payable:
         if key in elsewhere:
-            found = dict(elsewhere[key])
-            paid = found.pop("paid_amount", None)
             record = records[index]
-            differs = ledger.amount_differs(record.get("amount"), record.get("currency"), paid)
-            if differs is not None:  # a corrected amount is never reported as paid
-                found.update(state=HELD, error_code=AMOUNT_DIFFERS, error_message=differs)
-            record.update(found)
+            asked = (record.get("amount"), record.get("currency"))
+            record.update(ledger.held_if_amount_differs(dict(elsewhere[key]), asked))
     return records
 
 

@@ -20,7 +20,7 @@ from batchpay import ledger
 from batchpay.checks import CheckedFile
 from batchpay.connection import Connection
 from batchpay.errors import ApiError, AuthenticationError, JournalError, TransportError
-from batchpay.holds import AMOUNT_DIFFERS, RELEASED_BY_RERUN
+from batchpay.holds import RELEASED_BY_RERUN
 from batchpay.journal import CREATED, Journal, LivePayoutExists
 from batchpay.journal.records import Row
 from batchpay.options import RunOptions
@@ -441,13 +441,7 @@ class _PerRowRun:
         asked = (row.get("amount"), row.get("currency"))
         elsewhere = ledger.judge_history(look.history)
         if elsewhere is not None and elsewhere["related_run"] != self.run_id:
-            paid = elsewhere.pop("paid_amount", None)
-            differs = (
-                ledger.amount_differs(*asked, paid) if elsewhere["state"] == ALREADY_PAID else None
-            )
-            if differs is not None:  # a corrected amount is never reported as paid
-                elsewhere.update(state=HELD, error_code=AMOUNT_DIFFERS, error_message=differs)
-            self._set(number, **elsewhere)
+            self._set(number, **ledger.held_if_amount_differs(elsewhere, asked))
             return True
         return ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key,
                                        look=look, asked=asked)  # fmt: skip

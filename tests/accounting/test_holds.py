@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from batchpay import manage, pipeline
+from batchpay.batches import Batches
 from batchpay.cli import main
 from batchpay.config import Settings
 from batchpay.errors import DuplicateFileError, ExitCode
@@ -226,12 +227,14 @@ async def test_a_paid_row_asked_again_with_another_amount_is_held_not_reported_p
     assert amounts[first[1]["reference"]] == paid and len(sandbox.ledger()) == 4
 
 
+@pytest.mark.parametrize("via", ["rows", "batches"])
 async def test_a_row_another_home_paid_is_held_when_this_file_asks_another_amount(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, via: str
 ) -> None:
-    """Home B paid the file; home A runs the corrected export (one amount changed): the row
-    was ``already_paid`` at the provider's amount, exit 5, the correction nowhere. It is held
-    ``amount_differs``; the row asked at the paid amount is simply already paid."""
+    """Home B paid the file; home A runs the corrected export (one amount changed), row by
+    row or as a batch: the row was ``already_paid`` at the provider's amount, exit 5, the
+    correction nowhere. It is held ``amount_differs``; the row asked at the paid amount is
+    simply already paid; nothing is sent (nor uploaded) for either."""
     first = [payout_row(i) for i in range(2)]
     home_b, home_a = sandbox_settings(tmp_path / "b"), sandbox_settings(tmp_path / "a")
     await pipeline.run_async(
@@ -239,8 +242,14 @@ async def test_a_row_another_home_paid_is_held_when_this_file_asks_another_amoun
     )
     edited = [dict(r) for r in first]
     edited[1]["amount"] = "5000.00"
+
+    async def advance(seconds: float) -> None:
+        await sandbox.advance(1)
+
     a = await pipeline.run_async(
-        write_csv(tmp_path / "a.csv", edited), **run_kwargs(sandbox, home_a, tmp_path / "a")
+        write_csv(tmp_path / "a.csv", edited),
+        **run_kwargs(sandbox, home_a, tmp_path / "a"),
+        submission=Batches(confirm=True, sleep=advance) if via == "batches" else None,
     )
     outcomes = {r.reference: (r.outcome, r.error_code or None) for r in a.report.rows}
     assert outcomes == {

@@ -296,11 +296,10 @@ class _BatchRun:
             # Paid before — by another run of this journal, or another home (the ledger
             # just swept) — at another amount than this file asks: held, never "paid".
             asked = (row.get("amount"), row.get("currency"))
-            elsewhere = ledger.judge_history(self.journal.row_history(self.env, key))
-            if elsewhere is not None and elsewhere["related_run"] != self.run_id:
-                self.journal.update_row(
-                    self.run_id, number, **ledger.held_if_amount_differs(elsewhere, asked)
-                )
+            history = self.journal.row_history(self.env, key)
+            elsewhere = ledger.paid_by_another_run(history, self.run_id, asked)
+            if elsewhere is not None:
+                self.journal.update_row(self.run_id, number, **elsewhere)
                 continue
             if ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key,
                                        asked=asked):  # fmt: skip

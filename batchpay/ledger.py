@@ -554,6 +554,18 @@ def held_if_amount_differs(
     return found
 
 
+def paid_by_another_run(
+    history: Iterable[PayoutIntent], run_id: str, asked: tuple[object, object]
+) -> dict[str, Any] | None:
+    """The row fields when another run of this journal holds the row's payout (its
+    ``history``), held ``amount_differs`` when that run paid another amount than ``asked``;
+    None when none does (or only ``run_id`` itself)."""
+    found = judge_history(history)
+    if found is None or found["related_run"] == run_id:
+        return None
+    return held_if_amount_differs(found, asked)
+
+
 def request_body(payout: Mapping[str, Any]) -> dict[str, Any]:
     """The ``POST /v1/payouts`` body a provider payout was made with (for a retry of it)."""
     fields = ("beneficiary_id", "instrument_id", "source_amount", "source_currency",

@@ -439,9 +439,9 @@ class _PerRowRun:
     def _paid_before(self, number: int, key: str, look: ledger.RowLook) -> bool:
         row = self.by_key.get(key) or {}
         asked = (row.get("amount"), row.get("currency"))
-        elsewhere = ledger.judge_history(look.history)
-        if elsewhere is not None and elsewhere["related_run"] != self.run_id:
-            self._set(number, **ledger.held_if_amount_differs(elsewhere, asked))
+        elsewhere = ledger.paid_by_another_run(look.history, self.run_id, asked)
+        if elsewhere is not None:
+            self._set(number, **elsewhere)
             return True
         return ledger.paid_at_provider(self.journal, self.env, self.run_id, number, key,
                                        look=look, asked=asked)  # fmt: skip

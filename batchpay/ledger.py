@@ -537,18 +537,12 @@ def amount_differs(
     )
 
 
-def held_if_amount_differs(
-    found: dict[str, Any], asked: tuple[object, object] | None
-) -> dict[str, Any]:
+def held_if_amount_differs(found: dict[str, Any], asked: tuple[object, object]) -> dict[str, Any]:
     """``found`` (:func:`judge_history`'s fields for a row) without its paid amount; when it
     says already paid and the row ``asked`` (amount, currency) another amount, the row is
     held ``amount_differs`` instead: a corrected amount is never reported as paid."""
     paid = found.pop("paid_amount", None)
-    differs = (
-        amount_differs(*asked, paid)
-        if asked is not None and found.get("state") == ALREADY_PAID
-        else None
-    )
+    differs = amount_differs(*asked, paid) if found.get("state") == ALREADY_PAID else None
     if differs is not None:
         found.update(state=HELD, error_code=AMOUNT_DIFFERS, error_message=differs)
     return found

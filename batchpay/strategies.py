@@ -176,7 +176,7 @@ class _PerRowRun:
             if not todo:
                 found = await look.result()
             started = swept_at = look.since  # every batch made since is asked after
-            if todo:
+            if todo or open_intents:
                 self.batch_watch = look.watch
                 # The start-up went on after the look: a batch made meanwhile (even one
                 # already paid) is asked for now, once the sweep's pages are read and
@@ -201,22 +201,19 @@ class _PerRowRun:
                 provider_clock=self.conn.provider_clock,
                 on_progress=self.on_progress,
             )
-            if todo:
-                self.batch_watch = ledger.ForeignBatchWatch(
-                    self.conn.client, self.journal, since=started - timedelta(days=7)
-                )
-                # The look-up is answered before the sweep's first page is asked: a batch no
-                # longer open then has made all its payouts, which that page lists. (Beside
-                # it, a batch ending between the two was seen by neither.)
-                try:
-                    found = await self.batch_watch.open_batches()
-                except BaseException:
-                    swept.close()
-                    raise
-                await swept
-                todo = self._hold_for_foreign_batches(todo, found)
-            else:
-                await swept
+            self.batch_watch = ledger.ForeignBatchWatch(
+                self.conn.client, self.journal, since=started - timedelta(days=7)
+            )
+            # The look-up is answered before the sweep's first page is asked: a batch no
+            # longer open then has made all its payouts, which that page lists. (Beside
+            # it, a batch ending between the two was seen by neither.)
+            try:
+                found = await self.batch_watch.open_batches()
+            except BaseException:
+                swept.close()
+                raise
+            await swept
+            todo = self._hold_for_foreign_batches(todo, found)
             started = self.conn.provider_clock.now() - ledger.OVERLAP  # as swept
         self.swept_at = swept_at
         if self.on_progress is not None:
@@ -225,7 +222,7 @@ class _PerRowRun:
         # before its request leaves (Submitter awaits journal.durable()).
         async with self.journal.grouped():
             await self._settle_and_send(open_intents, todo)
-        if not todo:
+        if not (todo or open_intents):
             return
         check = asyncio.ensure_future(self._after_sending(started))
         if self.options.wait:  # followed to final statuses next: settled first
@@ -253,6 +250,25 @@ class _PerRowRun:
         )  # fmt: skip
         return True
 
+    async def _held_for_foreign_batch(self, intent: Any) -> bool:
+        """An unfinished intent is not sent again while another home's batchpay batch is
+        open: the batch was swept before this intent's payout reached the provider (if it
+        ever did), so it may pay the row too, and its payouts carry no idempotency key to
+        refuse a resend. Left ``unknown`` (said, exit 10) — unless the ledger already shows
+        its payout, which settles it without a request — and settled by a run after the
+        batch has ended, from the ledger's payout of the batch or by its own key."""
+        key = str(intent["idempotency_key"])
+        if self.batch_watch is None or self.journal.provider_payout_for_key(key) is not None:
+            return False
+        found = await self.batch_watch.open_batches()
+        if not found:
+            return False
+        self.journal.record_payout_unknown(
+            key, code=IN_FLIGHT_ELSEWHERE, message=ledger.foreign_batch_hold(found),
+            request_id=None,
+        )  # fmt: skip
+        return True
+
     def _hold_for_foreign_batches(self, todo: list[Row], found: list[dict[str, Any]]) -> list[Row]:
         """Rows are not sent while another home's batchpay batch is open at the provider:
         it may hold them, and its payouts carry no idempotency key to refuse ours."""
@@ -275,6 +291,9 @@ class _PerRowRun:
         async def settle(intent: Any) -> None:
             async with slots:
                 if self.stop:
+                    return
+                if await self._held_for_foreign_batch(intent):
+                    self._tick()
                     return
                 try:
                     await self.submitter.settle(intent)

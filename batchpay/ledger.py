@@ -55,6 +55,10 @@ LEDGER_MAX_AGE = timedelta(hours=1)
 # A per-row run asks for other homes' open batches before each payout, reusing an answer
 # for at most this long (ForeignBatchWatch).
 FOREIGN_BATCH_INTERVAL = 0.25
+# How long a row whose intent is committed waits, before its first request, for another
+# home's confirmed or processing batch to finish (its payouts may include the row): then
+# the request is withheld, the intent left ``unknown`` for a later run (exit 10).
+FOREIGN_BATCH_WAIT = 600.0
 # How long after a batch is created a payout may still reach the provider from a per-row
 # run whose last look came just before the batch existed: the reused answer's age, the
 # journal write, the rate limiter's wait and two round trips, with room to spare. A batch

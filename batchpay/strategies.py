@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ from batchpay.journal.records import Row
 from batchpay.options import RunOptions
 from batchpay.resolve import Held, Refused, Resolver
 from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE, PAYOUT, PLANNED, ROW_REJECTED
-from batchpay.submit import Submitter
+from batchpay.submit import SendWithheld, Submitter
 
 ProgressFn = Callable[[str, int, int], None]
 # Rows worked on at once when --concurrency is not given: the client's requests in flight
@@ -132,6 +133,7 @@ class _PerRowRun:
         self.total = 0
         self.stop: list[BaseException] = []
         self.batch_watch: ledger.ForeignBatchWatch | None = None
+        self._said_waiting = False  # the wait for another home's batch was logged
         # When the last sweep of the provider's ledger began (its time, less the overlap):
         # rows are not sent on a sweep older than ledger.LEDGER_MAX_AGE, nor on one a
         # foreign batch that ended since has outdated (_sweep_again).
@@ -434,9 +436,12 @@ class _PerRowRun:
         The row was checked against the ledger moments before, unless the process stood
         still in between (stopped, asleep) while another home paid it: a stale sweep is
         read again first, and while another home's batch is confirmed or processing (past
-        its own last sweep, so it will not see this payout) its payouts are waited for."""
+        its own last sweep, so it will not see this payout) its payouts are waited for —
+        for at most ``ledger.FOREIGN_BATCH_WAIT``; then the request is withheld
+        (:class:`SendWithheld`: the intent is left ``unknown`` for a later run)."""
         if not await self._sweep_again():
             return None  # checked moments ago, on a fresh sweep: nothing to read
+        until: float | None = None
         while True:
             seen = self.journal.provider_payout_for_key(key)
             if seen is not None:
@@ -445,7 +450,23 @@ class _PerRowRun:
             if self.batch_watch is None:
                 return None
             found = await self.batch_watch.open_batches(fresh=True)
-            if any(b.get("status") in ledger.BATCH_PAYING for b in found):
+            paying = [b for b in found if b.get("status") in ledger.BATCH_PAYING]
+            if paying:
+                # Waited for at most FOREIGN_BATCH_WAIT: a batch stuck at the provider
+                # leaves the intent unsent and said (exit 10), not a run that never ends.
+                now = time.monotonic()
+                if until is None:
+                    until = now + ledger.FOREIGN_BATCH_WAIT
+                if not self._said_waiting:
+                    self._said_waiting = True
+                    log.warning(
+                        "run %s: a payout waits, at most %d s, for another batchpay home's "
+                        "batch %s (%s) to finish before it is sent", self.run_id,
+                        ledger.FOREIGN_BATCH_WAIT, paying[0].get("id"), paying[0].get("status"),
+                        extra={"run_id": self.run_id},
+                    )  # fmt: skip
+                if now >= until:
+                    raise SendWithheld(IN_FLIGHT_ELSEWHERE, ledger.foreign_batch_hold(paying))
                 await asyncio.sleep(ledger.FOREIGN_BATCH_INTERVAL * 4)
             elif not self._ledger_stale():
                 return None

@@ -108,6 +108,18 @@ def data_of(result: Any) -> dict[str, Any]:
     return dict(data) if isinstance(data, Mapping) else {}
 
 
+class SendWithheld(Exception):
+    """Raised by ``before_first_send``: the request is not sent now, for ``code``'s reason.
+
+    The intent stays in the journal, ``unknown`` (an earlier send may have left), and is
+    settled by a later run with its own key."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class Submitter:
     """Sends payout intents and settles those whose outcome is unknown."""
 
@@ -132,7 +144,8 @@ class Submitter:
         self.before_first_send = before_first_send
         """Asked with the key just before a new intent's first request leaves (its intent
         committed): the provider's payout of that key, if it already holds one (made by
-        another journal), which is then recorded instead of sending."""
+        another journal), which is then recorded instead of sending. It raises
+        :class:`SendWithheld` when the request must not leave in this run."""
         self.ledger_stale = ledger_stale
         """Whether the caller's view of the provider's ledger is too old to send on, asked
         again after a first send was answered as new: the answer's own clock may show that
@@ -346,7 +359,13 @@ class Submitter:
         # the intent (many intents share it).
         await self.journal.durable()
         if marked and resend is None and self.before_first_send is not None:
-            held = await self.before_first_send(key)
+            try:
+                held = await self.before_first_send(key)
+            except SendWithheld as why:
+                self.journal.record_payout_unknown(
+                    key, code=why.code, message=why.message, request_id=None
+                )
+                return UNKNOWN
             if held is not None:
                 self.journal.record_payout_created(key, held, request_id=None, settled_by="ledger")
                 return CREATED

@@ -203,3 +203,64 @@ async def test_a_day_passing_at_the_provider_unseen_by_the_run_leaves_no_second_
     assert live == {r["reference"]: 1 for r in rows}
     kept = {p["reference"]: p["id"] for p in sandbox.ledger() if p["status"] != "cancelled"}
     assert {r.reference: r.payout_id for r in ra.report.rows} == kept
+
+
+async def test_a_payout_waiting_for_another_homes_stuck_batch_is_withheld_not_waited_forever(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A stood still between a row's check and its send; meanwhile home B's batch of
+    the rest of the file was confirmed, and stays so (a provider slow to process
+    it). A waited for that batch with no end and said nothing. It now waits for at most
+    ``FOREIGN_BATCH_WAIT``, withholds the request (the intent ``unknown``, exit 10), and its
+    next run, once B's batch has paid, finds the rows paid: each paid once."""
+    rows = [payee(i) for i in range(5)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    theirs = write_csv(tmp_path / "b.csv", rows[2:])
+    home_a = sandbox_settings(tmp_path / "a")
+    stopped, go = asyncio.Event(), asyncio.Event()
+    durable = JournalBase.durable
+    calls = 0
+
+    async def durable_then_stop(self: JournalBase) -> None:
+        nonlocal calls
+        await durable(self)
+        if Path(self.path) == Path(home_a.journal_path):
+            calls += 1
+            if calls == 3:
+                stopped.set()
+                await go.wait()
+
+    monkeypatch.setattr(JournalBase, "durable", durable_then_stop)
+    run_a = asyncio.create_task(
+        pipeline.run_async(f, **run_kwargs(sandbox, home_a, tmp_path / "a", concurrency=1))
+    )
+    await asyncio.wait_for(stopped.wait(), 10)
+    confirmed, release = asyncio.Event(), asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        if any(x["status"] == "confirmed" for x in sandbox.batches()) and not release.is_set():
+            confirmed.set()
+            await release.wait()
+        await sandbox.advance(1)
+
+    kb = run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b")
+    run_b = asyncio.create_task(
+        pipeline.run_async(theirs, submission=Batches(confirm=True, sleep=sleep), **kb)
+    )
+    await asyncio.wait_for(confirmed.wait(), 10)
+    monkeypatch.setattr(ledger, "LEDGER_MAX_AGE", timedelta(0))  # A's sweep is stale now
+    monkeypatch.setattr(ledger, "FOREIGN_BATCH_WAIT", 0.2)
+    go.set()
+    ra = await asyncio.wait_for(run_a, 20)
+    assert ra.exit_code == 10
+    # The stopped row's intent is left unknown, the rows after it held: none sent
+    assert {(r.outcome, r.error_code) for r in ra.report.rows} == {
+        ("unknown", "in_flight_elsewhere")
+    }
+    assert sandbox.ledger() == []
+    monkeypatch.undo()
+    release.set()
+    assert (await run_b).exit_code == 0
+    again = await pipeline.run_async(f, **run_kwargs(sandbox, home_a, tmp_path / "a"))
+    assert _made(sandbox) == {r["reference"]: 1 for r in rows}
+    assert again.exit_code == 0, [(r.outcome, r.error_code) for r in again.report.rows]

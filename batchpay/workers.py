@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from batchpay import ledger
@@ -104,6 +105,13 @@ class _SharedRun(_PerRowRun):
         j = self.journal
         j.unpark_rows(self.run_id)
         began = self.conn.provider_clock.now() - ledger.OVERLAP
+        # Another home's batchpay batches, as a per-row run asks for them (answered before
+        # the sweep's first page is asked; again before each row is sent): its payouts carry
+        # no idempotency key that could refuse this run's.
+        self.batch_watch = ledger.ForeignBatchWatch(
+            self.conn.client, j, since=began - timedelta(days=7)
+        )
+        await self.batch_watch.open_batches()
         await ledger.sweep(
             self.conn.client, j, self.env, provider_clock=self.conn.provider_clock,
             on_progress=self.on_progress,
@@ -120,6 +128,9 @@ class _SharedRun(_PerRowRun):
             await self._work(batch)
         finally:
             renewing.cancel()
+        # A batch another home made while these rows were sent: a second payout of a row
+        # that this run made is cancelled, as after a per-row run.
+        await self._after_sending(began)
 
     async def _renew(self) -> None:
         """Keep this worker's leases alive while it works (a third of the lease apart)."""
@@ -156,7 +167,8 @@ class _SharedRun(_PerRowRun):
                     (p for p in j.open_payouts(self.run_id) if p.row_number == number), None
                 )
                 if intent is not None and intent.state in ("sending", UNKNOWN):
-                    await self.submitter.settle(intent)
+                    if not await self._held_for_foreign_batch(intent):
+                        await self.submitter.settle(intent)
                     self._tick()
                 return
             await self._pay(row)

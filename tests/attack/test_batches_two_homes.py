@@ -21,6 +21,7 @@ import pytest
 
 from batchpay import pipeline
 from batchpay.batches import Batches
+from batchpay.config import Settings
 from batchpay.errors import ConfirmationRequired
 from batchpay.journal import Journal
 from batchpay.sandbox import Sandbox
@@ -49,11 +50,11 @@ class _HeldCreates(httpx.AsyncBaseTransport):
 
 
 def _home_b_sending_held(
-    sandbox: Sandbox, tmp_path: Path, f: Path
+    sandbox: Sandbox, tmp_path: Path, f: Path, home_b: Settings | None = None
 ) -> tuple[_HeldCreates, asyncio.Task[Any]]:
     """Home B's per-row run of ``f``, started; its payout requests wait for ``held.go``."""
     held = _HeldCreates(sandbox.transport())
-    kb = run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b")
+    kb = run_kwargs(sandbox, home_b or sandbox_settings(tmp_path / "b"), tmp_path / "b")
     kb["transport"] = held
     return held, asyncio.create_task(pipeline.run_async(f, **kb))
 
@@ -70,13 +71,13 @@ def _live(sb: Sandbox) -> Counter[str]:
 
 
 async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_twice(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, home_b: Settings
 ) -> None:
     rows = [payee(i) for i in range(4)]
     f = write_csv(tmp_path / "p.csv", rows)
     a = sandbox_settings(tmp_path / "a")
-    held, run_b = _home_b_sending_held(sandbox, tmp_path, f)
-    await asyncio.wait_for(held.sending.wait(), 10)  # B has swept the (empty) ledger, sends
+    held, run_b = _home_b_sending_held(sandbox, tmp_path, f, home_b)
+    await asyncio.wait_for(held.sending.wait(), 30)  # B has swept the (empty) ledger, sends
     ra = await pipeline.run_async(
         f, submission=_batches(sandbox), **run_kwargs(sandbox, a, tmp_path / "a")
     )
@@ -91,8 +92,8 @@ async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_tw
     # were cancelled, not the one built while the check after sending was out.
     from batchpay.report.from_journal import build_report
 
-    with Journal(sandbox_settings(tmp_path / "b").journal_path) as jb:
-        again = build_report(jb, rb.run_id, sandbox_settings(tmp_path / "b"))
+    with Journal(home_b.journal_path) as jb:
+        again = build_report(jb, rb.run_id, home_b)
     assert [(r.outcome, r.payout_status) for r in rb.report.rows] == [
         (r.outcome, r.payout_status) for r in again.rows
     ]
@@ -100,7 +101,7 @@ async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_tw
 
 
 async def test_rows_are_held_while_another_homes_batch_is_open(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, home_b: Settings
 ) -> None:
     """Home A's batch is validated, waiting for its confirmation, when home B runs the file
     row by row: B sends nothing (the rows are held, visibly); once A's batch is paid, B's
@@ -108,7 +109,7 @@ async def test_rows_are_held_while_another_homes_batch_is_open(
     rows = [payee(i) for i in range(3)]
     f = write_csv(tmp_path / "p.csv", rows)
     a = sandbox_settings(tmp_path / "a")
-    b = sandbox_settings(tmp_path / "b")
+    b = home_b
 
     async def advance(seconds: float) -> None:
         await sandbox.advance(1)

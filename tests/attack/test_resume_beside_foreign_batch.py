@@ -21,6 +21,7 @@ import pytest
 
 from batchpay import pipeline
 from batchpay.batches import Batches
+from batchpay.config import Settings
 from batchpay.sandbox import Sandbox
 from batchpay.testing import sandbox_settings
 
@@ -47,11 +48,11 @@ def _live(sb: Sandbox) -> Counter[str]:
 
 @pytest.mark.parametrize("batch_status", ["confirmed", "processing"])
 async def test_unfinished_intents_are_not_resent_while_another_homes_batch_pays_them(
-    sandbox: Sandbox, tmp_path: Path, batch_status: str
+    sandbox: Sandbox, tmp_path: Path, batch_status: str, home_b: Settings
 ) -> None:
     rows = [payee(i) for i in range(3)]
     f = write_csv(tmp_path / "p.csv", rows)
-    a, b = sandbox_settings(tmp_path / "a"), sandbox_settings(tmp_path / "b")
+    a, b = sandbox_settings(tmp_path / "a"), home_b
     kb = run_kwargs(sandbox, b, tmp_path / "b")
     lost = await pipeline.run_async(f, **{**kb, "transport": _Unreachable(sandbox.transport())})
     assert lost.exit_code != 0

@@ -36,12 +36,19 @@ from batchpay.errors import (
     IdempotencyConflictError,
     TransportError,
 )
-from batchpay.journal import CREATED, REJECTED, SENDING, UNKNOWN, Journal, dumps_body, parse_ts
-from batchpay.ledger import METADATA_KEY, RowLook
+from batchpay.journal import (
+    CREATED,
+    REJECTED,
+    SENDING,
+    SETTLED_FAILURES,
+    UNKNOWN,
+    Journal,
+    dumps_body,
+    parse_ts,
+)
+from batchpay.ledger import METADATA_KEY, RowLook, parse_key
 
 KEY_WINDOW = timedelta(hours=23)
-# How long the provider remembers a key (its guide: 24 hours).
-KEY_MEMORY = timedelta(hours=24)
 
 # Instrument credential format -> payout rail family.
 _RAIL_BY_METHOD = {"us_bank": "ach", "uk_bank": "faster_payment"}
@@ -177,12 +184,18 @@ class Submitter:
         return look.last_attempt + 1, False
 
     def _forgotten(self, intent: Any) -> bool:
-        """Whether the provider has surely forgotten this key (a day and an hour on its clock)."""
+        """Whether the provider may have forgotten this refused key (``key_window``, an
+        hour short of its 24 hours, on its clock).
+
+        Reviving a key too early is safe: a key the provider still holds is answered with
+        its refusal or ``idempotency_conflict``, never with a payout. Reviving it late is
+        not: a home that never saw the refusal sends that key as the row's first, the
+        provider has forgotten it and makes a payout, and this journal's next attempt's
+        key makes a second."""
         first = intent["first_sent_provider_at"]
         if first is None or not self.provider_clock.observed:
             return False
-        age = self.provider_clock.now() - parse_ts(str(first))
-        return age >= self.key_window + 2 * (KEY_MEMORY - self.key_window)
+        return self.provider_clock.now() - parse_ts(str(first)) >= self.key_window
 
     def key_remembered(self, intent: Any) -> bool:
         """Whether the provider still remembers this intent's key, on the provider's clock.
@@ -289,18 +302,20 @@ class Submitter:
         if state not in (SENDING, UNKNOWN):
             return state
         key = str(intent["idempotency_key"])
-        seen = self.journal.provider_payout_for_key(key)
+        seen = self.journal.provider_payout_for_key(key) or self._paid_under_another_key(intent)
         if seen is not None:
-            # The sweep of the provider's ledger already shows this key's payout.
+            # The sweep of the provider's ledger already shows this key's payout (or the
+            # row's, made under another attempt's key by a home that never saw this key).
             self.journal.record_payout_created(
                 key, json.loads(str(seen["doc"])), request_id=None, settled_by="ledger"
             )
             return CREATED
         if self.key_remembered(intent):
             return await self._send(key, str(intent["body"]), resend=intent["first_sent_at"])
-        # The provider may have forgotten the key: look before sending anything.
+        # The provider may have forgotten the key: look before sending anything (for the
+        # row's live payout under any attempt's key).
         try:
-            found = await self._lookup(intent)
+            found = await self._lookup(intent, any_attempt=True)
         except (TransportError, ApiError) as exc:
             if isinstance(exc, AuthenticationError):
                 raise
@@ -322,18 +337,42 @@ class Submitter:
         # Proven absent: the request never took effect, so sending it now is the first time.
         return await self._send(key, str(intent["body"]), resend=None)
 
-    async def _lookup(self, intent: Any) -> list[dict[str, Any]]:
+    def _paid_under_another_key(self, intent: Any) -> Any:
+        """A live payout a sweep saw for the intent's row under another attempt's key, or
+        None. Another home that never saw this key refused (or in conflict) pays the row
+        with its own first attempt: the row is paid, and this key would pay it again."""
         key = str(intent["idempotency_key"])
+        for p in self.journal.provider_payouts_for(self.environment, str(intent["row_key"])):
+            if p.idempotency_key != key and p.status not in SETTLED_FAILURES:
+                return p
+        return None
+
+    async def _lookup(self, intent: Any, *, any_attempt: bool = False) -> list[dict[str, Any]]:
+        """The provider's payouts of the intent's reference made with its key (or, with
+        ``any_attempt``, live ones under any attempt's key for the same row), and those
+        without metadata that match its body."""
+        key = str(intent["idempotency_key"])
+        parsed = parse_key(key)
+        row = parsed[0] if parsed is not None and any_attempt else None
         body = json.loads(str(intent["body"]))
         matches = []
         async for payout in self.client.iter_payouts(reference=str(intent["reference"])):
             meta = payout.get("metadata") or {}
-            if meta.get(METADATA_KEY) == key or (
-                not meta
-                and payout.get("beneficiary_id") == body["beneficiary_id"]
-                and payout.get("instrument_id") == body["instrument_id"]
-                and payout.get("dest_amount") == body["dest_amount"]
-                and payout.get("dest_currency") == body["dest_currency"]
+            theirs = parse_key(meta.get(METADATA_KEY)) if row is not None else None
+            if (
+                meta.get(METADATA_KEY) == key
+                or (
+                    theirs is not None
+                    and theirs[0] == row
+                    and payout.get("status") not in SETTLED_FAILURES
+                )
+                or (
+                    not meta
+                    and payout.get("beneficiary_id") == body["beneficiary_id"]
+                    and payout.get("instrument_id") == body["instrument_id"]
+                    and payout.get("dest_amount") == body["dest_amount"]
+                    and payout.get("dest_currency") == body["dest_currency"]
+                )
             ):
                 matches.append(dict(payout))
         return matches

@@ -99,12 +99,21 @@ class PayoutVerbs(JournalBase):
                     others.append(found)
             if existing is not None and revive and existing["state"] == REJECTED:
                 # The refusal stays on record (and in its run's report) under an archived
-                # key; the key itself becomes this new intent's.
-                archived = f"{idempotency_key}#refused-{uuid.uuid4().hex[:8]}"
+                # key; the key itself becomes this new intent's. The provider's memory of
+                # the key may still date from the refused request (a key revived before it
+                # is surely forgotten): the new intent keeps that time, so its resend is
+                # looked up first rather than trusted to the key, and a later refusal of it
+                # is judged forgotten from when the provider first saw the key.
+                if existing["first_sent_provider_at"] is not None:
+                    provider = str(existing["first_sent_provider_at"])
+                # (Each archive its own row key: a key revived, refused again and revived
+                # again archives a second refusal of the same attempt.)
+                tag = f"#refused-{uuid.uuid4().hex[:8]}"
+                archived = f"{idempotency_key}{tag}"
                 db.execute(
-                    "UPDATE payouts SET idempotency_key=?, row_key=row_key || '#refused' "
+                    "UPDATE payouts SET idempotency_key=?, row_key=row_key || ? "
                     "WHERE idempotency_key=?",
-                    (archived, idempotency_key),
+                    (archived, tag, idempotency_key),
                 )
                 db.execute(
                     "UPDATE rows SET idempotency_key=? WHERE idempotency_key=?",

@@ -1,0 +1,108 @@
+"""Two homes and a row one of them saw refused: the same key for the row, or no second payout.
+
+Home A's first attempt at a row was refused (``403 velocity_blocked``: nothing made). A home
+that never saw the refusal sends the row's first key, ``bp1-<row>-1``; A sends either that
+key again (revived) or its next attempt's. Found by attacking:
+
+- A revived the refused key only after 25 hours, though the provider forgets a key at 24:
+  run beside another home between the two, A sent key 2 and the other key 1, the provider
+  had forgotten key 1 and made both (paid twice, both runs exit 0). A now revives the key
+  once the provider *may* have forgotten it (23 hours): too early is answered with the old
+  refusal or a conflict, never a payout. A key revived early and refused again keeps the
+  time the provider first saw it, so it is not taken for a fresh one after.
+- Another home's attempt 1 met A's refused key (``409 idempotency_conflict``: unknown); A
+  then paid the row with attempt 2; a day later the other home settled its intent: the
+  provider had forgotten key 1, the look-up found no payout *with that key* and sent it
+  (paid twice). Settling now takes the row's live payout under any attempt's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from batchpay import pipeline
+from batchpay.sandbox import Sandbox
+from batchpay.testing import sandbox_settings
+
+from .conftest import payee, run_kwargs, write_csv
+
+pytestmark = pytest.mark.anyio
+HOUR = 3600.0
+
+
+class _Together(httpx.AsyncBaseTransport):
+    """The sandbox's transport; each ``POST /v1/payouts`` waits until ``n`` have arrived
+    (both homes have checked the ledger and committed their intents)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, arrived: list[int], go: asyncio.Event,
+                 n: int) -> None:  # fmt: skip
+        self.inner, self.arrived, self.go, self.n = inner, arrived, go, n
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/v1/payouts":
+            self.arrived.append(1)
+            if len(self.arrived) >= self.n:
+                self.go.set()
+            await asyncio.wait_for(self.go.wait(), 10)
+        return await self.inner.handle_async_request(request)
+
+
+def _live(sb: Sandbox) -> Counter[str]:
+    return Counter(p["reference"] for p in sb.ledger() if p["status"] != "cancelled")
+
+
+@pytest.mark.parametrize(
+    ("refused_again_at", "hours"),
+    [(None, 1.0), (None, 23.5), (None, 24.5), (None, 25.5), (23.5, 24.5), (23.5, 47.0)],
+)
+async def test_a_row_refused_in_one_home_is_paid_once_by_two_homes_at_the_same_moment(
+    sandbox: Sandbox, tmp_path: Path, refused_again_at: float | None, hours: float
+) -> None:
+    r = payee(0, amount="100.96")  # refused at creation (velocity_blocked)
+    a, b = sandbox_settings(tmp_path / "a"), sandbox_settings(tmp_path / "b")
+    first = await pipeline.run_async(write_csv(tmp_path / "a1.csv", [r]),
+                                     **run_kwargs(sandbox, a, tmp_path / "a"))  # fmt: skip
+    assert first.exit_code != 0
+    assert sandbox.ledger() == []
+    waited = 0.0
+    if refused_again_at is not None:  # the same row again, in another file: refused again
+        await sandbox.advance(refused_again_at * HOUR)
+        waited = refused_again_at
+        again = await pipeline.run_async(write_csv(tmp_path / "a2.csv", [r, payee(9)]),
+                                         **run_kwargs(sandbox, a, tmp_path / "a"))  # fmt: skip
+        assert again.report.rows[0].outcome != "pending"
+    await sandbox.advance((hours - waited) * HOUR)
+    fixed = write_csv(tmp_path / "fixed.csv", [dict(r, amount="100.00")])
+    arrived: list[int] = []
+    go = asyncio.Event()
+    ka, kb = run_kwargs(sandbox, a, tmp_path / "a"), run_kwargs(sandbox, b, tmp_path / "b")
+    ka["transport"] = _Together(sandbox.transport(), arrived, go, 2)
+    kb["transport"] = _Together(sandbox.transport(), arrived, go, 2)
+    await asyncio.gather(pipeline.run_async(fixed, **ka), pipeline.run_async(fixed, **kb))
+    assert _live(sandbox)[r["reference"]] <= 1
+
+
+async def test_an_intent_in_conflict_with_a_refused_key_is_not_sent_once_another_home_paid_the_row(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    r = payee(0, amount="100.96")
+    a, b = sandbox_settings(tmp_path / "a"), sandbox_settings(tmp_path / "b")
+    await pipeline.run_async(write_csv(tmp_path / "a1.csv", [r]),
+                             **run_kwargs(sandbox, a, tmp_path / "a"))  # fmt: skip
+    await sandbox.advance(HOUR)
+    f = write_csv(tmp_path / "fixed.csv", [dict(r, amount="100.00")])
+    rb = await pipeline.run_async(f, **run_kwargs(sandbox, b, tmp_path / "b"))
+    assert rb.exit_code == 10  # its key 1 met A's refused key with another body
+    assert sandbox.ledger() == []
+    ra = await pipeline.run_async(f, **run_kwargs(sandbox, a, tmp_path / "a"))
+    assert [x.outcome for x in ra.report.rows] == ["pending"]  # paid by A's attempt 2
+    await sandbox.advance(24 * HOUR)  # the provider forgets key 1
+    rb2 = await pipeline.run_async(f, **run_kwargs(sandbox, b, tmp_path / "b"))
+    assert _live(sandbox) == {r["reference"]: 1}
+    assert rb2.exit_code == 0
+    assert [x.payout_id for x in rb2.report.rows] == [p["id"] for p in sandbox.ledger()]

@@ -27,6 +27,7 @@ import csv
 import hashlib
 import io
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from batchpay.errors import (
 from batchpay.journal import CREATED, Journal, dumps_body, parse_ts
 from batchpay.journal.batches import (
     BATCHED,
+    CANCELLING,
     CONFIRMED,
     CONFIRMING,
     ENDED,
@@ -239,6 +241,11 @@ class _BatchRun:
                 raise self._expired_error()
             self.journal.retire_batch(self.run_id)
             rec = None
+        if rec is not None and rec["state"] == CANCELLING:
+            # This run's own cancel, begun and not recorded ended (the process stopped, the
+            # answer was lost): sent again with its key, then as any cancel of ours.
+            await self._cancel_again(rec)
+            rec = self.journal.batch_for_run(self.run_id)
         if rec is not None and rec["state"] == ENDED:
             # Cancelled or refused whole: it can never be confirmed. Rows it left planned
             # (our own cancel) go in a new batch; refused rows stay refused.
@@ -476,7 +483,7 @@ class _BatchRun:
         short = [c for c, ok in plan.balance_ok.items() if not ok]
         if short:
             why = f"the provider's balance check refused the batch ({', '.join(short)})"
-            await self._cancel(batch_id, "insufficient_balance", why, replan=True)
+            await self._cancel(batch_id, "insufficient_balance", why)
             raise PreflightError(
                 f"the provider's balance check says {', '.join(short)} cannot cover batch "
                 f"{batch_id}; it was cancelled and nothing was paid",
@@ -571,12 +578,29 @@ class _BatchRun:
             refusals=refusals,
         )
 
-    async def _cancel(
-        self, batch_id: str, code: str, message: str, *, replan: bool = False
-    ) -> None:
+    async def _cancel(self, batch_id: str, code: str, message: str) -> None:
+        """Cancel this run's batch, never confirmed; its rows are planned again."""
+        # Recorded before it leaves: a run that stops before the answer finds the batch
+        # cancelled by itself, not by a person (whose cancel refuses the rows for good).
+        self.journal.update_batch(self.run_id, state=CANCELLING, detail=f"{code}: {message}")
         await self.client.cancel_batch(batch_id, f"bpx1-{batch_id}")
         self.journal.update_batch(self.run_id, state=ENDED, detail=message)
-        self.journal.end_batch_rows(self.run_id, code=code, message=message, replan=replan)
+        self.journal.end_batch_rows(self.run_id, code=code, message=message, replan=True)
+
+    async def _cancel_again(self, rec: sqlite3.Row) -> None:
+        """Finish this run's own cancel of its batch (it may have arrived): the batch is
+        cancelled (or can no longer be confirmed) and its rows are planned again."""
+        batch_id = str(rec["batch_id"])
+        code, _, message = str(rec["detail"] or "").partition(": ")
+        try:
+            await self.client.cancel_batch(batch_id, f"bpx1-{batch_id}")
+        except ConflictError:
+            status = str((await self.client.get_batch(batch_id)).get("status") or "")
+            if status not in ("cancelled", "validation_failed"):
+                raise
+        self.journal.update_batch(self.run_id, state=ENDED, detail=message)
+        self.journal.end_batch_rows(self.run_id, code=code or "batch_cancelled",
+                                    message=message, replan=True)  # fmt: skip
 
     async def _visible_to_other_homes(self, batch_id: str, batch: Mapping[str, Any]) -> bool:
         """Wait until a per-row run in another home can no longer send a payout it decided
@@ -616,7 +640,7 @@ class _BatchRun:
             "it was cancelled before confirmation and its rows planned again"
         )
         log.warning("run %s: %s", self.run_id, message, extra={"run_id": self.run_id})
-        await self._cancel(batch_id, "paid_elsewhere_meanwhile", message, replan=True)
+        await self._cancel(batch_id, "paid_elsewhere_meanwhile", message)
         return True
 
     async def _replan(self) -> bool:

@@ -32,6 +32,7 @@ CONFIRMED = "confirmed"  # the provider holds the confirmation
 SETTLED = "settled"  # every row's intent is settled from the batch's results
 EXPIRED = "expired"  # the confirmation window passed; nothing was paid
 ENDED = "ended"  # refused or cancelled before processing; nothing was paid
+CANCELLING = "cancelling"  # our own cancel may or may not have arrived (detail: code: why)
 
 
 @dataclass(frozen=True)

@@ -620,9 +620,20 @@ def paid_at_provider(
                 journal.update_row(run_id, row_number, state=HELD,
                                    error_code=AMOUNT_DIFFERS, error_message=differs)  # fmt: skip
             return True
-        elsewhere = paid_elsewhere(journal, environment, row_key)
-        if elsewhere is not None:
-            journal.update_row(run_id, row_number, **elsewhere)
+        # Not adopted: this journal holds a live intent for the row already (another run's,
+        # or this run's, adopted before), or holds the payout's very key refused (the other
+        # home sent it after the provider forgot this journal's refusal). Paid all the same:
+        # never left planned, and a corrected amount is held, not reported paid.
+        fields = judge_history(journal.row_history(environment, row_key))
+        if fields is None:
+            doc = json.loads(str(first.doc))
+            amount, currency = doc.get("dest_amount"), doc.get("dest_currency")
+            paid = (str(amount), str(currency)) if amount and currency else None
+            fields = {"state": ALREADY_PAID, "error_message": note, "paid_amount": paid}
+        if asked is not None:
+            fields = held_if_amount_differs(fields, asked)
+        fields.pop("paid_amount", None)
+        journal.update_row(run_id, row_number, **fields)
         return True
     if not hold_failed:
         return False

@@ -257,3 +257,33 @@ async def test_a_row_another_home_paid_is_held_when_this_file_asks_another_amoun
         first[1]["reference"]: ("skipped", "amount_differs"),
     }
     assert a.exit_code == ExitCode.ROWS_FAILED and len(sandbox.ledger()) == 2
+
+
+async def test_releasing_bank_details_keeps_a_row_another_home_paid_at_another_amount_held(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The release (``--allow-new-bank-details``) looks at the run's held rows again; a row
+    held ``amount_differs`` because another home paid it (its payout adopted into this run)
+    was then reported ``already_paid`` at the amount this file asks, which was never paid."""
+    home_b, home_a = sandbox_settings(tmp_path / "b"), sandbox_settings(tmp_path / "a")
+    r1 = payout_row(1)
+    await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", [r1]), **run_kwargs(sandbox, home_b, tmp_path / "b")
+    )
+    await pipeline.run_async(  # payee 0 paid here before: a new IBAN for it is held
+        write_csv(tmp_path / "a0.csv", [payout_row(0)]),
+        **run_kwargs(sandbox, home_a, tmp_path / "a"),
+    )
+    f = write_csv(tmp_path / "a.csv", [dict(r1, amount="5000.00"), _moved(reference="INV-X")])
+    first = await pipeline.run_async(f, **run_kwargs(sandbox, home_a, tmp_path / "a"))
+    codes = {r.reference: (r.outcome, r.error_code) for r in first.report.rows}
+    assert codes == {r1["reference"]: ("skipped", "amount_differs"),
+                     "INV-X": ("skipped", "bank_details_changed")}  # fmt: skip
+    again = await pipeline.run_async(
+        f, **run_kwargs(sandbox, home_a, tmp_path / "a", allow_new_bank_details=True)
+    )
+    codes = {r.reference: (r.outcome, r.error_code) for r in again.report.rows}
+    assert codes[r1["reference"]] == ("skipped", "amount_differs")
+    assert codes["INV-X"][0] == "pending"  # released: paid
+    paid = [p for p in sandbox.ledger() if p["reference"] == r1["reference"]]
+    assert [p["dest_amount"] for p in paid] == [r1["amount"]]

@@ -106,3 +106,39 @@ async def test_an_intent_in_conflict_with_a_refused_key_is_not_sent_once_another
     assert _live(sandbox) == {r["reference"]: 1}
     assert rb2.exit_code == 0
     assert [x.payout_id for x in rb2.report.rows] == [p["id"] for p in sandbox.ledger()]
+
+
+@pytest.mark.parametrize("via", ["rows", "batches"])
+@pytest.mark.parametrize(("amount", "outcome"), [("150.00", "skipped"), ("100.00", "already_paid")])
+async def test_a_row_another_home_paid_under_a_key_this_journal_saw_refused_is_settled(
+    sandbox: Sandbox, tmp_path: Path, via: str, amount: str, outcome: str
+) -> None:
+    """A's attempt 1 was refused; more than a day later home B paid the row with the same
+    key (the provider had forgotten it). A's next file with the row: the sweep lists B's
+    payout, which A cannot adopt (it holds that very key, refused). The row stayed planned
+    for ever (exit 10 each time, nothing said); it is now paid — or held
+    ``amount_differs`` when A's file asks another amount."""
+    from batchpay.batches import Batches
+
+    r = payee(0, amount="100.96")
+    a, b = sandbox_settings(tmp_path / "a"), sandbox_settings(tmp_path / "b")
+    await pipeline.run_async(write_csv(tmp_path / "a1.csv", [r]),
+                             **run_kwargs(sandbox, a, tmp_path / "a"))  # fmt: skip
+    await sandbox.advance(26 * HOUR)
+    rb = await pipeline.run_async(write_csv(tmp_path / "b.csv", [dict(r, amount="100.00")]),
+                                  **run_kwargs(sandbox, b, tmp_path / "b"))  # fmt: skip
+    assert rb.exit_code == 0
+
+    async def advance(seconds: float) -> None:
+        await sandbox.advance(1)
+
+    ra = await pipeline.run_async(
+        write_csv(tmp_path / "a2.csv", [dict(r, amount=amount)]),
+        submission=Batches(confirm=True, sleep=advance) if via == "batches" else None,
+        **run_kwargs(sandbox, a, tmp_path / "a"),
+    )
+    assert len(sandbox.ledger()) == 1
+    assert [x.outcome for x in ra.report.rows] == [outcome]
+    if outcome == "skipped":  # held, for a person
+        assert ra.report.rows[0].error_code == "amount_differs"
+    assert ra.exit_code != 10

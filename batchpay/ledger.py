@@ -628,8 +628,8 @@ def paid_at_provider(
         if fields is None:
             doc = json.loads(str(first.doc))
             amount, currency = doc.get("dest_amount"), doc.get("dest_currency")
-            paid = (str(amount), str(currency)) if amount and currency else None
-            fields = {"state": ALREADY_PAID, "error_message": note, "paid_amount": paid}
+            made = (str(amount), str(currency)) if amount and currency else None
+            fields = {"state": ALREADY_PAID, "error_message": note, "paid_amount": made}
         if asked is not None:
             fields = held_if_amount_differs(fields, asked)
         fields.pop("paid_amount", None)

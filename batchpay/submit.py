@@ -36,6 +36,7 @@ from batchpay.errors import (
     IdempotencyConflictError,
     TransportError,
 )
+from batchpay.holds import AMOUNT_DIFFERS
 from batchpay.journal import (
     CREATED,
     REJECTED,
@@ -46,7 +47,8 @@ from batchpay.journal import (
     dumps_body,
     parse_ts,
 )
-from batchpay.ledger import METADATA_KEY, RowLook, parse_key
+from batchpay.ledger import METADATA_KEY, RowLook, amount_differs, parse_key
+from batchpay.states import HELD
 
 KEY_WINDOW = timedelta(hours=23)
 
@@ -306,9 +308,9 @@ class Submitter:
         if seen is not None:
             # The sweep of the provider's ledger already shows this key's payout (or the
             # row's, made under another attempt's key by a home that never saw this key).
-            self.journal.record_payout_created(
-                key, json.loads(str(seen["doc"])), request_id=None, settled_by="ledger"
-            )
+            doc = json.loads(str(seen["doc"]))
+            self.journal.record_payout_created(key, doc, request_id=None, settled_by="ledger")
+            self._hold_if_amount_differs(intent, doc)
             return CREATED
         if self.key_remembered(intent):
             return await self._send(key, str(intent["body"]), resend=intent["first_sent_at"])
@@ -325,6 +327,7 @@ class Submitter:
             return UNKNOWN
         if len(found) == 1:
             self.journal.record_payout_created(key, found[0], request_id=None, settled_by="lookup")
+            self._hold_if_amount_differs(intent, found[0])
             return CREATED
         if len(found) > 1:
             self.journal.record_payout_unknown(
@@ -336,6 +339,24 @@ class Submitter:
             return UNKNOWN
         # Proven absent: the request never took effect, so sending it now is the first time.
         return await self._send(key, str(intent["body"]), resend=None)
+
+    def _hold_if_amount_differs(self, intent: Any, payout: Mapping[str, Any]) -> None:
+        """An intent settled by a payout another home made for its row (another file, a
+        corrected amount, under the same key) that pays another amount than the intent
+        asked: its row is held ``amount_differs``, never reported paid at the asked amount."""
+        try:
+            body = json.loads(str(intent["body"]))
+        except ValueError:
+            return
+        paid = (payout.get("dest_amount"), payout.get("dest_currency"))
+        if not (isinstance(body, dict) and paid[0] and paid[1]):
+            return
+        differs = amount_differs(body.get("dest_amount"), body.get("dest_currency"),
+                                 (str(paid[0]), str(paid[1])))  # fmt: skip
+        if differs is not None:
+            self.journal.update_row(str(intent["run_id"]), int(intent["row_number"]),
+                                    state=HELD, error_code=AMOUNT_DIFFERS,
+                                    error_message=differs)  # fmt: skip
 
     def _paid_under_another_key(self, intent: Any) -> Any:
         """A live payout a sweep saw for the intent's row under another attempt's key, or

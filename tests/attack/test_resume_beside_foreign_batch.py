@@ -80,3 +80,35 @@ async def test_unfinished_intents_are_not_resent_while_another_homes_batch_pays_
     assert _live(sandbox) == {r["reference"]: 1 for r in rows}
     assert again.exit_code == 0
     assert len(sandbox.ledger()) == len(rows)
+
+
+async def test_an_unfinished_intent_settled_by_another_homes_payout_at_another_amount_is_held(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A's payout of a row got no answer (nothing reached the provider); home B paid the
+    corrected export (the row at 5000.00) as a batch, whose payout carries the row's key.
+    A's next run settles its intent from the ledger with B's payout: the row was reported
+    paid at A's 100.00; it is held ``amount_differs`` (nothing sent)."""
+    r = payee(0)
+    a, b = sandbox_settings(tmp_path / "a"), sandbox_settings(tmp_path / "b")
+    fa = write_csv(tmp_path / "a.csv", [r])
+    lost = await pipeline.run_async(
+        fa,
+        **{
+            **run_kwargs(sandbox, a, tmp_path / "a"),
+            "transport": _Unreachable(sandbox.transport()),
+        },
+    )
+    assert lost.exit_code == 10
+
+    async def advance(seconds: float) -> None:
+        await sandbox.advance(1)
+
+    rb = await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", [dict(r, amount="5000.00")]),
+        submission=Batches(confirm=True, sleep=advance), **run_kwargs(sandbox, b, tmp_path / "b"),
+    )  # fmt: skip
+    assert rb.exit_code == 0
+    again = await pipeline.run_async(fa, **run_kwargs(sandbox, a, tmp_path / "a"))
+    assert [p["dest_amount"] for p in sandbox.ledger()] == ["5000.00"]
+    assert [(x.outcome, x.error_code) for x in again.report.rows] == [("skipped", "amount_differs")]

@@ -46,6 +46,7 @@ from batchpay.errors import (
     TransportError,
     UnexpectedAnswer,
 )
+from batchpay.holds import RELEASED_BY_NEW_BANK_DETAILS, RELEASED_BY_RERUN
 from batchpay.journal import CREATED, Journal, dumps_body, parse_ts
 from batchpay.journal.batches import (
     BATCHED,
@@ -63,7 +64,7 @@ from batchpay.journal.batches import (
 from batchpay.ledger import METADATA_KEY
 from batchpay.options import RunOptions
 from batchpay.resolve import credential_fingerprint, display_name, masked_account, pii_fingerprint
-from batchpay.states import HELD, PLANNED
+from batchpay.states import HELD, IN_FLIGHT_ELSEWHERE, PLANNED
 from batchpay.submit import payout_method
 
 __all__ = ["TEMPLATE_COLUMNS", "BatchPlan", "Batches", "template_file"]
@@ -252,7 +253,15 @@ class _BatchRun:
             self.journal.retire_batch(self.run_id)
             rec = None
         resumed = rec is not None
+        if rec is not None and rec["state"] == SETTLED:
+            # A batch of this run has paid. Rows it left held are looked at again, as a
+            # per-row re-run looks at them; those now payable go in a new batch.
+            if not self._recheck_held() or not await self._plan_and_record(retire=True):
+                return
+            rec = self.journal.batch_for_run(self.run_id)
+            assert rec is not None
         if rec is None:
+            self._recheck_held()
             if not await self._plan_and_record():
                 return
             rec = self.journal.batch_for_run(self.run_id)
@@ -274,8 +283,27 @@ class _BatchRun:
 
     # -- 1. plan: the rows to pay, in the provider's template --------------------------------
 
-    async def _plan_and_record(self) -> bool:
-        """Sweep the ledger, drop rows paid elsewhere, commit the upload intent."""
+    def _recheck_held(self) -> bool:
+        """Plan again the held rows a re-run looks at, as a per-row run does: rows waiting
+        for another run's payout, rows held ``row_changed``, and with
+        ``--allow-new-bank-details`` the rows held for their bank details. The batch's
+        planning judges each again (paid meanwhile, still waiting, another amount, new bank
+        details). Whether any."""
+        codes = {IN_FLIGHT_ELSEWHERE, *RELEASED_BY_RERUN}
+        if self.options.allow_new_bank_details:
+            codes |= RELEASED_BY_NEW_BANK_DETAILS
+        again = [
+            int(r["row_number"]) for r in self.journal.rows(self.run_id)
+            if r["state"] == HELD and r["error_code"] in codes
+        ]  # fmt: skip
+        for number in again:
+            self.journal.update_row(self.run_id, number, state=PLANNED, error_code=None,
+                                    error_message=None, related_run=None)  # fmt: skip
+        return bool(again)
+
+    async def _plan_and_record(self, *, retire: bool = False) -> bool:
+        """Sweep the ledger, drop rows paid elsewhere, commit the upload intent (``retire``:
+        after retiring the run's settled batch, this one is the run's next)."""
         in_flight = [p for p in self.journal.open_payouts(self.run_id) if p["state"] != CREATED]
         if in_flight:
             raise ConfigError(
@@ -340,6 +368,8 @@ class _BatchRun:
         # The run's n-th batch: a new batch of the same rows (after an expiry) is another
         # upload, never the replay of the first one's answer.
         n = self.journal.batch_count(self.run_id) + 1
+        if retire:
+            self.journal.retire_batch(self.run_id)
         self.journal.begin_batch(
             environment=self.env,
             run_id=self.run_id,

@@ -287,3 +287,56 @@ async def test_releasing_bank_details_keeps_a_row_another_home_paid_at_another_a
     assert codes["INV-X"][0] == "pending"  # released: paid
     paid = [p for p in sandbox.ledger() if p["reference"] == r1["reference"]]
     assert [p["dest_amount"] for p in paid] == [r1["amount"]]
+
+
+def _batches_of(sandbox: Sandbox) -> Batches:
+    async def advance(seconds: float) -> None:
+        await sandbox.advance(1)
+
+    return Batches(confirm=True, sleep=advance)
+
+
+async def test_a_batch_run_pays_a_row_released_with_new_bank_details_in_a_new_batch(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Batch mode planned only ``planned`` rows, and a run whose batch had paid did nothing
+    more: a row held for its new bank details stayed held after the release (and ``--via
+    rows`` is refused for a batch run)."""
+    home = sandbox_settings(tmp_path / "h")
+    kw = run_kwargs(sandbox, home, tmp_path / "h")
+    await pipeline.run_async(write_csv(tmp_path / "a.csv", [payout_row(0)]),
+                             submission=_batches_of(sandbox), **kw)  # fmt: skip
+    f = write_csv(tmp_path / "b.csv", [_moved(reference="INV-X"), payout_row(3)])
+    first = await pipeline.run_async(f, submission=_batches_of(sandbox), **kw)
+    codes = {r.reference: (r.outcome, r.error_code) for r in first.report.rows}
+    assert codes["INV-X"] == ("skipped", "bank_details_changed")
+    again = await pipeline.run_async(
+        f, submission=_batches_of(sandbox),
+        **run_kwargs(sandbox, home, tmp_path / "h", allow_new_bank_details=True),
+    )  # fmt: skip
+    assert {r.reference: r.outcome for r in again.report.rows}["INV-X"] == "pending"
+    refs = [p["reference"] for p in sandbox.ledger()]
+    assert refs.count("INV-X") == 1
+    assert len(sandbox.batches()) == 3  # the release went in a batch of its own
+
+
+async def test_a_batch_run_settles_a_row_held_for_another_run_once_that_run_has_ended(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A row held ``in_flight_elsewhere`` (another run of this journal is paying it) stayed
+    held in batch mode after that run ended: every re-run exited 10. It is judged again."""
+    home = sandbox_settings(tmp_path / "h")
+    kw = run_kwargs(sandbox, home, tmp_path / "h")
+    shared = payout_row(0)
+    f1 = write_csv(tmp_path / "f1.csv", [shared])
+    sandbox.faults.plan("POST /v1/payouts", ["503"] * 5)
+    assert (await pipeline.run_async(f1, **kw)).exit_code == 10  # unknown: not finished
+    f2 = write_csv(tmp_path / "f2.csv", [dict(shared, amount="777.00"), payout_row(3)])
+    r2 = await pipeline.run_async(f2, submission=_batches_of(sandbox), **kw)
+    held = {r.reference: r.error_code for r in r2.report.rows}
+    assert held[shared["reference"]] == "in_flight_elsewhere"
+    assert (await pipeline.run_async(f1, **kw)).exit_code == 0  # finished: paid at 100.xx
+    again = await pipeline.run_async(f2, submission=_batches_of(sandbox), **kw)
+    codes = {r.reference: (r.outcome, r.error_code) for r in again.report.rows}
+    assert codes[shared["reference"]] == ("skipped", "amount_differs")
+    assert [p["reference"] for p in sandbox.ledger()].count(shared["reference"]) == 1

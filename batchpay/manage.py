@@ -255,6 +255,8 @@ def retry_plan(run_id: str | None = None, *, settings: Settings | None = None) -
                     cur = str(r["currency"])
                     totals[cur] = totals.get(cur, Decimal(0)) + Decimal(str(r["amount"]))
                 continue
+            if r["state"] == HELD:
+                continue  # held for a person (amount_differs: which amount is not ours to say)
             if r["payout_state"] != CREATED or r["payout_status"] not in RETRYABLE_OUTCOMES:
                 continue
             history = journal.row_history(settings.environment, str(r["row_key"]))
@@ -283,6 +285,9 @@ def _failed_elsewhere_retry(journal: Journal, env: str, r: Any) -> dict[str, Any
     if any(h["state"] not in ("rejected",) for h in journal.row_history(env, key)):
         return None  # this journal holds an intent for it: retry that run instead
     doc = json.loads(str(found[-1]["doc"]))
+    paid = (str(doc.get("dest_amount")), str(doc.get("dest_currency")))
+    if ledger.amount_differs(r["amount"], r["currency"], paid) is not None:
+        return None  # the failed payout was of another amount than this run's row asks
     body = ledger.request_body(doc)
     body.pop("metadata", None)
     return dict(r) | {

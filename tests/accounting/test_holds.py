@@ -340,3 +340,37 @@ async def test_a_batch_run_settles_a_row_held_for_another_run_once_that_run_has_
     codes = {r.reference: (r.outcome, r.error_code) for r in again.report.rows}
     assert codes[shared["reference"]] == ("skipped", "amount_differs")
     assert [p["reference"] for p in sandbox.ledger()].count(shared["reference"]) == 1
+
+
+@pytest.mark.parametrize("via", ["rows", "batches"])
+async def test_retry_failed_does_not_pay_a_row_held_amount_differs_at_the_old_amount(
+    sandbox: Sandbox, tmp_path: Path, via: str
+) -> None:
+    """Home B paid a row at 300.91 (a payout that fails: .91); home A's corrected export
+    asks 5000.00 for it, held ``amount_differs`` with B's payout adopted. Once that payout
+    failed, ``retry-failed`` of A's run paid the row again at B's 300.91, which A's file
+    never asked. It is not in the retry (the row stays held for a person); B's own retry of
+    its row pays it, once."""
+    home_b, home_a = sandbox_settings(tmp_path / "b"), sandbox_settings(tmp_path / "a")
+    r1 = payout_row(1, amount="300.91")
+    rb = await pipeline.run_async(write_csv(tmp_path / "b.csv", [r1]),
+                                  **run_kwargs(sandbox, home_b, tmp_path / "b"))  # fmt: skip
+    ra = await pipeline.run_async(
+        write_csv(tmp_path / "a.csv", [dict(r1, amount="5000.00")]),
+        submission=_batches_of(sandbox) if via == "batches" else None,
+        **run_kwargs(sandbox, home_a, tmp_path / "a"),
+    )  # fmt: skip
+    assert [(r.outcome, r.error_code) for r in ra.report.rows] == [("skipped", "amount_differs")]
+    await sandbox.advance(30)  # B's payout fails
+    await manage.track_async(ra.run_id, settings=home_a, transport=sandbox.transport(),
+                             clock=sandbox.clock.now, out_dir=tmp_path / "a" / "t")  # fmt: skip
+    assert manage.retry_plan(ra.run_id, settings=home_a).rows == []
+    await manage.track_async(rb.run_id, settings=home_b, transport=sandbox.transport(),
+                             clock=sandbox.clock.now, out_dir=tmp_path / "b" / "t")  # fmt: skip
+    assert len(manage.retry_plan(rb.run_id, settings=home_b).rows) == 1
+    await manage.retry_failed_async(
+        rb.run_id, confirm=True, settings=home_b, out_dir=tmp_path / "b" / "r",
+        transport=sandbox.transport(), clock=sandbox.clock.now,
+    )  # fmt: skip
+    made = [(p["dest_amount"], p["status"]) for p in sandbox.ledger()]
+    assert [a for a, status in made if status != "failed"] == ["300.91"]

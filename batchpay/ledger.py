@@ -602,23 +602,21 @@ def paid_at_provider(
             f"already paid: the provider holds payout {first.payout_id} "
             f"({first.status or 'created'}) for this row, made outside this journal"
         )
+        doc = json.loads(str(first.doc))
+        paid = (str(doc.get("dest_amount")), str(doc.get("dest_currency")))
+        differs = None if asked is None else amount_differs(*asked, paid)
         if journal.adopt_provider_payout(
             environment=environment,
             run_id=run_id,
             row_number=row_number,
             found=dict(first),
-            body=dumps_body(request_body(json.loads(str(first.doc)))),
+            body=dumps_body(request_body(doc)),
             note=note,
+            hold=None if differs is None else (AMOUNT_DIFFERS, differs),
         ):
-            doc = json.loads(str(first.doc))
             journal.record_payout_created(
                 str(first.idempotency_key), doc, request_id=None, settled_by="ledger"
             )
-            paid = (str(doc.get("dest_amount")), str(doc.get("dest_currency")))
-            differs = None if asked is None else amount_differs(*asked, paid)
-            if differs is not None:
-                journal.update_row(run_id, row_number, state=HELD,
-                                   error_code=AMOUNT_DIFFERS, error_message=differs)  # fmt: skip
             return True
         # Not adopted: this journal holds a live intent for the row already (another run's,
         # or this run's, adopted before), or holds the payout's very key refused (the other

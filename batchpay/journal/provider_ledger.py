@@ -91,6 +91,7 @@ class LedgerVerbs(JournalBase):
         found: Mapping[str, Any],
         body: str,
         note: str,
+        hold: tuple[str, str] | None = None,
     ) -> bool:
         """Record a payout the provider already holds for a row (made from another journal).
 
@@ -127,14 +128,18 @@ class LedgerVerbs(JournalBase):
                 )
             except sqlite3.IntegrityError:
                 return False
+            # ``hold`` (error code, message): the row is held instead, in the same write
+            # (a row paid another amount than it asks is never left marked paid).
             db.execute(
-                """UPDATE rows SET state='already_paid', idempotency_key=?, error_message=?,
+                """UPDATE rows SET state=?, error_code=?, idempotency_key=?, error_message=?,
                    beneficiary_id=COALESCE(?, beneficiary_id),
                    instrument_id=COALESCE(?, instrument_id), updated_at=?
                    WHERE run_id=? AND row_number=?""",
                 (
+                    "held" if hold else "already_paid",
+                    hold[0] if hold else None,
                     found["idempotency_key"],
-                    note,
+                    hold[1] if hold else note,
                     doc.get("beneficiary_id"),
                     doc.get("instrument_id"),
                     now,

@@ -374,3 +374,34 @@ async def test_retry_failed_does_not_pay_a_row_held_amount_differs_at_the_old_am
     )  # fmt: skip
     made = [(p["dest_amount"], p["status"]) for p in sandbox.ledger()]
     assert [a for a, status in made if status != "failed"] == ["300.91"]
+
+
+class _Stopped(BaseException):
+    """The process stops here (as SIGKILL would: nothing more reaches the journal)."""
+
+
+async def test_a_stop_right_after_adopting_another_homes_payout_leaves_the_row_held(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adopted payout and the row's ``amount_differs`` hold were two writes: stopped
+    between them, the row stayed ``already_paid`` at the amount the file asks, and no later
+    run looked at it again. The hold is written with the adoption."""
+    from batchpay.journal import Journal
+
+    home_b, home_a = sandbox_settings(tmp_path / "b"), sandbox_settings(tmp_path / "a")
+    r1 = payout_row(1)
+    await pipeline.run_async(
+        write_csv(tmp_path / "b.csv", [r1]), **run_kwargs(sandbox, home_b, tmp_path / "b")
+    )
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise _Stopped
+
+    monkeypatch.setattr(Journal, "record_payout_created", stop)
+    with pytest.raises(_Stopped):
+        await pipeline.run_async(write_csv(tmp_path / "a.csv", [dict(r1, amount="5000.00")]),
+                                 **run_kwargs(sandbox, home_a, tmp_path / "a"))  # fmt: skip
+    with Journal(home_a.journal_path) as j:
+        (run,) = j.db.execute("SELECT id FROM runs").fetchall()
+        (row,) = j.rows(str(run[0]))
+    assert (row.state, row.error_code) == ("held", "amount_differs")

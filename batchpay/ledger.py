@@ -450,27 +450,11 @@ class RowLook:
         return max(attempts, default=0)
 
 
-def paid_elsewhere(
-    journal: Journal, environment: str, key: str, *, look: RowLook | None = None
-) -> dict[str, Any] | None:
-    """Row fields marking a row whose payout another run holds, or None if none does.
-
-    A payout the provider confirmed makes the row ``already_paid``; one still in flight in
-    an unfinished run holds the row (the other run must be finished first), so the report
-    never claims a payment that may yet be refused; one that ended without paying (failed,
-    returned …) holds the row with the command that pays it again.
-    """
-    history = look.history if look is not None else journal.row_history(environment, key)
-    found = judge_history(history)
-    if found is not None:
-        found.pop("paid_amount", None)  # (planning compares it with the row's)
-    return found
-
-
 def paid_elsewhere_many(
     journal: Journal, environment: str, keys: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
-    """:func:`paid_elsewhere` of every key at once (one query): only the keys it marks."""
+    """What :func:`judge_history` makes of each key's history, every key at once (one
+    query): only the keys it marks."""
     out = {}
     for key, history in journal.row_histories(environment, keys).items():
         if (fields := judge_history(history)) is not None:

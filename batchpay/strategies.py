@@ -335,10 +335,12 @@ class _PerRowRun:
         try:
             sent = await self._resolve_and_submit(r, number, row)
         except LivePayoutExists:
-            # Another process got there between our check and our intent.
-            elsewhere = ledger.paid_elsewhere(self.journal, self.env, str(r.row_key))
-            if elsewhere is not None:
-                self._set(number, **elsewhere)
+            # Another process got there between our check and our intent (held, as any
+            # row paid before, when it paid another amount than this file asks).
+            found = ledger.judge_history(self.journal.row_history(self.env, str(r.row_key)))
+            if found is not None:
+                asked = (row.get("amount"), row.get("currency"))
+                self._set(number, **ledger.held_if_amount_differs(found, asked))
         except Held as exc:
             self._set(number, state=HELD, error_code=exc.code, error_message=exc.message)
         except Refused as exc:

@@ -47,7 +47,7 @@ from batchpay.errors import (
     UnexpectedAnswer,
 )
 from batchpay.holds import RELEASED_BY_NEW_BANK_DETAILS, RELEASED_BY_RERUN
-from batchpay.journal import CREATED, Journal, dumps_body, parse_ts
+from batchpay.journal import CREATED, Journal, LivePayoutExists, dumps_body, parse_ts
 from batchpay.journal.batches import (
     BATCHED,
     CANCELLING,
@@ -370,22 +370,44 @@ class _BatchRun:
         n = self.journal.batch_count(self.run_id) + 1
         if retire:
             self.journal.retire_batch(self.run_id)
-        self.journal.begin_batch(
-            environment=self.env,
-            run_id=self.run_id,
-            # The run id in the name finds the batch again if the upload's answer is lost.
-            file_name=f"batchpay-{self.run_id}-{n}-{digest[:8]}.csv",
-            file_format="csv",
-            file_sha256=digest,
-            data=data,
-            upload_key=f"bpu1-{n}-{digest[:40]}",
-            rows=intents,
-        )
+        try:
+            self.journal.begin_batch(
+                environment=self.env,
+                run_id=self.run_id,
+                # The run id in the name finds the batch again if the upload's answer is lost.
+                file_name=f"batchpay-{self.run_id}-{n}-{digest[:8]}.csv",
+                file_format="csv",
+                file_sha256=digest,
+                data=data,
+                upload_key=f"bpu1-{n}-{digest[:40]}",
+                rows=intents,
+            )
+        except LivePayoutExists:
+            # Another run of this journal took a row between this planning's look at its
+            # history and the batch's intents (none was committed): such rows are marked
+            # as any row paid before, and the batch is planned again without them.
+            if not self._mark_taken(intents):
+                raise
+            return await self._plan_and_record()
         log.info(
             "run %s: batch file of %d row(s) committed (sha256 %s)", self.run_id, len(intents),
             digest, extra={"run_id": self.run_id, "rows": len(intents), "sha256": digest},
         )  # fmt: skip
         return True
+
+    def _mark_taken(self, intents: list[BatchRowIntent]) -> bool:
+        """Mark the rows another run now holds a payout for; whether any."""
+        marked = False
+        for i in intents:
+            found = ledger.judge_history(self.journal.row_history(self.env, i.row_key))
+            if found is None:
+                continue
+            row = self.by_key.get(i.row_key) or {}
+            asked = (row.get("amount"), row.get("currency"))
+            self.journal.update_row(self.run_id, i.row_number,
+                                    **ledger.held_if_amount_differs(found, asked))  # fmt: skip
+            marked = True
+        return marked
 
     def _known(self, row: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """The journal's ids for this row's beneficiary and instrument (no request)."""

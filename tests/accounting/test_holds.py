@@ -405,3 +405,29 @@ async def test_a_stop_right_after_adopting_another_homes_payout_leaves_the_row_h
         (run,) = j.db.execute("SELECT id FROM runs").fetchall()
         (row,) = j.rows(str(run[0]))
     assert (row.state, row.error_code) == ("held", "amount_differs")
+
+
+async def test_a_row_another_run_takes_while_a_batch_is_planned_is_held_not_a_journal_error(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run of this journal commits a row's intent between the batch's look at the
+    row's history and the batch's own intents: the journal refuses the second live intent
+    (nothing is paid twice), and the run ended exit 6, "journal unusable". The row is held
+    as any row paid by another run, and the batch pays the rest."""
+    from batchpay import ledger
+
+    home = sandbox_settings(tmp_path / "h")
+    kw = run_kwargs(sandbox, home, tmp_path / "h")
+    shared = payout_row(0)
+    sandbox.faults.plan("POST /v1/payouts", ["503"] * 5)
+    assert (
+        await pipeline.run_async(write_csv(tmp_path / "f1.csv", [shared]), **kw)
+    ).exit_code == 10
+    monkeypatch.setattr(ledger, "paid_by_another_run", lambda *args, **kwargs: None)  # a look
+    monkeypatch.setattr(ledger, "paid_elsewhere_many", lambda *args, **kwargs: {})  # too early
+    f2 = write_csv(tmp_path / "f2.csv", [shared, payout_row(3)])
+    r2 = await pipeline.run_async(f2, submission=_batches_of(sandbox), **kw)
+    codes = {r.reference: (r.outcome, r.error_code) for r in r2.report.rows}
+    assert codes[shared["reference"]][1] == "in_flight_elsewhere"
+    assert codes[payout_row(3)["reference"]][0] == "pending"
+    assert [p["reference"] for p in sandbox.ledger()] == [payout_row(3)["reference"]]

@@ -255,6 +255,8 @@ class ApiError(BatchpayError):
     """The API answered with an error envelope."""
 
     exit_code = ExitCode.API_ERROR
+    replayed = False
+    """The answer was the provider's replay of an earlier one (``X-Idempotent-Replayed``)."""
 
     def __init__(
         self,

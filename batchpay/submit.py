@@ -450,9 +450,15 @@ class Submitter:
                     key, code=exc.code, message=exc.message, request_id=exc.request_id
                 )
                 return UNKNOWN
+            # A refusal replayed to this journal was another's first: the provider's memory
+            # of the key began before this send, at a time not known here, so it is taken
+            # as a day ago (the key may be forgotten at once; reviving it early is safe).
+            pc = self.provider_clock
+            seen = pc.now() - timedelta(hours=24) if exc.replayed and pc.observed else None
             self.journal.record_payout_rejected(
-                key, code=exc.code, message=exc.message, request_id=exc.request_id
-            )
+                key, code=exc.code, message=exc.message, request_id=exc.request_id,
+                seen_before=seen,
+            )  # fmt: skip
             return REJECTED
         except TransportError as exc:
             self.journal.record_payout_unknown(

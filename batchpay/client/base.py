@@ -308,6 +308,7 @@ class BaseClient:
         error = api_error_from_response(response.status_code, body, response.headers)
         if error.request_id is None:
             error.request_id = request_id
+        error.replayed = response.headers.get("x-idempotent-replayed", "").strip().lower() == "true"
         # The server may echo what it was sent; keep secrets out of messages.
         error.message = self._redact(error.message)
         error.args = (error.message,)

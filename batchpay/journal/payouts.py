@@ -350,15 +350,29 @@ class PayoutVerbs(JournalBase):
         return "", None
 
     def record_payout_rejected(
-        self, idempotency_key: str, *, code: str, message: str, request_id: str | None
+        self,
+        idempotency_key: str,
+        *,
+        code: str,
+        message: str,
+        request_id: str | None,
+        seen_before: datetime | None = None,
     ) -> None:
-        """The provider definitively refused the payout; nothing was created."""
+        """The provider definitively refused the payout; nothing was created.
+
+        ``seen_before``: the provider's time by which it had first seen the key, when the
+        refusal was a replay of another journal's (the key's memory began before this
+        journal's send): kept as the first send's provider time if it is earlier."""
+        sql = """UPDATE payouts SET state=?, error_code=?, error_message=?, request_id=?,
+                 live_key=NULL, updated_at=?"""
+        args: list[Any] = [REJECTED, code, message, request_id, self.now()]
+        if seen_before is not None:
+            earlier = format_ts(seen_before)
+            sql += """, first_sent_provider_at=CASE WHEN first_sent_provider_at IS NULL
+                      OR first_sent_provider_at > ? THEN ? ELSE first_sent_provider_at END"""
+            args += [earlier, earlier]
         with self.transaction(single=True) as db:
-            db.execute(
-                """UPDATE payouts SET state=?, error_code=?, error_message=?, request_id=?,
-                   live_key=NULL, updated_at=? WHERE idempotency_key=?""",
-                (REJECTED, code, message, request_id, self.now(), idempotency_key),
-            )
+            db.execute(sql + " WHERE idempotency_key=?", (*args, idempotency_key))
 
     def record_payout_unknown(
         self, idempotency_key: str, *, code: str, message: str, request_id: str | None

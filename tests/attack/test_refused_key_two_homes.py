@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from batchpay import pipeline
+from batchpay.config import Settings
 from batchpay.sandbox import Sandbox
 from batchpay.testing import sandbox_settings
 
@@ -142,3 +143,34 @@ async def test_a_row_another_home_paid_under_a_key_this_journal_saw_refused_is_s
     if outcome == "skipped":  # held, for a person
         assert ra.report.rows[0].error_code == "amount_differs"
     assert ra.exit_code != 10
+
+
+@pytest.mark.parametrize("b_at", [1.0, 10.0, 20.0])
+async def test_a_refusal_another_home_saw_as_a_replay_does_not_split_the_key(
+    sandbox: Sandbox, tmp_path: Path, b_at: float, home_b: Settings
+) -> None:
+    """Home B never saw A's refusal of the row's key 1; it sent the same row with it and
+    the provider replayed A's refusal. B dated the refusal from its own send, not from the
+    provider's first sight of the key: at 24.5 h A revived key 1 and B sent key 2, and the
+    provider, which had forgotten key 1, made both. A replayed refusal is now taken as the
+    provider's a day before (the key may be forgotten at once; reviving early is safe)."""
+    r = payee(0, amount="100.96")  # refused at creation (velocity_blocked)
+    a, b = sandbox_settings(tmp_path / "a"), home_b  # B: SQLite, or PostgreSQL (workers)
+    ra = await pipeline.run_async(write_csv(tmp_path / "a1.csv", [r]),
+                                  **run_kwargs(sandbox, a, tmp_path / "a"))  # fmt: skip
+    assert [x.error_code for x in ra.report.rows] == ["velocity_blocked"]
+    await sandbox.advance(b_at * HOUR)
+    rb = await pipeline.run_async(write_csv(tmp_path / "b1.csv", [r]),
+                                  **run_kwargs(sandbox, b, tmp_path / "b"))  # fmt: skip
+    # B met A's refusal, replayed under the same key (the identical body)
+    assert [x.error_code for x in rb.report.rows] == ["velocity_blocked"]
+    assert sandbox.ledger() == []
+    await sandbox.advance((24.5 - b_at) * HOUR)
+    fixed = write_csv(tmp_path / "fixed.csv", [dict(r, amount="100.00")])
+    arrived: list[int] = []
+    go = asyncio.Event()
+    ka, kb = run_kwargs(sandbox, a, tmp_path / "a"), run_kwargs(sandbox, b, tmp_path / "b")
+    ka["transport"] = _Together(sandbox.transport(), arrived, go, 2)
+    kb["transport"] = _Together(sandbox.transport(), arrived, go, 2)
+    await asyncio.gather(pipeline.run_async(fixed, **ka), pipeline.run_async(fixed, **kb))
+    assert _live(sandbox)[r["reference"]] <= 1, "the row was paid twice"

@@ -256,7 +256,9 @@ class _BatchRun:
         if rec is not None and rec["state"] == SETTLED:
             # A batch of this run has paid. Rows it left held are looked at again, as a
             # per-row re-run looks at them; those now payable go in a new batch.
-            if not self._recheck_held() or not await self._plan_and_record(retire=True):
+            # (Rows left planned by a re-run stopped before its new batch are taken too.)
+            self._recheck_held()
+            if not await self._plan_and_record(retire=True):
                 return
             rec = self.journal.batch_for_run(self.run_id)
             assert rec is not None
@@ -470,10 +472,12 @@ class _BatchRun:
         except ApiError as exc:
             if exc.retryable:
                 raise
-            self.journal.update_batch(self.run_id, state=ENDED, detail=exc.message)
-            self.journal.end_batch_rows(self.run_id, code=exc.code or "batch_upload_refused",
-                                        message=f"the provider refused the batch file: "
-                                        f"{exc.message}")  # fmt: skip
+            self.journal.end_batch_rows(
+                self.run_id,
+                batch=dict(state=ENDED, detail=exc.message),
+                code=exc.code or "batch_upload_refused",
+                message=f"the provider refused the batch file: {exc.message}",
+            )
             raise
         self._uploaded(batch)
 
@@ -525,9 +529,12 @@ class _BatchRun:
         errors, warnings = await self.client.batch_errors(batch_id)
         refusals = self._record_validation(errors, warnings)
         if status in ("validation_failed", "cancelled"):
-            self.journal.update_batch(self.run_id, state=ENDED)
-            self.journal.end_batch_rows(self.run_id, code=f"batch_{status}",
-                                        message=f"the provider's batch ended {status}")  # fmt: skip
+            self.journal.end_batch_rows(
+                self.run_id,
+                batch=dict(state=ENDED),
+                code=f"batch_{status}",
+                message=f"the provider's batch ended {status}",
+            )
             return False
         if status != "validated":
             raise UnexpectedAnswer(f"batch {batch_id} is {status!r}, not a documented status")
@@ -636,8 +643,13 @@ class _BatchRun:
         # cancelled by itself, not by a person (whose cancel refuses the rows for good).
         self.journal.update_batch(self.run_id, state=CANCELLING, detail=f"{code}: {message}")
         await self.client.cancel_batch(batch_id, f"bpx1-{batch_id}")
-        self.journal.update_batch(self.run_id, state=ENDED, detail=message)
-        self.journal.end_batch_rows(self.run_id, code=code, message=message, replan=True)
+        self.journal.end_batch_rows(
+            self.run_id,
+            batch=dict(state=ENDED, detail=message),
+            code=code,
+            message=message,
+            replan=True,
+        )
 
     async def _cancel_again(self, rec: sqlite3.Row) -> None:
         """Finish this run's own cancel of its batch (it may have arrived): the batch is
@@ -648,11 +660,23 @@ class _BatchRun:
             await self.client.cancel_batch(batch_id, f"bpx1-{batch_id}")
         except ConflictError:
             status = str((await self.client.get_batch(batch_id)).get("status") or "")
+            if status in _PROCESSING | _DONE:
+                # A person confirmed it meanwhile (the provider's dashboard): it pays, and
+                # is followed as this run's own batch.
+                log.warning("run %s: batch %s was confirmed outside batchpay before its "
+                            "cancel; its payouts are followed", self.run_id, batch_id,
+                            extra={"run_id": self.run_id, "batch_id": batch_id})  # fmt: skip
+                self.journal.update_batch(self.run_id, state=CONFIRMED, provider_status=status)
+                return
             if status not in ("cancelled", "validation_failed"):
                 raise
-        self.journal.update_batch(self.run_id, state=ENDED, detail=message)
-        self.journal.end_batch_rows(self.run_id, code=code or "batch_cancelled",
-                                    message=message, replan=True)  # fmt: skip
+        self.journal.end_batch_rows(
+            self.run_id,
+            batch=dict(state=ENDED, detail=message),
+            code=code or "batch_cancelled",
+            message=message,
+            replan=True,
+        )
 
     async def _visible_to_other_homes(self, batch_id: str, batch: Mapping[str, Any]) -> bool:
         """Wait until a per-row run in another home can no longer send a payout it decided
@@ -727,10 +751,12 @@ class _BatchRun:
             log.info("run %s: batch %s confirmed", self.run_id, batch_id,
                      extra={"run_id": self.run_id, "batch_id": batch_id})  # fmt: skip
         elif status == "cancelled":
-            self.journal.update_batch(self.run_id, state=ENDED, provider_status=status)
-            self.journal.end_batch_rows(self.run_id, code="batch_cancelled",
-                                        message="the batch was cancelled before it was "
-                                        "processed; nothing was paid")  # fmt: skip
+            self.journal.end_batch_rows(
+                self.run_id,
+                batch=dict(state=ENDED, provider_status=status),
+                code="batch_cancelled",
+                message="the batch was cancelled before it was processed; nothing was paid",
+            )
             return False
         elif status not in _PROCESSING | _DONE:
             raise UnexpectedAnswer(f"batch {batch_id} is {status!r} while being confirmed")
@@ -738,11 +764,13 @@ class _BatchRun:
         return True
 
     def _end_expired(self, batch: Mapping[str, Any]) -> None:
-        self.journal.update_batch(self.run_id, state=EXPIRED,
-                                  detail=str(batch.get("expires_at") or ""))  # fmt: skip
-        self.journal.end_batch_rows(self.run_id, code="batch_confirmation_expired",
-                                    message="the provider's batch expired before it was "
-                                    "confirmed; nothing was paid", replan=True)  # fmt: skip
+        self.journal.end_batch_rows(
+            self.run_id,
+            batch=dict(state=EXPIRED, detail=str(batch.get("expires_at") or "")),
+            code="batch_confirmation_expired",
+            message="the provider's batch expired before it was confirmed; nothing was paid",
+            replan=True,
+        )
 
     def _expired_error(self) -> PreflightError:
         rec = self.journal.batch_for_run(self.run_id)
@@ -766,10 +794,12 @@ class _BatchRun:
         if status in _PROCESSING:
             return  # still processing when the run's time ran out: run again to finish
         if status == "cancelled":
-            self.journal.update_batch(self.run_id, state=ENDED)
-            self.journal.end_batch_rows(self.run_id, code="batch_cancelled",
-                                        message="the batch was cancelled before it was "
-                                        "processed; nothing was paid")  # fmt: skip
+            self.journal.end_batch_rows(
+                self.run_id,
+                batch=dict(state=ENDED),
+                code="batch_cancelled",
+                message="the batch was cancelled before it was processed; nothing was paid",
+            )
             return
         await self._settle_rows(batch_id)
         self.journal.update_batch(self.run_id, state=SETTLED, provider_status=status)

@@ -179,8 +179,20 @@ class BatchVerbs(JournalBase):
             )
         }
 
-    def end_batch_rows(self, run_id: str, *, code: str, message: str, replan: bool = False) -> None:
+    def end_batch_rows(
+        self,
+        run_id: str,
+        *,
+        code: str,
+        message: str,
+        replan: bool = False,
+        batch: Mapping[str, Any] | None = None,
+    ) -> None:
         """Every row of the batch still ``batched`` is refused: nothing was paid for it.
+
+        ``batch``: fields of the run's batch record written in the same transaction (its
+        end: ``state``, ``detail`` …), so a stop never leaves the batch ended and its rows
+        not, or the other way round.
 
         With ``replan`` (a batch that can never be confirmed: expired, or cancelled by us)
         the rows go back to ``planned`` and the unconfirmed intents are archived under
@@ -190,9 +202,16 @@ class BatchVerbs(JournalBase):
         """
         now = self.now()
         with self.transaction() as db:
+            if batch:  # the batch's own record, in the same write (``update_batch``'s fields)
+                fields = {**batch, "updated_at": now}
+                db.execute(
+                    f"UPDATE batches SET {', '.join(f'{k}=?' for k in fields)} "
+                    "WHERE run_id=? AND current=1",
+                    (*fields.values(), run_id),
+                )
             if replan:
-                batch = self._current(db, run_id)
-                suffix = f"#unconfirmed-{batch}"
+                current = self._current(db, run_id)
+                suffix = f"#unconfirmed-{current}"
                 db.execute(
                     """UPDATE rows SET state='planned', idempotency_key=NULL, error_code=?,
                        error_message=?, updated_at=? WHERE run_id=? AND idempotency_key IN
@@ -203,7 +222,7 @@ class BatchVerbs(JournalBase):
                     """UPDATE batch_rows SET idempotency_key = idempotency_key || ?
                        WHERE batch=? AND idempotency_key IN
                        (SELECT idempotency_key FROM payouts WHERE run_id=? AND state=?)""",
-                    (suffix, batch, run_id, BATCHED),
+                    (suffix, current, run_id, BATCHED),
                 )
                 db.execute(
                     """UPDATE payouts SET state=?, error_code=?, error_message=?, live_key=NULL,

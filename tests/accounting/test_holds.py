@@ -11,7 +11,7 @@ from batchpay import manage, pipeline
 from batchpay.batches import Batches
 from batchpay.cli import main
 from batchpay.config import Settings
-from batchpay.errors import DuplicateFileError, ExitCode
+from batchpay.errors import BatchpayError, DuplicateFileError, ExitCode
 from batchpay.holds import bank_label
 from batchpay.sandbox import Sandbox
 from batchpay.testing import payout_row, run_kwargs, sandbox_settings, write_csv
@@ -431,3 +431,34 @@ async def test_a_row_another_run_takes_while_a_batch_is_planned_is_held_not_a_jo
     assert codes[shared["reference"]][1] == "in_flight_elsewhere"
     assert codes[payout_row(3)["reference"]][0] == "pending"
     assert [p["reference"] for p in sandbox.ledger()] == [payout_row(3)["reference"]]
+
+
+async def test_a_batch_release_stopped_before_its_new_batch_is_paid_by_the_next_run(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release planned the held row again, then stopped (the ledger unreachable) before
+    the new batch was recorded: the row was left planned in a run whose batch had settled,
+    and no later run planned it (exit 10 for ever)."""
+    import httpx
+
+    home = sandbox_settings(tmp_path / "h")
+    kw = run_kwargs(sandbox, home, tmp_path / "h")
+    await pipeline.run_async(write_csv(tmp_path / "a.csv", [payout_row(0)]),
+                             submission=_batches_of(sandbox), **kw)  # fmt: skip
+    f = write_csv(tmp_path / "b.csv", [_moved(reference="INV-X"), payout_row(3)])
+    first = await pipeline.run_async(f, submission=_batches_of(sandbox), **kw)
+    assert first.report.rows[0].error_code == "bank_details_changed"
+
+    class NoLedger(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "GET" and request.url.path == "/v1/payouts":
+                raise httpx.ConnectError("network gone", request=request)
+            return await sandbox.transport().handle_async_request(request)
+
+    released = run_kwargs(sandbox, home, tmp_path / "h", allow_new_bank_details=True)
+    with pytest.raises(BatchpayError):
+        await pipeline.run_async(f, submission=_batches_of(sandbox),
+                                 **released | {"transport": NoLedger()})  # fmt: skip
+    again = await pipeline.run_async(f, submission=_batches_of(sandbox), **released)
+    assert {r.reference: r.outcome for r in again.report.rows}["INV-X"] == "pending"
+    assert [p["reference"] for p in sandbox.ledger()].count("INV-X") == 1

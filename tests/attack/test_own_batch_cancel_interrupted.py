@@ -51,6 +51,16 @@ class _StopsAfterCancel(httpx.AsyncBaseTransport):
         return response
 
 
+class _StopsBeforeCancel(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/cancel"):
+            raise _Killed
+        return await self.inner.handle_async_request(request)
+
+
 class _NoBatchList(httpx.AsyncBaseTransport):
     """A provider without the batch list (404): the other home cannot see open batches."""
 
@@ -63,6 +73,24 @@ class _NoBatchList(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+def _paying_the_first_row_elsewhere(
+    sandbox: Sandbox, tmp_path: Path, rows: list[dict[str, str]], paid_elsewhere: list[int]
+) -> Any:
+    """The batch's sleep: another home pays the first row while the batch waits to be
+    confirmed (so the batch is cancelled before its confirmation)."""
+
+    async def sleep(seconds: float) -> None:
+        batches = sandbox.batches()
+        if not paid_elsewhere and batches and batches[0]["status"] == "validated":
+            kb = run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b")
+            kb["transport"] = _NoBatchList(sandbox.transport())
+            rb = await pipeline.run_async(write_csv(tmp_path / "b.csv", rows[:1]), **kb)
+            paid_elsewhere.append(rb.exit_code)
+        await sandbox.advance(1)
+
+    return sleep
+
+
 @pytest.mark.anyio
 async def test_a_run_stopped_in_its_own_cancel_pays_the_rows_nobody_paid(
     sandbox: Sandbox, tmp_path: Path
@@ -70,16 +98,7 @@ async def test_a_run_stopped_in_its_own_cancel_pays_the_rows_nobody_paid(
     rows = [payee(i) for i in range(3)]
     f = write_csv(tmp_path / "p.csv", rows)
     paid_elsewhere: list[int] = []
-
-    async def sleep(seconds: float) -> None:
-        batches = sandbox.batches()
-        if not paid_elsewhere and batches and batches[0]["status"] == "validated":
-            # another home pays the first row while the batch waits to be confirmed
-            kb = run_kwargs(sandbox, sandbox_settings(tmp_path / "b"), tmp_path / "b")
-            kb["transport"] = _NoBatchList(sandbox.transport())
-            rb = await pipeline.run_async(write_csv(tmp_path / "b.csv", rows[:1]), **kb)
-            paid_elsewhere.append(rb.exit_code)
-        await sandbox.advance(1)
+    sleep = _paying_the_first_row_elsewhere(sandbox, tmp_path, rows, paid_elsewhere)
 
     kw = run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path / "a")
     stopping = kw | {"transport": _StopsAfterCancel(sandbox.transport())}
@@ -137,3 +156,63 @@ def test_a_run_killed_in_its_own_cancel_pays_the_file_once_funded(tmp_path: Path
         assert again.returncode == 0, again.stderr[-2000:]
         live = Counter(p["reference"] for p in server.ledger() if p["status"] != "cancelled")
         assert live == {r["reference"]: 1 for r in rows}
+
+
+@pytest.mark.anyio
+async def test_a_run_stopped_between_ending_its_batch_and_its_rows_pays_them(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's end and its rows' replanning were two writes: stopped between them, the
+    batch was ``ended`` and its rows still in it, and every later run exited 10 with the
+    rows unknown. Both are one write now."""
+    from batchpay.journal import Journal
+
+    rows = [payee(i) for i in range(3)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    sleep = _paying_the_first_row_elsewhere(sandbox, tmp_path, rows, [])
+    real, stops = Journal.end_batch_rows, [1]
+
+    def end_batch_rows(self: Journal, *args: Any, **kwargs: Any) -> None:
+        if stops:
+            stops.pop()
+            raise _Killed
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Journal, "end_batch_rows", end_batch_rows)
+    kw = run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path / "a")
+    with pytest.raises(_Killed):
+        await pipeline.run_async(f, submission=Batches(confirm=True, sleep=sleep), **kw)
+    assert [b["status"] for b in sandbox.batches()] == ["cancelled"]
+    again = await pipeline.run_async(f, submission=Batches(confirm=True, sleep=sleep), **kw)
+    assert again.exit_code == 0
+    live = Counter(p["reference"] for p in sandbox.ledger() if p["status"] != "cancelled")
+    assert live == {r["reference"]: 1 for r in rows}
+
+
+@pytest.mark.anyio
+async def test_a_batch_a_person_confirmed_before_the_runs_cancel_arrived_is_followed(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The run stopped as its cancel was to leave; a person then confirmed the batch in the
+    provider's dashboard and it paid. Every later run ended on the cancel's
+    ``batch_not_cancellable``; the batch is now followed as the run's own, its payouts
+    recorded (the row paid twice by the person's confirm is said, for a person)."""
+    rows = [payee(i) for i in range(3)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    sleep = _paying_the_first_row_elsewhere(sandbox, tmp_path, rows, [])
+    kw = run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path / "a")
+    stopping = kw | {"transport": _StopsBeforeCancel(sandbox.transport())}
+    with pytest.raises(_Killed):
+        await pipeline.run_async(f, submission=Batches(confirm=True, sleep=sleep), **stopping)
+    (batch,) = sandbox.batches()
+    async with sandbox.client() as c:  # a person confirms it in the dashboard
+        answer = await c.post(f"/v1/batches/{batch['id']}/confirm",
+                              headers={"Idempotency-Key": "person-1"}, json={})  # fmt: skip
+        assert answer.status_code == 200
+    for _ in range(30):
+        await sandbox.advance(5)
+    assert [b["status"] for b in sandbox.batches()] == ["completed"]
+    again = await pipeline.run_async(f, submission=Batches(confirm=True, sleep=sleep), **kw)
+    ids = {p["id"] for p in sandbox.ledger() if p.get("batch_id")}
+    assert {r.payout_id for r in again.report.rows[1:]} <= ids  # the batch's payouts, recorded
+    assert len(ids) == 3

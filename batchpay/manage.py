@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from batchpay.journal import (
 from batchpay.ledger import METADATA_KEY
 from batchpay.pipeline import build_report
 from batchpay.report.from_journal import release_for
-from batchpay.states import ALREADY_PAID, HELD
+from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
 from batchpay.strategies import close_run_if_done
 from batchpay.submit import Submitter
 
@@ -152,9 +152,25 @@ async def track_async(
                 clock=clock,
                 provider_clock=conn.provider_clock,
             )
-            for intent in journal.open_payouts(run_id):
-                if intent["state"] != CREATED:
-                    await submitter.settle(intent)
+            unsettled = [i for i in journal.open_payouts(run_id) if i["state"] != CREATED]
+            found: list[dict[str, Any]] = []
+            if unsettled:
+                # As a run resuming them would: another home's open batches first (their
+                # payouts carry no key that could refuse a resend), then the provider's
+                # ledger (a payout of the row, under any attempt's key, settles it).
+                since = conn.provider_clock.now() - timedelta(days=7)
+                found = await ledger.foreign_batches(conn.client, journal, since=since,
+                                                     open_only=True)  # fmt: skip
+                await ledger.sweep(conn.client, journal, settings.environment,
+                                   provider_clock=conn.provider_clock)  # fmt: skip
+            for intent in unsettled:
+                key = str(intent["idempotency_key"])
+                if found and journal.provider_payout_for_key(key) is None:
+                    journal.record_payout_unknown(key, code=IN_FLIGHT_ELSEWHERE,
+                                                  message=ledger.foreign_batch_hold(found),
+                                                  request_id=None)  # fmt: skip
+                    continue
+                await submitter.settle(intent)
             kwargs: dict[str, Any] = {"timeout": timeout}
             if sleep is not None:
                 kwargs["sleep"] = sleep

@@ -112,3 +112,43 @@ async def test_an_unfinished_intent_settled_by_another_homes_payout_at_another_a
     again = await pipeline.run_async(fa, **run_kwargs(sandbox, a, tmp_path / "a"))
     assert [p["dest_amount"] for p in sandbox.ledger()] == ["5000.00"]
     assert [(x.outcome, x.error_code) for x in again.report.rows] == [("skipped", "amount_differs")]
+
+
+async def test_track_does_not_resend_an_unfinished_intent_beside_another_homes_batch(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """``batchpay track RUN`` settles a run's unfinished intents too: it resent them with
+    no look at the ledger or at other homes' batches, and only the cancel of the second
+    payout kept each row paid once. It now holds them while such a batch is open, and
+    settles them from the batch's payouts after."""
+    from batchpay import manage
+
+    rows = [payee(i) for i in range(3)]
+    f = write_csv(tmp_path / "p.csv", rows)
+    a, b = sandbox_settings(tmp_path / "a"), sandbox_settings(tmp_path / "b")
+    ka = run_kwargs(sandbox, a, tmp_path / "a")
+    lost = await pipeline.run_async(f, **{**ka, "transport": _Unreachable(sandbox.transport())})
+    assert lost.exit_code == 10
+    tracked: list[Any] = []
+
+    async def track() -> Any:
+        rep, _ = await manage.track_async(lost.run_id, settings=a, timeout=0,
+                                          out_dir=tmp_path / "a" / "reports",
+                                          transport=sandbox.transport(),
+                                          clock=sandbox.clock.now)  # fmt: skip
+        return rep
+
+    async def sleep(seconds: float) -> None:
+        if not tracked and any(x["status"] == "confirmed" for x in sandbox.batches()):
+            tracked.append(await track())
+        await sandbox.advance(1)
+
+    rb = await pipeline.run_async(f, submission=Batches(confirm=True, sleep=sleep),
+                                  **run_kwargs(sandbox, b, tmp_path / "b"))  # fmt: skip
+    assert rb.exit_code == 0
+    (during,) = tracked
+    assert {r.error_code for r in during.rows} == {"in_flight_elsewhere"}
+    after = await track()
+    made = Counter(p["reference"] for p in sandbox.ledger())  # cancelled ones too
+    assert made == {r["reference"]: 1 for r in rows}
+    assert {r.payout_id for r in after.rows} == {p["id"] for p in sandbox.ledger()}

@@ -726,12 +726,26 @@ class _BatchLister(Protocol):
     def iter_batches(self, *, created_after: datetime | str | None = None) -> Any: ...
 
 
+# A validated batch this long past its ``expires_at`` (the provider's clock) can no longer
+# be confirmed: it is taken as expired (the provider's list still says ``validated``).
+EXPIRY_MARGIN = timedelta(minutes=10)
+
+
 async def foreign_batches(
-    client: _BatchLister, journal: Journal, *, since: datetime, open_only: bool
+    client: _BatchLister,
+    journal: Journal,
+    *,
+    since: datetime,
+    open_only: bool,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """batchpay's batches at the provider since ``since`` that this journal did not begin
     (another home's ``--via batches``): still open, or (``open_only=False``) any that may
-    have paid. An account without the batch feature (403/404) has none."""
+    have paid. An account without the batch feature (403/404) has none.
+
+    ``now`` is the provider's time: a validated batch past its confirmation deadline (with
+    ``EXPIRY_MARGIN``) is never confirmed, so it is neither open nor paid — it held every
+    per-row run of another home for the week the look goes back."""
     from batchpay.errors import ApiError
 
     found = []
@@ -741,6 +755,10 @@ async def foreign_batches(
             status = str(b.get("status") or "")
             if not name.startswith(BATCH_FILE_PREFIX) or journal.knows_batch_file(name):
                 continue
+            if status == "validated" and now is not None:
+                expires = _ts(b.get("expires_at"))
+                if expires is not None and now > expires + EXPIRY_MARGIN:
+                    continue
             if status in _BATCH_OPEN or (not open_only and status not in _BATCH_NEVER_PAID):
                 found.append(dict(b))
     except ApiError as exc:
@@ -769,11 +787,13 @@ class ForeignBatchWatch:
         *,
         since: datetime,
         interval: float = FOREIGN_BATCH_INTERVAL,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.since = since
         self.interval = interval
+        self.clock = clock  # the provider's time (expired batches are not open)
         self._asked_at: float | None = None
         self._found: list[dict[str, Any]] = []
         self._ended: dict[str, datetime] = {}  # no longer open: id -> when it last changed
@@ -788,8 +808,9 @@ class ForeignBatchWatch:
             stale = asked is None or time.monotonic() - asked >= self.interval
             if stale or (fresh and asked is not None and asked < began):
                 found = await foreign_batches(
-                    self.client, self.journal, since=self.since, open_only=False
-                )
+                    self.client, self.journal, since=self.since, open_only=False,
+                    now=self.clock() if self.clock else None,
+                )  # fmt: skip
                 self._found = [b for b in found if b.get("status") in _BATCH_OPEN]
                 self._ended = {
                     str(b.get("id")): _changed_at(b)
@@ -845,7 +866,8 @@ class LedgerLook:
         on_progress: ProgressFn | None = None,
     ) -> None:
         started = provider_clock.now() - OVERLAP
-        self.watch = ForeignBatchWatch(client, journal, since=started - timedelta(days=7))
+        self.watch = ForeignBatchWatch(client, journal, since=started - timedelta(days=7),
+                                       clock=provider_clock.now)  # fmt: skip
         self.provider_clock = provider_clock
         self.since = started
         """Before the look asked for open batches (the provider's time, less the overlap):
@@ -912,7 +934,8 @@ class LedgerLook:
         every batch open at that ask (a few perhaps closed since: held for, as the watch
         would), and the first payout's watch asks nothing new within its interval."""
         asked_at = time.monotonic()
-        made = await foreign_batches(client, journal, since=self.since, open_only=False)
+        now = self.watch.clock() if self.watch.clock else None
+        made = await foreign_batches(client, journal, since=self.since, open_only=False, now=now)
         if self._looked is not None:
             # (a sweep that failed is raised by result(): nothing is sent on this answer)
             still = [b for b in made if b.get("status") in _BATCH_OPEN]

@@ -160,7 +160,8 @@ async def track_async(
                 # ledger (a payout of the row, under any attempt's key, settles it).
                 since = conn.provider_clock.now() - timedelta(days=7)
                 found = await ledger.foreign_batches(conn.client, journal, since=since,
-                                                     open_only=True)  # fmt: skip
+                                                     open_only=True,
+                                                     now=conn.provider_clock.now())  # fmt: skip
                 await ledger.sweep(conn.client, journal, settings.environment,
                                    provider_clock=conn.provider_clock)  # fmt: skip
             for intent in unsettled:

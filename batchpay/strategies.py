@@ -204,8 +204,9 @@ class _PerRowRun:
                 on_progress=self.on_progress,
             )
             self.batch_watch = ledger.ForeignBatchWatch(
-                self.conn.client, self.journal, since=started - timedelta(days=7)
-            )
+                self.conn.client, self.journal, since=started - timedelta(days=7),
+                clock=self.conn.provider_clock.now,
+            )  # fmt: skip
             # The look-up is answered before the sweep's first page is asked: a batch no
             # longer open then has made all its payouts, which that page lists. (Beside
             # it, a batch ending between the two was seen by neither.)

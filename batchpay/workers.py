@@ -109,8 +109,9 @@ class _SharedRun(_PerRowRun):
         # the sweep's first page is asked; again before each row is sent): its payouts carry
         # no idempotency key that could refuse this run's.
         self.batch_watch = ledger.ForeignBatchWatch(
-            self.conn.client, j, since=began - timedelta(days=7)
-        )
+            self.conn.client, j, since=began - timedelta(days=7),
+            clock=self.conn.provider_clock.now,
+        )  # fmt: skip
         await self.batch_watch.open_batches()
         await ledger.sweep(
             self.conn.client, j, self.env, provider_clock=self.conn.provider_clock,

@@ -168,3 +168,32 @@ async def test_a_batch_is_not_confirmed_while_payouts_sent_without_seeing_it_can
     assert [x["status"] for x in sandbox.batches()] == ["cancelled"]
     assert rb.exit_code == 0
     assert {r.outcome for r in ra.report.rows} == {"already_paid"}
+
+
+@pytest.mark.parametrize(("hours", "held"), [(0.5, True), (2.0, False), (48.0, False)])
+async def test_another_homes_batch_left_unconfirmed_holds_rows_only_until_it_expires(
+    sandbox: Sandbox, tmp_path: Path, home_b: Settings, hours: float, held: bool
+) -> None:
+    """A's batch was validated and never confirmed. The provider's list still says
+    ``validated`` after its confirmation deadline (an hour in the sandbox), so every
+    per-row run of home B was held for the week its look goes back, even for other rows.
+    Past ``expires_at`` (and a margin) it can never be confirmed: B pays."""
+    with pytest.raises(ConfirmationRequired):
+        await pipeline.run_async(
+            write_csv(tmp_path / "a.csv", [payee(0)]),
+            submission=Batches(confirm=False, sleep=_advance_of(sandbox)),
+            **run_kwargs(sandbox, sandbox_settings(tmp_path / "a"), tmp_path / "a"),
+        )
+    await sandbox.advance(hours * 3600)
+    assert [x["status"] for x in sandbox.batches()] == ["validated"]
+    rb = await pipeline.run_async(write_csv(tmp_path / "b.csv", [payee(5)]),
+                                  **run_kwargs(sandbox, home_b, tmp_path / "b"))  # fmt: skip
+    assert (rb.exit_code == 10) is held
+    assert len(sandbox.ledger()) == (0 if held else 1)
+
+
+def _advance_of(sb: Sandbox) -> Any:
+    async def advance(seconds: float) -> None:
+        await sb.advance(1)
+
+    return advance

@@ -401,14 +401,12 @@ class _BatchRun:
         """Mark the rows another run now holds a payout for; whether any."""
         marked = False
         for i in intents:
-            found = ledger.judge_history(self.journal.row_history(self.env, i.row_key))
-            if found is None:
-                continue
             row = self.by_key.get(i.row_key) or {}
             asked = (row.get("amount"), row.get("currency"))
-            self.journal.update_row(self.run_id, i.row_number,
-                                    **ledger.held_if_amount_differs(found, asked))  # fmt: skip
-            marked = True
+            found = ledger.paid_before(self.journal, self.env, i.row_key, asked)
+            if found is not None:
+                self.journal.update_row(self.run_id, i.row_number, **found)
+                marked = True
         return marked
 
     def _known(self, row: Mapping[str, Any]) -> tuple[str | None, str | None]:

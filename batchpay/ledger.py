@@ -536,6 +536,16 @@ def held_if_amount_differs(found: dict[str, Any], asked: tuple[object, object]) 
     return found
 
 
+def paid_before(
+    journal: Journal, environment: str, row_key: str, asked: tuple[object, object]
+) -> dict[str, Any] | None:
+    """The row fields when a run of this journal (any, this one too) holds the row key's
+    payout, held ``amount_differs`` when it paid another amount than ``asked``; None when
+    none does. What a row is marked once the journal refused it a second live intent."""
+    found = judge_history(journal.row_history(environment, row_key))
+    return None if found is None else held_if_amount_differs(found, asked)
+
+
 def paid_by_another_run(
     history: Iterable[PayoutIntent], run_id: str, asked: tuple[object, object]
 ) -> dict[str, Any] | None:
@@ -608,9 +618,7 @@ def paid_at_provider(
         # never left planned, and a corrected amount is held, not reported paid.
         fields = judge_history(journal.row_history(environment, row_key))
         if fields is None:
-            doc = json.loads(str(first.doc))
-            amount, currency = doc.get("dest_amount"), doc.get("dest_currency")
-            made = (str(amount), str(currency)) if amount and currency else None
+            made = paid if doc.get("dest_amount") and doc.get("dest_currency") else None
             fields = {"state": ALREADY_PAID, "error_message": note, "paid_amount": made}
         if asked is not None:
             fields = held_if_amount_differs(fields, asked)
@@ -962,6 +970,18 @@ class LedgerLook:
         await asyncio.wait([self._task])
         if not self._task.cancelled():
             self._task.exception()  # retrieved: the run's own error is the one raised
+
+
+def withhold_beside_batches(journal: Journal, key: str, found: list[dict[str, Any]]) -> bool:
+    """Leave an unfinished intent ``unknown`` (``in_flight_elsewhere``), not sent again,
+    while another home's batches ``found`` are open — their payouts carry no key that could
+    refuse a resend — unless the ledger already shows its payout. Whether it was held."""
+    if not found or journal.provider_payout_for_key(key) is not None:
+        return False
+    journal.record_payout_unknown(
+        key, code=IN_FLIGHT_ELSEWHERE, message=foreign_batch_hold(found), request_id=None
+    )
+    return True
 
 
 def foreign_batch_hold(found: list[dict[str, Any]]) -> str:

@@ -41,7 +41,7 @@ from batchpay.journal import (
 from batchpay.ledger import METADATA_KEY
 from batchpay.pipeline import build_report
 from batchpay.report.from_journal import release_for
-from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE
+from batchpay.states import ALREADY_PAID, HELD
 from batchpay.strategies import close_run_if_done
 from batchpay.submit import Submitter
 
@@ -166,12 +166,8 @@ async def track_async(
                                    provider_clock=conn.provider_clock)  # fmt: skip
             for intent in unsettled:
                 key = str(intent["idempotency_key"])
-                if found and journal.provider_payout_for_key(key) is None:
-                    journal.record_payout_unknown(key, code=IN_FLIGHT_ELSEWHERE,
-                                                  message=ledger.foreign_batch_hold(found),
-                                                  request_id=None)  # fmt: skip
-                    continue
-                await submitter.settle(intent)
+                if not ledger.withhold_beside_batches(journal, key, found):
+                    await submitter.settle(intent)
             kwargs: dict[str, Any] = {"timeout": timeout}
             if sleep is not None:
                 kwargs["sleep"] = sleep

@@ -262,15 +262,9 @@ class _PerRowRun:
         batch has ended, from the ledger's payout of the batch or by its own key."""
         key = str(intent["idempotency_key"])
         if self.batch_watch is None or self.journal.provider_payout_for_key(key) is not None:
-            return False
+            return False  # (settled by the ledger: no need to ask for batches)
         found = await self.batch_watch.open_batches()
-        if not found:
-            return False
-        self.journal.record_payout_unknown(
-            key, code=IN_FLIGHT_ELSEWHERE, message=ledger.foreign_batch_hold(found),
-            request_id=None,
-        )  # fmt: skip
-        return True
+        return ledger.withhold_beside_batches(self.journal, key, found)
 
     def _hold_for_foreign_batches(self, todo: list[Row], found: list[dict[str, Any]]) -> list[Row]:
         """Rows are not sent while another home's batchpay batch is open at the provider:
@@ -338,10 +332,10 @@ class _PerRowRun:
         except LivePayoutExists:
             # Another process got there between our check and our intent (held, as any
             # row paid before, when it paid another amount than this file asks).
-            found = ledger.judge_history(self.journal.row_history(self.env, str(r.row_key)))
+            asked = (row.get("amount"), row.get("currency"))
+            found = ledger.paid_before(self.journal, self.env, str(r.row_key), asked)
             if found is not None:
-                asked = (row.get("amount"), row.get("currency"))
-                self._set(number, **ledger.held_if_amount_differs(found, asked))
+                self._set(number, **found)
         except Held as exc:
             self._set(number, state=HELD, error_code=exc.code, error_message=exc.message)
         except Refused as exc:

@@ -53,6 +53,20 @@ class _Together(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+async def _both_at_once(
+    sandbox: Sandbox, tmp_path: Path, a: Settings, b: Settings, row: dict[str, str]
+) -> None:
+    """Homes A and B pay a file of ``row`` at the same moment (each payout request waits
+    until both have arrived)."""
+    fixed = write_csv(tmp_path / "fixed.csv", [row])
+    arrived: list[int] = []
+    go = asyncio.Event()
+    ka, kb = run_kwargs(sandbox, a, tmp_path / "a"), run_kwargs(sandbox, b, tmp_path / "b")
+    ka["transport"] = _Together(sandbox.transport(), arrived, go, 2)
+    kb["transport"] = _Together(sandbox.transport(), arrived, go, 2)
+    await asyncio.gather(pipeline.run_async(fixed, **ka), pipeline.run_async(fixed, **kb))
+
+
 def _live(sb: Sandbox) -> Counter[str]:
     return Counter(p["reference"] for p in sb.ledger() if p["status"] != "cancelled")
 
@@ -78,13 +92,7 @@ async def test_a_row_refused_in_one_home_is_paid_once_by_two_homes_at_the_same_m
                                          **run_kwargs(sandbox, a, tmp_path / "a"))  # fmt: skip
         assert again.report.rows[0].outcome != "pending"
     await sandbox.advance((hours - waited) * HOUR)
-    fixed = write_csv(tmp_path / "fixed.csv", [dict(r, amount="100.00")])
-    arrived: list[int] = []
-    go = asyncio.Event()
-    ka, kb = run_kwargs(sandbox, a, tmp_path / "a"), run_kwargs(sandbox, b, tmp_path / "b")
-    ka["transport"] = _Together(sandbox.transport(), arrived, go, 2)
-    kb["transport"] = _Together(sandbox.transport(), arrived, go, 2)
-    await asyncio.gather(pipeline.run_async(fixed, **ka), pipeline.run_async(fixed, **kb))
+    await _both_at_once(sandbox, tmp_path, a, b, dict(r, amount="100.00"))
     assert _live(sandbox)[r["reference"]] <= 1
 
 
@@ -166,11 +174,5 @@ async def test_a_refusal_another_home_saw_as_a_replay_does_not_split_the_key(
     assert [x.error_code for x in rb.report.rows] == ["velocity_blocked"]
     assert sandbox.ledger() == []
     await sandbox.advance((24.5 - b_at) * HOUR)
-    fixed = write_csv(tmp_path / "fixed.csv", [dict(r, amount="100.00")])
-    arrived: list[int] = []
-    go = asyncio.Event()
-    ka, kb = run_kwargs(sandbox, a, tmp_path / "a"), run_kwargs(sandbox, b, tmp_path / "b")
-    ka["transport"] = _Together(sandbox.transport(), arrived, go, 2)
-    kb["transport"] = _Together(sandbox.transport(), arrived, go, 2)
-    await asyncio.gather(pipeline.run_async(fixed, **ka), pipeline.run_async(fixed, **kb))
+    await _both_at_once(sandbox, tmp_path, a, b, dict(r, amount="100.00"))
     assert _live(sandbox)[r["reference"]] <= 1, "the row was paid twice"

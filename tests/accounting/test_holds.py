@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -296,18 +297,27 @@ def _batches_of(sandbox: Sandbox) -> Batches:
     return Batches(confirm=True, sleep=advance)
 
 
-async def test_a_batch_run_pays_a_row_released_with_new_bank_details_in_a_new_batch(
+async def _batch_run_holding_new_bank_details(
     sandbox: Sandbox, tmp_path: Path
-) -> None:
-    """Batch mode planned only ``planned`` rows, and a run whose batch had paid did nothing
-    more: a row held for its new bank details stayed held after the release (and ``--via
-    rows`` is refused for a batch run)."""
+) -> tuple[Settings, Path, Any]:
+    """A batch run that paid payee 0, then a batch run of a file whose row ``INV-X`` gives
+    payee 0 new bank details (held): (home, that file, its result)."""
     home = sandbox_settings(tmp_path / "h")
     kw = run_kwargs(sandbox, home, tmp_path / "h")
     await pipeline.run_async(write_csv(tmp_path / "a.csv", [payout_row(0)]),
                              submission=_batches_of(sandbox), **kw)  # fmt: skip
     f = write_csv(tmp_path / "b.csv", [_moved(reference="INV-X"), payout_row(3)])
     first = await pipeline.run_async(f, submission=_batches_of(sandbox), **kw)
+    return home, f, first
+
+
+async def test_a_batch_run_pays_a_row_released_with_new_bank_details_in_a_new_batch(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Batch mode planned only ``planned`` rows, and a run whose batch had paid did nothing
+    more: a row held for its new bank details stayed held after the release (and ``--via
+    rows`` is refused for a batch run)."""
+    home, f, first = await _batch_run_holding_new_bank_details(sandbox, tmp_path)
     codes = {r.reference: (r.outcome, r.error_code) for r in first.report.rows}
     assert codes["INV-X"] == ("skipped", "bank_details_changed")
     again = await pipeline.run_async(
@@ -441,12 +451,7 @@ async def test_a_batch_release_stopped_before_its_new_batch_is_paid_by_the_next_
     and no later run planned it (exit 10 for ever)."""
     import httpx
 
-    home = sandbox_settings(tmp_path / "h")
-    kw = run_kwargs(sandbox, home, tmp_path / "h")
-    await pipeline.run_async(write_csv(tmp_path / "a.csv", [payout_row(0)]),
-                             submission=_batches_of(sandbox), **kw)  # fmt: skip
-    f = write_csv(tmp_path / "b.csv", [_moved(reference="INV-X"), payout_row(3)])
-    first = await pipeline.run_async(f, submission=_batches_of(sandbox), **kw)
+    home, f, first = await _batch_run_holding_new_bank_details(sandbox, tmp_path)
     assert first.report.rows[0].error_code == "bank_details_changed"
 
     class NoLedger(httpx.AsyncBaseTransport):

@@ -70,6 +70,29 @@ class _HeldAnswer(httpx.AsyncBaseTransport):
             await self.go.wait()
 
 
+def _stop_at_third_commit(
+    monkeypatch: pytest.MonkeyPatch, journal_path: Any
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The process at ``journal_path`` stands still (a stopped process, a machine asleep)
+    once its third commit has returned — an intent committed, its request next — until
+    ``go`` is set; ``stopped`` is set when it does."""
+    stopped, go = asyncio.Event(), asyncio.Event()
+    durable = JournalBase.durable
+    calls = 0
+
+    async def durable_then_stop(self: JournalBase) -> None:
+        nonlocal calls
+        await durable(self)
+        if Path(self.path) == Path(journal_path):
+            calls += 1
+            if calls == 3:
+                stopped.set()
+                await go.wait()
+
+    monkeypatch.setattr(JournalBase, "durable", durable_then_stop)
+    return stopped, go
+
+
 def _made(sb: Sandbox) -> Counter[str]:
     """Payouts the provider made per reference, cancelled ones too: made twice is paid twice
     until someone recalls it."""
@@ -113,20 +136,7 @@ async def test_a_run_stopped_between_its_check_and_its_send_pays_once(
     rows = [payee(i) for i in range(5)]
     f = write_csv(tmp_path / "p.csv", rows)
     home_a = sandbox_settings(tmp_path / "a")
-    stopped, go = asyncio.Event(), asyncio.Event()
-    durable = JournalBase.durable
-    calls = 0
-
-    async def durable_then_stop(self: JournalBase) -> None:
-        nonlocal calls
-        await durable(self)
-        if Path(self.path) == Path(home_a.journal_path):
-            calls += 1
-            if calls == 3:  # the third intent, committed; its request next
-                stopped.set()
-                await go.wait()
-
-    monkeypatch.setattr(JournalBase, "durable", durable_then_stop)
+    stopped, go = _stop_at_third_commit(monkeypatch, home_a.journal_path)
     ka = run_kwargs(sandbox, home_a, tmp_path / "a", concurrency=1)
     run_a = asyncio.create_task(pipeline.run_async(f, **ka))
     await asyncio.wait_for(stopped.wait(), 10)
@@ -217,20 +227,7 @@ async def test_a_payout_waiting_for_another_homes_stuck_batch_is_withheld_not_wa
     f = write_csv(tmp_path / "p.csv", rows)
     theirs = write_csv(tmp_path / "b.csv", rows[2:])
     home_a = sandbox_settings(tmp_path / "a")
-    stopped, go = asyncio.Event(), asyncio.Event()
-    durable = JournalBase.durable
-    calls = 0
-
-    async def durable_then_stop(self: JournalBase) -> None:
-        nonlocal calls
-        await durable(self)
-        if Path(self.path) == Path(home_a.journal_path):
-            calls += 1
-            if calls == 3:
-                stopped.set()
-                await go.wait()
-
-    monkeypatch.setattr(JournalBase, "durable", durable_then_stop)
+    stopped, go = _stop_at_third_commit(monkeypatch, home_a.journal_path)
     run_a = asyncio.create_task(
         pipeline.run_async(f, **run_kwargs(sandbox, home_a, tmp_path / "a", concurrency=1))
     )

@@ -13,11 +13,20 @@ timed-out connect is ``ConnectError``/``ConnectTimeout`` (the request never left
 timed-out answer ``ReadTimeout``, a connection cut mid-answer ``RemoteProtocolError`` or
 ``ReadError`` (the outcome is unknown). The body is read whole and handed to httpx still
 encoded, so httpx decodes it as it would its own.
+
+:meth:`AiohttpTransport.send` is the same hand-off without httpx's models, for requests
+the client builds whole itself (an API key, no auth flow): a :class:`Sent` in, an
+:class:`Answer` out — the fields the client reads of ``httpx.Request``/``httpx.Response``
+and nothing else. Building those two objects cost more CPU per payout than aiohttp's
+whole request (``scripts/bench_run.py``).
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,10 +34,46 @@ import certifi
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "Answer", "Sent"]
 
 # aiohttp adds these itself unless told not to; httpx has already set what it wants.
 _SKIP_AUTO = frozenset({"User-Agent", "Accept-Encoding", "Accept", "Content-Type"})
+_URLS_KEPT = 64
+"""Targets whose parsed URL :meth:`AiohttpTransport.send` keeps (a run posts to one path)."""
+
+
+@dataclass(slots=True)
+class Sent:
+    """A request as the client hands it to :meth:`AiohttpTransport.send`."""
+
+    method: str
+    url: httpx.URL
+    headers: dict[str, str]
+    content: bytes | None
+    timeouts: Mapping[str, float | None]
+    """httpx's timeout extension: ``connect``, ``read``, ``write``, ``pool`` seconds."""
+
+
+class Answer:
+    """An answer read whole: what the client reads of an ``httpx.Response``."""
+
+    __slots__ = ("content", "headers", "request", "status_code")
+
+    def __init__(self, status_code: int, headers: httpx.Headers, content: bytes, request: Sent):
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.request = request
+
+    @property
+    def is_success(self) -> bool:
+        """A 2xx status."""
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        """The body as text (for messages; a body that is not UTF-8 keeps its readable part)."""
+        return self.content.decode("utf-8", errors="replace")
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -42,6 +87,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, limit: int = 256) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -59,43 +106,69 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read its whole answer; failures raised as httpx's."""
         session = self._open()
-        timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=_sum(timeouts.get("pool"), timeouts.get("connect")),
-            sock_connect=timeouts.get("connect"),
-            sock_read=timeouts.get("read"),
-        )
-        content = request.content  # the client always sends bytes it built itself
-        try:
+        timeout = self._timeout(request.extensions.get("timeout") or {})
+        with _as_httpx_errors(request):
             async with session.request(
                 request.method,
                 URL(str(request.url), encoded=True),
                 headers=[
                     (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
                 ],
-                data=content or None,
+                data=request.content or None,  # the client always sends bytes it built itself
                 allow_redirects=False,
                 timeout=timeout,
             ) as answer:
                 body = await answer.read()
-                response = httpx.Response(answer.status, content=body, request=request)
-                response.headers = _AnswerHeaders(answer.raw_headers)
-                return response
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except aiohttp.InvalidURL as exc:
-            raise httpx.UnsupportedProtocol(str(exc), request=request) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+                status, raw = answer.status, answer.raw_headers
+        # The body still encoded, decoded by httpx as its own by the answer's headers.
+        response = httpx.Response(status, stream=httpx.ByteStream(body), request=request)
+        response.headers = _AnswerHeaders(raw)
+        with _as_httpx_errors(request):
+            response.read()
+        return response
+
+    async def send(self, sent: Sent) -> Answer:
+        """Send ``sent`` and read its whole answer; failures raised as httpx's (without a
+        request: the client reads only their type and message)."""
+        session = self._open()
+        with _as_httpx_errors(None):
+            async with session.request(
+                sent.method,
+                self._url(sent.url),
+                headers=sent.headers,
+                data=sent.content or None,
+                allow_redirects=False,
+                timeout=self._timeout(sent.timeouts),
+            ) as answer:
+                body = await answer.read()
+                status, raw = answer.status, answer.raw_headers
+        headers = _AnswerHeaders(raw)
+        if headers.get("content-encoding", "identity").strip().lower() != "identity":
+            # gzip and the like (httpx advertised what it can decode): httpx decodes it.
+            with _as_httpx_errors(None):
+                body = httpx.Response(status, headers=list(raw), content=body).content
+        return Answer(status, headers, body, sent)
+
+    def _url(self, url: httpx.URL) -> URL:
+        target = str(url)
+        parsed = self._urls.get(target)
+        if parsed is None:
+            parsed = URL(target, encoded=True)  # httpx.URL's text is already encoded
+            if len(self._urls) < _URLS_KEPT:
+                self._urls[target] = parsed
+        return parsed
+
+    def _timeout(self, timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (timeouts.get("pool"), timeouts.get("connect"), timeouts.get("read"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None,
+                connect=_sum(key[0], key[1]),
+                sock_connect=key[1],
+                sock_read=key[2],
+            )
+        return timeout
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
@@ -109,16 +182,26 @@ class _AnswerHeaders(httpx.Headers):
     list on every lookup, and the client reads about ten of them per answer."""
 
     def __init__(self, raw: Any) -> None:
-        super().__init__([(bytes(k), bytes(v)) for k, v in raw])
+        # What httpx.Headers.__init__ builds from byte pairs, without its per-pair checks:
+        # aiohttp's raw headers are (name, value) bytes as they came.
+        self._list = [(bytes(k), bytes(k).lower(), bytes(v)) for k, v in raw]
+        self._encoding = None
         self._index()
 
     def _index(self) -> None:
         by_name: dict[str, str] = {}
-        encoding = self.encoding
-        for _, key, value in self._list:
-            name, text = key.decode(encoding), value.decode(encoding)
+        try:  # nearly always ASCII, which every encoding httpx would choose reads alike
+            pairs = [(key.decode("ascii"), value.decode("ascii")) for _, key, value in self._list]
+        except UnicodeDecodeError:
+            encoding = self.encoding
+            pairs = [(key.decode(encoding), value.decode(encoding)) for _, key, value in self._list]
+        for name, text in pairs:
             by_name[name] = f"{by_name[name]}, {text}" if name in by_name else text
         self._by_name = by_name
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The header's value (several joined by ``, ``), else ``default``."""
+        return self._by_name.get(key.lower(), default)
 
     def __getitem__(self, key: str) -> str:
         try:
@@ -133,6 +216,27 @@ class _AnswerHeaders(httpx.Headers):
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
         self._index()
+
+
+@contextmanager
+def _as_httpx_errors(request: httpx.Request | None) -> Iterator[None]:
+    """aiohttp's failures as httpx's exceptions."""
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError(str(exc), request=request) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+    except aiohttp.InvalidURL as exc:
+        raise httpx.UnsupportedProtocol(str(exc), request=request) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
 
 
 def _sum(*parts: float | None) -> float | None:

@@ -13,10 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
-
-import httpx
 
 from batchpay.client.records import ApiResult
 from batchpay.errors import MAX_REQUEST_ID_CHARS, ApiError, server_text
@@ -43,6 +41,16 @@ NOT_JSON: Final = object()
 """What :func:`decode_json` returns for a body that is not JSON."""
 
 _MAX_KEY_LENGTH: Final = 255
+
+
+class Answered(Protocol):
+    """What is read of an answer (an ``httpx.Response`` or the transport's ``Answer``)."""
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 def http_date(value: str | None) -> datetime | None:
@@ -107,7 +115,7 @@ def encode_json(body: Any) -> bytes:
     ).encode("utf-8")
 
 
-def decode_json(response: httpx.Response) -> Any:
+def decode_json(response: Answered) -> Any:
     if not response.content:
         return None
     try:
@@ -160,7 +168,7 @@ def timestamp(value: datetime | str | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def answer_request_id(response: httpx.Response, sent: str) -> str:
+def answer_request_id(response: Answered, sent: str) -> str:
     """The answer's X-Request-ID (bounded, redacted), else the one we sent."""
     answered = response.headers.get("x-request-id")
     return (server_text(answered, MAX_REQUEST_ID_CHARS) if answered else "") or sent

@@ -9,6 +9,7 @@ that provably never left may surface as ``ConnectError``/``ConnectTimeout``/``Po
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,11 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
+from batchpay.client import AntonClient
+from batchpay.client.credentials import ApiKey
 from batchpay.client.transport import AiohttpTransport
+from batchpay.errors import TransportError
+from batchpay.retry import RetryPolicy
 
 pytestmark = pytest.mark.anyio
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -90,6 +95,88 @@ async def test_a_lost_answer_is_outcome_unknown(fate: Fate) -> None:
             with pytest.raises(httpx.TransportError) as lost:
                 await client.post(f"http://127.0.0.1:{port}/v1/payouts", content=b'{"a": 1}')
         assert not isinstance(lost.value, NEVER_SENT), type(lost.value)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _client(port: int) -> AntonClient:
+    """The API client as a run makes it over the network: an API key, so each request goes
+    straight to aiohttp past httpx's models (``AiohttpTransport.send``)."""
+    return AntonClient(
+        f"http://127.0.0.1:{port}",
+        ApiKey("ak_test_LOSTANSWERS0123456789"),
+        timeout=1.0,
+        retry=RetryPolicy.no_wait(max_attempts=1),
+    )
+
+
+@pytest.mark.parametrize(
+    "fate",
+    [
+        _silent_close,
+        _half_headers,
+        _short_body,
+        _reset,
+        _withheld,
+        _second_on_a_kept_connection_lost,
+    ],
+    ids=lambda f: f.__name__,
+)
+async def test_the_clients_own_hand_off_to_aiohttp_calls_a_lost_answer_outcome_unknown(
+    fate: Fate,
+) -> None:
+    server = await asyncio.start_server(fate, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with _client(port) as client:
+            if fate is _second_on_a_kept_connection_lost:
+                await client.request("POST", "/v1/payouts", json={}, idempotency_key="k-0")
+            with pytest.raises(TransportError) as lost:
+                await client.request("POST", "/v1/payouts", json={}, idempotency_key="k-1")
+        assert lost.value.sent is None, lost.value
+        assert "outcome unknown" in str(lost.value)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_clients_own_hand_off_calls_a_refused_connection_never_sent() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with _client(port) as client:
+        with pytest.raises(TransportError) as refused:
+            await client.request("POST", "/v1/payouts", json={}, idempotency_key="k-1")
+    assert refused.value.sent is False
+
+
+async def _gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    body = gzip.compress(b'{"id": "pay_1", "amount": "10.50"}')
+    while True:
+        try:
+            await _read_request(reader)
+        except asyncio.IncompleteReadError:
+            break
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                     b"Content-Encoding: gzip\r\nX-Request-ID: req_gz\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        await writer.drain()
+    await _close(writer)
+
+
+async def test_a_compressed_answer_is_read_decompressed_by_either_path() -> None:
+    """httpx advertises the encodings it decodes; both hand-offs decode what comes back."""
+    server = await asyncio.start_server(_gzipped, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with _client(port) as client:
+            result = await client.request("POST", "/v1/payouts", json={}, idempotency_key="k")
+        assert result.data == {"id": "pay_1", "amount": "10.50"}
+        assert result.request_id == "req_gz"
+        async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=2.0) as plain:
+            answer = await plain.post(f"http://127.0.0.1:{port}/v1/payouts", content=b"{}")
+        assert answer.json() == {"id": "pay_1", "amount": "10.50"}
     finally:
         server.close()
         await server.wait_closed()

@@ -52,11 +52,15 @@ def spy_on_requests() -> Iterator[RequestSpy]:
     # The client sends API-key requests over the network straight to its transport,
     # past httpx's client: watch that seam too (a request takes one path or the other).
     from batchpay.client.base import BaseClient
+    from batchpay.client.transport import Sent
 
     direct_send = BaseClient._send_direct
 
-    async def record_direct(self: BaseClient, request: httpx.Request) -> Any:
-        spy.requests.append(request)
+    async def record_direct(self: BaseClient, request: Sent) -> Any:
+        # Seen as the httpx.Request it stands for (headers case-insensitive, the same bytes).
+        seen = httpx.Request(request.method, request.url, headers=request.headers,
+                             content=request.content)  # fmt: skip
+        spy.requests.append(seen)
         return await direct_send(self, request)
 
     httpx.AsyncClient.send = record_async  # type: ignore[method-assign]

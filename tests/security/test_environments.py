@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from batchpay import pipeline
-from batchpay.client.transport import AiohttpTransport
+from batchpay.client.transport import AiohttpTransport, Sent
 from batchpay.config import PRODUCTION_URL, SANDBOX_URL, Mode, Secret, Settings
 from batchpay.errors import ConfigError, ExitCode
 from batchpay.sandbox import Sandbox
@@ -39,13 +39,22 @@ def offline() -> Iterator[list[httpx.Request]]:
         tried.append(request)
         raise httpx.ConnectError("offline in tests", request=request)
 
+    # And the client's own hand-off of an API-key request to aiohttp, past httpx's models.
+    raw_send = AiohttpTransport.send
+
+    async def unreachable_raw(self: Any, sent: Sent) -> Any:
+        tried.append(httpx.Request(sent.method, sent.url, headers=sent.headers))
+        raise httpx.ConnectError("offline in tests")
+
     for t in transports:
         t.handle_async_request = unreachable
+    AiohttpTransport.send = unreachable_raw  # type: ignore[method-assign]
     try:
         yield tried
     finally:
         for t, send in zip(transports, sends, strict=True):
             t.handle_async_request = send
+        AiohttpTransport.send = raw_send  # type: ignore[method-assign]
 
 
 def _run(home: Path, args: list[str], **env: str) -> tuple[CliRun, list[httpx.Request]]:

@@ -105,49 +105,52 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read its whole answer; failures raised as httpx's."""
-        session = self._open()
-        timeout = self._timeout(request.extensions.get("timeout") or {})
-        with _as_httpx_errors(request):
-            async with session.request(
-                request.method,
-                URL(str(request.url), encoded=True),
-                headers=[
-                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
-                ],
-                data=request.content or None,  # the client always sends bytes it built itself
-                allow_redirects=False,
-                timeout=timeout,
-            ) as answer:
-                body = await answer.read()
-                status, raw = answer.status, answer.raw_headers
-        # The body still encoded, decoded by httpx as its own by the answer's headers.
-        response = httpx.Response(status, stream=httpx.ByteStream(body), request=request)
-        response.headers = _AnswerHeaders(raw)
-        with _as_httpx_errors(request):
-            response.read()
-        return response
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        status, raw, body = await self._exchange(
+            request.method,
+            URL(str(request.url), encoded=True),
+            headers,
+            request.content,  # the client always sends bytes it built itself
+            self._timeout(request.extensions.get("timeout") or {}),
+            request,
+        )
+        return _response(status, _AnswerHeaders(raw), body, request)
 
     async def send(self, sent: Sent) -> Answer:
         """Send ``sent`` and read its whole answer; failures raised as httpx's (without a
         request: the client reads only their type and message)."""
-        session = self._open()
-        with _as_httpx_errors(None):
-            async with session.request(
-                sent.method,
-                self._url(sent.url),
-                headers=sent.headers,
-                data=sent.content or None,
-                allow_redirects=False,
-                timeout=self._timeout(sent.timeouts),
-            ) as answer:
-                body = await answer.read()
-                status, raw = answer.status, answer.raw_headers
+        status, raw, body = await self._exchange(
+            sent.method, self._url(sent.url), sent.headers, sent.content,
+            self._timeout(sent.timeouts), None,
+        )  # fmt: skip
         headers = _AnswerHeaders(raw)
         if headers.get("content-encoding", "identity").strip().lower() != "identity":
             # gzip and the like (httpx advertised what it can decode): httpx decodes it.
-            with _as_httpx_errors(None):
-                body = httpx.Response(status, headers=list(raw), content=body).content
+            body = _response(status, headers, body, None).content
         return Answer(status, headers, body, sent)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        headers: Any,
+        content: bytes | None,
+        timeout: aiohttp.ClientTimeout,
+        request: httpx.Request | None,
+    ) -> tuple[int, Any, bytes]:
+        """One request over the session: the answer's status, raw headers and body (still
+        encoded); aiohttp's failures raised as httpx's."""
+        session = self._open()
+        with _as_httpx_errors(request):
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                data=content or None,
+                allow_redirects=False,
+                timeout=timeout,
+            ) as answer:
+                return answer.status, answer.raw_headers, await answer.read()
 
     def _url(self, url: httpx.URL) -> URL:
         target = str(url)
@@ -216,6 +219,17 @@ class _AnswerHeaders(httpx.Headers):
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
         self._index()
+
+
+def _response(
+    status: int, headers: httpx.Headers, body: bytes, request: httpx.Request | None
+) -> httpx.Response:
+    """The answer as httpx's, its body decoded by httpx as its own by the answer's headers
+    (a body that does not decode raises ``httpx.DecodingError``)."""
+    response = httpx.Response(status, stream=httpx.ByteStream(body), request=request)
+    response.headers = headers
+    response.read()
+    return response
 
 
 @contextmanager

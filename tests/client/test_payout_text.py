@@ -66,3 +66,21 @@ async def test_create_payout_text_sends_the_stored_bytes() -> None:
     assert request.content == stored.encode("utf-8")
     assert request.headers["content-type"] == "application/json"
     assert request.headers["idempotency-key"] == "bp1-key-1"
+
+
+@settings(max_examples=500, deadline=None)
+@given(key=st.text(max_size=300))
+def test_an_idempotency_key_is_printable_ascii_without_whitespace(key: str) -> None:
+    # The rule, said the long way: 1..255 characters, each printable ASCII and no space.
+    ok = 0 < len(key) <= 255 and all(32 < ord(ch) < 127 for ch in key)
+    if ok:
+        wire.check_idempotency_key(key)
+    else:
+        with pytest.raises(ValueError, match="idempotency key"):
+            wire.check_idempotency_key(key)
+
+
+@pytest.mark.parametrize("key", ["", "a b", "a\tb", "a\nb", "é", "a\x7fb", "a\u00a0b", "k" * 256])
+def test_these_idempotency_keys_are_refused(key: str) -> None:
+    with pytest.raises(ValueError, match="idempotency key"):
+        wire.check_idempotency_key(key)

@@ -14,13 +14,13 @@ twice. A retry after the run had finished is recognised as that claim's own run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from batchpay import aio
 from batchpay.config import Settings, read_sftp_auth
 from batchpay.errors import (
     BatchpayError,
@@ -134,7 +134,7 @@ def _with_watcher(drop: Drop, settings: Settings, step: Callable[[Watcher], Awai
         finally:
             await watcher.folder.aclose()
 
-    return aio.run(run())
+    return asyncio.run(run())
 
 
 async def _refuse(watcher: Watcher, name: str, exc: BatchpayError, sha256: str | None) -> None:
@@ -225,7 +225,7 @@ def follow_round(settings: Settings, run_id: str, out_dir: Path | None = None) -
     from batchpay import manage, track
     from batchpay.journal import Journal
 
-    aio.run(
+    asyncio.run(
         manage.track_async(
             run_id, settings=settings, timeout=0.0, out_dir=out_dir or settings.home / "reports"
         )

@@ -87,7 +87,9 @@ def watch(source: str, layout_path: Path | None, journal_path: Path | None, api_
     SOURCE/processed/DATE/ or SOURCE/failed/DATE/ with NAME.result.json and its report.
     With --once the exit code is the most urgent of the files' (0: nothing to do).
     """
-    from batchpay import aio, pipeline
+    import asyncio
+
+    from batchpay import pipeline
     from batchpay import watch as watch_mod
     from batchpay.config import read_sftp_auth
 
@@ -127,4 +129,4 @@ def watch(source: str, layout_path: Path | None, journal_path: Path | None, api_
         finally:
             await folder.aclose()
 
-    sys.exit(aio.run(main_loop()))
+    sys.exit(asyncio.run(main_loop()))

@@ -46,9 +46,6 @@ def uvicorn_config(
         log_level=log_level,
         lifespan="on",
         http="httptools",  # a dependency: C parsing, not h11's pure Python (scripts/bench_run.py)
-        # asyncio's own loop, whatever is installed: the simulator measured in the README
-        # (scripts/bench_sandbox.py), not uvloop's, which batchpay's commands run on
-        loop="asyncio",
         timeout_graceful_shutdown=1,
         date_header=False,  # the sandbox states its own (possibly moved) clock
     )

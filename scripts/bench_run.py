@@ -13,6 +13,7 @@ then, each as a whole child process whose CPU and peak memory come from ``os.wai
    (the bare loop's CPU per request is what a plain aiohttp client costs on it then).
 
 ``--bare`` may name several clients to compare them on the same sandbox (``aiohttp``;
+a name again with ``#2`` measures it again, with keys of its own;
 ``httpx``: one ``httpx.AsyncClient``; ``httpx-sharded``: eight of them; ``httpx-aiohttp``:
 httpx over :class:`batchpay.client.transport.AiohttpTransport`); the first is the baseline
 of the ratio.
@@ -151,6 +152,7 @@ def _bodies(work: Path, n: int) -> list[dict[str, Any]]:
 async def _bare(url: str, client: str, inflight: int, bodies: list[dict[str, Any]]) -> int:
     """Create every body's payout, ``inflight`` at a time; return how many were created."""
     headers = {"Authorization": f"Bearer {DEFAULT_API_KEY}", "Content-Type": "application/json"}
+    tag, client = client, client.partition("#")[0]  # "aiohttp#2": aiohttp again, new keys
     queue = list(enumerate(bodies))
     created = 0
 
@@ -159,7 +161,7 @@ async def _bare(url: str, client: str, inflight: int, bodies: list[dict[str, Any
         while queue:
             i, body = queue.pop()
             status = await post(
-                json.dumps(body).encode(), {**headers, "Idempotency-Key": f"bare-{i}"}
+                json.dumps(body).encode(), {**headers, "Idempotency-Key": f"bare-{tag}-{i}"}
             )
             created += status == 201
 

@@ -81,7 +81,8 @@ def path_segment(value: str) -> str:
 def check_idempotency_key(key: str) -> None:
     if not key or len(key) > _MAX_KEY_LENGTH:
         raise ValueError(f"an idempotency key must be 1..{_MAX_KEY_LENGTH} characters")
-    if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
+    # (the one printable ASCII character that is whitespace is the space itself)
+    if not key.isascii() or not key.isprintable() or " " in key:
         raise ValueError("an idempotency key must be printable ASCII without spaces")
 
 

@@ -23,6 +23,7 @@ whole request (``scripts/bench_run.py``).
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +41,13 @@ __all__ = ["AiohttpTransport", "Answer", "Sent"]
 _SKIP_AUTO = frozenset({"User-Agent", "Accept-Encoding", "Accept", "Content-Type"})
 _URLS_KEPT = 64
 """Targets whose parsed URL :meth:`AiohttpTransport.send` keeps (a run posts to one path)."""
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """certifi's CA bundle, verified: made on the first https request (loading the bundle
+    costs tens of milliseconds, which a run against a local ``http://`` sandbox never needs)."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass(slots=True)
@@ -92,8 +100,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            context = ssl.create_default_context(cafile=certifi.where())
-            connector = aiohttp.TCPConnector(limit=self._limit, ssl=context)
+            connector = aiohttp.TCPConnector(limit=self._limit)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,
@@ -149,6 +156,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=content or None,
                 allow_redirects=False,
                 timeout=timeout,
+                ssl=_tls_context() if url.scheme == "https" else True,
             ) as answer:
                 return answer.status, answer.raw_headers, await answer.read()
 

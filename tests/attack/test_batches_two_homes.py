@@ -12,6 +12,7 @@ run that is the second one the provider holds for its row is cancelled (and said
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,11 @@ async def test_rows_sent_while_another_home_pays_them_as_a_batch_are_not_paid_tw
         (r.outcome, r.payout_status) for r in again.rows
     ]
     assert {r.payout_status for r in rb.report.rows} == {"cancelled"}
+    # The files too: the report written while the check was out was written again.
+    assert rb.paths is not None
+    written = json.loads(rb.paths.json.read_text(encoding="utf-8"))
+    assert {r["payout_status"] for r in written["rows"]} == {"cancelled"}
+    assert "cancelled" in rb.paths.csv.read_text(encoding="utf-8")
 
 
 async def test_rows_are_held_while_another_homes_batch_is_open(

@@ -811,6 +811,16 @@ class ForeignBatchWatch:
         """The open batches found by the latest look (looking again if it is stale, or
         ``fresh``: asked after this call began)."""
         began = time.monotonic()
+        asked = self._asked_at
+        # A fresh answer and no look under way (else its answer is waited for): what taking
+        # the free lock would have returned, without taking it.
+        if (
+            not fresh
+            and asked is not None
+            and began - asked < self.interval
+            and not self._lock.locked()
+        ):
+            return self._found
         async with self._lock:
             asked = self._asked_at
             stale = asked is None or time.monotonic() - asked >= self.interval

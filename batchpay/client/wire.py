@@ -116,12 +116,17 @@ def encode_json(body: Any) -> bytes:
     ).encode("utf-8")
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def decode_json(response: Answered) -> Any:
     if not response.content:
         return None
+    content = response.content
     try:
-        return json.loads(response.content, parse_float=Decimal)
-    except ValueError:
+        # json.loads(content, parse_float=Decimal) reads bytes so, with a new decoder each time
+        return _DECODER.decode(content.decode(json.detect_encoding(content), "surrogatepass"))
+    except ValueError:  # (UnicodeDecodeError too)
         return NOT_JSON
 
 

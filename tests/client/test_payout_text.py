@@ -8,6 +8,7 @@ parses to — the same bytes on the first send and on every resend after a crash
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -84,3 +85,48 @@ def test_an_idempotency_key_is_printable_ascii_without_whitespace(key: str) -> N
 def test_these_idempotency_keys_are_refused(key: str) -> None:
     with pytest.raises(ValueError, match="idempotency key"):
         wire.check_idempotency_key(key)
+
+
+class _Body:
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+        self.headers: dict[str, str] = {}
+
+
+def _loads(content: bytes) -> Any:
+    """What an answer's body reads as: ``json.loads`` with exact decimals, or not JSON."""
+    if not content:
+        return None
+    try:
+        return json.loads(content, parse_float=Decimal)
+    except ValueError:
+        return wire.NOT_JSON
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | text
+    | st.decimals(allow_nan=False, allow_infinity=False).map(str).map(Decimal),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(
+    value=json_values,
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32"]),
+)
+def test_an_answer_reads_as_json_loads_reads_it(value: Any, encoding: str) -> None:
+    """One decoder for every answer reads each body as ``json.loads(parse_float=Decimal)``
+    does: any encoding JSON allows (a byte-order mark too), numbers as exact decimals."""
+    content = json.dumps(value, ensure_ascii=False, default=str).encode(encoding)
+    assert wire.decode_json(_Body(content)) == _loads(content)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"{", b"\xff\xfe\xfa", b'{"a": 1} x', b"NaN", b"\xef\xbb\xbf{}", b'"\xed\xa0\x80"',
+     b"<html>bad gateway</html>", b'{"amount": 12.30}', b"1e400"],
+)  # fmt: skip
+def test_odd_bodies_read_as_json_loads_reads_them(content: bytes) -> None:
+    assert repr(wire.decode_json(_Body(content))) == repr(_loads(content))  # (NaN != NaN)

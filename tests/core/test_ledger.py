@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,3 +78,53 @@ async def test_keys_that_are_not_batchpays_are_ignored() -> None:
         None,
     ):
         assert ledger.parse_key(other) is None
+
+
+class _BatchList:
+    """A provider's batch list (none of another home's), counting looks; each look waits
+    for ``gate`` once it is cleared."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    def iter_batches(self, *, created_after: Any = None) -> AsyncIterator[dict[str, Any]]:
+        self.looks += 1
+
+        async def gen() -> AsyncIterator[dict[str, Any]]:
+            await self.gate.wait()
+            return
+            yield {}  # an async generator that lists nothing
+
+        return gen()
+
+
+async def test_the_batch_watch_answers_from_a_fresh_look_and_waits_for_one_under_way(
+    tmp_path: Path,
+) -> None:
+    lister = _BatchList()
+    with Journal(tmp_path / "j.db") as journal:
+        watch = ledger.ForeignBatchWatch(lister, journal, since=T0, interval=60.0)
+        assert await watch.open_batches() == [] and lister.looks == 1
+        for _ in range(50):  # within the interval: no new look
+            assert await watch.open_batches() == []
+        assert lister.looks == 1
+        assert await watch.open_batches(fresh=True) == [] and lister.looks == 2
+
+        # A look under way (asked fresh): a caller meanwhile waits for its answer rather
+        # than taking the older one, and asks nothing itself.
+        lister.gate.clear()
+        under_way = asyncio.ensure_future(watch.open_batches(fresh=True))
+        await asyncio.sleep(0)
+        beside = asyncio.ensure_future(watch.open_batches())
+        await asyncio.sleep(0.01)
+        assert not beside.done() and lister.looks == 3
+        lister.gate.set()
+        assert await under_way == [] and await beside == []
+        assert lister.looks == 3
+
+        stale = ledger.ForeignBatchWatch(lister, journal, since=T0, interval=0.0)
+        await stale.open_batches()
+        await stale.open_batches()
+        assert lister.looks == 5  # no interval: every call looks

@@ -167,6 +167,8 @@ class _PerRowRun:
         else:  # read again: paid when the row is now what the run planned
             todo += [r for r in rows if r.state == HELD and r.error_code in RELEASED_BY_RERUN]
         self.total = len(open_intents) + sum(1 for r in rows if r.state in (PLANNED, HELD))
+        # The payees the journal holds as the run begins: read while the ledger look is out.
+        self.resolver.remember_known({str(r.beneficiary_ref) for r in todo})
         started = self.conn.provider_clock.now() - ledger.OVERLAP
         swept_at = started  # before any sweep of this run begins
         look = self.conn.ledger_look  # closed by the pipeline once the run ends
@@ -303,7 +305,6 @@ class _PerRowRun:
         if self.stop:
             raise self.stop[0]
         # 2. Rows not yet handed to the provider.
-        self.resolver.remember_known({str(r.beneficiary_ref) for r in todo})
 
         async def one(r: Row) -> None:
             async with slots:

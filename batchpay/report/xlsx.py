@@ -292,57 +292,138 @@ class _RowsXml:
 
     def rows(self, rows: Iterable[Any], cells: Iterable[list[str]]) -> Iterator[str]:
         """The rows' XML; ``cells`` is each row's CSV text (:func:`_plain_cell`), whose
-        amounts and plain text cells are the very digits and text the sheet shows."""
-        sheet = self.sheet
+        amounts and plain text cells are the very digits and text the sheet shows.
+
+        Made a column at a time, a chunk of rows at once: each column's cells share their
+        kind, and mostly their style and the absence of anything to escape, which is then
+        checked once per column rather than once per cell. Styles are still registered in
+        the order the cells come row by row, as openpyxl's writer registers them."""
+        rows, cells = list(rows), list(cells)
+        if len(rows) != len(cells):
+            raise ValueError(f"{len(rows)} rows but {len(cells)} lines of their text")
         letters = [get_column_letter(i) for i in range(1, len(_COLUMNS) + 1)]
-        chunk: list[str] = []
-        for number, (r, plain) in enumerate(zip(rows, cells, strict=True), start=2):
-            parts = [f'<row r="{number}">']
-            for letter, column, shown in zip(letters, _COLUMNS, plain, strict=True):
-                value = column.get(r)
-                if value is None or value == "":
-                    continue  # no cell at all: smaller and faster than an empty one
-                ref = f"{letter}{number}"
-                kind = column.kind
-                if kind == _MONEY:
-                    # The CSV's text is _amount_text(value, currency): its decimals are
-                    # _amount_scale(value, currency), the scale the cell's format shows.
-                    point = shown.find(".")
-                    scale = 0 if point < 0 else len(shown) - point - 1
-                    money = ("money", scale)
-                    s = self._style_ids.get(money) or self._s(
-                        money, sheet.money, value, column.currency(r)
-                    )
-                    parts.append(f'<c r="{ref}"{s} t="n"><v>{shown}</v></c>')
-                elif kind == _RATE:
-                    s = self._s(("rate",), sheet.rate, value)
-                    parts.append(f'<c r="{ref}"{s} t="n"><v>{value:f}</v></c>')
-                elif kind == _INT:
-                    s = self._s(("int",), sheet.integer, value)
-                    parts.append(f'<c r="{ref}"{s} t="n"><v>{value:.16g}</v></c>')
-                else:
-                    if column.header in ("Outcome", "Needs attention"):
+        step = self._ROWS_PER_CHUNK
+        for first in range(0, len(rows), step):
+            part, shown = rows[first : first + step], cells[first : first + step]
+            numbers = range(first + 2, first + 2 + len(part))
+            made = [
+                self._column(column, letters[i], part, [line[i] for line in shown], numbers)
+                for i, column in enumerate(_COLUMNS)
+            ]
+            columns = [col for col, _ in made]
+            firsts = [(row, i, k, make) for i, (_, f) in enumerate(made) for row, k, make in f]
+            for row, _i, k, make in sorted(firsts, key=lambda f: (f[0], f[1])):
+                if k not in self._style_ids:  # (two columns may first need one style)
+                    self._s(k, make, row)
+            yield "".join(
+                f'<row r="{n}">{"".join(line)}</row>'
+                for n, line in zip(
+                    numbers, zip(*(self._cells(c) for c in columns), strict=True), strict=True
+                )
+            )
+
+    def _column(
+        self, column: Any, letter: str, rows: list[Any], shown: list[str], numbers: range
+    ) -> tuple[tuple[Any, ...], list[tuple[int, Any, Callable[[int], Any]]]]:
+        """One column of a chunk: its kind, each cell's style key (None: no cell) and the
+        cell's text; and the styles it needs that are not registered yet."""
+        values = [column.get(r) for r in rows]
+        kind = column.kind
+        sheet = self.sheet
+        if kind == _MONEY:
+            keys: list[Any] = [
+                None if v is None or v == "" else ("money", _scale_of(t))
+                for v, t in zip(values, shown, strict=True)
+            ]
+
+            def make(i: int) -> Any:
+                return sheet.money(values[i], column.currency(rows[i]))
+        elif kind == _RATE:
+            keys = [None if v is None or v == "" else ("rate",) for v in values]
+
+            def make(i: int) -> Any:
+                return sheet.rate(values[i])
+        elif kind == _INT:
+            keys = [None if v is None or v == "" else ("int",) for v in values]
+
+            def make(i: int) -> Any:
+                return sheet.integer(values[i])
+        else:
+            if column.header in ("Outcome", "Needs attention"):
+                styles: dict[Any, tuple[Any, dict[str, Any]]] = {}
+                for r in rows:
+                    if r.outcome not in styles:
                         style = _outcome_style(r.outcome)
-                        key: tuple[Any, ...] = ("text", *(id(v) for v in style.values()))
-                    elif column.header in self.wrapped:
-                        style, key = _WRAP, ("wrap",)
-                    else:
-                        style, key = {}, ("text",)
-                    s = self._s(key, sheet.text, "x", **style)
-                    # the CSV's text is _safe_text(str(value)): the same for a plain str
-                    safe = shown if type(value) is str else _safe_text(value)
-                    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", safe)
-                    text = text[:_XLSX_MAX_TEXT]
-                    space = ' xml:space="preserve"' if text != text.strip() else ""
-                    text = _xml_text(text)
-                    parts.append(f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>')
-            parts.append("</row>")
-            chunk.append("".join(parts))
-            if len(chunk) >= self._ROWS_PER_CHUNK:
-                yield "".join(chunk)
-                chunk = []
-        if chunk:
-            yield "".join(chunk)
+                        styles[r.outcome] = (("text", *(id(v) for v in style.values())), style)
+                keys = [
+                    None if v is None or v == "" else styles[r.outcome][0]
+                    for v, r in zip(values, rows, strict=True)
+                ]
+
+                def make(i: int) -> Any:
+                    return sheet.text("x", **styles[rows[i].outcome][1])
+            else:
+                wrap = column.header in self.wrapped
+                key, style = (("wrap",), _WRAP) if wrap else (("text",), {})
+                keys = [None if v is None or v == "" else key for v in values]
+
+                def make(i: int) -> Any:
+                    return sheet.text("x", **style)
+
+            # the CSV's text is _safe_text(str(value)): the same for a plain str
+            shown = [
+                t if type(v) is str else _safe_text(v) if k is not None else ""
+                for v, t, k in zip(values, shown, keys, strict=True)
+            ]
+        # Each style this column needs first here: (row, its cell's maker), for rows() to
+        # register in the order the cells come row by row.
+        firsts: list[tuple[int, Any, Callable[[int], Any]]] = [
+            (keys.index(k), k, make)
+            for k in dict.fromkeys(keys)
+            if k is not None and k not in self._style_ids
+        ]
+        return (kind, letter, numbers, keys, shown, values), firsts
+
+    def _cells(self, col: tuple[Any, ...]) -> list[str]:
+        kind, letter, numbers, keys, shown, values = col
+        ids = self._style_ids
+        if kind == _MONEY:
+            return [
+                "" if k is None else f'<c r="{letter}{n}"{ids[k]} t="n"><v>{t}</v></c>'
+                for n, k, t in zip(numbers, keys, shown, strict=True)
+            ]
+        if kind == _RATE:
+            return [
+                "" if k is None else f'<c r="{letter}{n}"{ids[k]} t="n"><v>{v:f}</v></c>'
+                for n, k, v in zip(numbers, keys, values, strict=True)
+            ]
+        if kind == _INT:
+            return [
+                "" if k is None else f'<c r="{letter}{n}"{ids[k]} t="n"><v>{v:.16g}</v></c>'
+                for n, k, v in zip(numbers, keys, values, strict=True)
+            ]
+        texts: list[str] = shown
+        blob = "\n".join(texts)  # (a newline is neither illegal nor escaped)
+        if ILLEGAL_CHARACTERS_RE.search(blob) is not None:
+            texts = [ILLEGAL_CHARACTERS_RE.sub("\ufffd", t) for t in texts]
+        if max(map(len, texts), default=0) > _XLSX_MAX_TEXT:
+            texts = [t[:_XLSX_MAX_TEXT] for t in texts]
+        spaces = [' xml:space="preserve"' if t != t.strip() else "" for t in texts]
+        if _XML_SPECIAL.search(blob) is not None:
+            texts = [_xml_text(t) for t in texts]
+        return [
+            ""
+            if k is None
+            else f'<c r="{letter}{n}"{ids[k]} t="inlineStr"><is><t{sp}>{t}</t></is></c>'
+            for n, k, t, sp in zip(numbers, keys, texts, spaces, strict=True)
+        ]
+
+
+def _scale_of(shown: str) -> int:
+    """Decimals of an amount's CSV text (_amount_text(value, currency)): the scale
+    (_amount_scale) its cell's number format shows."""
+    point = shown.find(".")
+    return 0 if point < 0 else len(shown) - point - 1
 
 
 _WRAP = {"alignment": Alignment(wrap_text=True, vertical="top")}

@@ -118,7 +118,29 @@ def _nasty_rows() -> list[ReportRow]:
     return rows
 
 
-@pytest.mark.parametrize("kind", ["sample", "nasty", "empty", "live"])
+def _many_rows() -> list[ReportRow]:
+    """More rows than one chunk of the writer, with styles first needed past the first chunk
+    (an outcome's colours, a currency's scale, a rate, wrapped text), a later column's before
+    an earlier one's, and nasty text between (none needs attention: they stay in order)."""
+    rows = []
+    for i in range(1_234):
+        late = i >= 700
+        rows.append(
+            ReportRow(
+                row=i + 2,
+                outcome=("already_paid" if i % 3 else "pending") if late else "completed",
+                reference=NASTY[i % len(NASTY)][:200] if i % 7 == 0 else f"INV-{i}",
+                error_message=("x " * 80) if late and i % 5 == 0 else "",
+                amount=Decimal(i) / (1000 if late else 100),
+                currency=("BHD" if i % 2 else "JPY") if late else "EUR",
+                exchange_rate=Decimal("1.0825") if late else None,
+                attempt=1 + (i % 2),
+            )
+        )
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["sample", "nasty", "empty", "live", "many"])
 def test_the_workbook_is_byte_for_byte_what_openpyxl_wrote(
     kind: str, make_report: MakeReport, tmp_path: Path
 ) -> None:
@@ -128,6 +150,7 @@ def test_the_workbook_is_byte_for_byte_what_openpyxl_wrote(
         "nasty": lambda: make_report(rows=_nasty_rows()),
         "empty": lambda: make_report(rows=[]),
         "live": lambda: make_report(environment="live"),
+        "many": lambda: make_report(rows=_many_rows()),
     }[kind]()
     old, new = tmp_path / "old.xlsx", tmp_path / "new.xlsx"
     _old_write_xlsx(report, old)
@@ -136,3 +159,26 @@ def test_the_workbook_is_byte_for_byte_what_openpyxl_wrote(
     assert list(new_parts) == list(old_parts)
     for name, data in old_parts.items():
         assert new_parts[name] == data, name
+
+
+@pytest.mark.parametrize("rows", [_nasty_rows, _many_rows], ids=["nasty", "many"])
+def test_styles_are_registered_in_the_order_the_per_cell_writer_registered_them(
+    rows: Any, make_report: MakeReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workbook lists each style where the cell that first needs it comes, row by row
+    (the data above happen to write the same bytes in any order; another workbook may not)."""
+    report = make_report(rows=rows())
+    order: list[tuple[Any, ...]] = []
+    styled = _Sheet._styled
+
+    def recording(self: _Sheet, cell: Any, number_format: Any, style: Any) -> Any:
+        key = (number_format, *((name, id(value)) for name, value in style.items()))
+        if key not in self._styles:
+            order.append((number_format, *sorted(style)))
+        return styled(self, cell, number_format, style)
+
+    monkeypatch.setattr(_Sheet, "_styled", recording)
+    report_xlsx._write_xlsx(report, report.totals, tmp_path / "new.xlsx")
+    new, order[:] = list(order), []
+    _old_write_xlsx(report, tmp_path / "old.xlsx")
+    assert new == order

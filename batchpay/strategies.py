@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from batchpay import ledger
 from batchpay.checks import CheckedFile
@@ -30,6 +30,7 @@ from batchpay.states import ALREADY_PAID, HELD, IN_FLIGHT_ELSEWHERE, PAYOUT, PLA
 from batchpay.submit import SendWithheld, Submitter
 
 ProgressFn = Callable[[str, int, int], None]
+T = TypeVar("T")
 # Rows worked on at once when --concurrency is not given: the client's requests in flight
 # (sized from the limit and the latency, at most 256) are the real bound.
 ROWS_IN_FLIGHT = 256
@@ -80,12 +81,22 @@ class PerRow:
         await _PerRowRun(conn, run_id, checked, options, on_progress).run()
 
 
-async def _side_by_side(coros: Iterable[Awaitable[None]]) -> None:
-    """Run the rows' coroutines side by side. On the first error (a journal that cannot be
-    written, say) the others are stopped and waited for — their own ``finally`` blocks run
-    while the journal is still open — before it is raised: none is left running into the
-    journal's close (each would end in a traceback as the event loop shuts down)."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
+async def _side_by_side(
+    work: Callable[[T], Awaitable[None]], items: Iterable[T], *, width: int
+) -> None:
+    """``work`` on each item, at most ``width`` at once, in the items' order: ``width``
+    workers take the next item as each finishes one (no task, nor wait on a semaphore, per
+    item). On the first error (a journal that cannot be written, say) the others are
+    stopped and waited for — their own ``finally`` blocks run while the journal is still
+    open — before it is raised: none is left running into the journal's close (each would
+    end in a traceback as the event loop shuts down)."""
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:  # (one iterator, taken from on the loop's thread only)
+            await work(item)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, width))]
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -283,35 +294,33 @@ class _PerRowRun:
 
     async def _settle_and_send(self, open_intents: list[Any], todo: list[Any]) -> None:
         # Rows in flight: as asked, or enough for the client's own in-flight sizing.
-        slots = asyncio.Semaphore(max(1, self.options.concurrency or ROWS_IN_FLIGHT))
+        width = max(1, self.options.concurrency or ROWS_IN_FLIGHT)
 
         # 1. Unfinished intents first: settle them with their own keys (each its own key,
         # so side by side; a run killed with many in flight resumes as fast as it sent).
         async def settle(intent: Any) -> None:
-            async with slots:
-                if self.stop:
-                    return
-                if await self._held_for_foreign_batch(intent):
-                    self._tick()
-                    return
-                try:
-                    await self.submitter.settle(intent)
-                except AuthenticationError as exc:
-                    self.stop.append(exc)
-                    return
+            if self.stop:
+                return
+            if await self._held_for_foreign_batch(intent):
                 self._tick()
+                return
+            try:
+                await self.submitter.settle(intent)
+            except AuthenticationError as exc:
+                self.stop.append(exc)
+                return
+            self._tick()
 
-        await _side_by_side(settle(intent) for intent in open_intents)
+        await _side_by_side(settle, open_intents, width=width)
         if self.stop:
             raise self.stop[0]
+
         # 2. Rows not yet handed to the provider.
-
         async def one(r: Row) -> None:
-            async with slots:
-                if not self.stop:
-                    await self._pay(r)
+            if not self.stop:
+                await self._pay(r)
 
-        await _side_by_side(one(r) for r in todo)
+        await _side_by_side(one, todo, width=width)
         if self.stop:
             raise self.stop[0]
 

@@ -171,7 +171,6 @@ async def run_async(
                 checked.source.name, extra={"run_id": run_id, "file": checked.source.name},
             )  # fmt: skip
             early: report_mod.Report | None = None
-            early_paths: report_mod.ReportPaths | None = None
             try:
                 strategy = submission or PerRow()
                 _refuse_other_way(journal, run_id, strategy)
@@ -179,24 +178,12 @@ async def run_async(
                 report_mod.files.preload_writer()
                 await strategy.submit_run(conn, run_id, checked, options, on_progress)
                 if conn.final_check is not None:
-                    # The check after sending is out: the report is built and written
-                    # meanwhile (the files in a thread, the answer read on the loop), and
+                    # The check after sending is out: the report is built meanwhile, and
                     # again if the check cancelled a second payout.
                     early = build_report(journal, run_id, settings)
-                    writing = (
-                        None
-                        if shared
-                        else asyncio.ensure_future(
-                            asyncio.to_thread(_write_early, early, out_dir / run_id, run_id)
-                        )
-                    )
                     check, conn.final_check = conn.final_check, None
-                    try:
-                        cancelled = await check
-                    finally:
-                        early_paths = None if writing is None else await writing
-                    if cancelled:
-                        early = early_paths = None
+                    if await check:
+                        early = None
                 if options.wait:
                     kwargs: dict[str, Any] = {"timeout": options.wait_timeout}
                     if track_sleep is not None:
@@ -219,12 +206,7 @@ async def run_async(
         write = not shared or _writes_shared_report(journal, run_id, submission)
     counts = _outcome_counts(rep)
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    if not write:
-        paths = None
-    elif rep is early and early_paths is not None:
-        paths = early_paths  # written while the check after sending was out
-    else:
-        paths = report_mod.write_report(rep, out_dir / run_id, run_id)
+    paths = report_mod.write_report(rep, out_dir / run_id, run_id) if write else None
     if paths is not None:
         log.info(
             "report written: %s (%s)", paths.xlsx.parent, outcomes,
@@ -239,17 +221,6 @@ async def run_async(
         counts=counts,
         banner=settings.banner(),
     )
-
-
-def _write_early(
-    rep: report_mod.Report, out_dir: Path, run_id: str
-) -> report_mod.ReportPaths | None:
-    """The report written ahead, or None when it could not be: then it is written (and its
-    failure said) where every report is, after the run."""
-    try:
-        return report_mod.write_report(rep, out_dir, run_id)
-    except Exception:  # raised again, and said, by the write after the run
-        return None
 
 
 def _wait_progress(journal: Journal, run_id: str, on_progress: ProgressFn) -> Callable[[int], None]:

@@ -160,9 +160,14 @@ def report_json(doc: dict[str, Any]) -> str:
     separator, which gives the very same text.
     """
     rows = doc.get("rows")
-    flat = isinstance(rows, list) and all(
-        isinstance(r, dict) and all(not isinstance(v, dict | list) for v in r.values())
-        for r in rows
+    # Flat: dicts whose values are no dict, list or tuple (each a JSON container): one look
+    # per distinct type, not per cell.
+    flat = (
+        isinstance(rows, list)
+        and all(isinstance(r, dict) for r in rows)
+        and not any(
+            issubclass(t, dict | list | tuple) for t in {type(v) for r in rows for v in r.values()}
+        )
     )
     if not flat or not rows:
         return json.dumps(doc, ensure_ascii=False, indent=2)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,6 +187,17 @@ def test_report_json_is_exactly_json_dumps_with_indent(make_report: MakeReport, 
     assert report_json(doc) == json.dumps(doc, ensure_ascii=False, indent=2)
     odd = {**doc, "rows": [{"a": 'x\n\u2028"\\', "b": None, "c": 1}, {}]}
     assert report_json(odd) == json.dumps(odd, ensure_ascii=False, indent=2)
+
+    # Rows that are not flat (a nested object or list, of a subclass too; a row not an
+    # object) take json.dumps's own way, indenting what they nest.
+    class Sub(dict[str, Any]):
+        pass
+
+    for nested in ({"n": {"x": 1}}, {"n": [1, 2]}, {"n": Sub(x=1)}, {"n": (1, 2)}):
+        deep = {**doc, "rows": [{"a": 1}, nested]}
+        assert report_json(deep) == json.dumps(deep, ensure_ascii=False, indent=2)
+    listed = {**doc, "rows": [{"a": 1}, [1, 2]]}
+    assert report_json(listed) == json.dumps(listed, ensure_ascii=False, indent=2)
 
 
 def test_the_workbook_writer_is_imported_in_a_thread_once() -> None:

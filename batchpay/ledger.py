@@ -811,19 +811,13 @@ class ForeignBatchWatch:
         """The open batches found by the latest look (looking again if it is stale, or
         ``fresh``: asked after this call began)."""
         began = time.monotonic()
-        asked = self._asked_at
         # A fresh answer and no look under way (else its answer is waited for): what taking
         # the free lock would have returned, without taking it.
-        if (
-            not fresh
-            and asked is not None
-            and began - asked < self.interval
-            and not self._lock.locked()
-        ):
+        if not fresh and self._answer_fresh(began) and not self._lock.locked():
             return self._found
         async with self._lock:
             asked = self._asked_at
-            stale = asked is None or time.monotonic() - asked >= self.interval
+            stale = not self._answer_fresh(time.monotonic())
             if stale or (fresh and asked is not None and asked < began):
                 found = await foreign_batches(
                     self.client, self.journal, since=self.since, open_only=False,
@@ -837,6 +831,10 @@ class ForeignBatchWatch:
                 }
                 self._asked_at = time.monotonic()
         return self._found
+
+    def _answer_fresh(self, now: float) -> bool:
+        """Whether the latest look was asked less than ``interval`` before ``now``."""
+        return self._asked_at is not None and now - self._asked_at < self.interval
 
     def ended_since(self, at: datetime, *, known: frozenset[str] = frozenset()) -> set[str]:
         """Batches the latest look found no longer open that changed at ``at`` or later (the

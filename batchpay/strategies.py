@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -82,7 +82,7 @@ class PerRow:
 
 
 async def _side_by_side(
-    work: Callable[[T], Awaitable[None]], items: Iterable[T], *, width: int
+    work: Callable[[T], Awaitable[None]], items: Sequence[T], *, width: int
 ) -> None:
     """``work`` on each item, at most ``width`` at once, in the items' order: ``width``
     workers take the next item as each finishes one (no task, nor wait on a semaphore, per
@@ -96,7 +96,7 @@ async def _side_by_side(
         for item in queue:  # (one iterator, taken from on the loop's thread only)
             await work(item)
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, width))]
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, min(width, len(items))))]
     try:
         await asyncio.gather(*tasks)
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from batchpay.journal.group import GroupCommit
+from batchpay.journal.sqlite import Checkpointer
 from batchpay.journal.target import JournalTarget
 
 
@@ -60,6 +62,7 @@ class JournalBase:
     db: Database  # sqlite3's connection (journal.sqlite), or journal.postgres.Connection
     _locks: Locks
     _group: GroupCommit | None = None
+    _checkpointer: Checkpointer | None = None
 
     def now(self) -> str:
         """The journal's clock as an ISO timestamp."""
@@ -88,6 +91,7 @@ class JournalBase:
             yield self._group
             return
         db: Any = self.db
+        self._checkpoint_aside()
         group = GroupCommit(db) if window is None else GroupCommit(db, window=window)
         self._group = group
         try:
@@ -99,6 +103,20 @@ class JournalBase:
             raise
         self._group = None
         group.flush()
+
+    def _checkpoint_aside(self) -> None:
+        """From now until :meth:`close`, checkpoint the SQLite journal in a thread of its
+        own as well (:class:`~batchpay.journal.sqlite.Checkpointer`): many grouped writes
+        follow, and none of their commits should stop the loop to copy the whole log."""
+        if self._checkpointer is not None or str(self.target) == ":memory:":
+            return
+        with suppress(sqlite3.Error):  # not opened: SQLite's own checkpoints alone
+            self._checkpointer = Checkpointer(str(self.target))
+
+    def _stop_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
 
     async def durable(self) -> None:
         """Return once every write made so far is committed (at once outside :meth:`grouped`)."""

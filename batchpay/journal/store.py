@@ -99,6 +99,7 @@ class Journal(
     def close(self) -> None:
         """Close the connection (and give back any run lock still held)."""
         self._locks.drop_all()
+        self._stop_checkpointer()
         self.db.close()
 
     def __enter__(self) -> Journal:

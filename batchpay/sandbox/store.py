@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS payouts (
 );
 CREATE INDEX IF NOT EXISTS payouts_due ON payouts (next_due_ts);
 CREATE INDEX IF NOT EXISTS payouts_ref ON payouts (reference);
+CREATE INDEX IF NOT EXISTS payouts_created ON payouts (created_ts, seq);
 CREATE TABLE IF NOT EXISTS payout_events (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, payout_id TEXT NOT NULL, doc TEXT NOT NULL
 );
@@ -72,6 +73,7 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_due ON batches (next_due_ts);
 CREATE INDEX IF NOT EXISTS batches_hash ON batches (file_hash);
+CREATE INDEX IF NOT EXISTS batches_created ON batches (created_ts, seq);
 """
 
 _TABLES = (

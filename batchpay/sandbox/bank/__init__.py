@@ -25,10 +25,10 @@ from .balances import Balances
 from .batches import Batches
 from .beneficiaries import Beneficiaries
 from .events import DeliveryJob, Events
-from .paging import Page, check_choice, parse_limit
+from .paging import Listing, Page, check_choice, parse_limit
 from .payouts import Payouts
 
-__all__ = ["Bank", "Batches", "DeliveryJob", "Page", "check_choice", "parse_limit"]
+__all__ = ["Bank", "Batches", "DeliveryJob", "Listing", "Page", "check_choice", "parse_limit"]
 
 
 class Bank:
@@ -101,7 +101,7 @@ class Bank:
         """One beneficiary or 404 ``beneficiary_not_found``."""
         return self._beneficiaries.get_beneficiary(beneficiary_id)
 
-    def list_beneficiaries(self, filters: dict[str, str], page: Page) -> dict[str, Any]:
+    def list_beneficiaries(self, filters: dict[str, str], page: Page) -> Listing:
         """Beneficiaries, newest first, filtered by status/type/country/external_ref."""
         return self._beneficiaries.list_beneficiaries(filters, page)
 
@@ -113,7 +113,7 @@ class Bank:
         """One instrument or 404 ``instrument_not_found``."""
         return self._beneficiaries.get_instrument(instrument_id)
 
-    def list_instruments(self, filters: dict[str, str], page: Page) -> dict[str, Any]:
+    def list_instruments(self, filters: dict[str, str], page: Page) -> Listing:
         """Instruments, newest first, filtered by beneficiary/method/currency/country/status."""
         return self._beneficiaries.list_instruments(filters, page)
 
@@ -135,7 +135,7 @@ class Bank:
         created_after: float | None,
         created_before: float | None,
         page: Page,
-    ) -> dict[str, Any]:
+    ) -> Listing:
         """Payouts, newest first, with the spec's filters."""
         return self._payouts.list_payouts(
             statuses=statuses,

@@ -40,7 +40,7 @@ from ..validation import (
 from .balances import Balances
 from .beneficiaries import Beneficiaries
 from .events import Events
-from .paging import Page
+from .paging import Listing, Page
 from .payouts import Payouts
 
 TEMPLATE_COLUMNS: tuple[str, ...] = (
@@ -311,7 +311,7 @@ class Batches:
         created_after: float | None,
         created_before: float | None,
         page: Page,
-    ) -> dict[str, Any]:
+    ) -> Listing:
         """Batches, newest first."""
         from .paging import page_of
 
@@ -321,13 +321,8 @@ class Batches:
         if status is not None:
             where.append("status = ?")
             params.append(status)
-        if created_after is not None:
-            where.append("CAST(created_ts AS INTEGER) >= ?")
-            params.append(int(created_after))
-        if created_before is not None:
-            where.append("CAST(created_ts AS INTEGER) <= ?")
-            params.append(int(created_before))
-        return page_of(self.store, "batches", "batches", where, params, page)
+        return page_of(self.store, "batches", "batches", where, params, page,
+                       created=(created_after, created_before))  # fmt: skip
 
     def all(self) -> list[dict[str, Any]]:
         """Every batch ever uploaded, oldest first, with its file hash (for judges)."""

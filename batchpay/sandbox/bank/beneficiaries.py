@@ -11,7 +11,7 @@ from ..problems import ApiProblem, not_found
 from ..store import Store, load, store_doc
 from ..validation import BeneficiaryInput, InstrumentInput
 from .events import Events
-from .paging import Page, page_of
+from .paging import Listing, Page, page_of
 
 
 class Beneficiaries:
@@ -77,7 +77,7 @@ class Beneficiaries:
             raise not_found("beneficiary")
         return load(row["doc"])
 
-    def list_beneficiaries(self, filters: dict[str, str], page: Page) -> dict[str, Any]:
+    def list_beneficiaries(self, filters: dict[str, str], page: Page) -> Listing:
         """Beneficiaries, newest first, filtered by status/type/country/external_ref."""
         where = [f"{col} = ?" for col in filters]
         return page_of(
@@ -161,7 +161,7 @@ class Beneficiaries:
             raise not_found("instrument")
         return load(row["doc"])
 
-    def list_instruments(self, filters: dict[str, str], page: Page) -> dict[str, Any]:
+    def list_instruments(self, filters: dict[str, str], page: Page) -> Listing:
         """Instruments, newest first, filtered by beneficiary/method/currency/country/status."""
         where = [f"{col} = ?" for col in filters]
         scope = "instruments"

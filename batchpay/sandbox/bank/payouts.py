@@ -31,7 +31,7 @@ from ..store import Store, load, store_doc
 from ..validation import RAIL_CURRENCY, RAIL_NETWORK, RAILS_FOR_INSTRUMENT, PayoutInput
 from .balances import Balances
 from .events import Events
-from .paging import Page, page_of
+from .paging import Listing, Page, page_of
 
 # Their webhook event carries the id, status and reason, not the whole payout.
 _COMPACT_EVENTS = frozenset({"screening_failed", "velocity_blocked"})
@@ -341,7 +341,7 @@ class Payouts:
         created_after: float | None,
         created_before: float | None,
         page: Page,
-    ) -> dict[str, Any]:
+    ) -> Listing:
         """Payouts, newest first, with the spec's filters."""
         self.apply_due()
         where: list[str] = []
@@ -353,13 +353,8 @@ class Payouts:
             where.append(f"{col} = ?")
             params.append(value)
         # Timestamps are shown to the second; filters compare at the same precision.
-        if created_after is not None:
-            where.append("CAST(created_ts AS INTEGER) >= ?")
-            params.append(int(created_after))
-        if created_before is not None:
-            where.append("CAST(created_ts AS INTEGER) <= ?")
-            params.append(int(created_before))
-        return page_of(self.store, "payouts", "payouts", where, params, page)
+        return page_of(self.store, "payouts", "payouts", where, params, page,
+                       created=(created_after, created_before))  # fmt: skip
 
     def payout_events(self, payout_id: str) -> list[dict[str, Any]]:
         """Every recorded transition of a payout, oldest first."""

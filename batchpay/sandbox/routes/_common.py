@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._util import dumps, parse_iso, parse_json
+from ..bank.paging import Listing
 from ..problems import ApiProblem, invalid_body, invalid_parameter
 from ..runtime import Runtime
 
@@ -33,8 +34,9 @@ def runtime(request: Request) -> Runtime:
 
 
 def json_response(data: Any, status: int = 200) -> Response:
-    """A JSON answer in the compact form the API uses."""
-    return Response(dumps(data), status_code=status, media_type="application/json")
+    """A JSON answer in the compact form the API uses (a list page's as it renders itself)."""
+    body = data.body() if isinstance(data, Listing) else dumps(data)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 @overload

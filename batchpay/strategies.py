@@ -171,6 +171,8 @@ class _PerRowRun:
 
     async def run(self) -> None:
         rows = self.journal.rows(self.run_id)
+        if self.conn.ledger_look is not None:  # its answers read, its next pages asked
+            await self.conn.ledger_look.step()
         open_intents = [p for p in self.journal.open_payouts(self.run_id) if p.state != CREATED]
         todo = [r for r in rows if r.state == PLANNED or waits_for_other_run(r)]
         if self.options.allow_new_bank_details:

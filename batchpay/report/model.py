@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
@@ -396,6 +397,11 @@ _TALLY_LINES = (
 )
 
 
+_MEMO: dict[int, dict[str, tuple[tuple[Any, ...], Any]]] = {}
+"""Per live report (by id, dropped when it is freed): what :meth:`Report._remembered`
+computed, and from what."""
+
+
 @dataclass
 class Report:
     """A run's reconciliation report: the run, its rows, and totals computed from them."""
@@ -408,6 +414,31 @@ class Report:
     generated_at: datetime
     rows: list[ReportRow] = field(default_factory=list)
     declared_totals: dict[str, Tally] | None = None
+    def _remembered(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, or its value from the last call if the rows (the very same
+        objects, in the same order) and the declared totals are unchanged since: each
+        report writer and the summary ask for funding and totals (funding 4 times, totals
+        twice per written run). The key holds the rows themselves, so no row's identity
+        can be reused by another; what is remembered lives beside the report, not in its
+        fields (``vars(report)`` builds a report), and goes with it."""
+        declared = tuple((self.declared_totals or {}).items())
+        key = (declared, *self.rows)
+        memo = _MEMO.get(id(self))
+        if memo is None:
+            memo = _MEMO[id(self)] = {}
+            weakref.finalize(self, _MEMO.pop, id(self), None)
+        held = memo.get(name)
+        if held is not None:
+            old, value = held
+            if (
+                len(old) == len(key)
+                and old[0] == declared
+                and all(a is b for a, b in zip(old[1:], key[1:], strict=True))
+            ):
+                return value
+        value = compute()
+        memo[name] = (key, value)
+        return value
 
     def __post_init__(self) -> None:
         if self.environment not in ("sandbox", "live"):
@@ -423,6 +454,9 @@ class Report:
     @property
     def funding(self) -> dict[str, FundingTotals]:
         """What each balance gave, per funding currency, in currency-code order."""
+        return dict(self._remembered("funding", self._funding))
+
+    def _funding(self) -> dict[str, FundingTotals]:
         debits: dict[str, dict[str, list[Decimal]]] = {}
         fees: dict[str, dict[str, list[Decimal]]] = {}
         cross: dict[str, int] = {}
@@ -457,6 +491,9 @@ class Report:
     @property
     def totals(self) -> dict[str, CurrencyTotals]:
         """Control totals per currency, in currency-code order."""
+        return dict(self._remembered("totals", self._totals))
+
+    def _totals(self) -> dict[str, CurrencyTotals]:
         declared = self.declared_totals or {}
         by_currency: dict[str, list[ReportRow]] = {}
         for r in self.rows:

@@ -131,3 +131,60 @@ def test_json_round_trip_for_random_rows(report_rows: list[ReportRow]) -> None:
     again = Report.from_dict(data)
     assert again == report
     assert again.to_dict() == data
+
+
+def _fresh(report: Report) -> Report:
+    """The same report built anew (nothing remembered)."""
+    return Report(
+        run_id=report.run_id,
+        file_name=report.file_name,
+        file_sha256=report.file_sha256,
+        environment=report.environment,
+        api_url=report.api_url,
+        generated_at=report.generated_at,
+        rows=list(report.rows),
+        declared_totals=report.declared_totals,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(first=rows(), second=rows(), pick=st.integers(0, 29))
+def test_totals_asked_again_follow_every_change_to_the_rows(
+    first: list[ReportRow], second: list[ReportRow], pick: int
+) -> None:
+    """Funding and totals are remembered between asks, never past a change of the rows:
+    a row appended, one replaced in place, the list replaced, declared totals set."""
+    report = _report(list(first))
+    assert report.totals == _fresh(report).totals and report.funding == _fresh(report).funding
+    report.totals["XXX"] = report.totals.get("EUR")  # type: ignore[assignment]
+    assert "XXX" not in report.totals  # a caller's change to the answer is not remembered
+    if second:
+        report.rows.append(second[0])
+        assert report.totals == _fresh(report).totals
+        assert report.funding == _fresh(report).funding
+    if report.rows and second:
+        report.rows[pick % len(report.rows)] = second[-1]
+        assert report.totals == _fresh(report).totals
+        assert report.funding == _fresh(report).funding
+    report.rows = list(second)
+    assert report.totals == _fresh(report).totals and report.funding == _fresh(report).funding
+    fresh = _fresh(report)
+    report.declared_totals = {cur: t.requested for cur, t in fresh.totals.items()}
+    assert report.totals == _fresh(report).totals
+    assert all(t.declared is not None for t in report.totals.values())
+
+
+def test_what_a_report_remembers_goes_with_it() -> None:
+    import gc
+
+    from batchpay.report import model
+
+    report = _report(
+        [ReportRow(row=2, outcome="completed", amount=Decimal("1.00"), currency="EUR")]
+    )
+    assert report.totals["EUR"].requested.amount == Decimal("1.00")
+    key = id(report)
+    assert key in model._MEMO
+    del report
+    gc.collect()
+    assert key not in model._MEMO

@@ -414,6 +414,7 @@ class Report:
     generated_at: datetime
     rows: list[ReportRow] = field(default_factory=list)
     declared_totals: dict[str, Tally] | None = None
+
     def _remembered(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()``, or its value from the last call if the rows (the very same
         objects, in the same order) and the declared totals are unchanged since: each

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from datetime import UTC, datetime
@@ -63,6 +64,7 @@ class JournalBase:
     _locks: Locks
     _group: GroupCommit | None = None
     _checkpointer: Checkpointer | None = None
+    _closed = False
 
     def now(self) -> str:
         """The journal's clock as an ISO timestamp."""
@@ -108,10 +110,15 @@ class JournalBase:
         """From now until :meth:`close`, checkpoint the SQLite journal in a thread of its
         own as well (:class:`~batchpay.journal.sqlite.Checkpointer`): many grouped writes
         follow, and none of their commits should stop the loop to copy the whole log."""
-        if self._checkpointer is not None or str(self.target) == ":memory:":
+        if self._checkpointer is not None or self._closed or str(self.target) == ":memory:":
             return
-        with suppress(sqlite3.Error):  # not opened: SQLite's own checkpoints alone
-            self._checkpointer = Checkpointer(str(self.target))
+        try:
+            checkpointer = Checkpointer(str(self.target))
+        except sqlite3.Error:  # not opened: SQLite's own checkpoints alone
+            return
+        self._checkpointer = checkpointer
+        # A journal dropped without close() stops its thread when freed.
+        weakref.finalize(self, checkpointer.stop, wait=False)
 
     def _stop_checkpointer(self) -> None:
         if self._checkpointer is not None:

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import stat
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -162,8 +163,10 @@ class Checkpointer:
         """How many checkpoints the thread has made (for tests)."""
         self._stop = threading.Event()
         # Opened here: a journal the thread cannot open raises to the caller, which keeps
-        # SQLite's own checkpoints alone.
-        self._own = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        # SQLite's own checkpoints alone. Never created: a journal moved or deleted
+        # meanwhile must not leave an empty file where it was.
+        uri = "file:" + urllib.parse.quote(os.path.abspath(target)) + "?mode=rw"
+        self._own = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         self._thread = threading.Thread(
             target=self._loop, name="batchpay-journal-checkpoint", daemon=True
         )
@@ -180,10 +183,12 @@ class Checkpointer:
         finally:
             self._own.close()
 
-    def stop(self) -> None:
-        """Stop the thread (its connection closed) and wait for it."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the thread (its connection closed); wait for it unless ``wait`` is False
+        (a journal freed without being closed: its finaliser may run on any thread)."""
         self._stop.set()
-        self._thread.join()
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join()
 
 
 def _translates(exc: sqlite3.Error) -> bool:

@@ -98,9 +98,12 @@ class Journal(
 
     def close(self) -> None:
         """Close the connection (and give back any run lock still held)."""
-        self._locks.drop_all()
-        self._stop_checkpointer()
-        self.db.close()
+        self._closed = True
+        try:
+            self._locks.drop_all()
+        finally:
+            self._stop_checkpointer()
+            self.db.close()
 
     def __enter__(self) -> Journal:
         return self

@@ -120,3 +120,40 @@ async def test_an_in_memory_journal_starts_no_thread() -> None:
     with Journal(":memory:") as j:
         async with j.grouped():
             assert not _checkpointers()
+
+
+def _wait_for_no_checkpointer() -> None:
+    deadline = time.monotonic() + 10
+    while _checkpointers():
+        assert time.monotonic() < deadline, "the checkpoint thread outlived its journal"
+        time.sleep(0.01)
+
+
+async def test_a_journal_dropped_without_closing_stops_its_thread(tmp_path: Path) -> None:
+    import gc
+
+    j = Journal(tmp_path / "journal.db")
+    async with j.grouped():
+        assert len(_checkpointers()) == 1
+    j.db.close()  # what freeing the connection does; the journal itself is not closed
+    del j
+    gc.collect()
+    _wait_for_no_checkpointer()
+
+
+async def test_a_journal_moved_away_while_open_leaves_no_empty_file_behind(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path) as j:
+        path.rename(tmp_path / "moved.db")
+        async with j.grouped():
+            assert not _checkpointers()  # the thread could not open it: none started
+    assert not path.exists()
+
+
+async def test_a_closed_journal_starts_no_thread(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "journal.db")
+    j.close()
+    j._checkpoint_aside()
+    assert not _checkpointers()

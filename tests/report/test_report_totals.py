@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 
@@ -135,16 +136,7 @@ def test_json_round_trip_for_random_rows(report_rows: list[ReportRow]) -> None:
 
 def _fresh(report: Report) -> Report:
     """The same report built anew (nothing remembered)."""
-    return Report(
-        run_id=report.run_id,
-        file_name=report.file_name,
-        file_sha256=report.file_sha256,
-        environment=report.environment,
-        api_url=report.api_url,
-        generated_at=report.generated_at,
-        rows=list(report.rows),
-        declared_totals=report.declared_totals,
-    )
+    return dataclasses.replace(report, rows=list(report.rows))
 
 
 @settings(max_examples=60, deadline=None)

@@ -27,6 +27,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import _tree  # noqa: F401  (first: this tree's batchpay, for the script and its children)
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from server import sandbox_server

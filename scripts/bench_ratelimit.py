@@ -28,6 +28,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import _tree  # noqa: F401  (first: this tree's batchpay, for the script and its children)
+
 from batchpay.sandbox import DEFAULT_API_KEY
 from batchpay.testing import payout_row, write_csv
 

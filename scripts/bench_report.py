@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _tree  # noqa: F401  (first: this tree's batchpay, for the script and its children)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _tree  # noqa: F401  (first: this tree's batchpay, for the script and its children)
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from batchpay.sandbox import Sandbox, SandboxConfig

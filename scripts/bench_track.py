@@ -20,6 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import _tree  # noqa: F401  (first: this tree's batchpay, for the script and its children)
+
 from batchpay import pipeline, track
 from batchpay.client import set_testing
 from batchpay.config import Settings

@@ -31,6 +31,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import _tree  # noqa: F401  (first: this tree's batchpay, for the script and its children)
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

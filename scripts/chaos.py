@@ -57,6 +57,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import _tree  # noqa: F401  (first: this tree's batchpay, for the script and its children)
+
 from batchpay.testing import payout_row, sandbox_env, write_csv
 
 

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _tree  # noqa: F401  (first: this tree's batchpay, for the script and its children)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -14,7 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(__file__).resolve().parent
+# BENCH_TREE: another checkout's batchpay under these scripts (profile_client's --baseline).
+ROOT = Path(os.environ.get("BENCH_TREE") or SCRIPTS.parent).resolve()
 
 
 def use_this_tree() -> None:
@@ -22,8 +24,11 @@ def use_this_tree() -> None:
     root = str(ROOT)
     if sys.path[:1] != [root]:
         sys.path.insert(0, root)
-    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
-    os.environ["PYTHONPATH"] = os.pathsep.join([root, *rest])
+    # The scripts too: a script started as a child (bench_run's bare loop) gets no folder of
+    # its own on the path under PYTHONSAFEPATH, and imports this module first.
+    first = [root, str(SCRIPTS)]
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in first]
+    os.environ["PYTHONPATH"] = os.pathsep.join([*first, *rest])
     os.environ["PYTHONSAFEPATH"] = "1"
 
 

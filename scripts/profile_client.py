@@ -76,7 +76,7 @@ def main() -> int:
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", server.url,
                      "--requests", str(args.requests), "--inflight", str(args.inflight)],
-                    env={**os.environ, "PYTHONPATH": tree}, capture_output=True, text=True,
+                    env={**os.environ, "BENCH_TREE": tree}, capture_output=True, text=True,
                     check=True,
                 ).stdout.split()  # fmt: skip
                 found[name].append(float(out[0]))

@@ -19,7 +19,8 @@ import _tree
 import batchpay
 print(batchpay.__file__)
 child = "import batchpay; print(batchpay.__file__)"
-for argv in (["-c", child], ["-m", "batchpay.cli", "--version"]):
+script = {script!r}  # a script started as a child, as bench_run starts its bare loop
+for argv in (["-c", child], ["-m", "batchpay.cli", "--version"], [script]):
     done = subprocess.run([sys.executable, *argv], capture_output=True, text=True)
     print(done.returncode, (done.stdout or done.stderr).strip().splitlines()[-1])
 """
@@ -35,13 +36,16 @@ def _decoy(folder: Path) -> None:
 def test_a_script_and_its_children_import_this_trees_batchpay(tmp_path: Path) -> None:
     _decoy(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
-    probe = _PROBE.format(scripts=str(ROOT / "scripts"))
+    script = tmp_path / "child.py"
+    script.write_text("import _tree\nimport batchpay\nprint(batchpay.__file__)\n")
+    probe = _PROBE.format(scripts=str(ROOT / "scripts"), script=str(script))
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    own, child_import, child_cli = done.stdout.strip().splitlines()
+    own, child_import, child_cli, child_script = done.stdout.strip().splitlines()
     assert Path(own) == ROOT / "batchpay" / "__init__.py"
     assert child_import == f"0 {ROOT / 'batchpay' / '__init__.py'}"
     assert child_cli.startswith("0 ") and "version" in child_cli
+    assert child_script == f"0 {ROOT / 'batchpay' / '__init__.py'}"
 
 
 def test_without_it_the_working_folder_wins(tmp_path: Path) -> None:
@@ -52,3 +56,17 @@ def test_without_it_the_working_folder_wins(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "batchpay.cli", "--version"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0 and "the decoy batchpay" in done.stderr
+
+
+def test_bench_tree_names_another_checkout_for_a_child(tmp_path: Path) -> None:
+    """``profile_client --baseline``: its child measures the baseline's batchpay."""
+    base = tmp_path / "base"
+    (base / "batchpay").mkdir(parents=True)
+    (base / "batchpay" / "__init__.py").write_text("")
+    script = tmp_path / "child.py"
+    script.write_text("import _tree\nimport batchpay\nprint(batchpay.__file__)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    env.update(PYTHONPATH=str(ROOT / "scripts"), PYTHONSAFEPATH="1", BENCH_TREE=str(base))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert Path(done.stdout.strip()) == base / "batchpay" / "__init__.py"

@@ -32,8 +32,8 @@ from batchpay.submit import SendWithheld, Submitter
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
 # Rows worked on at once when --concurrency is not given: the client's requests in flight
-# (sized from the limit and the latency, at most 256) are the real bound.
-ROWS_IN_FLIGHT = 256
+# (sized from the limit and the latency, at most ratelimit.max_in_flight()) are the real bound.
+ROWS_IN_FLIGHT = 384
 log = logging.getLogger(__name__)
 
 

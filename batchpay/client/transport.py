@@ -35,6 +35,8 @@ import certifi
 import httpx
 from yarl import URL
 
+from batchpay.ratelimit import max_in_flight
+
 __all__ = ["AiohttpTransport", "Answer", "Sent"]
 
 # aiohttp adds these itself unless told not to; httpx has already set what it wants.
@@ -88,12 +90,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` that sends through one ``aiohttp`` session.
 
     ``limit`` caps the open connections (the client's own in-flight sizing decides how
-    many requests are sent at once). The session is made on the first request, inside the
-    running event loop, and closed by :meth:`aclose`.
+    many requests are sent at once; by default as many connections as it may have requests
+    in flight, so none waits in the pool). The session is made on the first request, inside
+    the running event loop, and closed by :meth:`aclose`.
     """
 
-    def __init__(self, *, limit: int = 256) -> None:
-        self._limit = limit
+    def __init__(self, *, limit: int | None = None) -> None:
+        self._limit = max_in_flight() if limit is None else limit
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from batchpay.ratelimit import InFlight, Permit, RateLimiter
+from batchpay.client.transport import AiohttpTransport
+from batchpay.ratelimit import InFlight, Permit, RateLimiter, max_in_flight
 
 
 def test_no_announced_limit_turns_the_pacer_off() -> None:
@@ -91,3 +93,37 @@ async def test_client_default_is_not_paced_when_no_limit_is_announced() -> None:
     async with client:
         await client.request("GET", "/v1/merchant")
         assert client.rate_limiter.limit is None and client.rate_limiter.rate is None
+
+
+@pytest.fixture
+def open_files_limit() -> Iterator[Callable[[int], None]]:
+    """Lower this process's soft RLIMIT_NOFILE for a test (given back after it)."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def lower(to: int) -> None:
+        if hard != resource.RLIM_INFINITY and to > hard:
+            pytest.skip(f"the hard limit on open files is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (to, hard))
+
+    yield lower
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_no_more_in_flight_than_the_process_may_open_files(
+    open_files_limit: Callable[[int], None],
+) -> None:
+    """384 requests (and connections) in flight at most; fewer where few files may be open
+    (macOS's default soft limit of 256), so a run never runs out of descriptors for its
+    connections, its journal or its report."""
+    open_files_limit(2048)
+    assert max_in_flight() == 384
+    assert InFlight().capacity == 384
+    assert AiohttpTransport()._limit == 384
+    open_files_limit(256)
+    assert max_in_flight() == 96
+    assert InFlight().capacity == InFlight(rate=lambda: 1e9).capacity == 96
+    assert AiohttpTransport()._limit == 96
+    assert AiohttpTransport(limit=10)._limit == 10
+    open_files_limit(80)
+    assert max_in_flight() == 8  # never below the floor

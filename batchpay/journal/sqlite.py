@@ -286,6 +286,12 @@ def journal_error(path: str, exc: sqlite3.Error) -> JournalError:
             hint="point BATCHPAY_JOURNAL (or --journal) at the right file, or restore the "
             "journal from a backup; batchpay never overwrites it",
         )
+    if code == sqlite3.SQLITE_CANTOPEN and _out_of_descriptors(path):
+        return JournalError(
+            f"cannot open the journal at {path}: this process may open no more files "
+            f"(its limit is {_open_files_limit()})",
+            hint=f"raise the open-files limit (ulimit -n) or pass a lower --concurrency, {again}",
+        )
     if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
         return JournalError(
             f"cannot open the journal at {path}",
@@ -301,6 +307,27 @@ def journal_error(path: str, exc: sqlite3.Error) -> JournalError:
         f"the journal at {path} failed: {exc}",
         hint="check the path (BATCHPAY_JOURNAL) points at a batchpay journal you can write",
     )
+
+
+def _out_of_descriptors(path: str) -> bool:
+    """Whether SQLite could not open ``path`` because this process has no file descriptor
+    left (it says only "unable to open database file"): opening it needs one, as SQLite's
+    open did."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    os.close(fd)
+    return False
+
+
+def _open_files_limit() -> str:
+    try:
+        import resource
+    except ImportError:  # (not on Windows)
+        return "unknown"
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
 
 
 def os_journal_error(path: Path, exc: OSError) -> JournalError:

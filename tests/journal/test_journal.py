@@ -78,6 +78,41 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         Journal(bad)
 
 
+_OUT_OF_FILES = """
+import os, resource, sys
+from batchpay.errors import JournalError
+from batchpay.journal import Journal
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+try:
+    Journal(sys.argv[1])
+except JournalError as exc:
+    print(exc)
+    print(exc.hint)
+"""
+
+
+def test_out_of_file_descriptors_is_said_not_a_bad_path(tmp_path: Path) -> None:
+    """SQLite says only "unable to open database file" when the process may open no more
+    files: the error names that and its limit, not the path or permissions."""
+    pytest.importorskip("resource")
+    path = tmp_path / "j.db"
+    Journal(path).close()
+    done = subprocess.run([sys.executable, "-c", _OUT_OF_FILES, str(path)],
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    message, hint = done.stdout.strip().splitlines()
+    said = f"cannot open the journal at {path}: this process may open no more files"
+    assert message == f"{said} (its limit is 64)"
+    assert "ulimit -n" in hint and "--concurrency" in hint
+    # with descriptors to spare, the same journal opens
+    Journal(path).close()
+
+
 def test_intent_is_committed_before_send_and_body_never_changes(journal_target: Target) -> None:
     """begin_payout stores the body once; a second begin with another body keeps the first."""
     with Journal(journal_target) as j:

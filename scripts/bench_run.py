@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -81,7 +82,8 @@ def _run(
     argv = [sys.executable, "-m", "batchpay.cli", "run", str(f),
             "--out", str(work / "r"), *extra]  # fmt: skip
     if profile:  # py-spy's collapsed stacks, e.g. for flamegraph.pl or speedscope
-        argv = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", profile, "--", *argv]
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))  # the venv's
+        argv = [spy, "record", "-r", "250", "-f", "raw", "-o", profile, "--", *argv]
     _fund(url)
     m = _measure(argv, env)
     db = sqlite3.connect(work / "home" / "journal.db")

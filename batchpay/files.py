@@ -38,3 +38,14 @@ def create_private_file(path: Path) -> None:
     """Create the empty file ``path`` readable by its owner only; fail if it exists."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     os.close(fd)
+
+
+def open_files_limit() -> int | None:
+    """How many files this process may have open at once (the soft ``RLIMIT_NOFILE``); None
+    where it is unlimited or cannot be asked (no ``resource`` module on Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from batchpay.files import open_files_limit
 from batchpay.retry import is_testing
 
 __all__ = ["InFlight", "Permit", "RateLimiter", "max_in_flight"]
@@ -269,8 +270,8 @@ class RateLimiter:
 
 
 # Requests in flight when the provider announces no limit. Measured with
-# scripts/bench_run.py (5,000 known payees, no limit, 100 ms latency; alternating arms, 9
-# rounds): 256 sent them in 3.83-4.17 s, 384 in 3.25-3.65 s, the same CPU per payout. A row
+# scripts/bench_run.py (5,000 known payees, no limit, 100 ms latency; alternating arms, 3
+# rounds): 256 sent them in 3.94-4.09 s, 384 in 3.49-3.60 s, the same CPU per payout. A row
 # spends part of its turn outside its request (its intent's commit, the journal's writes), so
 # 256 rows kept about 180 requests in flight.
 _MAX_IN_FLIGHT = 384
@@ -282,14 +283,10 @@ def max_in_flight() -> int:
     """Requests (and connections) allowed in flight at most: 384, or fewer when this process
     may open fewer files (half of what ``RLIMIT_NOFILE`` leaves beside a reserve: macOS's
     default of 256 gives 96), so a run never fails to open a connection or its journal."""
-    try:
-        import resource
-    except ImportError:  # (not on Windows)
+    files = open_files_limit()
+    if files is None:
         return _MAX_IN_FLIGHT
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return _MAX_IN_FLIGHT
-    return max(8, min(_MAX_IN_FLIGHT, (soft - _FD_RESERVE) // 2))
+    return max(8, min(_MAX_IN_FLIGHT, (files - _FD_RESERVE) // 2))
 
 
 class InFlight:

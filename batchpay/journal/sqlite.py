@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from batchpay.errors import JournalError
-from batchpay.files import create_private_file
+from batchpay.files import create_private_file, open_files_limit
 
 
 def _switches() -> tuple[float, Callable[[sqlite3.Connection], None] | None]:
@@ -289,8 +289,9 @@ def journal_error(path: str, exc: sqlite3.Error) -> JournalError:
     if code == sqlite3.SQLITE_CANTOPEN and _out_of_descriptors(path):
         return JournalError(
             f"cannot open the journal at {path}: this process may open no more files "
-            f"(its limit is {_open_files_limit()})",
-            hint=f"raise the open-files limit (ulimit -n) or pass a lower --concurrency, {again}",
+            f"(its limit is {open_files_limit() or 'unlimited'})",
+            hint="raise the open-files limit (ulimit -n), or for a run pass a lower "
+            f"--concurrency, {again}",
         )
     if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
         return JournalError(
@@ -319,15 +320,6 @@ def _out_of_descriptors(path: str) -> bool:
         return exc.errno in (errno.EMFILE, errno.ENFILE)
     os.close(fd)
     return False
-
-
-def _open_files_limit() -> str:
-    try:
-        import resource
-    except ImportError:  # (not on Windows)
-        return "unknown"
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
 
 
 def os_journal_error(path: Path, exc: OSError) -> JournalError:

@@ -26,6 +26,11 @@ for argv in (["-c", child], ["-m", "batchpay.cli", "--version"], [script]):
 """
 
 
+def _plain_env() -> dict[str, str]:
+    """This environment without a path of its own: what a shell gives a benchmark."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+
+
 def _decoy(folder: Path) -> None:
     """A batchpay package in the working folder, as another checkout's would be there."""
     (folder / "batchpay").mkdir()
@@ -35,7 +40,7 @@ def _decoy(folder: Path) -> None:
 
 def test_a_script_and_its_children_import_this_trees_batchpay(tmp_path: Path) -> None:
     _decoy(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    env = _plain_env()
     script = tmp_path / "child.py"
     script.write_text("import _tree\nimport batchpay\nprint(batchpay.__file__)\n")
     probe = _PROBE.format(scripts=str(ROOT / "scripts"), script=str(script))
@@ -52,7 +57,7 @@ def test_without_it_the_working_folder_wins(tmp_path: Path) -> None:
     """The trap itself, so the test above could fail: ``python -m`` puts the working
     folder first, and a batchpay there is the one a child runs."""
     _decoy(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    env = _plain_env()
     done = subprocess.run([sys.executable, "-m", "batchpay.cli", "--version"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0 and "the decoy batchpay" in done.stderr
@@ -65,7 +70,7 @@ def test_bench_tree_names_another_checkout_for_a_child(tmp_path: Path) -> None:
     (base / "batchpay" / "__init__.py").write_text("")
     script = tmp_path / "child.py"
     script.write_text("import _tree\nimport batchpay\nprint(batchpay.__file__)\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    env = _plain_env()
     env.update(PYTHONPATH=str(ROOT / "scripts"), PYTHONSAFEPATH="1", BENCH_TREE=str(base))
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
